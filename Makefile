@@ -1,0 +1,45 @@
+# breakglass developer commands. `make demo` and `make test` are the two a new user needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format typecheck pytest bench clean
+
+setup: $(VENV)/.installed node_modules/.installed ## bootstrap .venv and node_modules (idempotent)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,postgres,nats]"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup ## local chain, reference venue, an exploit, breakglass detecting and containing it
+	$(BIN)/breakglass demo
+
+test: setup lint typecheck pytest ## everything CI runs
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup ## every performance benchmark; JSON in benchmarks/results/
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf .breakglass .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,41 @@
+"""``build_app(config)``: creates and wires every component. The CLI, the API and the drills call it.
+
+Wiring is explicit and lives here only: constructors do no I/O, nothing reads configuration at import
+time, there is no global locator. ``App.start()`` opens connections; ``App.close()`` releases them.
+Each stage contributes one builder call below, in pipeline order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from breakglass.bus import Bus, InProcessBus
+from breakglass.config import LoadedConfig
+from breakglass.logs import Redactor
+
+__all__ = ["App", "build_app"]
+
+
+@dataclass
+class App:
+    config: LoadedConfig
+    bus: Bus
+    redactor: Redactor
+    components: dict[str, Any] = field(default_factory=dict)
+    """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
+
+    async def close(self) -> None:
+        for component in reversed(list(self.components.values())):
+            closer = getattr(component, "close", None)
+            if closer is not None:
+                await closer()
+        await self.bus.close()
+
+
+def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None) -> App:
+    """Create every component for ``config``, in pipeline order; no I/O happens here."""
+    redactor = redactor or Redactor()
+    redactor.add(config.secrets)
+    app = App(config=config, bus=bus or InProcessBus(), redactor=redactor)
+    return app

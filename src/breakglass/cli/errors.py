@@ -1,0 +1,47 @@
+"""Map library errors to exit codes and readable messages; the only place that exits the process."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from breakglass.errors import BreakglassError, ConfigError, PolicyViolation, ToolchainError
+
+__all__ = ["EXIT_CODES", "exit_code_for", "handle_errors", "stderr"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_CODES: dict[type[BreakglassError], int] = {
+    ConfigError: 2,
+    ToolchainError: 3,
+    PolicyViolation: 4,
+    BreakglassError: 1,
+}
+
+
+def exit_code_for(error: BreakglassError) -> int:
+    for kind, code in EXIT_CODES.items():
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a command; a ``BreakglassError`` becomes a red message and its exit code, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except BreakglassError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exit_code_for(exc)) from exc
+
+    return wrapper

@@ -1,0 +1,40 @@
+"""The root ``breakglass`` command: global options, and the sub-commands wired in one visible place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from breakglass import __version__
+from breakglass.cli import check, devnet
+from breakglass.logs import configure_logging
+
+app = typer.Typer(
+    name="breakglass",
+    help="Security incident management for DeFi derivatives venues: detect, contain, respond, drill.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def root(
+    log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines instead of console")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")] = "info",
+) -> None:
+    configure_logging(json=log_json, level=log_level)
+
+
+@app.command()
+def version() -> None:
+    """Print the breakglass version."""
+    typer.echo(__version__)
+
+
+app.command("check")(check.check)
+app.add_typer(devnet.app, name="devnet")
+
+
+def main() -> None:
+    app()

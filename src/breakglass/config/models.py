@@ -1,0 +1,80 @@
+"""The root of a breakglass configuration file and its small general sections.
+
+Each stage owns the section models of its own keys (``monitors.py``, ...); this file assembles them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+
+from breakglass.config.base import Strict
+from breakglass.config.monitors import MonitorConfig
+from breakglass.config.refs import UniqueKey
+
+__all__ = ["ChainConfig", "ContractConfig", "LoggingConfig", "Settings", "StoreConfig"]
+
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class ChainConfig(Strict):
+    name: str = "devnet"
+    chain_id: int | None = Field(default=None, ge=1)
+    rpc: list[SecretStr] = Field(
+        default_factory=list,
+        description="HTTP(S) JSON-RPC endpoints in failover order; empty means the manifest's URL. "
+        "Secret, because provider URLs usually embed an API key.",
+    )
+    ws: SecretStr | None = None
+    confirmations: int = Field(default=0, ge=0, le=128)
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
+    request_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("rpc")
+    @classmethod
+    def _urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            url = secret.get_secret_value()
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("each rpc endpoint must start with http:// or https://")
+        return value
+
+
+class ContractConfig(Strict):
+    """A contract not in the deployment manifest: by address and ABI file."""
+
+    name: Annotated[str, UniqueKey("contract")]
+    address: str = Field(pattern=_ADDRESS)
+    abi: str = Field(description="path to a JSON ABI file, relative to the configuration file")
+
+
+class StoreConfig(Strict):
+    url: str = Field(
+        default="sqlite:///.breakglass/breakglass.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
+
+
+class LoggingConfig(Strict):
+    level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    json_format: bool = Field(default=False, alias="json")
+
+
+class Settings(Strict):
+    """A whole breakglass configuration file."""
+
+    version: int = Field(default=1, ge=1, le=1)
+    protocol: str = Field(default="protocol", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    chain: ChainConfig = Field(default_factory=ChainConfig)
+    deployment: str | None = Field(
+        default=None,
+        description="deployment manifest (JSON) naming the protocol's contracts; relative paths "
+        "are resolved against the configuration file",
+    )
+    contracts: list[ContractConfig] = Field(default_factory=list)
+    monitors: list[MonitorConfig] = Field(default_factory=list)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+

@@ -1,0 +1,16 @@
+"""The local chain world: anvil processes, solc-js builds, deployments and their manifests."""
+
+from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
+from breakglass.devnet.manifest import ContractRecord, Manifest
+from breakglass.devnet.solc import Artifact, Build, compile_contracts
+
+__all__ = [
+    "Anvil",
+    "AnvilOptions",
+    "Artifact",
+    "BlockMode",
+    "Build",
+    "ContractRecord",
+    "Manifest",
+    "compile_contracts",
+]

@@ -1,0 +1,183 @@
+"""Core types that flow through the pipeline: chain data in, findings, alerts, incidents, actions out.
+
+Every stage speaks these types and nothing else; raw JSON-RPC dictionaries are decoded into them at the
+chain boundary (``breakglass.chain``). All of them are frozen: a stage that wants to change one makes a
+new one, so nothing downstream can be surprised by a mutation upstream.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+__all__ = [
+    "Address",
+    "ChainId",
+    "Finding",
+    "FindingStage",
+    "Hash32",
+    "IncidentId",
+    "Log",
+    "PendingTx",
+    "Receipt",
+    "Severity",
+    "Tx",
+    "Block",
+    "fingerprint_of",
+]
+
+Address = NewType("Address", str)
+"""A checksummed 0x-prefixed 20-byte address."""
+Hash32 = NewType("Hash32", str)
+"""A lowercase 0x-prefixed 32-byte hash (block hash, transaction hash, code hash)."""
+ChainId = NewType("ChainId", int)
+IncidentId = NewType("IncidentId", str)
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is. Ordered, so ``severity >= Severity.HIGH`` reads as it should."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            accepted = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r} (accepted: {accepted})") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class FindingStage(enum.StrEnum):
+    """Where a finding was made: in a block already on chain, or on a pending transaction's simulation."""
+
+    BLOCK = "block"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    address: Address
+    topics: tuple[Hash32, ...]
+    data: bytes
+    log_index: int
+    tx_hash: Hash32
+    tx_index: int
+    block_number: int
+    block_hash: Hash32
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    tx_hash: Hash32
+    status: int
+    gas_used: int
+    effective_gas_price: int
+    contract_address: Address | None
+    logs: tuple[Log, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    hash: Hash32
+    sender: Address
+    to: Address | None
+    value: int
+    input: bytes
+    nonce: int
+    gas: int
+    max_fee_per_gas: int | None
+    max_priority_fee_per_gas: int | None
+    gas_price: int | None
+    index: int
+    receipt: Receipt | None = None
+
+    @property
+    def selector(self) -> bytes:
+        return self.input[:4]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    number: int
+    hash: Hash32
+    parent_hash: Hash32
+    timestamp: int
+    base_fee: int | None
+    transactions: tuple[Tx, ...]
+
+    @property
+    def logs(self) -> tuple[Log, ...]:
+        return tuple(log for tx in self.transactions if tx.receipt for log in tx.receipt.logs)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTx:
+    """A transaction seen in the mempool, not yet included."""
+
+    tx: Tx
+    seen_at_ms: float
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def fingerprint_of(*parts: Any) -> str:
+    """A stable short hash of the given parts; equal inputs give equal fingerprints across runs."""
+    blob = json.dumps(_canonical(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a detector saw. Carries enough evidence for a responder, and a fingerprint for dedup.
+
+    ``labels`` route and group it (protocol, market, attacker...); ``evidence`` is the decoded detail
+    shown to people and used to template playbook arguments.
+    """
+
+    monitor_id: str
+    severity: Severity
+    chain_id: int
+    block_number: int
+    title: str
+    stage: FindingStage = FindingStage.BLOCK
+    tx_hash: Hash32 | None = None
+    log_index: int | None = None
+    block_hash: Hash32 | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    observed_at_ms: float = 0.0
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            fp = fingerprint_of(
+                self.monitor_id,
+                self.chain_id,
+                self.tx_hash or self.block_number,
+                self.log_index,
+                dict(self.labels),
+            )
+            object.__setattr__(self, "fingerprint", fp)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 tables and repositories, Alembic migrations; SQLite or PostgreSQL."""

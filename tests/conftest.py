@@ -1,0 +1,58 @@
+"""Fixtures shared by every suite: the compiled contracts, anvil nodes, and service URLs.
+
+PostgreSQL tests run when ``BREAKGLASS_TEST_POSTGRES_URL`` is set (CI sets it); elsewhere they are
+skipped with that instruction, unless ``BREAKGLASS_REQUIRE_SERVICES=1`` makes a missing server fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
+from breakglass.devnet.solc import Build, compile_contracts
+
+
+@pytest.fixture(scope="session")
+def build() -> Build:
+    """Every contract under contracts/, compiled once per session (and cached across sessions)."""
+    return compile_contracts()
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    """A fresh automining anvil, stopped after the test whatever its outcome."""
+    with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
+        yield node
+
+
+@pytest.fixture
+def anvil_factory() -> Iterator[Callable[..., Anvil]]:
+    """Start anvil nodes with any options; all are stopped after the test."""
+    nodes: list[Anvil] = []
+
+    def start(**options: object) -> Anvil:
+        node = Anvil(AnvilOptions(**options)).start()  # type: ignore[arg-type]
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+def _service(env: str, what: str) -> str:
+    url = os.environ.get(env)
+    if not url:
+        message = f"{what} tests need {env} (e.g. {env}=postgresql://postgres@127.0.0.1:5432/test)"
+        if os.environ.get("BREAKGLASS_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return _service("BREAKGLASS_TEST_POSTGRES_URL", "PostgreSQL")
