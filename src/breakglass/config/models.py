@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 
+from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.base import Strict
 from breakglass.config.monitors import MonitorConfig
 from breakglass.config.refs import UniqueKey
@@ -75,6 +76,8 @@ class Settings(Strict):
     contracts: list[ContractConfig] = Field(default_factory=list)
     monitors: list[MonitorConfig] = Field(default_factory=list)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
