@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.base import Strict
 from breakglass.config.monitors import MonitorConfig
+from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
 from breakglass.config.refs import UniqueKey
 
 __all__ = ["ChainConfig", "ContractConfig", "LoggingConfig", "Settings", "StoreConfig"]
@@ -79,5 +80,7 @@ class Settings(Strict):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
-
-
+    playbooks: list[PlaybookConfig] = Field(default_factory=list)
+    responder: ResponderConfig = Field(default_factory=ResponderConfig)
+    safes: list[SafeConfig] = Field(default_factory=list)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)

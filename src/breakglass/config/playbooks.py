@@ -1,0 +1,180 @@
+"""Playbooks, the responder (guardian key, fees), Safes and the response policy: the ``respond`` config.
+
+A playbook binds findings (by monitor, minimum severity, labels) to an ordered list of actions;
+targeted actions come first, a global pause last. The policy is default-deny: a call is sent only if
+its (contract, function) is allowlisted *and* the function is classified as tightening, and never if
+it matches a loosening pattern (built in: ``unpause*``, ``raise*``... plus the configured ones).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from breakglass.config.base import Strict
+from breakglass.config.refs import RefTo, UniqueKey
+
+__all__ = [
+    "BUILTIN_LOOSENING",
+    "CallAction",
+    "FeeConfig",
+    "GuardianKeyConfig",
+    "IncidentAction",
+    "NotifyAction",
+    "PlaybookAction",
+    "PlaybookConfig",
+    "PlaybookMatch",
+    "PolicyAllow",
+    "PolicyConfig",
+    "RateLimit",
+    "RatifyConfig",
+    "ResponderConfig",
+    "SafeConfig",
+]
+
+_ID = r"^[a-z0-9][a-z0-9_.-]*$"
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+_FUNCTION = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+BUILTIN_LOOSENING: tuple[str, ...] = (
+    "unpause*", "resume*", "unblock*", "unfreeze*", "raise*", "increase*", "grant*", "enable*",
+    "upgrade*", "transferOwnership", "renounce*", "withdraw*", "approve*", "setAdmin*",
+)  # fmt: skip
+"""Function-name patterns that loosen or hand over control: refused whatever else the policy says."""
+
+
+class PlaybookMatch(Strict):
+    monitors: list[Annotated[str, RefTo("monitor")]] = Field(
+        default_factory=list, description="monitor ids; empty matches findings of any monitor"
+    )
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = "high"
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="label -> required value; '*' only requires the label"
+    )
+
+
+class RatifyConfig(Strict):
+    """Optimistic guardian: governance must ratify the action within ``within`` seconds."""
+
+    within: int = Field(gt=0, description="seconds from inclusion to the ratification deadline")
+    ratified: str = Field(
+        pattern=_FUNCTION, description="view function on the same contract returning true once ratified"
+    )
+
+
+class CallAction(Strict):
+    """Call one contract function, by the guardian key (``via: guardian``) or a Safe (``via: safe:NAME``)."""
+
+    kind: Literal["call"]
+    id: Annotated[str, Field(pattern=_ID)]
+    contract: Annotated[str, RefTo("contract")]
+    function: str = Field(pattern=_FUNCTION)
+    args: list[str | int | bool] = Field(
+        default_factory=list,
+        description="literal values or templates: '{labels.market}', '{evidence.attacker}', "
+        "'{finding.tx_hash}'; checked against the ABI before anything is sent",
+    )
+    via: str = Field(default="guardian", pattern=r"^(guardian|safe:[a-z0-9][a-z0-9_.-]*)$")
+    once_per: Literal["finding", "target"] = Field(
+        default="finding",
+        description="idempotency scope: once per finding fingerprint, or once per target ever "
+        "(a global pause: repeated attacks do not pause twice)",
+    )
+    ratify: RatifyConfig | None = None
+
+
+class NotifyAction(Strict):
+    kind: Literal["notify"]
+    id: Annotated[str, Field(pattern=_ID)]
+    message: str
+
+
+class IncidentAction(Strict):
+    """Ask the incident stage to open an incident for the finding, or escalate its severity."""
+
+    kind: Literal["incident"]
+    id: Annotated[str, Field(pattern=_ID)]
+    severity: Literal["low", "medium", "high", "critical"] = "critical"
+
+
+PlaybookAction = Annotated[CallAction | NotifyAction | IncidentAction, Field(discriminator="kind")]
+
+
+class PlaybookConfig(Strict):
+    id: Annotated[str, UniqueKey("playbook"), Field(pattern=_ID)]
+    description: str = ""
+    enabled: bool = True
+    match: PlaybookMatch = Field(default_factory=PlaybookMatch)
+    actions: list[PlaybookAction] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_action_ids(self) -> PlaybookConfig:
+        ids = [a.id for a in self.actions]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate action id(s) {duplicates} in playbook {self.id!r}")
+        return self
+
+
+class GuardianKeyConfig(Strict):
+    """Where the guardian key comes from: an encrypted keystore (preferred) or an environment variable."""
+
+    keystore: str | None = Field(default=None, description="eth-account keystore JSON, relative path")
+    password: SecretStr | None = Field(default=None, description="keystore password, e.g. '${GUARDIAN_PW}'")
+    env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of a variable holding the hex key"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GuardianKeyConfig:
+        if (self.keystore is None) == (self.env is None):
+            raise ValueError("set exactly one of 'keystore' (with 'password') or 'env'")
+        if self.keystore is not None and self.password is None:
+            raise ValueError("'keystore' needs 'password'")
+        return self
+
+
+class FeeConfig(Strict):
+    priority_fee_gwei: float = Field(default=2.0, ge=0, description="tip when nothing is to be outbid")
+    base_fee_multiplier: float = Field(default=2.0, ge=1, description="max fee = base fee x this + tip")
+    outbid_margin: float = Field(default=0.25, ge=0.1, le=10, description="fraction above a pending tx")
+    bump_factor: float = Field(default=1.25, ge=1.1, le=10, description="fee factor of a replacement")
+
+
+class ResponderConfig(Strict):
+    guardian: GuardianKeyConfig | None = None
+    fees: FeeConfig = Field(default_factory=FeeConfig)
+    gas_margin: float = Field(default=1.25, ge=1, le=5, description="gas limit = estimate x this")
+    bump_after_blocks: int = Field(default=2, ge=1, le=100)
+    receipt_timeout: float = Field(default=120.0, gt=0)
+
+
+class SafeConfig(Strict):
+    name: Annotated[str, UniqueKey("safe"), Field(pattern=_ID)]
+    address: str = Field(pattern=_ADDRESS)
+
+
+class PolicyAllow(Strict):
+    contract: Annotated[str, RefTo("contract")]
+    function: str = Field(pattern=_FUNCTION)
+
+
+class RateLimit(Strict):
+    count: int = Field(ge=1)
+    per_seconds: float = Field(gt=0)
+
+
+class PolicyConfig(Strict):
+    allow: list[PolicyAllow] = Field(default_factory=list)
+    tightening: list[str] = Field(
+        default_factory=list,
+        description="function names (fnmatch patterns) that only make things safer; all else is refused",
+    )
+    loosening: list[str] = Field(default_factory=list, description="patterns refused, on top of the built-ins")
+    max_gas: int = Field(default=1_000_000, ge=21_000)
+    max_fee_gwei: float = Field(default=1_000.0, gt=0, description="cap on max fee per gas")
+    rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(count=10, per_seconds=3600))
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict, description="per 'playbook.action' id, overriding rate_limit"
+    )
