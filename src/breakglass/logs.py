@@ -86,7 +86,9 @@ class Redactor:
             return value
         return self.text(repr(value) if not isinstance(value, BaseException) else str(value))
 
-    def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         for key in list(event):
             if key == "exc_info":
                 continue
@@ -107,7 +109,11 @@ def _format_exception_redacted(redactor: Redactor) -> Any:
 
 
 def configure_logging(
-    *, json: bool = False, level: str = "info", redactor: Redactor | None = None, stream: TextIO | None = None
+    *,
+    json: bool = False,
+    level: str = "info",
+    redactor: Redactor | None = None,
+    stream: TextIO | None = None,
 ) -> Redactor:
     """Set up structlog for the process. Returns the redactor so callers can register secrets."""
     redactor = redactor or Redactor()
@@ -115,7 +121,9 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
+        else structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -30,6 +30,5 @@ def check(
         console.print(f"[yellow]warning[/] {warning}", markup=True)
     s = loaded.settings
     console.print(
-        f"{config}: ok — protocol {s.protocol}, {len(loaded.contracts)} contracts, "
-        f"{len(s.monitors)} monitors"
+        f"{config}: ok — protocol {s.protocol}, {len(loaded.contracts)} contracts, {len(s.monitors)} monitors"
     )

@@ -17,9 +17,7 @@ from breakglass.devnet.service import devnet_down, devnet_status, devnet_up
 app = typer.Typer(help="Run a local anvil devnet with a deployment (manifest in the state folder).")
 console = Console()
 
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", help="where devnet.json and manifest.json are kept")
-]
+StateDir = Annotated[Path, typer.Option("--state-dir", help="where devnet.json and manifest.json are kept")]
 DEFAULT_STATE = Path(".breakglass/devnet")
 
 

@@ -55,8 +55,8 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> L
     for i, extra in enumerate(settings.contracts):
         abi = _read_abi(path.parent / extra.abi, located, ("contracts", i, "abi"), issues)
         if extra.name in contracts:
-            issues.append(_issue(located, ("contracts", i, "name"),
-                                 f"contract {extra.name!r} is already named in the deployment manifest"))  # fmt: skip
+            message = f"contract {extra.name!r} is already named in the deployment manifest"
+            issues.append(_issue(located, ("contracts", i, "name"), message))
         contracts[extra.name] = ContractRecord(address=extra.address, abi=abi)
     issues += _check_refs(settings, located, contracts)
     if issues:
@@ -82,7 +82,7 @@ def _validate(located: Located) -> Settings:
         return Settings.model_validate(located.data)
     except ValidationError as exc:
         issues = [_translate(located, error) for error in exc.errors(include_url=False)]
-        issues.sort(key=lambda i: (i.line or 0))
+        issues.sort(key=lambda i: i.line or 0)
         raise ConfigError(issues) from None
 
 
@@ -90,11 +90,16 @@ def _translate(located: Located, error: ErrorDetails) -> ConfigIssue:
     """Turn one pydantic error into a located, human message."""
     model, data_path = _resolve(Settings, located.data, tuple(error["loc"]))
     kind = error["type"]
-    hide = any(data_path[: len(p)] == p for p in located.env_paths)
+    # A value that came from the environment may be a secret: never echo it, nor its container.
+    hide = any(data_path[: len(p)] == p or p[: len(data_path)] == data_path for p in located.env_paths)
     if kind == "extra_forbidden":
         key = str(data_path[-1])
         accepted = sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
-        return _issue(located, data_path, f"unknown key {key!r} {closest(key, accepted)}".replace("known:", "accepted:"))
+        return _issue(
+            located,
+            data_path,
+            f"unknown key {key!r} {closest(key, accepted)}".replace("known:", "accepted:"),
+        )
     if kind == "missing":
         return _issue(located, data_path, "required key is missing")
     if kind == "union_tag_invalid":
@@ -114,7 +119,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _resolve(root: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, PathKey]:
+def _resolve(
+    root: type[BaseModel], data: Any, loc: tuple[Any, ...]
+) -> tuple[type[BaseModel] | None, PathKey]:
     """Walk ``loc`` through the model types; return the model owning the last key and the data path.
 
     Discriminated unions put the tag into pydantic's ``loc``; it is consumed here, not shown.
@@ -150,8 +157,12 @@ def _resolve(root: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> tuple[ty
         else:
             current = None
         path.append(part)
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (
+                node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
+            )
         )
         i += 1
     return owner, tuple(path)
@@ -186,8 +197,8 @@ def _manifest(path: Path, settings: Settings, located: Located, issues: list[Con
         issues += [_issue(located, ("deployment",), str(i)) for i in exc.issues]
         return None
     if settings.chain.chain_id is not None and manifest.chain_id != settings.chain.chain_id:
-        issues.append(_issue(located, ("chain", "chain_id"),
-                             f"{settings.chain.chain_id} differs from the manifest's {manifest.chain_id}"))  # fmt: skip
+        message = f"{settings.chain.chain_id} differs from the manifest's {manifest.chain_id}"
+        issues.append(_issue(located, ("chain", "chain_id"), message))
     return manifest
 
 
@@ -208,7 +219,9 @@ def _read_abi(file: Path, located: Located, at: PathKey, issues: list[ConfigIssu
     return abi
 
 
-def _check_refs(settings: Settings, located: Located, contracts: Mapping[str, ContractRecord]) -> list[ConfigIssue]:
+def _check_refs(
+    settings: Settings, located: Located, contracts: Mapping[str, ContractRecord]
+) -> list[ConfigIssue]:
     declared, refs, duplicates = find_refs(settings)
     declared.setdefault("contract", {}).update({name: () for name in contracts})
     issues = [_issue(located, p, f"duplicate {kind} {name!r}") for p, kind, name in duplicates]
@@ -222,8 +235,8 @@ def _check_refs(settings: Settings, located: Located, contracts: Mapping[str, Co
 def _warnings(settings: Settings, located: Located) -> list[ConfigIssue]:
     out: list[ConfigIssue] = []
     if settings.chain.confirmations == 0:
-        out.append(_issue(located, ("chain", "confirmations"),
-                          "0 confirmations: fastest reaction, but findings of reorged blocks get retracted"))  # fmt: skip
+        message = "0 confirmations: fastest reaction, but findings of reorged blocks get retracted"
+        out.append(_issue(located, ("chain", "confirmations"), message))
     for i, url in enumerate(settings.chain.rpc):
         text = url.get_secret_value()
         if text.startswith("http://") and not text.startswith(("http://127.", "http://localhost")):

@@ -63,7 +63,9 @@ def _walk(value: Any, path: PathKey) -> Iterator[tuple[PathKey, object, Any]]:
             yield from _walk(item, (*path, key))
 
 
-def find_refs(root: BaseModel) -> tuple[dict[str, dict[str, PathKey]], list[tuple[PathKey, str, str]], list[tuple[PathKey, str, str]]]:
+def find_refs(
+    root: BaseModel,
+) -> tuple[dict[str, dict[str, PathKey]], list[tuple[PathKey, str, str]], list[tuple[PathKey, str, str]]]:
     """Collect declared names by kind, references, and duplicate declarations."""
     declared: dict[str, dict[str, PathKey]] = {}
     refs: list[tuple[PathKey, str, str]] = []

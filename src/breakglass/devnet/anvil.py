@@ -29,7 +29,7 @@ import httpx
 from breakglass.devnet.toolchain import find_anvil
 from breakglass.errors import DevnetError
 
-__all__ = ["Anvil", "AnvilOptions", "BlockMode", "DEV_MNEMONIC"]
+__all__ = ["DEV_MNEMONIC", "Anvil", "AnvilOptions", "BlockMode"]
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 _LISTENING = re.compile(r"Listening on (?P<host>[\d.]+):(?P<port>\d+)")
@@ -85,7 +85,11 @@ class AnvilOptions:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM it when the parent dies."""
+    """In the child before exec: ask Linux to SIGTERM it when the parent dies.
+
+    Linux ties this to the *thread* that forked: start long-lived nodes from a thread that outlives
+    them (the main thread, or the event loop's), not from a short-lived worker thread.
+    """
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -1,0 +1,61 @@
+"""Log redaction: keys, tokens and webhook URLs never appear in console or JSON output."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from eth_account import Account
+
+from breakglass.logs import configure_logging, get_logger, redact_url
+
+KEY = Account.create().key.hex()  # 0x-less or 0x-prefixed depending on version; both handled
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_known_secrets_are_redacted_everywhere(as_json: bool) -> None:
+    stream = io.StringIO()
+    redactor = configure_logging(json=as_json, stream=stream)
+    webhook = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    redactor.add([KEY, webhook, "tok_live_abcdef123456"])
+    log = get_logger("test")
+    log.info("sending with key " + KEY, detail={"nested": [webhook]})
+    log.warning("header", auth="Bearer tok_live_abcdef123456")
+    try:
+        raise RuntimeError(f"failed to post to {webhook} using {KEY}")
+    except RuntimeError:
+        log.exception("notify failed")
+    out = stream.getvalue()
+    bare = KEY.removeprefix("0x")
+    assert bare not in out
+    assert "XXXXXXXXXXXXXXXXXXXXXXXX" not in out
+    assert "tok_live_abcdef123456" not in out
+    assert "[redacted]" in out
+    if as_json:
+        assert all(json.loads(line) for line in out.strip().splitlines())
+
+
+def test_secret_named_fields_are_redacted_even_when_unknown() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    get_logger("t").info("x", private_key="0x" + "1" * 64, api_token="abc", password="pw")
+    event = json.loads(stream.getvalue())
+    assert event["private_key"] == event["api_token"] == event["password"] == "[redacted]"
+
+
+def test_transaction_hashes_and_addresses_are_kept() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    tx = "0x" + "ab" * 32
+    get_logger("t").info("sent", tx_hash=tx, to="0x5FbDB2315678afecb367f032d93F642f64180aa3")
+    event = json.loads(stream.getvalue())
+    assert event["tx_hash"] == tx
+    assert event["to"] == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def test_redact_url_drops_credentials_query_and_path_keys() -> None:
+    assert redact_url("https://u:p@host.example/v2/abcdefghijklmnopqrstuvwx?key=1") == (
+        "https://[redacted]@host.example/v2/[redacted]?[redacted]"
+    )
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
