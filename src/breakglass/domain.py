@@ -16,6 +16,7 @@ from typing import Any, NewType
 
 __all__ = [
     "Address",
+    "Block",
     "ChainId",
     "Finding",
     "FindingStage",
@@ -26,7 +27,6 @@ __all__ = [
     "Receipt",
     "Severity",
     "Tx",
-    "Block",
     "fingerprint_of",
 ]
 

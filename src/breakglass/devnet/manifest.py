@@ -54,17 +54,15 @@ class Manifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(
-                [ConfigIssue(str(path), None, "", "deployment manifest not found")]
-            ) from None
+            raise ConfigError([ConfigIssue(str(path), None, "", "deployment manifest not found")]) from None
         except json.JSONDecodeError as exc:
-            raise ConfigError(
-                [ConfigIssue(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]
-            ) from exc
+            raise ConfigError([ConfigIssue(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]) from exc
         try:
             contracts = {
                 name: ContractRecord(
-                    address=str(c["address"]), abi=list(c["abi"]), artifact=str(c.get("artifact", ""))
+                    address=str(c["address"]),
+                    abi=list(c["abi"]),
+                    artifact=str(c.get("artifact", "")),
                 )
                 for name, c in data["contracts"].items()
             }

@@ -105,7 +105,8 @@ def devnet_status(state_dir: Path) -> DevnetStatus:
     if running:
         with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
             body = httpx.post(
-                url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+                url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
                 timeout=5.0,
             ).json()
             block = int(body["result"], 16)

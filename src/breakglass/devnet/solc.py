@@ -17,7 +17,7 @@ from typing import Any
 from breakglass.devnet.toolchain import find_node, node_modules, project_root
 from breakglass.errors import CompileError, ToolchainError
 
-__all__ = ["Artifact", "Build", "DEFAULT_SETTINGS", "compile_contracts", "load_build"]
+__all__ = ["DEFAULT_SETTINGS", "Artifact", "Build", "compile_contracts", "load_build"]
 
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -165,9 +165,7 @@ def _decode(key: str, result: dict[str, Any], *, cached: bool) -> Build:
                 deployed_bytecode="0x" + data["evm"]["deployedBytecode"]["object"],
             )
     warnings = tuple(
-        e.get("formattedMessage", "")
-        for e in output.get("errors", [])
-        if e.get("severity") == "warning"
+        e.get("formattedMessage", "") for e in output.get("errors", []) if e.get("severity") == "warning"
     )
     return Build(
         key=key,
