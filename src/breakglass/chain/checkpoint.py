@@ -1,0 +1,127 @@
+"""The follower's persistent cursor: which blocks of a chain were processed, by number and hash.
+
+One row per processed block (``chain_blocks``) written in the same database transaction that moves
+the cursor, so "processed" and "checkpointed" cannot disagree after a crash: a restart resumes at
+``last processed + 1``. The stored hashes are what reorg detection compares parent hashes against.
+Rows of blocks orphaned by a reorg are marked (``orphaned``), never deleted: they are the record of
+what was retracted. Old canonical rows beyond ``keep`` blocks are pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Boolean, Integer, String, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from breakglass.store.db import Base
+
+__all__ = ["BlockRow", "Checkpoint", "CheckpointStore"]
+
+
+class BlockRow(Base):
+    __tablename__ = "chain_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    findings: Mapped[int] = mapped_column(Integer, default=0)
+    orphaned: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    number: int
+    hash: str
+
+
+class CheckpointStore:
+    """Reads and advances the cursor of each chain. Every method is one short transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, keep: int = 4096) -> None:
+        self._sessions = sessions
+        self._keep = keep
+
+    async def last(self, chain_id: int) -> Checkpoint | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(BlockRow.number, BlockRow.hash)
+                    .where(BlockRow.chain_id == chain_id, BlockRow.orphaned.is_(False))
+                    .order_by(BlockRow.number.desc())
+                    .limit(1)
+                )
+            ).first()
+        return Checkpoint(row[0], row[1]) if row else None
+
+    async def hash_at(self, chain_id: int, number: int) -> str | None:
+        async with self._sessions() as session:
+            return (
+                await session.execute(
+                    select(BlockRow.hash).where(
+                        BlockRow.chain_id == chain_id,
+                        BlockRow.number == number,
+                        BlockRow.orphaned.is_(False),
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def advance(
+        self, chain_id: int, number: int, block_hash: str, parent_hash: str, findings: int = 0
+    ) -> None:
+        """Record block ``number`` as processed; prunes canonical rows older than ``keep`` blocks."""
+        async with self._sessions() as session, session.begin():
+            session.add(
+                BlockRow(
+                    chain_id=chain_id,
+                    number=number,
+                    hash=block_hash,
+                    parent_hash=parent_hash,
+                    findings=findings,
+                    orphaned=False,
+                )
+            )
+            if self._keep and number % 256 == 0:
+                await session.execute(
+                    delete(BlockRow).where(
+                        BlockRow.chain_id == chain_id,
+                        BlockRow.number < number - self._keep,
+                        BlockRow.orphaned.is_(False),
+                    )
+                )
+
+    async def rewind(self, chain_id: int, ancestor: int) -> list[Checkpoint]:
+        """Mark every block above ``ancestor`` orphaned; return them, newest first."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(BlockRow.number, BlockRow.hash)
+                    .where(
+                        BlockRow.chain_id == chain_id,
+                        BlockRow.number > ancestor,
+                        BlockRow.orphaned.is_(False),
+                    )
+                    .order_by(BlockRow.number.desc())
+                )
+            ).all()
+            await session.execute(
+                update(BlockRow)
+                .where(
+                    BlockRow.chain_id == chain_id, BlockRow.number > ancestor, BlockRow.orphaned.is_(False)
+                )
+                .values(orphaned=True)
+            )
+        return [Checkpoint(n, h) for n, h in rows]
+
+    async def processed(
+        self, chain_id: int, *, include_orphaned: bool = False
+    ) -> list[tuple[int, str, bool]]:
+        """Every recorded block as (number, hash, orphaned), oldest first: for audits and tests."""
+        query = select(BlockRow.number, BlockRow.hash, BlockRow.orphaned).where(BlockRow.chain_id == chain_id)
+        if not include_orphaned:
+            query = query.where(BlockRow.orphaned.is_(False))
+        async with self._sessions() as session:
+            rows = (await session.execute(query.order_by(BlockRow.number, BlockRow.orphaned))).all()
+        return [(n, h, o) for n, h, o in rows]

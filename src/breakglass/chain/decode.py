@@ -1,0 +1,206 @@
+"""Raw JSON-RPC answers (TypedDicts) decoded at the edge into the frozen types of ``breakglass.domain``.
+
+Anything that does not decode raises ``ChainDataError`` naming the method and the field, so a broken
+or lying endpoint is reported precisely instead of surfacing as a ``KeyError`` three stages later.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypedDict
+
+from eth_utils.address import to_checksum_address
+
+from breakglass.domain import Address, Block, Hash32, Log, Receipt, Tx
+from breakglass.errors import ChainDataError
+
+__all__ = ["RawBlock", "RawLog", "RawReceipt", "RawTx", "decode_block", "decode_receipt", "hex_int"]
+
+
+class RawLog(TypedDict, total=False):
+    address: str
+    topics: list[str]
+    data: str
+    logIndex: str
+    transactionHash: str
+    transactionIndex: str
+    blockNumber: str
+    blockHash: str
+    removed: bool
+
+
+class RawReceipt(TypedDict, total=False):
+    transactionHash: str
+    status: str
+    gasUsed: str
+    effectiveGasPrice: str
+    contractAddress: str | None
+    logs: list[RawLog]
+
+
+class RawTx(TypedDict, total=False):
+    hash: str
+    to: str | None
+    value: str
+    input: str
+    nonce: str
+    gas: str
+    maxFeePerGas: str
+    maxPriorityFeePerGas: str
+    gasPrice: str
+    transactionIndex: str
+    blockNumber: str
+
+
+RawTx.__annotations__["from"] = str  # ``from`` is a keyword; TypedDict's functional form is uglier
+
+
+class RawBlock(TypedDict, total=False):
+    number: str
+    hash: str
+    parentHash: str
+    timestamp: str
+    baseFeePerGas: str
+    transactions: list[RawTx]
+
+
+def _field(raw: Any, key: str, method: str, where: str) -> Any:
+    if not isinstance(raw, dict) or key not in raw:
+        raise ChainDataError(method, f"{where}{key}", None, "missing")
+    return raw[key]
+
+
+def hex_int(value: Any, method: str, field: str) -> int:
+    """A JSON-RPC quantity (``0x``-hex string) as int."""
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise ChainDataError(method, field, value, "not a hex quantity")
+
+
+def _hex_bytes(value: Any, method: str, field: str) -> bytes:
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+    raise ChainDataError(method, field, value, "not hex data")
+
+
+def _hash(value: Any, method: str, field: str) -> Hash32:
+    if isinstance(value, str) and len(value) == 66 and value.startswith("0x"):
+        return Hash32(value.lower())
+    raise ChainDataError(method, field, value, "not a 32-byte hash")
+
+
+@functools.lru_cache(maxsize=65536)
+def _checksum(value: str) -> Address:
+    # keccak per address is the decoder's hottest cost; the same few addresses recur in every block
+    return Address(to_checksum_address(value))
+
+
+def _address(value: Any, method: str, field: str) -> Address:
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        try:
+            return _checksum(value)
+        except ValueError:
+            pass
+    raise ChainDataError(method, field, value, "not an address")
+
+
+def _opt_int(raw: dict[str, Any], key: str, method: str, where: str) -> int | None:
+    value = raw.get(key)
+    return None if value is None else hex_int(value, method, f"{where}{key}")
+
+
+def decode_log(raw: RawLog, method: str, where: str) -> Log:
+    r: dict[str, Any] = dict(raw)
+    topics = _field(r, "topics", method, where)
+    if not isinstance(topics, list):
+        raise ChainDataError(method, f"{where}topics", topics, "not a list")
+    return Log(
+        address=_address(_field(r, "address", method, where), method, f"{where}address"),
+        topics=tuple(_hash(t, method, f"{where}topics[{i}]") for i, t in enumerate(topics)),
+        data=_hex_bytes(_field(r, "data", method, where), method, f"{where}data"),
+        log_index=hex_int(_field(r, "logIndex", method, where), method, f"{where}logIndex"),
+        tx_hash=_hash(_field(r, "transactionHash", method, where), method, f"{where}transactionHash"),
+        tx_index=hex_int(_field(r, "transactionIndex", method, where), method, f"{where}transactionIndex"),
+        block_number=hex_int(_field(r, "blockNumber", method, where), method, f"{where}blockNumber"),
+        block_hash=_hash(_field(r, "blockHash", method, where), method, f"{where}blockHash"),
+        removed=bool(r.get("removed", False)),
+    )
+
+
+def decode_receipt(raw: RawReceipt, method: str = "eth_getBlockReceipts", where: str = "") -> Receipt:
+    r: dict[str, Any] = dict(raw)
+    logs = _field(r, "logs", method, where)
+    if not isinstance(logs, list):
+        raise ChainDataError(method, f"{where}logs", logs, "not a list")
+    created = r.get("contractAddress")
+    price = r.get("effectiveGasPrice")
+    return Receipt(
+        tx_hash=_hash(_field(r, "transactionHash", method, where), method, f"{where}transactionHash"),
+        status=hex_int(_field(r, "status", method, where), method, f"{where}status"),
+        gas_used=hex_int(_field(r, "gasUsed", method, where), method, f"{where}gasUsed"),
+        effective_gas_price=0 if price is None else hex_int(price, method, f"{where}effectiveGasPrice"),
+        contract_address=None if created is None else _address(created, method, f"{where}contractAddress"),
+        logs=tuple(decode_log(log, method, f"{where}logs[{i}].") for i, log in enumerate(logs)),
+    )
+
+
+def decode_tx(raw: RawTx, receipt: Receipt | None, method: str, where: str) -> Tx:
+    r: dict[str, Any] = dict(raw)
+    to = r.get("to")
+    return Tx(
+        hash=_hash(_field(r, "hash", method, where), method, f"{where}hash"),
+        sender=_address(_field(r, "from", method, where), method, f"{where}from"),
+        to=None if to is None else _address(to, method, f"{where}to"),
+        value=hex_int(_field(r, "value", method, where), method, f"{where}value"),
+        input=_hex_bytes(_field(r, "input", method, where), method, f"{where}input"),
+        nonce=hex_int(_field(r, "nonce", method, where), method, f"{where}nonce"),
+        gas=hex_int(_field(r, "gas", method, where), method, f"{where}gas"),
+        max_fee_per_gas=_opt_int(r, "maxFeePerGas", method, where),
+        max_priority_fee_per_gas=_opt_int(r, "maxPriorityFeePerGas", method, where),
+        gas_price=_opt_int(r, "gasPrice", method, where),
+        index=_opt_int(r, "transactionIndex", method, where) or 0,
+        receipt=receipt,
+    )
+
+
+def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Block:
+    """A full block (``eth_getBlockByNumber(n, true)``) joined with its receipts by transaction hash."""
+    method = "eth_getBlockByNumber"
+    if raw is None:
+        raise ChainDataError(method, "result", None, "block not found")
+    r: dict[str, Any] = dict(raw)
+    by_hash: dict[str, Receipt] = {}
+    if receipts is not None:
+        if not isinstance(receipts, list):
+            raise ChainDataError("eth_getBlockReceipts", "result", receipts, "not a list")
+        for i, raw_receipt in enumerate(receipts):
+            receipt = decode_receipt(raw_receipt, "eth_getBlockReceipts", f"[{i}].")
+            by_hash[receipt.tx_hash] = receipt
+    txs = _field(r, "transactions", method, "")
+    if not isinstance(txs, list):
+        raise ChainDataError(method, "transactions", txs, "not a list")
+    decoded: list[Tx] = []
+    for i, raw_tx in enumerate(txs):
+        if not isinstance(raw_tx, dict):
+            raise ChainDataError(method, f"transactions[{i}]", raw_tx, "not a full transaction object")
+        tx_hash = str(raw_tx.get("hash", "")).lower()
+        receipt_of = by_hash.get(tx_hash)
+        if receipts is not None and receipt_of is None:
+            raise ChainDataError("eth_getBlockReceipts", "result", tx_hash, "no receipt for this transaction")
+        tx_raw: RawTx = raw_tx  # type: ignore[assignment]
+        decoded.append(decode_tx(tx_raw, receipt_of, method, f"transactions[{i}]."))
+    base_fee = r.get("baseFeePerGas")
+    return Block(
+        number=hex_int(_field(r, "number", method, ""), method, "number"),
+        hash=_hash(_field(r, "hash", method, ""), method, "hash"),
+        parent_hash=_hash(_field(r, "parentHash", method, ""), method, "parentHash"),
+        timestamp=hex_int(_field(r, "timestamp", method, ""), method, "timestamp"),
+        base_fee=None if base_fee is None else hex_int(base_fee, method, "baseFeePerGas"),
+        transactions=tuple(decoded),
+    )

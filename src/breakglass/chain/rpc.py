@@ -1,0 +1,218 @@
+"""Async JSON-RPC: batched requests over HTTP to several endpoints with failover, backoff and timeouts.
+
+A thin layer over httpx rather than web3.py's provider stack: the follower's hot path is "one HTTP
+request carrying a batch", and the benchmark (``benchmarks/detection.py``) compares it against a plain
+web3.py loop doing the same work. Raw answers leave this module as plain JSON; ``chain.decode`` turns
+them into domain types.
+
+Transient failures (connection errors, timeouts, HTTP 5xx/429, JSON-RPC rate-limit codes) move on to
+the next endpoint, and after a full round of endpoints wait with exponential backoff, up to
+``max_rounds``. A JSON-RPC error object from a healthy node is not transient: it is raised (or, in a
+batch with ``strict=False``, returned in place of the result) as ``RpcError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import httpx
+
+from breakglass.errors import RpcError
+from breakglass.logs import get_logger, redact_url
+
+__all__ = ["Call", "HttpTransport", "RpcClient", "Transport", "TransportError"]
+
+log = get_logger(__name__)
+
+Call = tuple[str, Sequence[Any]]
+"""One JSON-RPC call: method and positional params."""
+
+# Codes nodes and providers use for "slow down" or "try another node"; retried like a transport error.
+_TRANSIENT_CODES = frozenset({-32005, 429})
+_TRANSIENT_WORDS = ("rate limit", "too many requests", "header not found", "timeout")
+
+
+class TransportError(Exception):
+    """The endpoint could not be reached or answered garbage; another endpoint may do better."""
+
+
+class Transport(Protocol):
+    """Sends one JSON-RPC payload (a list of request objects) and returns the decoded answers."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpTransport:
+    """JSON-RPC over HTTP(S) with a keep-alive connection pool."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+        self.name = redact_url(url)
+
+    async def send(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._client is None:
+            limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+            self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+        body = payload[0] if len(payload) == 1 else payload
+        try:
+            response = await self._client.post(
+                self._url, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransportError(f"HTTP {response.status_code}")
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise TransportError(f"HTTP {response.status_code}: not JSON") from exc
+        if isinstance(answer, dict):
+            answer = [answer]
+        if not isinstance(answer, list):
+            raise TransportError(f"HTTP {response.status_code}: unexpected JSON {type(answer).__name__}")
+        return answer
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _is_transient(error: dict[str, Any]) -> bool:
+    code = error.get("code")
+    message = str(error.get("message", "")).lower()
+    return code in _TRANSIENT_CODES or any(word in message for word in _TRANSIENT_WORDS)
+
+
+class RpcClient:
+    """Several endpoints of one chain, tried in order; the last one that worked is tried first."""
+
+    def __init__(
+        self,
+        transports: Sequence[Transport],
+        *,
+        max_rounds: int = 5,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        max_batch: int = 500,
+    ) -> None:
+        if not transports:
+            raise ValueError("RpcClient needs at least one transport")
+        self._transports = list(transports)
+        self._preferred = 0
+        self._ids = itertools.count(1)
+        self._max_rounds = max_rounds
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._max_batch = max_batch
+        self.requests = 0
+        """HTTP requests sent (round trips), for benchmarks and tests."""
+
+    @classmethod
+    def from_urls(cls, urls: Sequence[str], *, timeout: float = 10.0, **kwargs: Any) -> RpcClient:
+        return cls([HttpTransport(url, timeout=timeout) for url in urls], **kwargs)
+
+    @property
+    def endpoint(self) -> str:
+        return self._transports[self._preferred].name
+
+    async def call(self, method: str, *params: Any) -> Any:
+        (result,) = await self.batch([(method, params)])
+        return result
+
+    async def batch(self, calls: Sequence[Call], *, strict: bool = True) -> list[Any]:
+        """Results in call order, in as few round trips as ``max_batch`` allows.
+
+        ``strict=False`` returns an ``RpcError`` in place of each failed call instead of raising.
+        """
+        if not calls:
+            return []
+        if len(calls) <= self._max_batch:
+            return await self._batch_once(calls, strict)
+        chunks = [calls[i : i + self._max_batch] for i in range(0, len(calls), self._max_batch)]
+        parts = await asyncio.gather(*(self._batch_once(c, strict) for c in chunks))
+        return [r for part in parts for r in part]
+
+    async def _batch_once(self, calls: Sequence[Call], strict: bool) -> list[Any]:
+        first_id = next(self._ids)
+        # ids are unique per client; a batch reserves a contiguous block so answers map back by id
+        self._ids = itertools.count(first_id + len(calls))
+        payload = [
+            {"jsonrpc": "2.0", "id": first_id + i, "method": m, "params": list(p)}
+            for i, (m, p) in enumerate(calls)
+        ]
+        answers = await self._send(payload, calls[0][0])
+        by_id: dict[Any, dict[str, Any]] = {a.get("id"): a for a in answers if isinstance(a, dict)}
+        results: list[Any] = []
+        for i, (method, _params) in enumerate(calls):
+            answer = by_id.get(first_id + i)
+            if answer is None:
+                error: Any = RpcError(method, "no answer for this call in the batch", endpoint=self.endpoint)
+            elif "error" in answer and answer["error"] is not None:
+                err: dict[str, Any] = answer["error"] if isinstance(answer["error"], dict) else {}
+                code = err.get("code")
+                error = RpcError(
+                    method,
+                    str(err.get("message", answer["error"])),
+                    code=code if isinstance(code, int) else None,
+                    data=err.get("data"),
+                    endpoint=self.endpoint,
+                    recoverable=False,
+                )
+            else:
+                results.append(answer.get("result"))
+                continue
+            if strict:
+                raise error
+            results.append(error)
+        return results
+
+    async def _send(self, payload: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
+        delay = self._backoff
+        last = "no endpoint tried"
+        for round_ in range(self._max_rounds):
+            for step in range(len(self._transports)):
+                index = (self._preferred + step) % len(self._transports)
+                transport = self._transports[index]
+                try:
+                    self.requests += 1
+                    answers = await transport.send(payload)
+                except TransportError as exc:
+                    last = f"{transport.name}: {exc}"
+                    log.warning("rpc endpoint failed", endpoint=transport.name, method=method, error=str(exc))
+                    continue
+                errors = [
+                    a["error"] for a in answers if isinstance(a, dict) and isinstance(a.get("error"), dict)
+                ]
+                if errors and all(_is_transient(e) for e in errors) and len(errors) == len(answers):
+                    last = f"{transport.name}: {errors[0].get('message')}"
+                    log.warning("rpc endpoint throttled", endpoint=transport.name, method=method)
+                    continue
+                if index != self._preferred:
+                    log.info("rpc failover", endpoint=transport.name)
+                    self._preferred = index
+                return answers
+            if round_ + 1 < self._max_rounds:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        raise RpcError(
+            method,
+            f"every endpoint failed after {self._max_rounds} rounds; last: {last}",
+            endpoint=self.endpoint,
+            recoverable=True,
+        )
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            await transport.close()

@@ -1,0 +1,126 @@
+"""The follower on a real anvil: order, exactly-once checkpoints, reorgs, node outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from breakglass.chain.checkpoint import CheckpointStore
+from breakglass.chain.follower import Follower
+from breakglass.chain.rpc import RpcClient
+from breakglass.devnet.anvil import Anvil
+from breakglass.testing import RecordingHandler as Recorder
+from breakglass.testing import wait_until
+
+pytestmark = pytest.mark.node
+
+
+def transfer(node: Anvil, value: int = 1) -> str:
+    accounts = node.rpc("eth_accounts")
+    return str(node.rpc("eth_sendTransaction", {"from": accounts[0], "to": accounts[1], "value": hex(value)}))
+
+
+async def test_every_block_reaches_the_handler_once_in_order_with_receipts(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    tx_hash = transfer(anvil)
+    anvil.mine(30)
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0, batch_blocks=7)
+    assert await follower.step() == 32
+    assert recorder.numbers == list(range(32))
+    assert recorder.blocks[1].transactions[0].hash == tx_hash
+    assert recorder.blocks[1].transactions[0].receipt is not None
+    # restarting with a new follower on the same store resumes at last + 1
+    anvil.mine(3)
+    again = Recorder()
+    second = Follower(rpc, checkpoints, again, chain_id=31337, start_block=0)
+    assert await second.step() == 3
+    assert again.numbers == [32, 33, 34]
+    assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(35))
+    await rpc.close()
+
+
+async def test_confirmation_depth_holds_back_the_newest_blocks(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    anvil.mine(10)
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0, confirmations=3)
+    await follower.step()
+    assert recorder.numbers == list(range(8))
+    await rpc.close()
+
+
+async def test_a_reorg_orphans_the_old_branch_and_processes_the_new_one(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    anvil.mine(10)
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0)
+    await follower.step()
+    old = {b.number: b.hash for b in recorder.blocks}
+    accounts = anvil.rpc("eth_accounts")
+    replacement = {"from": accounts[2], "to": accounts[3], "value": "0x7"}
+    anvil.rpc("anvil_reorg", 3, [[replacement, 1]])  # replace blocks 8..10 with a new branch
+    anvil.mine(2)
+    await follower.step()
+    await follower.step()
+    assert follower.reorgs == 1
+    assert sorted(c.number for c in recorder.orphaned) == [8, 9, 10]
+    assert all(old[c.number] == c.hash for c in recorder.orphaned)
+    canonical = await checkpoints.processed(31337)
+    assert [n for n, _h, _o in canonical] == list(range(13))
+    for number, block_hash, _ in canonical:
+        assert anvil.rpc("eth_getBlockByNumber", hex(number), False)["hash"] == block_hash
+    marked = [row for row in await checkpoints.processed(31337, include_orphaned=True) if row[2]]
+    assert sorted(n for n, _h, _o in marked) == [8, 9, 10]  # kept, marked: never deleted
+    await rpc.close()
+
+
+async def test_a_same_height_reorg_at_the_head_is_noticed_without_a_new_block(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    anvil.mine(5)
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0)
+    await follower.step()
+    anvil.rpc("anvil_reorg", 2, [])
+    await follower.step()
+    await follower.step()
+    assert sorted(c.number for c in recorder.orphaned) == [4, 5]
+    assert [b.number for b in recorder.blocks][-2:] == [4, 5]
+    await rpc.close()
+
+
+@pytest.mark.slow
+async def test_a_node_outage_mid_stream_loses_and_repeats_no_block(
+    anvil_factory: Callable[..., Anvil], checkpoints: CheckpointStore, tmp_path: Path
+) -> None:
+    state = str(tmp_path / "anvil-state.json")
+    node = anvil_factory(extra_args=("--state", state))
+    port = node.port
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([node.url], timeout=2.0, max_rounds=2, backoff=0.05)
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0, poll_interval=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    node.mine(20)
+    await wait_until(lambda: recorder.numbers[-1:] == [20])
+    node.stop()  # the node goes away mid-stream (its chain is kept in the state file)
+    await wait_until(lambda: follower.errors > 0, what="the follower noticing the outage")
+    restarted = anvil_factory(port=port, extra_args=("--state", state))
+    restarted.mine(15)
+    await wait_until(lambda: recorder.numbers[-1:] == [35])
+    stop.set()
+    await task
+    assert recorder.numbers == list(range(36))
+    assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(36))
+    await rpc.close()
