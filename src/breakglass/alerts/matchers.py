@@ -1,4 +1,4 @@
-"""Label matchers: ``name=value``, ``name!=value``, ``name=~regex``, ``name!~regex``, ``severity>=high``.
+"""Matchers: ``name=value``, ``name!=value``, ``name=~regex``, ``name!~regex``, ``severity>=x``.
 
 One small language shared by routes, silences and inhibition rules, like Alertmanager's matchers.
 An alert's matchable labels are its finding labels plus ``monitor``, ``severity``, ``stage`` and

@@ -1,0 +1,44 @@
+"""Messages a transaction wants published, held on its session until it commits.
+
+Services never commit and never publish: they ``enqueue`` onto the session, and the edge that owns
+the transaction (``transaction``) publishes the queue on the bus after a successful commit, so no
+subscriber ever sees an event of a rolled-back transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.bus import Bus
+
+__all__ = ["enqueue", "take_outbox", "transaction"]
+
+_KEY = "breakglass.outbox"
+
+
+def enqueue(session: AsyncSession, topic: str, message: Any) -> None:
+    session.info.setdefault(_KEY, []).append((topic, message))
+
+
+def take_outbox(session: AsyncSession) -> list[tuple[str, Any]]:
+    """Remove and return the queued messages (topic, message), oldest first."""
+    queued: list[tuple[str, Any]] = session.info.pop(_KEY, [])
+    return queued
+
+
+@asynccontextmanager
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], bus: Bus | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: a session in a transaction, committed on success, then its outbox published."""
+    async with sessions() as session:
+        async with session.begin():
+            yield session
+        queued = take_outbox(session)
+    if bus is not None:
+        for topic, message in queued:
+            await bus.publish(topic, message)

@@ -1,0 +1,19 @@
+"""Every table module of breakglass, imported in one place so ``Base.metadata`` is complete.
+
+Alembic's ``env.py`` and the schema tests import this module; a package that adds a table adds its
+module here, then generates a migration (``docs/incidents.md``, "Migrations").
+"""
+
+from __future__ import annotations
+
+from breakglass.alerts import models as alerts_models
+from breakglass.chain import checkpoint as chain_checkpoint
+from breakglass.incidents import models as incidents_models
+from breakglass.incidents import timeline as incidents_timeline
+from breakglass.notify import models as notify_models
+from breakglass.store.db import Base
+
+__all__ = ["MODULES", "metadata"]
+
+MODULES = (alerts_models, chain_checkpoint, incidents_models, incidents_timeline, notify_models)
+metadata = Base.metadata
