@@ -1,0 +1,1 @@
+"""The REST API: FastAPI routers per noun, token auth with roles, server-sent events, metrics."""

@@ -1,0 +1,152 @@
+"""Live events for the API and dashboard: bus topics fanned out to server-sent-event clients.
+
+The hub holds one bus subscription per topic (durable ``api-events-<id>``, unique per process so
+that every API process sees every event) however many browsers are
+connected, and copies each message into a bounded queue per client. A client that falls
+``client_buffer`` messages behind is disconnected rather than allowed to grow memory without bound;
+``EventSource`` reconnects by itself, and the pages reload their data from the REST API on
+reconnect, so nothing is lost for the reader, only skipped on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from breakglass.bus import Bus, Topics
+from breakglass.logs import Redactor, get_logger
+
+__all__ = ["LIVE_TOPICS", "EventHub", "LiveEvent", "jsonable", "sse_frame"]
+
+log = get_logger(__name__)
+
+LIVE_TOPICS = (Topics.ALERTS, Topics.INCIDENTS, Topics.ACTIONS, Topics.TIMELINE, Topics.FINDINGS)
+_GONE = None  # queued to a client that must stop (lagging, or the hub closed)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data for any domain object the bus carries: dataclasses, enums, bytes, mappings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value if not isinstance(value, int) else str(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveEvent:
+    id: int
+    topic: str
+    data: str
+    """JSON text, already redacted."""
+
+
+def sse_frame(event: LiveEvent) -> str:
+    lines = [f"id: {event.id}", f"event: {event.topic}"]
+    lines += [f"data: {line}" for line in event.data.splitlines() or [""]]
+    return "\n".join(lines) + "\n\n"
+
+
+class EventHub:
+    """Fan bus topics out to any number of live clients; start with :meth:`run`, stop with :meth:`close`."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        redactor: Redactor,
+        *,
+        topics: tuple[str, ...] = LIVE_TOPICS,
+        client_buffer: int = 1000,
+    ) -> None:
+        self._bus = bus
+        self._redactor = redactor
+        self._topics = topics
+        self._buffer = client_buffer
+        self._clients: set[asyncio.Queue[LiveEvent | None]] = set()
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._durable = f"api-events-{uuid.uuid4().hex[:12]}"
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def start(self) -> None:
+        """Subscribe now (so nothing published from here on is missed) and pump in the background."""
+        for topic in self._topics:
+            messages = self._bus.subscribe(topic, self._durable)
+            self._tasks.append(asyncio.create_task(self._pump(topic, messages), name=f"sse-{topic}"))
+
+    async def _pump(self, topic: str, messages: AsyncIterator[Any]) -> None:
+        async for message in messages:
+            try:
+                data = self._redactor.text(json.dumps(jsonable(message), separators=(",", ":")))
+            except (TypeError, ValueError) as exc:  # one odd message must not stop the live view
+                log.warning("live event not serialisable", topic=topic, error=str(exc))
+                continue
+            self.broadcast(LiveEvent(next(self._ids), topic, data))
+
+    def broadcast(self, event: LiveEvent) -> None:
+        for queue in list(self._clients):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("live client too slow, disconnecting", buffered=queue.qsize())
+                self._clients.discard(queue)
+                self._drop(queue)
+
+    @staticmethod
+    def _drop(queue: asyncio.Queue[LiveEvent | None]) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(_GONE)
+
+    async def stream(self, *, heartbeat: float = 15.0) -> AsyncIterator[str]:
+        """SSE text for one client: a greeting, then events, with comment heartbeats when idle.
+
+        The heartbeat keeps proxies from closing an idle stream and lets the server notice a
+        client that went away."""
+        queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(self._buffer)
+        self._clients.add(queue)
+        try:
+            yield "retry: 2000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield ": ping\n\n"
+                    continue
+                if event is _GONE:
+                    return
+                yield sse_frame(event)
+        finally:
+            self._clients.discard(queue)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for queue in list(self._clients):
+            self._drop(queue)
+        self._clients.clear()
