@@ -25,6 +25,12 @@ class App:
     components: dict[str, Any] = field(default_factory=dict)
     """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
 
+    async def start(self) -> None:
+        """Open what needs opening before the stages run (the JetStream connection)."""
+        connect = getattr(self.bus, "connect", None)
+        if connect is not None:
+            await connect()
+
     async def close(self) -> None:
         for component in reversed(list(self.components.values())):
             closer = getattr(component, "close", None)
@@ -33,9 +39,18 @@ class App:
         await self.bus.close()
 
 
+def _build_bus(config: LoadedConfig) -> Bus:
+    settings = config.settings.bus
+    if settings.kind == "jetstream" and settings.url is not None:
+        from breakglass.bus.jetstream import JetStreamBus  # nats-py is only needed when configured
+
+        return JetStreamBus(settings.url.get_secret_value(), prefix=settings.prefix)
+    return InProcessBus()
+
+
 def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None) -> App:
     """Create every component for ``config``, in pipeline order; no I/O happens here."""
     redactor = redactor or Redactor()
     redactor.add(config.secrets)
-    app = App(config=config, bus=bus or InProcessBus(), redactor=redactor)
+    app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
     return app

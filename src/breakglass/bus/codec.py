@@ -1,0 +1,98 @@
+"""Bytes on the wire for the bus: frozen domain dataclasses to tagged JSON and back.
+
+Only registered types travel (``register``), so a message from the bus can never instantiate an
+arbitrary class. Field types are read from the dataclass annotations: bytes travel as 0x-hex, enums
+as their values, tuples as lists; ``Mapping[str, Any]`` fields carry plain JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from breakglass import domain
+
+__all__ = ["CodecError", "decode", "encode", "register"]
+
+_TYPES: dict[str, type[Any]] = {}
+
+
+class CodecError(ValueError):
+    """A message that is not a registered type, or whose fields do not decode."""
+
+
+def register(cls: type[Any]) -> type[Any]:
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    _TYPES[cls.__name__] = cls
+    return cls
+
+
+for _cls in (domain.Finding, domain.PendingTx, domain.Tx, domain.Block, domain.Log, domain.Receipt):
+    register(_cls)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def encode(message: Any) -> bytes:
+    name = type(message).__name__
+    if _TYPES.get(name) is not type(message):
+        raise CodecError(f"{name} is not a registered bus message type")
+    return json.dumps({"type": name, "data": _plain(message)}, separators=(",", ":")).encode()
+
+
+def _build(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _build(args[0], value) if len(args) == 1 else value
+    if origin is typing.Annotated:
+        return _build(typing.get_args(tp)[0], value)
+    if isinstance(tp, typing.NewType):
+        return _build(tp.__supertype__, value)
+    if origin is tuple:
+        (item, *_) = typing.get_args(tp)
+        return tuple(_build(item, v) for v in value)
+    if origin in (dict, Mapping) or origin is typing.get_origin(Mapping[str, Any]):
+        return dict(value)
+    if isinstance(tp, type):
+        if tp is bytes:
+            return bytes.fromhex(str(value).removeprefix("0x"))
+        if issubclass(tp, enum.Enum):
+            return tp(value)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp, vars(domain))
+            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)})
+    return value
+
+
+def decode(payload: bytes) -> Any:
+    try:
+        envelope = json.loads(payload)
+        cls = _TYPES[envelope["type"]]
+        return _build(cls, envelope["data"])
+    except KeyError as exc:
+        raise CodecError(f"unknown or incomplete bus message: missing {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"undecodable bus message: {exc}") from exc
