@@ -7,6 +7,7 @@ module here, then generates a migration (``docs/incidents.md``, "Migrations").
 from __future__ import annotations
 
 from breakglass.alerts import models as alerts_models
+from breakglass.api import models as api_models
 from breakglass.chain import checkpoint as chain_checkpoint
 from breakglass.incidents import models as incidents_models
 from breakglass.incidents import timeline as incidents_timeline
@@ -15,5 +16,5 @@ from breakglass.store.db import Base
 
 __all__ = ["MODULES", "metadata"]
 
-MODULES = (alerts_models, chain_checkpoint, incidents_models, incidents_timeline, notify_models)
+MODULES = (alerts_models, api_models, chain_checkpoint, incidents_models, incidents_timeline, notify_models)
 metadata = Base.metadata
