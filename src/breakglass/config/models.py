@@ -5,9 +5,9 @@ Each stage owns the section models of its own keys (``monitors.py``, ...); this 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.base import Strict
@@ -15,7 +15,7 @@ from breakglass.config.monitors import MonitorConfig
 from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
 from breakglass.config.refs import UniqueKey
 
-__all__ = ["ChainConfig", "ContractConfig", "LoggingConfig", "Settings", "StoreConfig"]
+__all__ = ["BusConfig", "ChainConfig", "ContractConfig", "LoggingConfig", "Settings", "StoreConfig"]
 
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -58,6 +58,20 @@ class StoreConfig(Strict):
     )
 
 
+class BusConfig(Strict):
+    """How stages talk: in one process (default), or through NATS JetStream across machines."""
+
+    kind: Literal["memory", "jetstream"] = "memory"
+    url: SecretStr | None = Field(default=None, description="nats://host:4222 (may embed credentials)")
+    prefix: str = Field(default="breakglass", pattern=r"^[A-Za-z0-9_-]+$", description="stream name")
+
+    @model_validator(mode="after")
+    def _url_for_jetstream(self) -> BusConfig:
+        if self.kind == "jetstream" and self.url is None:
+            raise ValueError("bus.kind 'jetstream' needs bus.url (e.g. nats://127.0.0.1:4222)")
+        return self
+
+
 class LoggingConfig(Strict):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
     json_format: bool = Field(default=False, alias="json")
@@ -77,6 +91,7 @@ class Settings(Strict):
     contracts: list[ContractConfig] = Field(default_factory=list)
     monitors: list[MonitorConfig] = Field(default_factory=list)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
