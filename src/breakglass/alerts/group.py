@@ -50,5 +50,8 @@ class GroupStage:
             candidate.new_incident, candidate.escalated = attached.created, attached.escalated
             if candidate.alert is not None:
                 candidate.alert.incident_id = attached.incident.id
+            known = list(attached.incident.receivers or [])
+            if any(r not in known for r in candidate.receivers):
+                attached.incident.receivers = known + [r for r in candidate.receivers if r not in known]
             grouped.append(candidate)
         return grouped

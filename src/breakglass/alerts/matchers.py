@@ -51,9 +51,7 @@ def parse_matcher(text: str) -> Matcher:
     """Parse ``name<op>value``; quotes around the value are optional. Raises ``ValueError``."""
     found = _SYNTAX.match(text)
     if found is None:
-        raise ValueError(
-            f"matcher {text!r} is not name=value, name!=value, name=~regex or name!~regex"
-        )
+        raise ValueError(f"matcher {text!r} is not name=value, name!=value, name=~regex or name!~regex")
     name, op, value = found["name"], found["op"], found["value"]
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1]

@@ -30,9 +30,7 @@ class Router:
 
     @classmethod
     def of(cls, config: AlertingConfig) -> Router:
-        routes = [
-            Route(parse_matchers(r.matchers), tuple(r.receivers), r.continue_) for r in config.routes
-        ]
+        routes = [Route(parse_matchers(r.matchers), tuple(r.receivers), r.continue_) for r in config.routes]
         return cls(routes, config.default_receivers)
 
     def receivers(self, labels: Mapping[str, str]) -> tuple[str, ...]:

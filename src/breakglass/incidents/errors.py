@@ -1,9 +1,9 @@
 """Errors of the incident service (branches of ``breakglass.errors.BreakglassError``).
 
-    BreakglassError
-    └── IncidentError            an incident operation was refused
-        ├── IncidentNotFound     no incident (or task) with that id (the API answers 404)
-        └── InvalidTransition    the lifecycle does not allow that move (the API answers 409)
+BreakglassError
+└── IncidentError            an incident operation was refused
+    ├── IncidentNotFound     no incident (or task) with that id (the API answers 404)
+    └── InvalidTransition    the lifecycle does not allow that move (the API answers 409)
 """
 
 from __future__ import annotations

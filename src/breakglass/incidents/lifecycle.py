@@ -44,9 +44,7 @@ def check_transition(
         raise InvalidTransition(incident_id, current, target, f"allowed from {current}: {allowed}")
     if target is S.CLOSED and resolution is None:
         accepted = ", ".join(r.value for r in Resolution)
-        raise InvalidTransition(
-            incident_id, current, target, f"closing needs a resolution ({accepted})"
-        )
+        raise InvalidTransition(incident_id, current, target, f"closing needs a resolution ({accepted})")
     if target is not S.CLOSED and resolution is not None:
         raise InvalidTransition(incident_id, current, target, "a resolution is given when closing")
     if resolution is Resolution.DUPLICATE and not duplicate_of:

@@ -8,6 +8,7 @@ Notes live in the timeline (``breakglass.incidents.timeline``), which is append-
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -17,6 +18,7 @@ from breakglass.store.db import Base
 
 __all__ = [
     "Incident",
+    "IncidentChange",
     "IncidentFinding",
     "IncidentState",
     "Participant",
@@ -66,6 +68,19 @@ class TaskStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    """Published on ``Topics.INCIDENTS`` after commit: which incident changed, and how.
+
+    ``change`` is ``opened``, ``escalated`` (``value`` = new severity name), ``state`` (``value`` =
+    new state) or ``updated`` (a new alert, note, task, participant or action).
+    """
+
+    incident_id: str
+    change: str
+    value: str | None = None
+
+
 class Incident(Base):
     __tablename__ = "incidents"
 
@@ -95,6 +110,8 @@ class Incident(Base):
     contained_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_alert_at: Mapped[int] = mapped_column(BigInteger)
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    receivers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Notification channels its alerts were routed to (the union)."""
 
     def __repr__(self) -> str:
         return f"Incident({self.id!r}, {self.state}, {self.title!r})"
@@ -125,9 +142,7 @@ class Participant(Base):
     role: Mapped[str] = mapped_column(String(16))
     added_at: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (
-        UniqueConstraint("incident_id", "name", "role", name="uq_incident_participants_who"),
-    )
+    __table_args__ = (UniqueConstraint("incident_id", "name", "role", name="uq_incident_participants_who"),)
 
 
 class Task(Base):
@@ -156,9 +171,7 @@ class IncidentFinding(Base):
     __tablename__ = "incident_findings"
 
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
-    incident_id: Mapped[str] = mapped_column(
-        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     monitor_id: Mapped[str] = mapped_column(String(100))
     severity: Mapped[int] = mapped_column(Integer)
     block_number: Mapped[int] = mapped_column(BigInteger)

@@ -23,6 +23,7 @@ from breakglass.incidents.errors import IncidentNotFound
 from breakglass.incidents.lifecycle import TIMESTAMP_FIELD, check_transition
 from breakglass.incidents.models import (
     Incident,
+    IncidentChange,
     IncidentFinding,
     IncidentState,
     Participant,
@@ -179,7 +180,13 @@ class IncidentService:
         await self._event(session, incident.id, TimelineKind.FINDING, finding.monitor_id,
                           finding_record(finding))  # fmt: skip
         await session.flush()
-        enqueue(session, Topics.INCIDENTS, incident.id)
+        if created:
+            change = IncidentChange(incident.id, "opened")
+        elif escalated:
+            change = IncidentChange(incident.id, "escalated", str(finding.severity))
+        else:
+            change = IncidentChange(incident.id, "updated")
+        enqueue(session, Topics.INCIDENTS, change)
         return Attachment(incident, created=created, escalated=escalated)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -218,7 +225,7 @@ class IncidentService:
         if duplicate_of is not None:
             data["duplicate_of"] = duplicate_of
         await self._event(session, incident_id, TimelineKind.STATE_CHANGE, actor, data)
-        enqueue(session, Topics.INCIDENTS, incident_id)
+        enqueue(session, Topics.INCIDENTS, IncidentChange(incident_id, "state", to.value))
         return incident
 
     async def acknowledge(self, session: AsyncSession, incident_id: str, *, actor: str) -> Incident:
@@ -247,7 +254,7 @@ class IncidentService:
             incident.severity = int(severity)
             await self._event(session, incident_id, TimelineKind.STATE_CHANGE, actor,
                               {"severity": str(severity), "from_severity": str(before)})  # fmt: skip
-            enqueue(session, Topics.INCIDENTS, incident_id)
+            enqueue(session, Topics.INCIDENTS, IncidentChange(incident_id, "escalated", str(severity)))
         return incident
 
     # -- people, tasks, notes ------------------------------------------------------------------

@@ -27,6 +27,4 @@ class NotificationLog(Base):
     at: Mapped[int] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
-    __table_args__ = (
-        UniqueConstraint("incident_id", "channel", "event", name="uq_notification_log_event"),
-    )
+    __table_args__ = (UniqueConstraint("incident_id", "channel", "event", name="uq_notification_log_event"),)

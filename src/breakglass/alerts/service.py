@@ -1,0 +1,119 @@
+"""The alert stage as a running component: findings and retractions from the bus, through the
+pipeline, one transaction per batch; what changed is published after commit.
+
+Retractions (a reorg removed the block, or a detector withdrew a finding) never delete: the alert is
+marked ``retracted`` and its incident's timeline says so. A retraction names a finding (a
+``Finding`` or its fingerprint) or a block (anything with ``block_hash`` or a checkpoint's ``hash``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.alerts.models import AlertRow, AlertStatus
+from breakglass.alerts.stage import AlertContext, Candidate, MultiStage
+from breakglass.bus import Bus, Topics
+from breakglass.domain import Finding
+from breakglass.incidents.clock import Clock
+from breakglass.incidents.timeline import TimelineKind, append_event
+from breakglass.logs import get_logger
+from breakglass.store.outbox import enqueue, transaction
+
+__all__ = ["AlertService", "retraction_keys"]
+
+log = get_logger(__name__)
+
+
+def retraction_keys(message: Any) -> tuple[set[str], set[str]]:
+    """(fingerprints, block hashes) a retraction message names."""
+    if isinstance(message, Finding):
+        return {message.fingerprint}, set()
+    if isinstance(message, str):
+        return {message}, set()
+    fingerprint = getattr(message, "fingerprint", None)
+    block = getattr(message, "block_hash", None) or getattr(message, "hash", None)
+    return ({fingerprint} if fingerprint else set()), ({block} if block else set())
+
+
+class AlertService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        pipeline: MultiStage,
+        clock: Clock,
+        *,
+        default_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.pipeline = pipeline
+        self.clock = clock
+        self.default_labels = dict(default_labels or {})
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def process(self, findings: Sequence[Finding]) -> list[Candidate]:
+        """Run findings through the pipeline in one transaction; returns what reached an incident."""
+        async with transaction(self.sessions, self.bus) as session:
+            ctx = AlertContext(session, self.clock.now_ms())
+            candidates = [Candidate.of(f, self.default_labels) for f in findings]
+            passed = await self.pipeline(ctx, candidates)
+            for candidate in candidates:
+                if candidate.alert is not None:
+                    enqueue(session, Topics.ALERTS, candidate.alert.fingerprint)
+        return passed
+
+    async def retract(self, message: Any) -> int:
+        """Mark the alerts a retraction names as retracted. Returns how many changed."""
+        fingerprints, blocks = retraction_keys(message)
+        if not fingerprints and not blocks:
+            log.warning("alerts.retraction_unknown", message=type(message).__name__)
+            return 0
+        async with transaction(self.sessions, self.bus) as session:
+            now = self.clock.now_ms()
+            query = select(AlertRow).where(
+                AlertRow.status != AlertStatus.RETRACTED.value,
+                or_(AlertRow.fingerprint.in_(fingerprints), AlertRow.block_hash.in_(blocks)),
+            )
+            rows = list((await session.scalars(query)).all())
+            for row in rows:
+                row.status, row.retracted_at = AlertStatus.RETRACTED.value, now
+                enqueue(session, Topics.ALERTS, row.fingerprint)
+                if row.incident_id is not None:
+                    await append_event(
+                        session, kind=TimelineKind.FINDING, actor="breakglass", at=now,
+                        incident_id=row.incident_id,
+                        data={"retracted": True, "fingerprint": row.fingerprint,
+                              "block_number": row.block_number, "block_hash": row.block_hash},
+                    )  # fmt: skip
+        return len(rows)
+
+    async def _consume(self, topic: str, messages: AsyncIterator[Any]) -> None:
+        async for message in messages:
+            try:
+                if topic == Topics.FINDINGS:
+                    await self.process([message])
+                else:
+                    await self.retract(message)
+            except Exception:  # one bad message must not stop the stage; it is logged in full
+                log.exception("alerts.message_failed", topic=topic)
+
+    def start(self) -> None:
+        """Subscribe now (nothing published after this is missed) and consume in the background."""
+        for topic in (Topics.FINDINGS, Topics.RETRACTIONS):
+            messages = self.bus.subscribe(topic, "alerts")
+            self._tasks.append(asyncio.create_task(self._consume(topic, messages)))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()

@@ -1,0 +1,1 @@
+"""Notifications: Apprise channels and signed webhooks, templated messages, retries, a send log."""

@@ -1,0 +1,75 @@
+"""From incident changes (``Topics.INCIDENTS``) to notices: opened, escalated and state changes are
+announced to the channels the incident's alerts were routed to; other changes stay quiet."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.bus import Bus, Topics
+from breakglass.incidents.models import Incident, IncidentChange
+from breakglass.logs import get_logger
+from breakglass.notify.message import notice_for
+from breakglass.notify.service import Notifier
+
+__all__ = ["NotificationDispatcher", "event_key"]
+
+log = get_logger(__name__)
+
+
+def event_key(change: IncidentChange) -> str | None:
+    """The notification-log key of a change worth a notification, else None."""
+    if change.change == "opened":
+        return "opened"
+    if change.change in ("escalated", "state") and change.value:
+        return f"{change.change}:{change.value}"
+    return None
+
+
+class NotificationDispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        notifier: Notifier,
+        *,
+        default_receivers: Sequence[str] = (),
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.notifier = notifier
+        self.default_receivers = tuple(default_receivers)
+        self._task: asyncio.Task[None] | None = None
+
+    async def handle(self, change: IncidentChange) -> dict[str, str]:
+        key = event_key(change)
+        if key is None:
+            return {}
+        async with self.sessions() as session:
+            incident = await session.get(Incident, change.incident_id)
+        if incident is None:
+            return {}
+        receivers = tuple(incident.receivers or ()) or self.default_receivers
+        return await self.notifier.notify(notice_for(incident, key, receivers))
+
+    async def _consume(self, messages: AsyncIterator[Any]) -> None:
+        async for message in messages:
+            if isinstance(message, IncidentChange):
+                try:
+                    await self.handle(message)
+                except Exception:  # a broken notification must not stop the next ones
+                    log.exception("notify.dispatch_failed", incident=message.incident_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._consume(self.bus.subscribe(Topics.INCIDENTS, "notify")))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

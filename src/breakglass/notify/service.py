@@ -1,0 +1,138 @@
+"""The notifier: renders a notice per channel, sends it with retries and backoff, logs the outcome.
+
+Stages of one send, in order: severity filter -> dedup against the notification log -> render ->
+deliver with retries -> record (log row and a timeline event, in one transaction). A channel that
+fails never blocks the others; a permanent error (``recoverable=False``) is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.config.alerting import NotificationsConfig
+from breakglass.domain import Severity
+from breakglass.errors import NotifyError
+from breakglass.incidents.clock import Clock
+from breakglass.incidents.timeline import TimelineKind, append_event
+from breakglass.logs import get_logger
+from breakglass.notify.channels import Channel, build_channels
+from breakglass.notify.message import Notice, TemplateSet
+from breakglass.notify.models import NotificationLog
+from breakglass.store.outbox import transaction
+
+__all__ = ["Notifier"]
+
+log = get_logger(__name__)
+
+
+class Notifier:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        *,
+        templates: TemplateSet | None = None,
+        channel_templates: Mapping[str, str | None] | None = None,
+        min_severity: Mapping[str, Severity] | None = None,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.sessions = sessions
+        self.channels = dict(channels)
+        self.clock = clock
+        self.templates = templates or TemplateSet()
+        self.channel_templates = dict(channel_templates or {})
+        self.min_severity = dict(min_severity or {})
+        self.attempts = attempts
+        self.backoff = backoff
+        self._sleep = sleep
+
+    @classmethod
+    def from_config(
+        cls, config: NotificationsConfig, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    ) -> Notifier:
+        return cls(
+            sessions,
+            build_channels(config),
+            clock,
+            templates=TemplateSet({t.name: (t.title, t.body) for t in config.templates}),
+            channel_templates={c.name: c.template for c in config.channels},
+            min_severity={c.name: Severity.parse(c.min_severity) for c in config.channels},
+            attempts=config.attempts,
+            backoff=config.backoff,
+        )
+
+    async def notify(self, notice: Notice) -> dict[str, str]:
+        """Send ``notice`` to each of its receivers. Returns channel -> ``sent``, ``duplicate``,
+        ``below_severity``, ``unknown_channel`` or ``failed``; never raises for a channel's failure."""
+        outcomes = await asyncio.gather(*(self._one(notice, name) for name in notice.receivers))
+        return dict(zip(notice.receivers, outcomes, strict=True))
+
+    async def _one(self, notice: Notice, name: str) -> str:
+        channel = self.channels.get(name)
+        if channel is None:
+            log.warning("notify.unknown_channel", channel=name, incident=notice.incident_id)
+            return "unknown_channel"
+        if notice.severity < self.min_severity.get(name, Severity.INFO):
+            return "below_severity"
+        async with self.sessions() as session:
+            if await _sent(session, notice, name):
+                return "duplicate"
+        rendered = self.templates.render(notice, self.channel_templates.get(name))
+        attempts, error = 0, None
+        for attempt in range(self.attempts):
+            attempts = attempt + 1
+            try:
+                await channel.send(rendered.title, rendered.body, notice.payload())
+                error = None
+                break
+            except NotifyError as exc:
+                error = exc
+                log.warning("notify.failed", channel=name, attempt=attempts, error=str(exc),
+                            recoverable=exc.recoverable)  # fmt: skip
+                if not exc.recoverable or attempts == self.attempts:
+                    break
+                await self._sleep(self.backoff * 2**attempt)
+        status = "sent" if error is None else "failed"
+        await self._record(notice, name, status, attempts, None if error is None else str(error))
+        return status
+
+    async def _record(
+        self, notice: Notice, channel: str, status: str, attempts: int, error: str | None
+    ) -> None:
+        now = self.clock.now_ms()
+        async with transaction(self.sessions) as session:
+            query = select(NotificationLog).where(
+                NotificationLog.incident_id == notice.incident_id,
+                NotificationLog.channel == channel,
+                NotificationLog.event == notice.event,
+            )
+            row = (await session.scalars(query)).first()
+            if row is None:
+                row = NotificationLog(incident_id=notice.incident_id, channel=channel,
+                                      event=notice.event, attempts=0)  # fmt: skip
+                session.add(row)
+            row.status, row.at, row.error = status, now, error
+            row.attempts = (row.attempts or 0) + attempts
+            await append_event(
+                session, kind=TimelineKind.NOTIFICATION, actor="notifier", at=now,
+                incident_id=notice.incident_id,
+                data={"channel": channel, "event": notice.event, "status": status,
+                      "attempts": attempts, "error": error},
+            )  # fmt: skip
+
+
+async def _sent(session: AsyncSession, notice: Notice, channel: str) -> bool:
+    query = select(NotificationLog.id).where(
+        NotificationLog.incident_id == notice.incident_id,
+        NotificationLog.channel == channel,
+        NotificationLog.event == notice.event,
+        NotificationLog.status == "sent",
+    )
+    return (await session.execute(query)).first() is not None
