@@ -1,0 +1,42 @@
+"""Response engine: playbooks, policy, ledger, executors (guardian relayer, Safe), optimistic guardian."""
+
+from breakglass.respond.build import build_responder, create_tables
+from breakglass.respond.calls import CallTemplate, ContractCall
+from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
+from breakglass.respond.ledger import Ledger
+from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.respond.playbook import PlaybookBook
+from breakglass.respond.policy import Policy
+from breakglass.respond.ratify import RatificationWatcher
+from breakglass.respond.relayer import GuardianRelayer, PlannedTx
+from breakglass.respond.responder import Responder, outbid_from
+from breakglass.respond.rpc import HttpRpc, Rpc
+from breakglass.respond.safe import SafeService
+from breakglass.respond.signer import LocalSigner, Signer, load_guardian
+
+__all__ = [
+    "ActionEvent",
+    "ActionStep",
+    "CallTemplate",
+    "ContractCall",
+    "FeePolicy",
+    "FeeQuote",
+    "Fees",
+    "GuardianRelayer",
+    "HttpRpc",
+    "Ledger",
+    "LocalSigner",
+    "PendingFees",
+    "PlannedTx",
+    "PlaybookBook",
+    "Policy",
+    "RatificationWatcher",
+    "Responder",
+    "Rpc",
+    "SafeService",
+    "Signer",
+    "build_responder",
+    "create_tables",
+    "load_guardian",
+    "outbid_from",
+]

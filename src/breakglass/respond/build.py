@@ -1,0 +1,85 @@
+"""``build_responder(config, bus, redactor)``: the response engine assembled from a loaded configuration.
+
+Only the guardian key is read here (from its keystore file or variable), so that it is registered with
+the redactor before anything can log; no network or database I/O happens until ``Responder.start()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from breakglass.bus import Bus
+from breakglass.config import LoadedConfig
+from breakglass.logs import Redactor
+from breakglass.respond.fees import FeePolicy
+from breakglass.respond.ledger import ClaimRow, Ledger, LedgerRow
+from breakglass.respond.playbook import PlaybookBook
+from breakglass.respond.policy import Policy
+from breakglass.respond.ratify import RatificationWatcher
+from breakglass.respond.relayer import GuardianRelayer
+from breakglass.respond.responder import Responder
+from breakglass.respond.rpc import HttpRpc, Rpc
+from breakglass.respond.safe import SafeProposalRow, SafeService, SafeSignatureRow
+from breakglass.respond.signer import Signer, load_guardian
+from breakglass.store.db import Base, make_engine, make_sessionmaker
+
+__all__ = ["build_responder", "create_tables"]
+
+TABLES = [t.__table__ for t in (ClaimRow, LedgerRow, SafeProposalRow, SafeSignatureRow)]
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """Create the response tables if missing (until the store's Alembic migrations own them)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=TABLES))  # type: ignore[arg-type]
+
+
+def build_responder(
+    config: LoadedConfig,
+    bus: Bus,
+    redactor: Redactor,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    rpc: Rpc | None = None,
+    signer: Signer | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Responder:
+    """The responder for ``config``; ``sessions``, ``rpc`` and ``signer`` override what the config says."""
+    settings = config.settings
+    book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path))
+    policy = Policy(settings.policy, time.monotonic)
+    if sessions is None:
+        sessions = make_sessionmaker(make_engine(settings.store.url))
+    ledger = Ledger(sessions)
+    if rpc is None:
+        urls = config.rpc_urls()
+        rpc = HttpRpc(urls[0], timeout=settings.chain.request_timeout) if urls else None
+    responder = Responder(
+        book=book, policy=policy, ledger=ledger, bus=bus, poll_interval=settings.chain.poll_interval
+    )
+    if rpc is None:
+        return responder
+    responder.rpc = rpc
+    guardian = settings.responder.guardian
+    if signer is None and guardian is not None:
+        signer = load_guardian(guardian, config.path.parent, redactor, environ)
+    if signer is not None:
+        fees = FeePolicy(settings.responder.fees, policy.max_fee_wei)
+        responder.relayer = GuardianRelayer(
+            rpc,
+            signer,
+            ledger,
+            policy,
+            fees,
+            gas_margin=settings.responder.gas_margin,
+            bump_after_blocks=settings.responder.bump_after_blocks,
+            emit=responder.emit,
+        )
+    responder.safes = SafeService(
+        sessions, rpc, {s.name: s.address for s in settings.safes}, relayer=responder.relayer
+    )
+    responder.ratifier = RatificationWatcher(rpc, ledger, emit=responder.emit)
+    return responder

@@ -1,0 +1,157 @@
+"""Playbooks compiled from configuration: which findings they match and the concrete steps they take.
+
+Compilation (at start, not per finding) resolves every contract and checks every call against its ABI,
+so a typo is a ``ConfigError`` naming the playbook and action, never a failure during an attack. Per
+finding, ``steps`` renders the templated arguments and builds each step's idempotency key:
+
+    once_per: finding   ->  "<finding fingerprint>/<playbook>.<action>/<target digest>"
+    once_per: target    ->  "target/<target digest>"    (a global pause happens once, whoever asks)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from breakglass.config.playbooks import CallAction, IncidentAction, NotifyAction, PlaybookConfig, RatifyConfig
+from breakglass.devnet.manifest import ContractRecord
+from breakglass.domain import Finding, Severity, fingerprint_of
+from breakglass.errors import ConfigError, ConfigIssue, ResponseError
+from breakglass.respond.calls import CallTemplate, ContractCall, render_arg
+
+__all__ = ["CallStep", "CompiledPlaybook", "MessageStep", "PlaybookBook", "Step"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStep:
+    playbook: str
+    action: str
+    key: str
+    call: ContractCall
+    via: str
+    ratify: RatifyConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStep:
+    """A notify or incident action: published for the notification or incident stage."""
+
+    playbook: str
+    action: str
+    key: str
+    kind: str
+    text: str
+
+
+Step = CallStep | MessageStep
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPlaybook:
+    config: PlaybookConfig
+    calls: Mapping[str, CallTemplate]
+    min_severity: Severity
+
+    def matches(self, finding: Finding) -> bool:
+        match = self.config.match
+        if not self.config.enabled or finding.severity < self.min_severity:
+            return False
+        if match.monitors and finding.monitor_id not in match.monitors:
+            return False
+        for label, wanted in match.labels.items():
+            value = finding.labels.get(label)
+            if value is None or (wanted != "*" and value != wanted):
+                return False
+        return True
+
+
+class PlaybookBook:
+    """All playbooks of a configuration, compiled."""
+
+    def __init__(self, playbooks: list[CompiledPlaybook]) -> None:
+        self.playbooks = playbooks
+
+    @classmethod
+    def compile(
+        cls, playbooks: list[PlaybookConfig], contracts: Mapping[str, ContractRecord], file: str = ""
+    ) -> PlaybookBook:
+        issues: list[ConfigIssue] = []
+        compiled: list[CompiledPlaybook] = []
+        for i, playbook in enumerate(playbooks):
+            calls: dict[str, CallTemplate] = {}
+            for j, action in enumerate(playbook.actions):
+                if not isinstance(action, CallAction):
+                    continue
+                where = f"playbooks[{i}].actions[{j}]"
+                record = contracts.get(action.contract)
+                if record is None:
+                    issues.append(
+                        ConfigIssue(file, None, f"{where}.contract", f"unknown contract {action.contract!r}")
+                    )
+                    continue
+                try:
+                    calls[action.id] = CallTemplate.build(
+                        action.contract, record.address, record.abi, action.function, action.args
+                    )
+                except ResponseError as exc:
+                    issues.append(ConfigIssue(file, None, where, str(exc)))
+            compiled.append(CompiledPlaybook(playbook, calls, Severity.parse(playbook.match.min_severity)))
+        if issues:
+            raise ConfigError(issues)
+        return cls(compiled)
+
+    def matching(self, finding: Finding) -> list[CompiledPlaybook]:
+        return [p for p in self.playbooks if p.matches(finding)]
+
+    def steps(self, playbook: CompiledPlaybook, finding: Finding) -> list[Step]:
+        """The steps of ``playbook`` for ``finding``, in order; ``ResponseError`` if a template fails."""
+        out: list[Step] = []
+        pid = playbook.config.id
+        for action in playbook.config.actions:
+            if isinstance(action, CallAction):
+                call = playbook.calls[action.id].render(finding)
+                digest = fingerprint_of(call.address.lower(), call.data)
+                scope = (
+                    "target" if action.once_per == "target" else f"{finding.fingerprint}/{pid}.{action.id}"
+                )
+                out.append(CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, action.ratify))
+            elif isinstance(action, NotifyAction):
+                text = str(render_arg(action.message, finding))
+                out.append(
+                    MessageStep(pid, action.id, f"{finding.fingerprint}/{pid}.{action.id}", "notify", text)
+                )
+            elif isinstance(action, IncidentAction):
+                out.append(
+                    MessageStep(
+                        pid,
+                        action.id,
+                        f"{finding.fingerprint}/{pid}.{action.id}",
+                        "escalate",
+                        action.severity,
+                    )
+                )
+        return out
+
+
+def describe_steps(steps: list[Step]) -> list[dict[str, Any]]:
+    """Plain data for a dry run's output."""
+    out: list[dict[str, Any]] = []
+    for step in steps:
+        if isinstance(step, CallStep):
+            out.append(
+                {
+                    "playbook": step.playbook,
+                    "action": step.action,
+                    "via": step.via,
+                    "key": step.key,
+                    "call": step.call.target,
+                    "to": step.call.address,
+                    "data": "0x" + step.call.data.hex(),
+                }
+            )
+        else:
+            out.append(
+                {"playbook": step.playbook, "action": step.action, "kind": step.kind, "text": step.text}
+            )
+    return out

@@ -1,0 +1,358 @@
+"""The guardian relayer: signs containment calls locally and sends them raw, exactly once per key.
+
+Hot path (``execute``): simulate with ``eth_estimateGas`` (which also sizes the gas), price from the
+pre-fetched fee quote, take the next nonce from memory, sign, then *claim the key and record the signed
+bytes in one committed transaction*, then broadcast. Nonce, chain id and fees are fetched beforehand
+(``prepare``, ``refresh``), so the only node round trips are the simulation and the send.
+
+Exactly once: a key claimed in the ledger is never signed again. A crash after the claim and before the
+send leaves the signed bytes in the ledger: ``recover()`` re-broadcasts them (same nonce, same hash). A
+crash after the send is the same case; a receipt for any hash of the key closes it. The nonce restarts
+at max(chain pending count, highest nonce in the ledger + 1), so a restart never reuses a nonce.
+
+Stuck transactions: ``poll()`` fetches receipts; a key still pending ``bump_after_blocks`` blocks after
+its last broadcast is re-signed with the same nonce and fees raised by the fee policy (``bump``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from breakglass.errors import PolicyViolation, ResponseError, RpcError
+from breakglass.logs import get_logger
+from breakglass.respond.calls import ContractCall
+from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
+from breakglass.respond.ledger import Ledger, Signed
+from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.respond.policy import Policy
+from breakglass.respond.rpc import Rpc
+from breakglass.respond.signer import Signer
+
+__all__ = ["GuardianRelayer", "PlannedTx"]
+
+log = get_logger(__name__)
+Emit = Callable[[ActionEvent], Awaitable[None]]
+_ALREADY = ("already known", "already imported", "nonce too low", "replacement transaction underpriced")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTx:
+    """What ``execute`` would send for a call, simulated, unsigned."""
+
+    call: ContractCall
+    sender: str
+    chain_id: int
+    nonce: int
+    gas_estimate: int
+    gas: int
+    fees: Fees
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.sender,
+            "to": self.call.address,
+            "function": self.call.signature,
+            "args": [a if not isinstance(a, bytes) else "0x" + a.hex() for a in self.call.args],
+            "data": "0x" + self.call.data.hex(),
+            "value": 0,
+            "chain_id": self.chain_id,
+            "nonce": self.nonce,
+            "gas_estimate": self.gas_estimate,
+            "gas": self.gas,
+            "max_fee_per_gas": self.fees.max_fee_per_gas,
+            "max_priority_fee_per_gas": self.fees.max_priority_fee_per_gas,
+        }
+
+
+@dataclass
+class _Open:
+    """A sent transaction awaiting its receipt (one nonce, one or more hashes)."""
+
+    event: ActionEvent
+    nonce: int
+    to: str
+    data: bytes
+    gas: int
+    fees: Fees
+    hashes: list[str] = field(default_factory=list)
+    raw: bytes = b""
+    sent_block: int = 0
+
+
+class GuardianRelayer:
+    """Sends policy-checked calls from the guardian key. Call ``prepare()`` once before ``execute``."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        signer: Signer,
+        ledger: Ledger,
+        policy: Policy,
+        fees: FeePolicy,
+        *,
+        gas_margin: float = 1.25,
+        bump_after_blocks: int = 2,
+        emit: Emit | None = None,
+    ) -> None:
+        self._rpc = rpc
+        self._signer = signer
+        self._ledger = ledger
+        self._policy = policy
+        self._fees = fees
+        self._gas_margin = gas_margin
+        self._bump_after = bump_after_blocks
+        self._emit = emit
+        self._lock = asyncio.Lock()
+        self._claimed: set[str] = set()
+        self._open: dict[str, _Open] = {}
+        self.chain_id = 0
+        self.nonce = 0
+        self.quote = FeeQuote(0, 0)
+        self.head = 0
+
+    @property
+    def address(self) -> str:
+        return self._signer.address
+
+    async def prepare(self) -> None:
+        """Fetch chain id, nonce and fees, so that ``execute`` only simulates and sends."""
+        self.chain_id = int(await self._rpc.call("eth_chainId"), 16)
+        chain_nonce = int(await self._rpc.call("eth_getTransactionCount", self.address, "pending"), 16)
+        ledger_nonce = await self._ledger.next_nonce(self.address)
+        self.nonce = max(chain_nonce, ledger_nonce or 0)
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Update the fee quote and head block; run once per block, off the hot path."""
+        block = await self._rpc.call("eth_getBlockByNumber", "latest", False)
+        tip = int(await self._rpc.call("eth_maxPriorityFeePerGas"), 16)
+        self.head = int(block["number"], 16)
+        self.quote = FeeQuote(int(block.get("baseFeePerGas") or "0x0", 16), tip)
+
+    async def simulate(self, call: ContractCall) -> int:
+        """Gas the call needs, from the guardian, on the latest state; ``ResponseError`` if it reverts."""
+        tx = {"from": self.address, "to": call.address, "data": "0x" + call.data.hex(), "value": "0x0"}
+        try:
+            return int(await self._rpc.call("eth_estimateGas", tx), 16)
+        except RpcError as exc:
+            if exc.recoverable:
+                raise
+            raise ResponseError(f"simulation of {call.target} reverted: {exc}", recoverable=False) from exc
+
+    async def plan(self, call: ContractCall, outbid: PendingFees | None = None) -> PlannedTx:
+        """Simulate and price ``call`` without signing or sending; checks the policy's caps."""
+        estimate = await self.simulate(call)
+        gas = min(int(estimate * self._gas_margin), max(self._policy.max_gas, estimate))
+        fees = self._fees.price(self.quote, outbid)
+        self._policy.check_costs(call.target, gas, fees.max_fee_per_gas)
+        return PlannedTx(call, self.address, self.chain_id, self.nonce, estimate, gas, fees)
+
+    async def execute(
+        self, intent: ActionEvent, call: ContractCall, outbid: PendingFees | None = None
+    ) -> ActionEvent:
+        """Send ``call`` once for ``intent.key``. Returns the SUBMITTED or DUPLICATE event."""
+        started = time.perf_counter()
+        if intent.key in self._claimed or await self._ledger.is_claimed(intent.key):
+            self._claimed.add(intent.key)
+            return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
+        node_s = time.perf_counter()
+        planned = await self.plan(call, outbid)
+        node_s = time.perf_counter() - node_s
+        async with self._lock:
+            nonce = self.nonce
+            tx = self._tx(call.address, call.data, nonce, planned.gas, planned.fees)
+            signed = self._signer.sign_transaction(tx)
+            signed_event = replace(
+                intent,
+                step=ActionStep.SIGNED,
+                tx_hash=signed.tx_hash,
+                nonce=nonce,
+                detail={**intent.detail, **_detail(call.address, call.data, planned.gas, planned.fees)},
+            )
+            record = Signed(self.address, nonce, signed.tx_hash, signed.raw)
+            if not await self._ledger.claim(intent, "guardian", (signed_event, record)):
+                self._claimed.add(intent.key)
+                return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
+            self._claimed.add(intent.key)
+            self.nonce = nonce + 1
+            sent = _Open(
+                signed_event,
+                nonce,
+                call.address,
+                call.data,
+                planned.gas,
+                planned.fees,
+                [signed.tx_hash],
+                signed.raw,
+                self.head,
+            )
+            self._open[intent.key] = sent
+            send_s = time.perf_counter()
+            await self._broadcast(signed.raw, intent.key)
+            node_s += time.perf_counter() - send_s
+        total_ms = (time.perf_counter() - started) * 1000
+        event = replace(
+            signed_event,
+            step=ActionStep.SUBMITTED,
+            at_ms=time.time() * 1000,
+            detail={**signed_event.detail, "total_ms": total_ms, "node_ms": node_s * 1000},
+        )
+        await self._record(event)
+        return event
+
+    async def _broadcast(self, raw: bytes, key: str) -> None:
+        try:
+            await self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
+        except RpcError as exc:
+            if any(word in str(exc).lower() for word in _ALREADY):
+                log.info("respond.rebroadcast_known", key=key, reason=str(exc))
+                return
+            # Still recorded as signed: recover() or the next poll() re-broadcasts the same bytes.
+            log.warning("respond.broadcast_failed", key=key, error=str(exc))
+
+    def _tx(self, to: str, data: bytes, nonce: int, gas: int, fees: Fees) -> dict[str, Any]:
+        return {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": to,
+            "value": 0,
+            "data": data,
+            "gas": gas,
+            "maxFeePerGas": fees.max_fee_per_gas,
+            "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+        }
+
+    async def _record(self, event: ActionEvent, signed: Signed | None = None) -> None:
+        await self._ledger.append(event, signed)
+        if self._emit is not None:
+            await self._emit(event)
+
+    def pending(self) -> dict[str, list[str]]:
+        """Open keys and the hashes broadcast for each (latest last)."""
+        return {key: list(sent.hashes) for key, sent in self._open.items()}
+
+    async def bump(self, key: str) -> ActionEvent:
+        """Replace the open transaction of ``key``: same nonce, higher fees, re-signed and re-sent."""
+        sent = self._open.get(key)
+        if sent is None:
+            raise ResponseError(f"no open transaction for {key!r}")
+        fees = self._fees.bump(sent.fees, self.quote)
+        if fees.max_fee_per_gas <= sent.fees.max_fee_per_gas:
+            raise PolicyViolation("fee", f"{key}: cannot bump above policy.max_fee_gwei")
+        async with self._lock:
+            signed = self._signer.sign_transaction(self._tx(sent.to, sent.data, sent.nonce, sent.gas, fees))
+            event = replace(
+                sent.event,
+                step=ActionStep.REPLACED,
+                tx_hash=signed.tx_hash,
+                nonce=sent.nonce,
+                at_ms=time.time() * 1000,
+                detail={
+                    **sent.event.detail,
+                    **_detail(sent.to, sent.data, sent.gas, fees),
+                    "replaces": sent.hashes[-1],
+                },
+            )
+            await self._ledger.append(event, Signed(self.address, sent.nonce, signed.tx_hash, signed.raw))
+            sent.fees, sent.raw, sent.sent_block = fees, signed.raw, self.head
+            sent.hashes.append(signed.tx_hash)
+            await self._broadcast(signed.raw, key)
+        if self._emit is not None:
+            await self._emit(event)
+        return event
+
+    async def poll(self) -> list[ActionEvent]:
+        """Receipts for open keys; bump those stuck for ``bump_after_blocks``. Returns closing events."""
+        await self.refresh()
+        done: list[ActionEvent] = []
+        for key, sent in list(self._open.items()):
+            closed = await self._close_if_mined(key, sent)
+            if closed is not None:
+                done.append(closed)
+            elif self.head - sent.sent_block >= self._bump_after:
+                try:
+                    await self.bump(key)
+                except PolicyViolation as exc:
+                    log.warning("respond.bump_refused", key=key, error=str(exc))
+        return done
+
+    async def _close_if_mined(self, key: str, sent: _Open) -> ActionEvent | None:
+        for tx_hash in sent.hashes:
+            receipt = await self._rpc.call("eth_getTransactionReceipt", tx_hash)
+            if receipt is None:
+                continue
+            ok = int(receipt["status"], 16) == 1
+            event = replace(
+                sent.event,
+                step=ActionStep.CONFIRMED if ok else ActionStep.FAILED,
+                tx_hash=tx_hash,
+                at_ms=time.time() * 1000,
+                detail={
+                    **sent.event.detail,
+                    "block_number": int(receipt["blockNumber"], 16),
+                    "gas_used": int(receipt["gasUsed"], 16),
+                    "replacements": len(sent.hashes) - 1,
+                },
+            )
+            del self._open[key]
+            await self._record(event)
+            return event
+        return None
+
+    async def recover(self) -> list[str]:
+        """After a restart: re-broadcast the latest signed bytes of every open key. Returns the keys."""
+        keys = await self._ledger.open_keys(self.address)
+        for key in keys:
+            rows = [r for r in await self._ledger.history(key) if r.raw_tx]
+            if not rows:
+                continue
+            last = rows[-1]
+            detail = last.detail or {}
+            fees = Fees(int(detail["max_fee_per_gas"]), int(detail["max_priority_fee_per_gas"]))
+            sent = _Open(
+                last.event(),
+                int(last.nonce or 0),
+                str(detail["to"]),
+                bytes.fromhex(detail["data"][2:]),
+                int(detail["gas"]),
+                fees,
+                [str(r.tx_hash) for r in rows],
+                bytes.fromhex(last.raw_tx[2:]),  # type: ignore[index]
+                self.head,
+            )
+            self._open[key] = sent
+            self._claimed.add(key)
+            if await self._close_if_mined(key, sent) is None:
+                await self._broadcast(sent.raw, key)
+                log.info("respond.recovered", key=key, nonce=sent.nonce, tx_hash=sent.hashes[-1])
+        return keys
+
+    async def wait(self, key: str, *, within: float = 60.0, interval: float = 0.1) -> ActionEvent:
+        """Poll until ``key`` is confirmed or failed (tests, the CLI). Raises ``ResponseError`` on timeout."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for event in await self.poll():
+                if event.key == key:
+                    return event
+            if key not in self._open:
+                final = (ActionStep.CONFIRMED.value, ActionStep.FAILED.value)
+                rows = [r for r in await self._ledger.history(key) if r.step in final]
+                if rows:
+                    return rows[-1].event()
+            await asyncio.sleep(interval)
+        raise ResponseError(f"{key}: no receipt within {within:g} s", recoverable=True)
+
+
+def _detail(to: str, data: bytes, gas: int, fees: Fees) -> dict[str, Any]:
+    return {
+        "to": to,
+        "data": "0x" + data.hex(),
+        "gas": gas,
+        "max_fee_per_gas": fees.max_fee_per_gas,
+        "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
+    }

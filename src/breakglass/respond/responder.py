@@ -1,0 +1,259 @@
+"""The responder: findings in, policy-checked actions out, every step in the ledger and on the bus.
+
+For each finding: the matching playbooks' steps in order (targeted actions first, as written), each
+one checked by the policy (refusals audited), deduplicated by its idempotency key, then sent by the
+guardian relayer, proposed to a Safe, or published for the notification and incident stages. A
+background loop tracks receipts, bumps stuck transactions and watches ratification deadlines.
+
+The mempool stage asks for outbidding by passing the pending transaction's fees, either as
+``handle(finding, outbid=PendingFees(...))`` or in the finding's ``evidence["pending_fees"]``
+(``max_fee_per_gas``, ``max_priority_fee_per_gas``, ``gas_price``: integers in wei).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from breakglass.bus import Bus, Topics
+from breakglass.domain import Finding
+from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
+from breakglass.logs import get_logger
+from breakglass.respond.fees import PendingFees
+from breakglass.respond.ledger import Ledger
+from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.respond.playbook import CallStep, MessageStep, PlaybookBook, Step, describe_steps
+from breakglass.respond.policy import Policy
+from breakglass.respond.ratify import RatificationWatcher
+from breakglass.respond.relayer import GuardianRelayer
+from breakglass.respond.rpc import Rpc
+from breakglass.respond.safe import SafeService
+
+__all__ = ["Responder", "outbid_from"]
+
+log = get_logger(__name__)
+
+
+def outbid_from(finding: Finding) -> PendingFees | None:
+    """The pending transaction's fees a finding of the mempool stage carries, if any."""
+    fees = finding.evidence.get("pending_fees")
+    if not isinstance(fees, Mapping):
+        return None
+
+    def number(name: str) -> int | None:
+        value = fees.get(name)
+        return None if value is None else int(value)
+
+    return PendingFees(number("max_fee_per_gas"), number("max_priority_fee_per_gas"), number("gas_price"))
+
+
+class Responder:
+    """Wires playbooks, policy, ledger and executors; ``run()`` consumes ``Topics.FINDINGS``."""
+
+    def __init__(
+        self,
+        *,
+        book: PlaybookBook,
+        policy: Policy,
+        ledger: Ledger,
+        bus: Bus,
+        relayer: GuardianRelayer | None = None,
+        safes: SafeService | None = None,
+        ratifier: RatificationWatcher | None = None,
+        rpc: Rpc | None = None,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.book = book
+        self.policy = policy
+        self.ledger = ledger
+        self.bus = bus
+        self.relayer = relayer
+        self.safes = safes
+        self.ratifier = ratifier
+        self.rpc = rpc
+        self._poll_interval = poll_interval
+        self._started = False
+
+    async def start(self) -> None:
+        """Fetch nonce and fees, re-broadcast what a previous process left in flight, reopen ratifications."""
+        if self._started:
+            return
+        self._started = True
+        if self.relayer is not None:
+            await self.relayer.prepare()
+            await self.relayer.recover()
+        if self.ratifier is not None:
+            await self.ratifier.recover()
+
+    async def emit(self, event: ActionEvent) -> None:
+        """Publish one step; a confirmed call with ``ratify`` opens its ratification task."""
+        await self.bus.publish(Topics.ACTIONS, event)
+        view = event.detail.get("ratify_view")
+        if event.step is ActionStep.CONFIRMED and view and self.ratifier is not None:
+            await self.ratifier.open(
+                event, str(event.detail["to"]), str(view), int(event.detail["ratify_within"])
+            )
+
+    async def _audit(self, event: ActionEvent) -> ActionEvent:
+        await self.ledger.append(event)
+        await self.emit(event)
+        return event
+
+    async def handle(self, finding: Finding, outbid: PendingFees | None = None) -> list[ActionEvent]:
+        """Run every matching playbook for ``finding``. Returns one event per step taken."""
+        outbid = outbid or outbid_from(finding)
+        events: list[ActionEvent] = []
+        for playbook in self.book.matching(finding):
+            try:
+                steps = self.book.steps(playbook, finding)
+            except ResponseError as exc:
+                intent = _intent(
+                    f"{finding.fingerprint}/{playbook.config.id}", playbook.config.id, "*", "", finding
+                )
+                events.append(
+                    await self._audit(replace(intent, step=ActionStep.FAILED, detail={"error": str(exc)}))
+                )
+                log.error("respond.playbook_failed", playbook=playbook.config.id, error=str(exc))
+                continue
+            for step in steps:
+                events.append(await self._step(step, finding, outbid))
+        return events
+
+    async def _step(self, step: Step, finding: Finding, outbid: PendingFees | None) -> ActionEvent:
+        if isinstance(step, MessageStep):
+            intent = _intent(step.key, step.playbook, step.action, step.text, finding)
+            done = replace(
+                intent,
+                step=ActionStep.NOTIFY if step.kind == "notify" else ActionStep.ESCALATE,
+                detail={"message" if step.kind == "notify" else "severity": step.text},
+            )
+            if not await self.ledger.claim(intent, step.kind, (done, None)):
+                return replace(intent, step=ActionStep.DUPLICATE)
+            await self.emit(done)
+            return done
+        detail: dict[str, Any] = {"via": step.via}
+        if step.ratify is not None:
+            detail |= {"ratify_view": step.ratify.ratified, "ratify_within": step.ratify.within}
+        intent = replace(
+            _intent(step.key, step.playbook, step.action, step.call.target, finding), detail=detail
+        )
+        try:
+            self.policy.check_call(step.call.contract, step.call.function, step.call.value)
+            if await self.ledger.is_claimed(step.key):
+                return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
+            self.policy.take_rate(f"{step.playbook}.{step.action}")
+            if step.via == "guardian":
+                if self.relayer is None:
+                    raise ResponseError("no guardian key configured (responder.guardian)")
+                return await self.relayer.execute(intent, step.call, outbid)
+            return await self._propose(intent, step)
+        except PolicyViolation as exc:
+            log.warning(
+                "respond.refused", key=step.key, call=step.call.target, rule=exc.rule, reason=exc.detail
+            )
+            return await self._audit(
+                replace(intent, step=ActionStep.REFUSED, detail={"rule": exc.rule, "reason": exc.detail})
+            )
+        except BreakglassError as exc:
+            log.error("respond.action_failed", key=step.key, call=step.call.target, error=str(exc))
+            return await self._audit(
+                replace(
+                    intent, step=ActionStep.FAILED, detail={"error": str(exc), "recoverable": exc.recoverable}
+                )
+            )
+
+    async def _propose(self, intent: ActionEvent, step: CallStep) -> ActionEvent:
+        if self.safes is None:
+            raise ResponseError(f"{step.via}: no Safe service configured (safes)")
+        safe = step.via.removeprefix("safe:")
+        if not await self.ledger.claim(intent, step.via):
+            return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
+        proposal = await self.safes.propose(safe, step.call, key=step.key)
+        return await self._audit(
+            replace(
+                intent,
+                step=ActionStep.PROPOSED,
+                detail={
+                    **intent.detail,
+                    "safe_tx_hash": proposal.safe_tx_hash,
+                    "safe_nonce": proposal.safe_nonce,
+                },
+            )
+        )
+
+    async def dry_run(self, finding: Finding) -> list[dict[str, Any]]:
+        """What ``handle`` would do for ``finding``: steps, policy verdicts, simulations; nothing sent."""
+        out: list[dict[str, Any]] = []
+        for playbook in self.book.matching(finding):
+            steps = self.book.steps(playbook, finding)
+            for step, shown in zip(steps, describe_steps(steps), strict=True):
+                if isinstance(step, CallStep):
+                    try:
+                        self.policy.check_call(step.call.contract, step.call.function, step.call.value)
+                        shown["policy"] = "allowed"
+                        if step.via == "guardian" and self.relayer is not None:
+                            shown["plan"] = (
+                                await self.relayer.plan(step.call, outbid_from(finding))
+                            ).as_dict()
+                            shown["simulation"] = "ok"
+                    except PolicyViolation as exc:
+                        shown["policy"] = f"refused ({exc.rule}): {exc.detail}"
+                    except ResponseError as exc:
+                        shown["simulation"] = f"failed: {exc}"
+                out.append(shown)
+        return out
+
+    async def close(self) -> None:
+        if self.rpc is not None:
+            await self.rpc.close()
+
+    async def poll(self) -> list[ActionEvent]:
+        """One round of receipt tracking, stuck-tx bumping and ratification watching."""
+        done: list[ActionEvent] = []
+        if self.relayer is not None:
+            done += await self.relayer.poll()
+        if self.ratifier is not None:
+            done += await self.ratifier.poll()
+        return done
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
+        await self.start()
+        findings = self.bus.subscribe(Topics.FINDINGS, "respond")
+
+        async def consume() -> None:
+            async for finding in findings:
+                if isinstance(finding, Finding):
+                    await self.handle(finding)
+
+        async def tick() -> None:
+            while not stop.is_set():
+                try:
+                    await self.poll()
+                except BreakglassError as exc:
+                    log.warning("respond.poll_failed", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._poll_interval)
+
+        tasks = [asyncio.create_task(consume()), asyncio.create_task(tick())]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _intent(key: str, playbook: str, action: str, target: str, finding: Finding) -> ActionEvent:
+    return ActionEvent(
+        ActionStep.INTENT,
+        key,
+        playbook,
+        action,
+        target,
+        finding.fingerprint,
+        monitor_id=finding.monitor_id,
+        at_ms=time.time() * 1000,
+    )

@@ -1,0 +1,104 @@
+"""Exactly once on a real anvil: repeated findings, restarts, and crashes on either side of the send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import Harness, Venue, finding
+
+from breakglass.bus import Topics
+from breakglass.respond import ActionStep, HttpRpc
+
+pytestmark = pytest.mark.node
+
+PAUSE_ONLY = """
+- id: pause
+  match: {monitors: [oracle-deviation]}
+  actions:
+    - {kind: call, id: pause-venue, contract: venue, function: pause, once_per: target}
+"""
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so no handler in the library swallows it."""
+
+
+class CrashingRpc(HttpRpc):
+    """A real RPC client that dies before (``before=True``) or right after the raw transaction is sent."""
+
+    def __init__(self, url: str, *, before: bool) -> None:
+        super().__init__(url)
+        self.before = before
+
+    async def call(self, method: str, *params: Any) -> Any:
+        if method == "eth_sendRawTransaction" and self.before:
+            raise Crash
+        result = await super().call(method, *params)
+        if method == "eth_sendRawTransaction":
+            raise Crash
+        return result
+
+
+async def test_a_repeated_finding_sends_each_containment_call_once(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue)
+    actions = harness.bus.subscribe(Topics.ACTIONS, "test")
+    responder = await harness.responder()
+    first = await responder.handle(finding())
+    assert [e.step for e in first] == [ActionStep.SUBMITTED] * 3 + [ActionStep.NOTIFY]
+    for event in first[:3]:
+        assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
+    again = await responder.handle(finding())
+    assert [e.step for e in again] == [ActionStep.DUPLICATE] * 4
+    # A second attack transaction is a new finding: targeted actions run again, the global pause does not.
+    other = await responder.handle(finding(tx="0x" + "cd" * 32))
+    assert [e.step for e in other] == [ActionStep.SUBMITTED, ActionStep.SUBMITTED, ActionStep.DUPLICATE,
+                                       ActionStep.NOTIFY]  # fmt: skip
+    assert (
+        venue.view("paused")
+        and venue.view("marketPaused", 7)
+        and venue.view("blocked", venue.w3.to_checksum_address("0x000000000000000000000000000000000000a77a"))
+    )
+    assert venue.guardian_nonce() == 5
+    published = [await anext(actions) for _ in range(4)]
+    assert [e.step for e in published] == [ActionStep.SUBMITTED] * 3 + [ActionStep.NOTIFY]
+
+
+async def test_a_restarted_responder_does_not_pause_again(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue, PAUSE_ONLY)
+    first = await harness.responder()
+    [sent] = await first.handle(finding())
+    await first.relayer.wait(sent.key)  # type: ignore[union-attr]
+    await first.close()
+    second = await harness.responder()
+    [again] = await second.handle(finding())
+    assert again.step is ActionStep.DUPLICATE
+    assert venue.guardian_nonce() == 1
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["crash-after-ledger-before-send", "crash-after-send"])
+async def test_a_crash_mid_flight_is_finished_by_the_next_process_with_the_same_transaction(
+    venue: Venue, harness_factory: Callable[..., Harness], before: bool
+) -> None:
+    harness = harness_factory(venue, PAUSE_ONLY)
+    doomed = await harness.responder(rpc=CrashingRpc(venue.node.url, before=before))
+    with pytest.raises(Crash):
+        await doomed.handle(finding())
+    rows = await doomed.ledger.rows()
+    assert [r.step for r in rows] == ["intent", "signed"]  # durable before the send, whatever came next
+    signed_hash = rows[-1].tx_hash
+    assert venue.view("paused") is (not before)
+
+    restarted = await harness.responder()  # start() recovers: re-broadcasts the very same signed bytes
+    done = await restarted.relayer.wait(rows[-1].key)  # type: ignore[union-attr]
+    assert done.step is ActionStep.CONFIRMED and done.tx_hash == signed_hash
+    assert venue.view("paused")
+    [again] = await restarted.handle(finding())
+    assert again.step is ActionStep.DUPLICATE
+    assert venue.guardian_nonce() == 1  # one nonce, one transaction: the pause was sent exactly once
+    assert restarted.relayer.nonce == 1  # type: ignore[union-attr]
