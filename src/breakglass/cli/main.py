@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from breakglass import __version__
-from breakglass.cli import check, devnet
+from breakglass.cli import check, devnet, serve, tokens
 from breakglass.logs import configure_logging
 
 app = typer.Typer(
@@ -34,6 +34,8 @@ def version() -> None:
 
 app.command("check")(check.check)
 app.add_typer(devnet.app, name="devnet")
+app.command("serve")(serve.serve)
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:

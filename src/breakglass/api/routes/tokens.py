@@ -1,0 +1,49 @@
+"""``/api/v1/tokens``: list and revoke API tokens (admin). Tokens are created with the CLI only, so a
+token's clear text is printed once on a terminal and never travels in an HTTP response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+
+from breakglass.api.access import Admin
+from breakglass.api.auth import TokenError, TokenStore
+from breakglass.api.context import Ctx
+from breakglass.api.models import ApiToken
+from breakglass.incidents.timeline import record_audit
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+
+
+class TokenOut(BaseModel):
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiToken) -> TokenOut:
+        return cls(name=row.name, role=row.role, created_at=row.created_at,
+                   last_used_at=row.last_used_at, revoked_at=row.revoked_at)  # fmt: skip
+
+
+@router.get("", response_model=list[TokenOut])
+async def list_tokens(ctx: Ctx, _who: Admin) -> list[TokenOut]:
+    async with ctx.reading() as session:
+        return [TokenOut.of(row) for row in await TokenStore(session).list()]
+
+
+@router.post("/{name}/revoke", response_model=TokenOut, responses={404: {"description": "no such token"}})
+async def revoke_token(name: str, ctx: Ctx, who: Admin) -> TokenOut:
+    """Revoke a token; its sessions end with it. Audited."""
+    try:
+        async with ctx.transaction() as session:
+            row = await TokenStore(session).revoke(name)
+            await record_audit(session, actor=who.actor, action="token.revoke", at=ctx.clock(),
+                               target=f"token:{name}")  # fmt: skip
+    except TokenError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return TokenOut.of(row)

@@ -1,0 +1,68 @@
+"""``breakglass serve CONFIG``: the pipeline, the REST API and the dashboard in one process (uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breakglass.app import build_app
+from breakglass.cli.errors import handle_errors, stderr
+from breakglass.config import LoadedConfig, load_config
+from breakglass.store.migrate import upgrade_async
+
+SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not its value)
+
+
+async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips: str) -> None:
+    # Imported here so that every other command starts without loading the web stack.
+    import uvicorn
+
+    from breakglass.api.application import create_api
+
+    await upgrade_async(config.settings.store.url)
+    app = build_app(config)
+    secret = os.environ.get(SECRET_ENV)
+    if secret:
+        app.redactor.add([secret])
+    else:
+        stderr.print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")
+    api = create_api(app, session_secret=secret)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api,
+            host=host,
+            port=port,
+            log_config=None,  # structlog (configured by the root command) owns the output
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
+            server_header=False,
+        )
+    )
+    try:
+        await server.serve()
+    finally:
+        await app.close()
+
+
+@handle_errors
+def serve(
+    config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")],
+    host: Annotated[
+        str, typer.Option(help="address to listen on; put TLS in front for others")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="proxies trusted for X-Forwarded-Proto/For (comma-separated IPs)")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the API (/api/v1, /metrics, /openapi.json) and the dashboard (/) until interrupted.
+
+    Upgrades the store's schema first. Set BREAKGLASS_SESSION_SECRET (32+ characters) so dashboard
+    sessions survive a restart."""
+    loaded = load_config(config)
+    stderr.print(f"breakglass: serving {loaded.settings.protocol} on http://{host}:{port}/")
+    asyncio.run(_serve(loaded, host, port, forwarded_allow_ips))
