@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Harness, Venue, finding
+from respond_support import Harness, Venue, finding
 
 from breakglass.bus import Topics
 from breakglass.respond import ActionStep, HttpRpc

@@ -1,0 +1,165 @@
+"""Helpers of the response tests: a guarded mock venue on anvil, a guardian key, a config pointing at them.
+
+A uniquely named module (not ``conftest``) so that tests import it without clashing with other suites.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+
+from breakglass.bus import InProcessBus
+from breakglass.config import LoadedConfig
+from breakglass.devnet.anvil import Anvil
+from breakglass.devnet.deploy import Deployer
+from breakglass.devnet.solc import Build
+from breakglass.domain import Finding, Severity
+from breakglass.logs import Redactor
+from breakglass.respond import Responder, build_responder, create_tables
+from breakglass.store.db import make_engine, make_sessionmaker
+
+GUARDIAN_ENV = "BG_TEST_GUARDIAN_KEY"
+ATTACKER = "0x000000000000000000000000000000000000a77a"
+
+
+@dataclass
+class Venue:
+    node: Anvil
+    w3: Web3
+    contract: Any
+    admin: str
+    guardian_key: str
+    guardian: str
+    manifest: Path
+
+    def view(self, name: str, *args: Any) -> Any:
+        return getattr(self.contract.functions, name)(*args).call()
+
+    def guardian_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.guardian, "latest"))
+
+
+def deploy_venue(node: Anvil, build: Build, folder: Path, ratify_window: int = 3600) -> Venue:
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    account = Account.create()
+    key = "0x" + bytes(account.key).hex()
+    node.rpc("anvil_setBalance", account.address, hex(10**20))
+    admin = w3.eth.accounts[0]
+    deployer = Deployer(w3, build)
+    contract = deployer.deploy("venue", "MockGuardedVenue", admin, account.address, ratify_window)
+    manifest = folder / "manifest.json"
+    deployer.manifest(node.url).write(manifest)
+    return Venue(node, w3, contract, admin, key, account.address, manifest)
+
+
+BASE_CONFIG = """
+deployment: manifest.json
+store: {{url: "sqlite:///{db}"}}
+chain: {{poll_interval: 0.05}}
+monitors:
+  - id: oracle-deviation
+    kind: event
+    contract: venue
+    event: Paused
+responder:
+  guardian: {{env: {env}}}
+  fees: {{priority_fee_gwei: 1}}
+  bump_after_blocks: {bump_after}
+policy:
+  allow:
+    - {{contract: venue, function: pause}}
+    - {{contract: venue, function: pauseMarket}}
+    - {{contract: venue, function: blockAccount}}
+    - {{contract: venue, function: lowerMaxLeverage}}
+    - {{contract: venue, function: unpause}}
+    - {{contract: venue, function: setMaxLeverage}}
+  tightening: [pause, pauseMarket, blockAccount, lowerMaxLeverage, setMaxLeverage]
+  max_fee_gwei: 500
+playbooks:
+{playbooks}
+"""
+
+DEFAULT_PLAYBOOKS = """
+  - id: contain
+    match: {monitors: [oracle-deviation], min_severity: high}
+    actions:
+      - {kind: call, id: block-attacker, contract: venue, function: blockAccount,
+         args: ["{evidence.attacker}"]}
+      - {kind: call, id: pause-market, contract: venue, function: pauseMarket, args: ["{labels.market}"]}
+      - kind: call
+        id: pause-venue
+        contract: venue
+        function: pause
+        once_per: target
+        ratify: {within: 3600, ratified: pauseRatified}
+      - {kind: notify, id: tell, message: "paused market {labels.market}"}
+"""
+
+
+def write_config(folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2) -> Path:
+    text = BASE_CONFIG.format(
+        db=folder / "bg.db",
+        env=GUARDIAN_ENV,
+        playbooks=textwrap.indent(textwrap.dedent(playbooks).strip("\n"), "  "),
+        bump_after=bump_after,
+    )
+    path = folder / "breakglass.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def finding(
+    market: str = "7", attacker: str = ATTACKER, tx: str = "0x" + "ab" * 32, **evidence: Any
+) -> Finding:
+    return Finding(
+        monitor_id="oracle-deviation",
+        severity=Severity.CRITICAL,
+        chain_id=31337,
+        block_number=1,
+        title="oracle deviation",
+        tx_hash=tx,
+        labels={"market": market},  # type: ignore[arg-type]
+        evidence={"attacker": attacker, **evidence},
+    )
+
+
+@dataclass
+class Harness:
+    """Builds responders over one config and database, as a fresh process would after a restart."""
+
+    config: LoadedConfig
+    venue: Venue
+    bus: InProcessBus
+    redactor: Redactor
+    made: list[Responder]
+
+    async def responder(self, *, start: bool = True, rpc: Any = None) -> Responder:
+        engine = make_engine(self.config.settings.store.url)
+        await create_tables(engine)
+        responder = build_responder(
+            self.config,
+            self.bus,
+            self.redactor,
+            sessions=make_sessionmaker(engine),
+            rpc=rpc,
+            environ={GUARDIAN_ENV: self.venue.guardian_key},
+        )
+        self.made.append(responder)
+        self._engines.append(engine)
+        if start:
+            await responder.start()
+        return responder
+
+    async def close(self) -> None:
+        for responder in self.made:
+            await responder.close()
+        for engine in self._engines:
+            await engine.dispose()
+
+    def __post_init__(self) -> None:
+        self._engines: list[Any] = []
