@@ -65,6 +65,14 @@ def deploy_toolchain_set(deployer: Deployer) -> None:
     deployer.accounts["deployer"] = owner
 
 
+def _deploy_venue_set(deployer: Deployer) -> None:
+    """The reference venue (imported lazily: its package builds on this module)."""
+    from breakglass.devnet.venue.deploy import deploy_venue_set
+
+    deploy_venue_set(deployer)
+
+
 DEPLOYMENT_SETS: dict[str, Callable[[Deployer], None]] = {
     "toolchain": deploy_toolchain_set,
+    "venue": _deploy_venue_set,
 }
