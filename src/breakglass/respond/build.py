@@ -79,7 +79,11 @@ def build_responder(
             emit=responder.emit,
         )
     responder.safes = SafeService(
-        sessions, rpc, {s.name: s.address for s in settings.safes}, relayer=responder.relayer
+        sessions,
+        rpc,
+        {s.name: s.address for s in settings.safes},
+        relayer=responder.relayer,
+        emit=responder.emit,
     )
     responder.ratifier = RatificationWatcher(rpc, ledger, emit=responder.emit)
     return responder

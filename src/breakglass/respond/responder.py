@@ -172,7 +172,14 @@ class Responder:
         safe = step.via.removeprefix("safe:")
         if not await self.ledger.claim(intent, step.via):
             return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
-        proposal = await self.safes.propose(safe, step.call, key=step.key)
+        proposal = await self.safes.propose(
+            safe,
+            step.call,
+            key=step.key,
+            playbook=step.playbook,
+            action=step.action,
+            fingerprint=intent.finding_fingerprint,
+        )
         return await self._audit(
             replace(
                 intent,

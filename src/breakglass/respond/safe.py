@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = ["SAFE_VERSION", "SafeProposalRow", "SafeService", "SafeSignatureRow",
 SAFE_VERSION = "1.4.1"
 _EXEC = "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)"
 _ZERO = "0x0000000000000000000000000000000000000000"
+Emit = Callable[[ActionEvent], Awaitable[None]]
 
 
 def safe_abi(name: str = "Safe_V1_4_1") -> dict[str, Any]:
@@ -61,6 +62,9 @@ class SafeProposalRow(Base):
     function: Mapped[str] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(String(500))
     key: Mapped[str] = mapped_column(String(300))
+    playbook: Mapped[str] = mapped_column(String(100), default="manual")
+    action: Mapped[str] = mapped_column(String(100), default="manual")
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
     created_at_ms: Mapped[float] = mapped_column(Float)
     executed_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
 
@@ -94,11 +98,13 @@ class SafeService:
         safes: Mapping[str, str],
         *,
         relayer: GuardianRelayer | None = None,
+        emit: Emit | None = None,
     ) -> None:
         self._sessions = sessions
         self._rpc = rpc
         self._safes = {name: to_checksum_address(address) for name, address in safes.items()}
         self._relayer = relayer
+        self._emit = emit
 
     async def _view(
         self, address: str, signature: str, out: Sequence[str], *args_types: tuple[str, Any]
@@ -145,7 +151,16 @@ class SafeService:
             chain_id=row.chain_id,
         )
 
-    async def propose(self, safe: str, call: ContractCall, *, key: str) -> SafeProposalRow:
+    async def propose(
+        self,
+        safe: str,
+        call: ContractCall,
+        *,
+        key: str,
+        playbook: str = "manual",
+        action: str = "manual",
+        fingerprint: str = "",
+    ) -> SafeProposalRow:
         """Record a Safe transaction calling ``call`` (value 0, CALL). Its Safe nonce follows pending ones."""
         address = self._address(safe)
         chain_id = int(await self._rpc.call("eth_chainId"), 16)
@@ -164,6 +179,9 @@ class SafeService:
             function=call.signature,
             target=call.target,
             key=key,
+            playbook=playbook,
+            action=action,
+            fingerprint=fingerprint,
             created_at_ms=time.time() * 1000,
         )
         row.safe_tx_hash = "0x" + bytes(self._safe_tx(row).safe_tx_hash).hex()
@@ -242,7 +260,14 @@ class SafeService:
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot store signature for {row.safe_tx_hash}: {exc}") from exc
+        if self._emit is not None:
+            await self._emit(self._event(row, ActionStep.SAFE_SIGNED, {"owner": owner}))
         return owner
+
+    def _event(self, row: SafeProposalRow, step: ActionStep, detail: dict[str, Any]) -> ActionEvent:
+        return ActionEvent(step, row.key, row.playbook, row.action, row.target, row.fingerprint,
+                           detail={"safe": row.safe, "safe_tx_hash": row.safe_tx_hash, **detail},
+                           at_ms=time.time() * 1000)  # fmt: skip
 
     async def execute_if_ready(self, safe_tx_hash: str) -> ActionEvent | None:
         """Send ``execTransaction`` once the threshold is met (None before). Returns the SUBMITTED event."""
@@ -266,14 +291,10 @@ class SafeService:
             (row.target,),
             _selector(_EXEC) + encode(types, args),
         )
-        intent = ActionEvent(
-            ActionStep.INTENT,
-            f"safe-exec/{row.safe_tx_hash}",
-            "safe",
-            "execTransaction",
-            f"{row.safe}: {row.target}",
-            row.key,
-            at_ms=time.time() * 1000,
+        # Its own key: the execution is sent once, and its confirmation contains the incident (``via``).
+        intent = replace(
+            self._event(row, ActionStep.INTENT, {"via": f"safe:{row.safe}"}),
+            key=f"safe-exec/{row.safe_tx_hash}",
         )
         event = await self._relayer.execute(intent, call)
         if event.step is ActionStep.SUBMITTED:

@@ -30,8 +30,10 @@ def venue(anvil: Anvil, mocks: Build, tmp_path: Path) -> Venue:
 async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(venue: Venue, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2) -> Harness:
-        config = load_config(write_config(venue.manifest.parent, playbooks, bump_after))
+    def make(
+        venue: Venue, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2, extra: str = ""
+    ) -> Harness:
+        config = load_config(write_config(venue.manifest.parent, playbooks, bump_after, extra))
         harness = Harness(config, venue, InProcessBus(), Redactor(), [])
         made.append(harness)
         return harness

@@ -44,12 +44,14 @@ class Venue:
         return int(self.w3.eth.get_transaction_count(self.guardian, "latest"))
 
 
-def deploy_venue(node: Anvil, build: Build, folder: Path, ratify_window: int = 3600) -> Venue:
+def deploy_venue(
+    node: Anvil, build: Build, folder: Path, ratify_window: int = 3600, admin: str | None = None
+) -> Venue:
     w3 = Web3(Web3.HTTPProvider(node.url))
     account = Account.create()
     key = "0x" + bytes(account.key).hex()
     node.rpc("anvil_setBalance", account.address, hex(10**20))
-    admin = w3.eth.accounts[0]
+    admin = admin or w3.eth.accounts[0]
     deployer = Deployer(w3, build)
     contract = deployer.deploy("venue", "MockGuardedVenue", admin, account.address, ratify_window)
     manifest = folder / "manifest.json"
@@ -101,7 +103,9 @@ DEFAULT_PLAYBOOKS = """
 """
 
 
-def write_config(folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2) -> Path:
+def write_config(
+    folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2, extra: str = ""
+) -> Path:
     text = BASE_CONFIG.format(
         db=folder / "bg.db",
         env=GUARDIAN_ENV,
@@ -109,7 +113,7 @@ def write_config(folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: i
         bump_after=bump_after,
     )
     path = folder / "breakglass.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text + textwrap.dedent(extra), encoding="utf-8")
     return path
 
 
@@ -163,3 +167,29 @@ class Harness:
 
     def __post_init__(self) -> None:
         self._engines: list[Any] = []
+
+
+def deploy_safe(w3: Web3, owners: list[str], threshold: int) -> str:
+    """A real Safe v1.4.1 proxy (bytecode shipped in safe-eth-py): ``threshold`` of ``owners``."""
+    from breakglass.respond.safe import safe_abi
+
+    sender = w3.eth.accounts[0]
+
+    def deploy(name: str) -> Any:
+        art = safe_abi(name)
+        tx = (
+            w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor().transact({"from": sender})
+        )
+        address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+        return w3.eth.contract(address=address, abi=art["abi"])
+
+    singleton = deploy("Safe_V1_4_1")
+    factory = deploy("ProxyFactory_V1_4_1")
+    zero = "0x" + "00" * 20
+    setup = singleton.functions.setup(
+        owners, threshold, zero, b"", zero, zero, 0, zero
+    )._encode_transaction_data()
+    create = factory.functions.createProxyWithNonce(singleton.address, setup, 1)
+    proxy = create.call({"from": sender})
+    w3.eth.wait_for_transaction_receipt(create.transact({"from": sender}))
+    return str(proxy)
