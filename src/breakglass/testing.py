@@ -7,14 +7,24 @@ clock; tests of pure logic use these, tests of I/O use the real thing (anvil).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.chain.rpc import TransportError
-from breakglass.domain import Block
+from breakglass.domain import Block, Finding, Hash32, Severity
 
-__all__ = ["FakeTransport", "RecordingHandler", "wait_until"]
+__all__ = [
+    "FakeClock",
+    "FakeTransport",
+    "HttpReceiver",
+    "RecordingHandler",
+    "make_finding",
+    "wait_until",
+]
 
 Handler = Callable[[str, list[Any]], Any]
 
@@ -81,3 +91,93 @@ async def wait_until(condition: Callable[[], bool], within: float = 30.0, what: 
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not reached within {within:g} s")
         await asyncio.sleep(0.01)
+
+
+class FakeClock:
+    """A ``breakglass.incidents.clock.Clock`` that moves only when told to."""
+
+    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+def make_finding(
+    monitor_id: str = "oracle-deviation",
+    *,
+    severity: Severity = Severity.HIGH,
+    block: int = 100,
+    tx_hash: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+    title: str | None = None,
+    block_hash: str | None = None,
+    chain_id: int = 31337,
+) -> Finding:
+    """A finding with plausible defaults; distinct (monitor, block, tx, labels) give distinct
+    fingerprints."""
+    return Finding(
+        monitor_id=monitor_id,
+        severity=severity,
+        chain_id=chain_id,
+        block_number=block,
+        title=title or f"{monitor_id} at block {block}",
+        tx_hash=Hash32(tx_hash) if tx_hash else None,
+        block_hash=Hash32(block_hash) if block_hash else None,
+        labels=dict(labels or {}),
+        evidence=dict(evidence or {}),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class HttpReceiver:
+    """A real HTTP server on 127.0.0.1 (a thread) that records POSTs: the webhook end of tests.
+
+    ``statuses`` are answered in order (then 200), so a test can make the first attempts fail.
+    """
+
+    def __init__(self, statuses: Sequence[int] = ()) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self.statuses = list(statuses)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.requests.append(ReceivedRequest(self.path, dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> HttpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -6,6 +6,7 @@ retry may help. Channel URLs are secrets: ``repr`` and errors show them redacted
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -13,8 +14,7 @@ import apprise
 
 from breakglass.config.alerting import ChannelConfig, NotificationsConfig
 from breakglass.errors import NotifyError
-from breakglass.logs import redact_url
-from breakglass.notify.webhook import WebhookChannel
+from breakglass.notify.webhook import WebhookChannel, where
 
 __all__ = ["AppriseChannel", "Channel", "build_channels"]
 
@@ -32,14 +32,19 @@ class AppriseChannel:
         self.name = name
         self._url = url
         self._apprise = apprise.Apprise()
-        if not self._apprise.add(url):
+        with warnings.catch_warnings():
+            # Apprise loads its plugins on the first add(), one of which imports the standard
+            # library's deprecated ``imghdr``: not ours to fix, and not a warning for our users.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            added = self._apprise.add(url)
+        if not added:
             raise NotifyError(
-                f"channel {name!r}: Apprise does not understand {redact_url(url)}",
+                f"channel {name!r}: Apprise does not understand the URL ({where(url)})",
                 recoverable=False,
             )
 
     def __repr__(self) -> str:
-        return f"AppriseChannel({self.name!r}, {redact_url(self._url)!r})"
+        return f"AppriseChannel({self.name!r}, {where(self._url)!r})"
 
     async def send(self, title: str, body: str, payload: Mapping[str, Any]) -> None:
         result = await self._apprise.async_notify(body=body, title=title)

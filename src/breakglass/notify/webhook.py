@@ -20,10 +20,17 @@ import httpx
 from breakglass.errors import NotifyError
 from breakglass.logs import redact_url
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookChannel", "sign", "verify"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookChannel", "sign", "verify", "where"]
 
 TIMESTAMP_HEADER = "X-Breakglass-Timestamp"
 SIGNATURE_HEADER = "X-Breakglass-Signature"
+
+
+def where(url: str) -> str:
+    """Scheme and host of a channel URL, and nothing else: paths and queries hold tokens."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split("?", 1)[0]
+    return redact_url(f"{scheme}://{host}/…")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -59,7 +66,7 @@ class WebhookChannel:
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return f"WebhookChannel({self.name!r}, {redact_url(self._url)!r})"
+        return f"WebhookChannel({self.name!r}, {where(self._url)!r})"
 
     async def send(self, title: str, body: str, payload: Mapping[str, Any]) -> None:
         document = {**payload, "title": title, "text": body}

@@ -1,0 +1,1 @@
+"""Alerts: findings deduplicated, muted (silences, inhibition), routed and grouped into incidents."""

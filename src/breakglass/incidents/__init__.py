@@ -1,0 +1,1 @@
+"""Incidents: lifecycle, participants, tasks, the hash-chained timeline, actions, post-mortems."""
