@@ -1,17 +1,51 @@
-"""Monitors-as-code: the detector declarations of a configuration (owned by the detection engine)."""
+"""Monitors-as-code: the detector declarations of a configuration (owned by the detection engine).
+
+Each ``kind`` is one model; ``docs/detection.md`` shows a YAML example of each. Expressions (``where``,
+``expect``) are CEL and are compiled here, so a syntax error is reported by ``breakglass check`` with
+its file and line. Contract names are ``RefTo("contract")`` and are checked against the manifest;
+names inside ``calls`` strings and event/function names are checked when the engine is built.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from breakglass.config.base import Strict
 from breakglass.config.refs import RefTo, UniqueKey
 
-__all__ = ["EventMonitor", "InvariantMonitor", "MonitorConfig", "SeverityName"]
+__all__ = [
+    "CallMonitor",
+    "EventMonitor",
+    "FlowMonitor",
+    "GovernanceMonitor",
+    "IntelMonitor",
+    "InvariantMonitor",
+    "MonitorConfig",
+    "PluginMonitor",
+    "SetupMonitor",
+    "SeverityName",
+    "TransactionMonitor",
+]
 
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+Address = Annotated[str, Field(pattern=_ADDRESS)]
+ContractName = Annotated[str, RefTo("contract")]
+
+
+def _cel(text: str | None) -> str | None:
+    if text is None:
+        return None
+    import cel  # the compiled CEL core loads once, on the first expression
+
+    try:
+        cel.compile(text)
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"invalid CEL expression: {first}") from None
+    return text
 
 
 class _MonitorBase(Strict):
@@ -23,18 +57,141 @@ class _MonitorBase(Strict):
 
 
 class EventMonitor(_MonitorBase):
+    """A log of ``event`` emitted by ``contract``, optionally filtered by ``where`` (CEL)."""
+
     kind: Literal["event"]
-    contract: Annotated[str, RefTo("contract")]
-    event: str
-    where: str | None = None
+    contract: ContractName
+    event: str = Field(description="event name, or full signature when the ABI overloads it")
+    where: str | None = Field(default=None, description="CEL over args, log, tx, block")
+
+    _where = field_validator("where")(_cel)
+
+
+class CallMonitor(_MonitorBase):
+    """A transaction calling ``function`` of ``contract`` directly (top-level calls)."""
+
+    kind: Literal["call"]
+    contract: ContractName
+    function: str
+    where: str | None = Field(default=None, description="CEL over args, tx, block")
+    include_reverted: bool = False
+
+    _where = field_validator("where")(_cel)
+
+
+class TransactionMonitor(_MonitorBase):
+    """Any transaction (optionally only those sent to ``to``) matching ``where``."""
+
+    kind: Literal["transaction"]
+    to: list[ContractName] = Field(default_factory=list)
+    where: str = Field(description="CEL over tx and block")
+
+    _where = field_validator("where")(_cel)
 
 
 class InvariantMonitor(_MonitorBase):
+    """Expressions over contract view calls that must hold on every block."""
+
     kind: Literal["invariant"]
     calls: dict[str, str] = Field(
         description="name -> 'contract.function(args)': view calls read on every block"
     )
     expect: str = Field(description="expression over the call results that must hold")
 
+    _expect = field_validator("expect")(_cel)
 
-MonitorConfig = Annotated[EventMonitor | InvariantMonitor, Field(discriminator="kind")]
+
+class FlowMonitor(_MonitorBase):
+    """Net outflow of ``token`` from ``holders`` over a sliding window of blocks or seconds."""
+
+    kind: Literal["flow"]
+    token: ContractName
+    holders: list[ContractName] = Field(min_length=1)
+    window_blocks: int | None = Field(default=None, ge=1, le=100_000)
+    window_seconds: float | None = Field(default=None, gt=0, le=30 * 86400)
+    max_outflow: int | None = Field(default=None, ge=0, description="raw token units")
+    max_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="of the holders' balance at the start of the window"
+    )
+
+    @model_validator(mode="after")
+    def _one_window_and_a_limit(self) -> FlowMonitor:
+        if (self.window_blocks is None) == (self.window_seconds is None):
+            raise ValueError("set exactly one of window_blocks and window_seconds")
+        if self.max_outflow is None and self.max_fraction is None:
+            raise ValueError("set max_outflow, max_fraction, or both")
+        return self
+
+
+GovernanceAction = Literal["roles", "ownership", "upgrades", "timelock", "pause", "parameters"]
+_ALL_ACTIONS: tuple[GovernanceAction, ...] = (
+    "roles",
+    "ownership",
+    "upgrades",
+    "timelock",
+    "pause",
+    "parameters",
+)
+
+
+class GovernanceMonitor(_MonitorBase):
+    """Privileged changes on ``contracts`` made by anyone not in ``allow``."""
+
+    kind: Literal["governance"]
+    contracts: list[ContractName] = Field(min_length=1)
+    actions: list[GovernanceAction] = Field(default_factory=lambda: list(_ALL_ACTIONS))
+    allow: list[Address] = Field(default_factory=list, description="expected actors (tx senders)")
+    parameter_events: list[str] = Field(
+        default_factory=list, description="event names that change a risk parameter"
+    )
+
+
+class RevertBurst(Strict):
+    count: int = Field(default=3, ge=2)
+    window_blocks: int = Field(default=20, ge=1)
+
+
+class SetupMonitor(_MonitorBase):
+    """The set-up stage of an attack: tainted funding, fresh contracts, reverted probes."""
+
+    kind: Literal["setup"]
+    protocol: list[ContractName] = Field(min_length=1)
+    mixers: list[Address] = Field(default_factory=list)
+    flagged: list[Address] = Field(default_factory=list)
+    hops: int = Field(default=2, ge=1, le=5)
+    fresh_blocks: int = Field(default=7200, ge=1, description="a contract this young is fresh")
+    reverts: RevertBurst | None = Field(default_factory=RevertBurst)
+
+
+class IntelMonitor(_MonitorBase):
+    """Threat-intelligence indicators: known-bad addresses, code hashes, selectors."""
+
+    kind: Literal["intel"]
+    addresses: list[Address] = Field(default_factory=list)
+    code_hashes: list[Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]] = Field(default_factory=list)
+    selectors: list[Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{8}$")]] = Field(default_factory=list)
+    files: list[str] = Field(
+        default_factory=list, description="files of indicators, one per line (relative to the config)"
+    )
+
+
+class PluginMonitor(_MonitorBase):
+    """A Python detector: ``module:Class`` implementing ``breakglass.detect.plugins.Plugin``."""
+
+    kind: Literal["plugin"]
+    plugin: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+MonitorConfig = Annotated[
+    EventMonitor
+    | CallMonitor
+    | TransactionMonitor
+    | InvariantMonitor
+    | FlowMonitor
+    | GovernanceMonitor
+    | SetupMonitor
+    | IntelMonitor
+    | PluginMonitor,
+    Field(discriminator="kind"),
+]

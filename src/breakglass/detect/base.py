@@ -1,0 +1,135 @@
+"""What every detector sees and returns: the ``BlockContext`` of one block, and ``Finding``s.
+
+A detector is a small object with ``reads()`` (view calls it needs each block; most need none) and
+``on_block(ctx)``. The engine reads every detector's calls in one round trip, decodes each log once,
+and hands all detectors the same context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from breakglass.config.monitors import SeverityName
+from breakglass.detect.abi import EventAbi
+from breakglass.detect.expr import to_cel
+from breakglass.detect.reads import ReadCall
+from breakglass.domain import Block, Finding, Log, Severity, Tx
+
+__all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "tx_vars"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedLog:
+    log: Log
+    contract: str
+    event: EventAbi
+    args: Mapping[str, Any]
+    tx: Tx
+
+
+def tx_vars(tx: Tx) -> dict[str, Any]:
+    receipt = tx.receipt
+    return {
+        "hash": tx.hash,
+        "from": tx.sender.lower(),
+        "to": tx.to.lower() if tx.to else "",
+        "value": float(tx.value),
+        "input": "0x" + tx.input.hex(),
+        "selector": "0x" + tx.input[:4].hex(),
+        "nonce": float(tx.nonce),
+        "gas": float(tx.gas),
+        "index": float(tx.index),
+        "status": float(receipt.status) if receipt else 1.0,
+        "gas_used": float(receipt.gas_used) if receipt else 0.0,
+        "created": (receipt.contract_address or "").lower() if receipt else "",
+    }
+
+
+@dataclass
+class BlockContext:
+    """One block as the detectors see it. Built once per block by the engine."""
+
+    chain_id: int
+    block: Block
+    reads: Mapping[str, Any]
+    """Decoded view-call results by ``ReadCall.key`` (``ReadFailed`` where a call failed)."""
+    logs: Sequence[DecodedLog]
+    """Logs of configured contracts, decoded once."""
+    contracts: Mapping[str, str]
+    """Configured contract name -> lowercase address."""
+    code_hashes: Mapping[str, str] = field(default_factory=dict)
+    """Lowercase address -> keccak of runtime code, for contracts created in this block."""
+    observed_at_ms: float = 0.0
+    _tx_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _block_vars: dict[str, Any] | None = None
+
+    def tx(self, tx: Tx) -> dict[str, Any]:
+        """CEL variables of ``tx``, computed once per block."""
+        found = self._tx_cache.get(tx.hash)
+        if found is None:
+            found = self._tx_cache[tx.hash] = tx_vars(tx)
+        return found
+
+    def block_vars(self) -> dict[str, Any]:
+        if self._block_vars is None:
+            b = self.block
+            self._block_vars = {"number": float(b.number), "timestamp": float(b.timestamp), "hash": b.hash}
+        return self._block_vars
+
+    def variables(
+        self, tx: Tx | None = None, args: Mapping[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"block": self.block_vars(), "contracts": self.contracts}
+        if tx is not None:
+            out["tx"] = self.tx(tx)
+        if args is not None:
+            out["args"] = to_cel(args)
+        out.update(extra)
+        return out
+
+
+class Detector(Protocol):
+    monitor_id: str
+
+    def reads(self) -> Sequence[ReadCall]: ...
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]: ...
+
+
+class FindingMaker:
+    """Builds this monitor's findings with its id, severity, title and labels filled in."""
+
+    def __init__(
+        self, monitor_id: str, severity: SeverityName, title: str, labels: Mapping[str, str]
+    ) -> None:
+        self.monitor_id = monitor_id
+        self.severity = Severity.parse(severity)
+        self.title = title
+        self.labels = dict(labels)
+
+    def __call__(
+        self,
+        ctx: BlockContext,
+        *,
+        tx: Tx | None = None,
+        log: Log | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        title: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        return Finding(
+            monitor_id=self.monitor_id,
+            severity=severity if severity is not None else self.severity,
+            chain_id=ctx.chain_id,
+            block_number=ctx.block.number,
+            block_hash=ctx.block.hash,
+            title=title or self.title,
+            tx_hash=tx.hash if tx else (log.tx_hash if log else None),
+            log_index=log.log_index if log else None,
+            labels={**self.labels, **(labels or {})},
+            evidence=dict(evidence or {}),
+            observed_at_ms=ctx.observed_at_ms,
+        )

@@ -1,0 +1,181 @@
+"""The detection engine: one block in, findings out on the bus; a reorg in, retractions out.
+
+Per block: (1) every detector's view calls plus the code of contracts created in the block, in one
+JSON-RPC batch at that block's number; (2) each log of a configured contract decoded once; (3) every
+detector run on the same ``BlockContext``; (4) findings published on ``Topics.FINDINGS``. A detector
+that raises is logged and counted, never allowed to stop the others or the follower.
+
+The engine is the follower's ``BlockHandler``. It remembers which findings each recent block raised,
+so that when the follower reports orphaned blocks it can publish a ``Retraction`` of exactly those
+findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; nothing is deleted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from breakglass.bus import Bus, Topics
+from breakglass.chain.checkpoint import Checkpoint
+from breakglass.detect.abi import AbiIndex
+from breakglass.detect.base import BlockContext, DecodedLog, Detector
+from breakglass.detect.reads import CallExecutor, ReadCall, RpcBatchExecutor, decode_results
+from breakglass.domain import Block, Finding, PendingTx
+from breakglass.errors import BreakglassError
+from breakglass.logs import get_logger
+
+__all__ = ["DetectionEngine", "Retraction"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """Findings of a block that left the canonical chain. Consumers mark them; they are not deleted."""
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    fingerprints: tuple[str, ...]
+    reason: str = "reorg"
+
+
+class DetectionEngine:
+    """Runs ``detectors`` on each block. Construct with no I/O; the executor does the reads."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        *,
+        chain_id: int,
+        contracts: Mapping[str, tuple[str, Sequence[Mapping[str, Any]]]],
+        executor: CallExecutor,
+        bus: Bus | None = None,
+        want_code: bool = False,
+        keep_blocks: int = 1024,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.chain_id = chain_id
+        self.abi = AbiIndex(contracts)
+        self.addresses = {name: address.lower() for name, (address, _abi) in contracts.items()}
+        self.executor = executor
+        self.bus = bus
+        self.want_code = want_code
+        unique: dict[str, ReadCall] = {}
+        for detector in self.detectors:
+            for call in detector.reads():
+                unique.setdefault(call.key, call)
+        self.calls = list(unique.values())
+        self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._keep = keep_blocks
+        self.errors = 0
+        self.blocks = 0
+        self.last_latency_ms = 0.0
+
+    async def _read(self, block: Block) -> tuple[dict[str, Any], dict[str, str]]:
+        created = [
+            tx.receipt.contract_address.lower()
+            for tx in block.transactions
+            if self.want_code and tx.receipt and tx.receipt.contract_address
+        ]
+        if not self.calls and not created:
+            return {}, {}
+        if isinstance(self.executor, RpcBatchExecutor):
+            # one round trip for both: the view calls and the new contracts' code
+            requests: list[tuple[str, tuple[Any, ...]]] = [
+                *RpcBatchExecutor.requests(self.calls, block.number)
+            ]
+            requests += [("eth_getCode", (address, hex(block.number))) for address in created]
+            answers = await self.executor.rpc.batch(requests, strict=False)
+            raw = [RpcBatchExecutor.raw(a) for a in answers[: len(self.calls)]]
+            codes = answers[len(self.calls) :]
+        else:
+            raw = await self.executor.execute(self.calls, block.number)
+            codes = []
+            if created:
+                rpc = getattr(self.executor, "rpc", None)
+                if rpc is not None:
+                    codes = await rpc.batch(
+                        [("eth_getCode", (a, hex(block.number))) for a in created], strict=False
+                    )
+        hashes = {
+            address: "0x" + keccak(hexstr=code).hex()
+            for address, code in zip(created, codes, strict=False)
+            if isinstance(code, str) and code.startswith("0x")
+        }
+        return decode_results(self.calls, raw), hashes
+
+    def _decode_logs(self, block: Block) -> list[DecodedLog]:
+        out: list[DecodedLog] = []
+        for tx in block.transactions:
+            if tx.receipt is None or tx.receipt.status == 0:
+                continue
+            for entry in tx.receipt.logs:
+                decoded = self.abi.decode_log(entry)
+                if decoded is not None:
+                    name = self.abi.names[entry.address.lower()]
+                    out.append(DecodedLog(entry, name, decoded[0], decoded[1], tx))
+        return out
+
+    async def evaluate(self, block: Block) -> list[Finding]:
+        """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
+        seen_ms = time.time() * 1000
+        reads, hashes = await self._read(block)
+        ctx = BlockContext(
+            chain_id=self.chain_id,
+            block=block,
+            reads=reads,
+            logs=self._decode_logs(block),
+            contracts=self.addresses,
+            code_hashes=hashes,
+            observed_at_ms=seen_ms,
+        )
+        findings: list[Finding] = []
+        for detector in self.detectors:
+            try:
+                findings += detector.on_block(ctx)
+            except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                self.errors += 1
+                log.error("detector failed", monitor=detector.monitor_id, block=block.number, error=str(exc))
+        return findings
+
+    async def on_block(self, block: Block) -> int:
+        started = time.perf_counter()
+        findings = await self.evaluate(block)
+        if self.bus is not None:
+            for finding in findings:
+                await self.bus.publish(Topics.FINDINGS, finding)
+        self.blocks += 1
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        if findings:
+            self._raised[block.hash] = (block.number, [f.fingerprint for f in findings])
+            while len(self._raised) > self._keep:
+                self._raised.popitem(last=False)
+        return len(findings)
+
+    async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
+        """One ``Retraction`` per orphaned block. Fingerprints are listed when this process raised
+        them; after a restart the block hash alone identifies them (every finding carries it)."""
+        for checkpoint in orphaned:
+            raised = self._raised.pop(checkpoint.hash, None)
+            fingerprints = tuple(raised[1]) if raised else ()
+            retraction = Retraction(self.chain_id, checkpoint.number, checkpoint.hash, fingerprints)
+            log.warning(
+                "retracting findings of orphaned block", block=checkpoint.number, findings=len(fingerprints)
+            )
+            if self.bus is not None:
+                await self.bus.publish(Topics.RETRACTIONS, retraction)
+
+    async def on_pending(self, pending: PendingTx) -> list[Finding]:
+        """Pending-transaction handlers of plugins (the simulator adds invariants on the post-state)."""
+        out: list[Finding] = []
+        for detector in self.detectors:
+            handler = getattr(detector, "on_pending", None)
+            if handler is not None:
+                out += handler(pending)
+        return out

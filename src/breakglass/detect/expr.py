@@ -1,0 +1,91 @@
+"""CEL expressions over chain data: compile once, evaluate in microseconds, never ``eval``.
+
+Values enter CEL in one predictable shape (``docs/detection.md``, "Expression language"):
+- every number (uint256 amounts, block numbers, timestamps) is a CEL ``double``: exact up to 2**53,
+  and ``a / b`` is a ratio, not a truncating division. Write literals in arithmetic as ``2.0``;
+  comparisons with integer literals (``x > 0``) work as written;
+- addresses are lowercase ``0x`` strings; ``bytes``/``bytesN`` are lowercase ``0x`` hex strings;
+- structs and tuples are lists; named outputs of a call are also reachable by name.
+Helper functions: ``abs(x)``, ``min(a, b)``, ``max(a, b)``, ``deviation(a, b)`` (``|a-b|/|b|``),
+``lower(s)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cel
+
+from breakglass.errors import DetectionError
+
+__all__ = ["Expression", "to_cel"]
+
+
+def to_cel(value: Any) -> Any:
+    """A Python/ABI value as the CEL value the expression language documents."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else value
+    if isinstance(value, Mapping):
+        return {str(k): to_cel(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_cel(v) for v in value]
+    return str(value)
+
+
+def _deviation(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else (0.0 if a == b else float("inf"))
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "abs": lambda x: abs(x),
+    "min": lambda a, b: min(a, b),
+    "max": lambda a, b: max(a, b),
+    "deviation": _deviation,
+    "lower": lambda s: str(s).lower(),
+}
+
+
+class Expression:
+    """One compiled CEL expression of one monitor; ``evaluate`` returns its (boolean) result."""
+
+    def __init__(self, source: str, monitor_id: str, *, allowed: set[str] | None = None) -> None:
+        self.source = source
+        self.monitor_id = monitor_id
+        try:
+            self._program = cel.compile(source)
+        except (ValueError, RuntimeError) as exc:
+            raise DetectionError(monitor_id, f"invalid CEL {source!r}: {str(exc).splitlines()[0]}") from None
+        refs = self._program.references()
+        self.variables: set[str] = {v.split(".")[0] for v in refs.get("variables", [])}
+        self._functions = {f: _FUNCTIONS[f] for f in refs.get("functions", []) if f in _FUNCTIONS}
+        if allowed is not None:
+            unknown = sorted(self.variables - allowed)
+            if unknown:
+                known = ", ".join(sorted(allowed))
+                raise DetectionError(monitor_id, f"unknown name(s) {unknown} in {source!r} (known: {known})")
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """Evaluate with already-converted variables (see ``to_cel``)."""
+        try:
+            if self._functions:
+                context = cel.Context()
+                for name, fn in self._functions.items():
+                    context.add_function(name, fn)
+                context.update(dict(variables))
+                return self._program.execute(context)
+            return self._program.execute(dict(variables))
+        except (TypeError, ValueError, RuntimeError, OverflowError, KeyError) as exc:
+            raise DetectionError(self.monitor_id, f"{self.source!r}: {str(exc).splitlines()[0]}") from None
+
+    def holds(self, variables: Mapping[str, Any]) -> bool:
+        result = self.evaluate(variables)
+        if not isinstance(result, bool):
+            raise DetectionError(self.monitor_id, f"{self.source!r} gave {result!r}, not true/false")
+        return result

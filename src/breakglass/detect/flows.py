@@ -1,0 +1,107 @@
+"""Flows: net outflow of a token from a set of holders over a sliding window of blocks or seconds.
+
+Net outflow counts ERC-20 ``Transfer`` logs of the token leaving the set minus those entering it
+(moves between holders cancel). The fraction is taken of the holders' balance at the start of the
+window, i.e. their current balance (read each block, in the engine's batch) plus the window's outflow.
+A flow fires once when it crosses a limit and again only after the window has slid past that block.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from breakglass.config.monitors import FlowMonitor
+from breakglass.detect.abi import EventAbi, find_event
+from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.reads import Contracts, ReadCall, ReadFailed, parse_call
+from breakglass.domain import Finding
+from breakglass.errors import DetectionError
+
+__all__ = ["FlowDetector"]
+
+
+class FlowDetector:
+    def __init__(self, cfg: FlowMonitor, contracts: Contracts) -> None:
+        self.monitor_id = cfg.id
+        self.cfg = cfg
+        token_address, token_abi = contracts[cfg.token]
+        event = find_event(token_abi, "Transfer") or EventAbi.of(_ERC20_TRANSFER)
+        if len(event.all_names) != 3:
+            raise DetectionError(cfg.id, f"{cfg.token} has no ERC-20 Transfer(from, to, value) event")
+        self.transfer = event
+        self.token = token_address.lower()
+        self.holders = {contracts[h][0].lower() for h in cfg.holders}
+        self.balance_calls = [
+            parse_call(f"{cfg.token}.balanceOf({h})", contracts, cfg.id) for h in cfg.holders
+        ]
+        self.window: deque[tuple[int, int, int]] = deque()
+        """(block number, timestamp, net outflow in that block)"""
+        self.quiet_until: int | float = -1
+        self.make = FindingMaker(
+            cfg.id,
+            cfg.severity,
+            cfg.title or f"{cfg.token} outflow from {', '.join(cfg.holders)}",
+            cfg.labels,
+        )
+
+    def reads(self) -> Sequence[ReadCall]:
+        return self.balance_calls
+
+    def _net(self, ctx: BlockContext) -> int:
+        net = 0
+        from_name, to_name, value_name = self.transfer.all_names
+        for item in ctx.logs:
+            if item.event.topic0 != self.transfer.topic0 or item.log.address.lower() != self.token:
+                continue
+            src, dst = str(item.args[from_name]).lower(), str(item.args[to_name]).lower()
+            value = int(item.args[value_name])
+            if src in self.holders and dst not in self.holders:
+                net += value
+            elif dst in self.holders and src not in self.holders:
+                net -= value
+        return net
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        block = ctx.block
+        self.window.append((block.number, block.timestamp, self._net(ctx)))
+        while self.window and not self._inside(self.window[0], block.number, block.timestamp):
+            self.window.popleft()
+        outflow = sum(n for _b, _t, n in self.window)
+        balances = [ctx.reads.get(c.key) for c in self.balance_calls]
+        balance = sum(int(b) for b in balances if isinstance(b, int) and not isinstance(b, ReadFailed))
+        start = balance + outflow
+        fraction = outflow / start if start > 0 else 0.0
+        over_amount = self.cfg.max_outflow is not None and outflow > self.cfg.max_outflow
+        over_fraction = self.cfg.max_fraction is not None and outflow > 0 and fraction > self.cfg.max_fraction
+        now = block.number if self.cfg.window_blocks is not None else block.timestamp
+        if not (over_amount or over_fraction) or now <= self.quiet_until:
+            return []
+        self.quiet_until = now + (self.cfg.window_blocks or self.cfg.window_seconds or 0)
+        evidence = {
+            "token": self.cfg.token,
+            "holders": list(self.cfg.holders),
+            "outflow": outflow,
+            "balance": balance,
+            "fraction": round(fraction, 6),
+            "window_blocks": self.cfg.window_blocks,
+            "window_seconds": self.cfg.window_seconds,
+            "first_block": self.window[0][0],
+        }
+        return [self.make(ctx, evidence=evidence)]
+
+    def _inside(self, entry: tuple[int, int, int], number: int, timestamp: int) -> bool:
+        if self.cfg.window_blocks is not None:
+            return entry[0] > number - self.cfg.window_blocks
+        return entry[1] > timestamp - (self.cfg.window_seconds or 0)
+
+
+_ERC20_TRANSFER = {
+    "type": "event",
+    "name": "Transfer",
+    "inputs": [
+        {"name": "from", "type": "address", "indexed": True},
+        {"name": "to", "type": "address", "indexed": True},
+        {"name": "value", "type": "uint256", "indexed": False},
+    ],
+}

@@ -1,0 +1,100 @@
+"""Threat-intel lists: known-bad addresses, runtime code hashes and function selectors.
+
+Addresses match a transaction's sender or recipient, a created contract, or a log's emitter; code
+hashes match contracts created in the block (the engine reads their code in its batch); selectors
+match top-level calldata. Indicator files hold one indicator per line (``#`` comments allowed);
+the kind is told by its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from breakglass.config.monitors import IntelMonitor
+from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.reads import ReadCall
+from breakglass.domain import Finding
+from breakglass.errors import DetectionError
+
+__all__ = ["IntelDetector", "read_indicators"]
+
+
+def read_indicators(
+    lines: Iterable[str], monitor_id: str, source: str
+) -> tuple[set[str], set[str], set[str]]:
+    """(addresses, code hashes, selectors) from indicator lines."""
+    addresses: set[str] = set()
+    hashes: set[str] = set()
+    selectors: set[str] = set()
+    for number, raw in enumerate(lines, 1):
+        text = raw.split("#", 1)[0].strip().lower()
+        if not text:
+            continue
+        target = {42: addresses, 66: hashes, 10: selectors}.get(len(text))
+        if target is None or not text.startswith("0x"):
+            raise DetectionError(
+                monitor_id, f"{source}:{number}: {text!r} is not an address, code hash or selector"
+            )
+        target.add(text)
+    return addresses, hashes, selectors
+
+
+class IntelDetector:
+    def __init__(self, cfg: IntelMonitor, base_dir: Path) -> None:
+        self.monitor_id = cfg.id
+        self.addresses = {a.lower() for a in cfg.addresses}
+        self.code_hashes = {h.lower() for h in cfg.code_hashes}
+        self.selectors = {s.lower() for s in cfg.selectors}
+        for name in cfg.files:
+            path = base_dir / name
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise DetectionError(cfg.id, f"cannot read indicator file {path}: {exc}") from None
+            a, h, s = read_indicators(lines, cfg.id, str(path))
+            self.addresses |= a
+            self.code_hashes |= h
+            self.selectors |= s
+        self.make = FindingMaker(cfg.id, cfg.severity, cfg.title or "threat-intel indicator seen", cfg.labels)
+
+    @property
+    def wants_code(self) -> bool:
+        return bool(self.code_hashes)
+
+    def reads(self) -> Sequence[ReadCall]:
+        return ()
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        out: list[Finding] = []
+        for tx in ctx.block.transactions:
+            hits: list[tuple[str, str]] = []
+            for role, value in (("sender", tx.sender), ("recipient", tx.to)):
+                if value is not None and value.lower() in self.addresses:
+                    hits.append((role, value.lower()))
+            selector = "0x" + tx.input[:4].hex()
+            if len(tx.input) >= 4 and selector in self.selectors:
+                hits.append(("selector", selector))
+            if tx.receipt is not None:
+                created = (tx.receipt.contract_address or "").lower()
+                if created in self.addresses:
+                    hits.append(("created", created))
+                code_hash = ctx.code_hashes.get(created)
+                if code_hash is not None and code_hash in self.code_hashes:
+                    hits.append(("code_hash", code_hash))
+                hits += [
+                    ("emitter", log.address.lower())
+                    for log in tx.receipt.logs
+                    if log.address.lower() in self.addresses
+                ]
+            for kind, indicator in dict.fromkeys(hits):
+                out.append(
+                    self.make(
+                        ctx,
+                        tx=tx,
+                        evidence={"match": kind, "indicator": indicator},
+                        title=f"threat-intel {kind} {indicator}",
+                        labels={"indicator": indicator},
+                    )
+                )
+        return out

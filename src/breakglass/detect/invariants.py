@@ -1,0 +1,171 @@
+"""Invariants: CEL over contract view calls, evaluated every block with all calls in one round trip.
+
+The three concerns are separate so the mempool simulator can reuse the first two on a simulated
+post-state:
+1. ``InvariantSet.calls()``: which view calls to read (deduplicated across invariants);
+2. ``InvariantSet.evaluate(values, ...)``: pure evaluation of every expression on decoded results;
+3. how the calls are executed: any ``reads.CallExecutor`` (``RpcBatchExecutor`` on the block path).
+``InvariantSet.check(executor, block)`` composes them.
+
+Expression variables: each call's name (its decoded result), ``block`` (number, timestamp),
+``prev`` (the same names' values at the previous evaluation, or the current ones the first time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from breakglass.config.monitors import InvariantMonitor
+from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.expr import Expression, to_cel
+from breakglass.detect.reads import CallExecutor, Contracts, ReadCall, ReadFailed, decode_results, parse_call
+from breakglass.domain import Finding, Severity
+from breakglass.errors import DetectionError
+
+__all__ = ["Invariant", "InvariantDetector", "InvariantSet", "Violation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """An invariant that did not hold (or could not be evaluated: ``error`` set)."""
+
+    monitor_id: str
+    expression: str
+    values: Mapping[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class Invariant:
+    cfg: InvariantMonitor
+    calls: dict[str, ReadCall]
+    """variable name -> call"""
+    expect: Expression
+    previous: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def build(cls, cfg: InvariantMonitor, contracts: Contracts) -> Invariant:
+        calls = {name: parse_call(text, contracts, cfg.id) for name, text in cfg.calls.items()}
+        allowed = set(calls) | {"block", "prev"}
+        return cls(cfg=cfg, calls=calls, expect=Expression(cfg.expect, cfg.id, allowed=allowed))
+
+    def evaluate(
+        self, values: Mapping[str, Any], block: Mapping[str, Any], *, remember: bool
+    ) -> Violation | None:
+        mine = {name: values.get(call.key) for name, call in self.calls.items()}
+        failed = [v for v in mine.values() if isinstance(v, ReadFailed) or v is None]
+        if failed:
+            reason = failed[0].reason if isinstance(failed[0], ReadFailed) else "no result"
+            return Violation(self.cfg.id, self.cfg.expect, {}, error=f"a call failed: {reason}")
+        current = {name: to_cel(v) for name, v in mine.items()}
+        variables = {
+            **current,
+            "block": block,
+            "prev": self.previous if self.previous is not None else current,
+        }
+        try:
+            ok = self.expect.holds(variables)
+        except DetectionError as exc:
+            return Violation(self.cfg.id, self.cfg.expect, mine, error=str(exc))
+        if remember:
+            self.previous = current
+        return None if ok else Violation(self.cfg.id, self.cfg.expect, mine)
+
+
+class InvariantSet:
+    """All invariants of a configuration; see the module docstring for the three-way split."""
+
+    def __init__(self, invariants: Sequence[Invariant]) -> None:
+        self.invariants = list(invariants)
+        unique: dict[str, ReadCall] = {}
+        for inv in self.invariants:
+            for call in inv.calls.values():
+                unique.setdefault(call.key, call)
+        self._calls = list(unique.values())
+
+    @classmethod
+    def build(cls, cfgs: Sequence[InvariantMonitor], contracts: Contracts) -> InvariantSet:
+        return cls([Invariant.build(c, contracts) for c in cfgs])
+
+    def calls(self) -> list[ReadCall]:
+        return list(self._calls)
+
+    def evaluate(
+        self,
+        values: Mapping[str, Any],
+        *,
+        block_number: int,
+        timestamp: int,
+        remember: bool = True,
+    ) -> list[Violation]:
+        """Every invariant on decoded call results (by ``ReadCall.key``). Pure but for ``prev``:
+        ``remember=False`` (simulations) leaves the previous-block values untouched."""
+        block = {"number": float(block_number), "timestamp": float(timestamp)}
+        out = [inv.evaluate(values, block, remember=remember) for inv in self.invariants]
+        return [v for v in out if v is not None]
+
+    async def check(
+        self,
+        executor: CallExecutor,
+        block: int | str,
+        *,
+        block_number: int,
+        timestamp: int,
+        remember: bool = True,
+    ) -> list[Violation]:
+        raw = await executor.execute(self._calls, block)
+        values = decode_results(self._calls, raw)
+        return self.evaluate(values, block_number=block_number, timestamp=timestamp, remember=remember)
+
+
+class InvariantDetector:
+    """The block-path adapter: evaluates the set on the reads the engine did, makes findings."""
+
+    monitor_id = "invariants"
+
+    def __init__(self, invariants: InvariantSet) -> None:
+        self.set = invariants
+        self._makers = {
+            inv.cfg.id: FindingMaker(
+                inv.cfg.id,
+                inv.cfg.severity,
+                inv.cfg.title or f"invariant broken: {inv.cfg.expect}",
+                inv.cfg.labels,
+            )
+            for inv in invariants.invariants
+        }
+        self._failing: set[str] = set()
+
+    def reads(self) -> Sequence[ReadCall]:
+        return self.set.calls()
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        violations = self.set.evaluate(
+            ctx.reads, block_number=ctx.block.number, timestamp=ctx.block.timestamp
+        )
+        out: list[Finding] = []
+        now_failing = {v.monitor_id for v in violations}
+        for v in violations:
+            if v.monitor_id in self._failing:
+                continue  # one finding when it breaks, not one per block while it stays broken
+            make = self._makers[v.monitor_id]
+            evidence = {"expect": v.expression, "values": {k: _plain(x) for k, x in v.values.items()}}
+            if v.error:
+                evidence["error"] = v.error
+            severity = Severity.MEDIUM if v.error and make.severity > Severity.MEDIUM else None
+            title = f"invariant could not be evaluated: {v.error}" if v.error else None
+            out.append(make(ctx, evidence=evidence, severity=severity, title=title))
+        self._failing = now_failing
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,168 @@
+"""Set-up signals: the stage before an exploit that real attackers leave on chain.
+
+- **tainted deployment**: a contract created by an account funded, directly or within ``hops``
+  transfers, by a configured mixer or flagged address (monitor severity);
+- **fresh contract touching the protocol**: a contract younger than ``fresh_blocks`` whose first
+  transaction makes the protocol emit a log, or a log naming a protocol address in a topic
+  (medium; monitor severity if its deployer is tainted);
+- **revert burst**: ``count`` reverted transactions into the protocol (or a fresh contract) from one
+  sender within ``window_blocks`` (medium; monitor severity if the sender is tainted).
+
+Funding is seen in top-level value transfers and, for mixers paying out through an internal call, in
+the address-shaped words of the mixer's own logs (a Tornado-style ``Withdrawal(to, ...)``). Internal
+transfers without a log are not visible without tracing. State is kept in memory: a restart forgets
+taint older than the blocks it re-reads.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+
+from breakglass.config.monitors import SetupMonitor
+from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.reads import ReadCall
+from breakglass.domain import Block, Finding, Severity, Tx
+
+__all__ = ["SetupDetector"]
+
+
+def _address_words(topics: Sequence[str], data: bytes) -> list[str]:
+    words = [bytes.fromhex(t[2:]) for t in topics[1:]]
+    words += [data[i : i + 32] for i in range(0, len(data) - len(data) % 32, 32)]
+    return [
+        "0x" + w[12:].hex() for w in words if len(w) == 32 and w[:12] == bytes(12) and w[12:16] != bytes(4)
+    ]
+
+
+class SetupDetector:
+    def __init__(self, cfg: SetupMonitor, protocol: Sequence[str]) -> None:
+        self.monitor_id = cfg.id
+        self.cfg = cfg
+        self.protocol = {a.lower() for a in protocol}
+        self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged)}
+        self.taint: dict[str, int] = dict.fromkeys(self.sources, 0)
+        """address -> hops from a source"""
+        self.fresh: dict[str, tuple[int, str]] = {}
+        """contract -> (creation block, deployer)"""
+        self.seen_fresh: set[str] = set()
+        self.reverts: dict[str, deque[int]] = defaultdict(deque)
+        self.make = FindingMaker(cfg.id, cfg.severity, cfg.title or "attack set-up signal", cfg.labels)
+
+    def reads(self) -> Sequence[ReadCall]:
+        return ()
+
+    def _tainted(self, address: str) -> bool:
+        return address in self.taint
+
+    def _spread(self, src: str, dst: str) -> None:
+        hops = self.taint.get(src)
+        if hops is not None and hops < self.cfg.hops and dst not in self.taint and dst not in self.protocol:
+            self.taint[dst] = hops + 1
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        out: list[Finding] = []
+        block = ctx.block
+        for tx in block.transactions:
+            sender = tx.sender.lower()
+            to = tx.to.lower() if tx.to else None
+            ok = tx.receipt is None or tx.receipt.status == 1
+            if ok and tx.receipt is not None:
+                for log in tx.receipt.logs:
+                    if log.address.lower() in self.sources:
+                        for word in _address_words(log.topics, log.data):
+                            self._spread(log.address.lower(), word)
+            if ok and to is not None and tx.value > 0:
+                self._spread(sender, to)
+            created = (
+                tx.receipt.contract_address.lower()
+                if ok and tx.receipt and tx.receipt.contract_address
+                else None
+            )
+            if created is not None:
+                self.fresh[created] = (block.number, sender)
+                if self._tainted(sender):
+                    out.append(self._finding(ctx, tx, "tainted-deployment", sender, created, tainted=True))
+            if to is not None and ok:
+                out += self._fresh_touch(ctx, tx, to)
+            if not ok and to is not None and (to in self.protocol or to in self.fresh):
+                out += self._revert(ctx, block, tx, sender)
+        self._expire(block)
+        return out
+
+    def _fresh_touch(self, ctx: BlockContext, tx: Tx, to: str) -> list[Finding]:
+        origin = self.fresh.get(to)
+        if origin is None or to in self.seen_fresh or tx.receipt is None:
+            return []
+        if not any(self._touches(log.address, log.topics) for log in tx.receipt.logs):
+            return []
+        self.seen_fresh.add(to)
+        deployer = origin[1]
+        return [
+            self._finding(
+                ctx, tx, "fresh-contract-interaction", deployer, to, tainted=self._tainted(deployer)
+            )
+        ]
+
+    def _touches(self, emitter: str, topics: Sequence[str]) -> bool:
+        # the protocol emitted it, or it names the protocol (a token Transfer out of the vault)
+        if emitter.lower() in self.protocol:
+            return True
+        return any(
+            t[:26] == "0x000000000000000000000000" and "0x" + t[26:] in self.protocol for t in topics[1:]
+        )
+
+    def _revert(self, ctx: BlockContext, block: Block, tx: Tx, sender: str) -> list[Finding]:
+        burst = self.cfg.reverts
+        if burst is None:
+            return []
+        times = self.reverts[sender]
+        times.append(block.number)
+        while times and times[0] <= block.number - burst.window_blocks:
+            times.popleft()
+        if len(times) != burst.count:
+            return []  # fire once when the burst reaches the count, not on every further revert
+        return [
+            self._finding(
+                ctx, tx, "revert-burst", sender, tx.to.lower() if tx.to else "", tainted=self._tainted(sender)
+            )
+        ]
+
+    def _finding(
+        self, ctx: BlockContext, tx: Tx, signal: str, actor: str, target: str, *, tainted: bool
+    ) -> Finding:
+        severity = (
+            self.make.severity
+            if tainted or signal == "tainted-deployment"
+            else min(Severity.MEDIUM, self.make.severity)
+        )
+        evidence = {
+            "signal": signal,
+            "actor": actor,
+            "target": target,
+            "tainted": tainted,
+            "hops_from_source": self.taint.get(actor),
+        }
+        title = {
+            "tainted-deployment": f"contract {target} deployed by mixer-funded {actor}",
+            "fresh-contract-interaction": f"fresh contract {target} interacted with the protocol",
+            "revert-burst": f"a burst of reverted calls into the protocol by {actor}",
+        }[signal]
+        return self.make(
+            ctx,
+            tx=tx,
+            evidence=evidence,
+            severity=severity,
+            title=title,
+            labels={"signal": signal, "actor": actor},
+        )
+
+    def _expire(self, block: Block) -> None:
+        if block.number % 64:
+            return
+        horizon = block.number - self.cfg.fresh_blocks
+        for address in [a for a, (created, _d) in self.fresh.items() if created < horizon]:
+            del self.fresh[address]
+            self.seen_fresh.discard(address)
+        for sender in [s for s, t in self.reverts.items() if not t]:
+            del self.reverts[sender]
