@@ -14,13 +14,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from breakglass.config.playbooks import CallAction, IncidentAction, NotifyAction, PlaybookConfig, RatifyConfig
+from breakglass.config.playbooks import (
+    CallAction,
+    NotifyAction,
+    PlaybookAction,
+    PlaybookConfig,
+    RatifyConfig,
+)
 from breakglass.devnet.manifest import ContractRecord
 from breakglass.domain import Finding, Severity, fingerprint_of
 from breakglass.errors import ConfigError, ConfigIssue, ResponseError
 from breakglass.respond.calls import CallTemplate, ContractCall, render_arg
 
-__all__ = ["CallStep", "CompiledPlaybook", "MessageStep", "PlaybookBook", "Step"]
+__all__ = [
+    "CallStep",
+    "CompiledPlaybook",
+    "FailedStep",
+    "MessageStep",
+    "PlaybookBook",
+    "Step",
+    "describe_steps",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +58,17 @@ class MessageStep:
     text: str
 
 
-Step = CallStep | MessageStep
+@dataclass(frozen=True, slots=True)
+class FailedStep:
+    """A step that could not be built for this finding (a template named a missing label)."""
+
+    playbook: str
+    action: str
+    key: str
+    error: str
+
+
+Step = CallStep | MessageStep | FailedStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,33 +129,31 @@ class PlaybookBook:
         return [p for p in self.playbooks if p.matches(finding)]
 
     def steps(self, playbook: CompiledPlaybook, finding: Finding) -> list[Step]:
-        """The steps of ``playbook`` for ``finding``, in order; ``ResponseError`` if a template fails."""
+        """The steps of ``playbook`` for ``finding``, in order.
+
+        A step whose template cannot be filled becomes a ``FailedStep``; the others still run, so a
+        finding without an attacker address still gets its market paused.
+        """
         out: list[Step] = []
         pid = playbook.config.id
         for action in playbook.config.actions:
-            if isinstance(action, CallAction):
-                call = playbook.calls[action.id].render(finding)
-                digest = fingerprint_of(call.address.lower(), call.data)
-                scope = (
-                    "target" if action.once_per == "target" else f"{finding.fingerprint}/{pid}.{action.id}"
-                )
-                out.append(CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, action.ratify))
-            elif isinstance(action, NotifyAction):
-                text = str(render_arg(action.message, finding))
-                out.append(
-                    MessageStep(pid, action.id, f"{finding.fingerprint}/{pid}.{action.id}", "notify", text)
-                )
-            elif isinstance(action, IncidentAction):
-                out.append(
-                    MessageStep(
-                        pid,
-                        action.id,
-                        f"{finding.fingerprint}/{pid}.{action.id}",
-                        "escalate",
-                        action.severity,
-                    )
-                )
+            try:
+                out.append(self._step(playbook, action, finding))
+            except ResponseError as exc:
+                out.append(FailedStep(pid, action.id, f"{finding.fingerprint}/{pid}.{action.id}", str(exc)))
         return out
+
+    def _step(self, playbook: CompiledPlaybook, action: PlaybookAction, finding: Finding) -> Step:
+        pid = playbook.config.id
+        if isinstance(action, CallAction):
+            call = playbook.calls[action.id].render(finding)
+            digest = fingerprint_of(call.address.lower(), call.data)
+            scope = "target" if action.once_per == "target" else f"{finding.fingerprint}/{pid}.{action.id}"
+            return CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, action.ratify)
+        key = f"{finding.fingerprint}/{pid}.{action.id}"
+        if isinstance(action, NotifyAction):
+            return MessageStep(pid, action.id, key, "notify", str(render_arg(action.message, finding)))
+        return MessageStep(pid, action.id, key, "escalate", action.severity)
 
 
 def describe_steps(steps: list[Step]) -> list[dict[str, Any]]:
@@ -150,8 +172,10 @@ def describe_steps(steps: list[Step]) -> list[dict[str, Any]]:
                     "data": "0x" + step.call.data.hex(),
                 }
             )
-        else:
+        elif isinstance(step, MessageStep):
             out.append(
                 {"playbook": step.playbook, "action": step.action, "kind": step.kind, "text": step.text}
             )
+        else:
+            out.append({"playbook": step.playbook, "action": step.action, "error": step.error})
     return out

@@ -26,7 +26,7 @@ from breakglass.logs import get_logger
 from breakglass.respond.fees import PendingFees
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.messages import ActionEvent, ActionStep
-from breakglass.respond.playbook import CallStep, MessageStep, PlaybookBook, Step, describe_steps
+from breakglass.respond.playbook import CallStep, FailedStep, MessageStep, PlaybookBook, Step, describe_steps
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
@@ -108,22 +108,15 @@ class Responder:
         outbid = outbid or outbid_from(finding)
         events: list[ActionEvent] = []
         for playbook in self.book.matching(finding):
-            try:
-                steps = self.book.steps(playbook, finding)
-            except ResponseError as exc:
-                intent = _intent(
-                    f"{finding.fingerprint}/{playbook.config.id}", playbook.config.id, "*", "", finding
-                )
-                events.append(
-                    await self._audit(replace(intent, step=ActionStep.FAILED, detail={"error": str(exc)}))
-                )
-                log.error("respond.playbook_failed", playbook=playbook.config.id, error=str(exc))
-                continue
-            for step in steps:
+            for step in self.book.steps(playbook, finding):
                 events.append(await self._step(step, finding, outbid))
         return events
 
     async def _step(self, step: Step, finding: Finding, outbid: PendingFees | None) -> ActionEvent:
+        if isinstance(step, FailedStep):
+            log.error("respond.step_failed", key=step.key, error=step.error)
+            intent = _intent(step.key, step.playbook, step.action, "", finding)
+            return await self._audit(replace(intent, step=ActionStep.FAILED, detail={"error": step.error}))
         if isinstance(step, MessageStep):
             intent = _intent(step.key, step.playbook, step.action, step.text, finding)
             done = replace(
