@@ -1,0 +1,48 @@
+"""The ledger on SQLite: one claim per key, even from concurrent writers; rows are appended only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from breakglass.respond import ActionEvent, ActionStep, Ledger, create_tables
+from breakglass.respond.ledger import Signed
+from breakglass.store.db import make_engine, make_sessionmaker
+
+SIGNER = "0x" + "11" * 20
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    await create_tables(engine)
+    yield engine
+    await engine.dispose()
+
+
+def event(key: str, step: ActionStep = ActionStep.INTENT) -> ActionEvent:
+    return ActionEvent(step, key, "pb", "pause", "venue.pause()", "fp", monitor_id="m")
+
+
+async def test_only_one_of_many_concurrent_claims_of_a_key_wins(engine: AsyncEngine) -> None:
+    ledgers = [Ledger(make_sessionmaker(engine)) for _ in range(8)]  # as if 8 processes shared the database
+    results = await asyncio.gather(*(ledger.claim(event("k"), "guardian") for ledger in ledgers))
+    assert sorted(results) == [False] * 7 + [True]
+    assert [r.step for r in await ledgers[0].history("k")] == ["intent"]
+
+
+async def test_claim_with_a_signed_step_is_atomic_and_sets_the_next_nonce(engine: AsyncEngine) -> None:
+    ledger = Ledger(make_sessionmaker(engine))
+    signed = Signed(SIGNER, 41, "0x" + "ab" * 32, b"\x02raw")
+    assert await ledger.claim(event("k"), "guardian", (event("k", ActionStep.SIGNED), signed))
+    assert not await ledger.claim(event("k"), "guardian", (event("k", ActionStep.SIGNED), signed))
+    assert await ledger.next_nonce(SIGNER) == 42 and await ledger.next_nonce("0x" + "22" * 20) is None
+    assert await ledger.open_keys(SIGNER) == ["k"]
+    await ledger.append(event("k", ActionStep.CONFIRMED))
+    assert await ledger.open_keys(SIGNER) == []
+    rows = await ledger.history("k")
+    assert [r.step for r in rows] == ["intent", "signed", "confirmed"] and rows[1].raw_tx == "0x02726177"
