@@ -31,7 +31,7 @@ class DedupStage:
                 fingerprint=f.fingerprint, monitor_id=f.monitor_id, severity=int(f.severity),
                 title=f.title, chain_id=f.chain_id, block_number=f.block_number,
                 block_hash=f.block_hash, tx_hash=f.tx_hash, stage=f.stage.value,
-                labels=dict(f.labels), evidence=_jsonable(dict(f.evidence)),
+                labels=candidate.stored_labels, evidence=_jsonable(dict(f.evidence)),
                 status=AlertStatus.ACTIVE.value, first_seen_at=ctx.now_ms,
                 last_seen_at=ctx.now_ms, count=1,
             )  # fmt: skip

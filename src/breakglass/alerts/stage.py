@@ -17,7 +17,9 @@ from breakglass.alerts.models import AlertRow
 from breakglass.domain import Finding
 from breakglass.incidents.models import Incident
 
-__all__ = ["AlertContext", "Candidate", "MultiStage", "Stage", "matchable_labels"]
+__all__ = ["PSEUDO_LABELS", "AlertContext", "Candidate", "MultiStage", "Stage", "matchable_labels"]
+
+PSEUDO_LABELS = ("monitor", "severity", "stage", "chain_id")
 
 
 def matchable_labels(finding: Finding) -> dict[str, str]:
@@ -43,6 +45,11 @@ class Candidate:
     incident: Incident | None = None
     new_incident: bool = False
     escalated: bool = False
+
+    @property
+    def stored_labels(self) -> dict[str, str]:
+        """The labels an alert row keeps: the finding's, over the defaults (e.g. ``protocol``)."""
+        return {k: v for k, v in self.labels.items() if k not in PSEUDO_LABELS}
 
     @classmethod
     def of(cls, finding: Finding, defaults: dict[str, str] | None = None) -> Candidate:

@@ -1,0 +1,196 @@
+"""The alert pipeline on a real database: dedup, grouping, silences, inhibition, routing, retraction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.alerts.models import AlertRow
+from breakglass.alerts.pipeline import build_pipeline
+from breakglass.alerts.service import AlertService
+from breakglass.alerts.silence import SilenceService
+from breakglass.bus import InProcessBus, Topics
+from breakglass.config.alerting import AlertingConfig
+from breakglass.domain import Severity
+from breakglass.incidents.models import Incident
+from breakglass.incidents.service import IncidentService
+from breakglass.incidents.timeline import TimelineKind, list_events
+from breakglass.store.outbox import transaction
+from breakglass.testing import FakeClock, make_finding
+
+CONFIG: dict[str, Any] = {
+    "group_window": 600,
+    "incident_min_severity": "medium",
+    "routes": [
+        {"matchers": ["severity>=critical"], "receivers": ["pager"], "continue": True},
+        {"matchers": ["severity>=medium"], "receivers": ["slack"]},
+    ],
+    "inhibit_rules": [
+        {"name": "venue-paused", "source": ["monitor=venue-paused"], "target": ["kind=liquidation"],
+         "equal": ["protocol"]},
+    ],
+}  # fmt: skip
+
+
+def _service(sessions: async_sessionmaker[AsyncSession], clock: FakeClock, bus: Any = None) -> AlertService:
+    config = AlertingConfig.model_validate(CONFIG)
+    pipeline = build_pipeline(config, IncidentService(clock, protocol="perp"))
+    return AlertService(sessions, bus or InProcessBus(), pipeline, clock, default_labels={"protocol": "perp"})
+
+
+async def _alerts(sessions: async_sessionmaker[AsyncSession]) -> list[AlertRow]:
+    async with sessions() as session:
+        return list((await session.scalars(select(AlertRow).order_by(AlertRow.id))).all())
+
+
+async def _incidents(sessions: async_sessionmaker[AsyncSession]) -> list[Incident]:
+    async with sessions() as session:
+        return list((await session.scalars(select(Incident).order_by(Incident.created_at))).all())
+
+
+async def test_a_repeated_finding_is_one_alert_counted_twice(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    service = _service(sessions, FakeClock())
+    finding = make_finding(tx_hash="0x" + "ab" * 32)
+    first = await service.process([finding])
+    second = await service.process([finding])
+    (alert,) = await _alerts(sessions)
+    (incident,) = await _incidents(sessions)
+    assert len(first) == 1 and second == []
+    assert alert.count == 2 and alert.incident_id == incident.id and incident.alert_count == 1
+
+
+async def test_alerts_of_one_group_within_the_window_share_an_incident(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    oracle = {"group": "oracle"}
+    await service.process([make_finding("a", block=1, labels=oracle)])
+    clock.advance(300)
+    await service.process([make_finding("b", block=2, labels=oracle, severity=Severity.CRITICAL)])
+    await service.process([make_finding("c", block=2, labels={"group": "flows"})])
+    clock.advance(601)  # past the window after the last oracle alert: a new incident
+    await service.process([make_finding("d", block=3, labels=oracle)])
+    incidents = await _incidents(sessions)
+    assert [i.alert_count for i in incidents] == [2, 1, 1]
+    first = incidents[0]
+    assert first.group_labels == {"protocol": "perp", "group": "oracle"}
+    assert first.severity == Severity.CRITICAL and first.title == "b at block 2"  # escalated
+    assert sorted(first.receivers) == ["pager", "slack"]
+
+
+async def test_an_alert_below_the_incident_threshold_opens_no_incident(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    service = _service(sessions, FakeClock())
+    await service.process([make_finding(severity=Severity.LOW)])
+    (alert,) = await _alerts(sessions)
+    assert alert.status == "active" and alert.incident_id is None and alert.receivers == []
+    assert await _incidents(sessions) == []
+
+
+async def test_a_silence_mutes_matching_alerts_until_it_expires(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    silences = SilenceService(clock)
+    async with transaction(sessions) as session:
+        an_hour_later = clock.now + 3_600_000
+        silence = await silences.create(session, matchers=["market=ETH"], created_by="alice",
+                                        comment="oracle migration", ends_at=an_hour_later)  # fmt: skip
+    await service.process([make_finding(block=1, labels={"market": "ETH"})])
+    await service.process([make_finding(block=1, labels={"market": "BTC"})])
+    async with transaction(sessions) as session:
+        await silences.expire(session, silence.id, actor="alice")
+        assert await silences.list(session, active_only=True) == []
+    clock.advance(1)
+    await service.process([make_finding(block=2, labels={"market": "ETH"})])
+    alerts = await _alerts(sessions)
+    assert [(a.labels["market"], a.status, a.muted_by) for a in alerts] == [
+        ("ETH", "muted", f"silence:{silence.id}"),
+        ("BTC", "active", None),
+        ("ETH", "active", None),
+    ]
+    assert alerts[0].incident_id is None
+    async with sessions() as session:
+        audit = await list_events(session, kinds={TimelineKind.AUDIT})
+    assert [e.data["action"] for e in audit] == ["silence.create", "silence.expire"]
+
+
+async def test_a_paused_venue_inhibits_the_liquidation_alerts_that_follow(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    liquidation = {"kind": "liquidation", "group": "liquidations"}
+    await service.process([make_finding("liquidations", block=1, labels=liquidation)])  # before
+    await service.process([make_finding("venue-paused", block=2, severity=Severity.CRITICAL)])
+    await service.process([make_finding("liquidations", block=3, labels=liquidation)])
+    other = {**liquidation, "protocol": "other-venue"}  # ``equal: [protocol]`` differs
+    await service.process([make_finding("liquidations", block=4, labels=other)])
+    states = [(a.monitor_id, a.block_number, a.status, a.muted_by) for a in await _alerts(sessions)]
+    assert states == [
+        ("liquidations", 1, "active", None),
+        ("venue-paused", 2, "active", None),
+        ("liquidations", 3, "muted", "inhibit:venue-paused"),
+        ("liquidations", 4, "active", None),
+    ]
+
+
+async def test_a_retracted_source_inhibits_nothing_and_retraction_never_deletes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    paused = make_finding("venue-paused", block=2, block_hash="0x" + "11" * 32)
+    await service.process([paused])
+    assert await service.retract({"not": "a retraction"}) == 0
+    assert await service.retract(type("Orphaned", (), {"hash": "0x" + "11" * 32})()) == 1
+    assert await service.retract(paused) == 0  # already retracted
+    await service.process([make_finding("liquidations", block=3, labels={"kind": "liquidation"})])
+    alerts = await _alerts(sessions)
+    assert [(a.monitor_id, a.status) for a in alerts] == [("venue-paused", "retracted"),
+                                                          ("liquidations", "active")]  # fmt: skip
+    async with sessions() as session:
+        events = await list_events(session, incident_id=alerts[0].incident_id)
+    retractions = [e.data for e in events if e.kind is TimelineKind.FINDING and "retracted" in e.data]
+    assert [r["fingerprint"] for r in retractions] == [paused.fingerprint]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait for an async condition (a database state), not for a time."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_running_stage_turns_published_findings_into_incidents(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    bus = InProcessBus()
+    changes = bus.subscribe(Topics.INCIDENTS, "test")
+    service = _service(sessions, FakeClock(), bus)
+    service.start()
+    try:
+        finding = make_finding(block_hash="0x" + "22" * 32)
+        await bus.publish(Topics.FINDINGS, finding)
+        opened = await anext(changes)
+        await bus.publish(Topics.RETRACTIONS, finding.fingerprint)
+
+        async def retracted() -> bool:
+            return [a.status for a in await _alerts(sessions)] == ["retracted"]
+
+        await eventually(retracted)
+    finally:
+        await service.close()
+        await bus.close()
+    (incident,) = await _incidents(sessions)
+    assert opened.change == "opened" and opened.incident_id == incident.id
