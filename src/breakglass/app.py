@@ -53,4 +53,8 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
     redactor = redactor or Redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
+    if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
+        from breakglass.detect.service import build_watcher
+
+        app.components["watcher"] = build_watcher(config, app.bus)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from breakglass import __version__
-from breakglass.cli import check, devnet, serve, tokens
+from breakglass.cli import check, devnet, serve, tokens, watch
 from breakglass.logs import configure_logging
 
 app = typer.Typer(
@@ -33,6 +33,8 @@ def version() -> None:
 
 
 app.command("check")(check.check)
+app.command("watch")(watch.watch)
+app.command("test-monitor")(watch.test_monitor)
 app.add_typer(devnet.app, name="devnet")
 app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")

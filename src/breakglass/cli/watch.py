@@ -1,0 +1,126 @@
+"""``breakglass watch CONFIG`` follows the chain and prints findings; ``test-monitor`` tries one block."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from breakglass.app import build_app
+from breakglass.bus import Topics
+from breakglass.cli.errors import handle_errors
+from breakglass.config import load_config
+from breakglass.detect.service import Watcher, build_watcher
+from breakglass.domain import Finding
+from breakglass.store.migrate import upgrade_async
+
+__all__ = ["test_monitor", "watch"]
+
+console = Console(highlight=False, soft_wrap=True)
+ConfigArg = Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")]
+
+
+def _line(finding: Finding, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(
+            {
+                "monitor": finding.monitor_id,
+                "severity": str(finding.severity),
+                "chain": finding.chain_id,
+                "block": finding.block_number,
+                "block_hash": finding.block_hash,
+                "tx": finding.tx_hash,
+                "log_index": finding.log_index,
+                "title": finding.title,
+                "labels": dict(finding.labels),
+                "evidence": dict(finding.evidence),
+                "fingerprint": finding.fingerprint,
+            },
+            default=str,
+        )
+    where = f"block {finding.block_number}" + (f" tx {finding.tx_hash}" if finding.tx_hash else "")
+    return f"[{finding.severity}] {finding.monitor_id}: {finding.title} ({where})"
+
+
+async def _watch(config: Path, start: int | None, until: int | None, as_json: bool) -> None:
+    loaded = load_config(config)
+    app = build_app(loaded)
+    watcher = app.components.get("watcher")
+    if not isinstance(watcher, Watcher):
+        watcher = build_watcher(loaded, app.bus, progress=not as_json)
+        app.components["watcher"] = watcher
+    watcher.follower.start_block = start
+    watcher.follower.progress = not as_json
+    await upgrade_async(loaded.settings.store.url)
+    await app.start()
+    findings = app.bus.subscribe(Topics.FINDINGS, "cli-watch")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def show() -> None:
+        async for finding in findings:
+            print(_line(finding, as_json), flush=True)
+
+    printer = asyncio.create_task(show())
+    try:
+        await watcher.run(stop, until=until)
+    finally:
+        await app.close()  # closes the bus: the printer drains what was published, then ends
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+
+
+@handle_errors
+def watch(
+    config: ConfigArg,
+    start: Annotated[int | None, typer.Option("--from", help="first block when no checkpoint exists")] = None,
+    until: Annotated[int | None, typer.Option("--until", help="stop after processing this block")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+) -> None:
+    """Follow the chain of CONFIG, run its monitors on every block, publish and print findings."""
+    asyncio.run(_watch(config, start, until, as_json))
+
+
+async def _test(config: Path, block: int, monitors: list[str] | None) -> list[Finding]:
+    loaded = load_config(config)
+    watcher = build_watcher(loaded, None, only=monitors)
+    try:
+        return await watcher.test_block(block)
+    finally:
+        await watcher.close()
+
+
+@handle_errors
+def test_monitor(
+    config: ConfigArg,
+    block: Annotated[int, typer.Option("--block", help="the historical block to evaluate")],
+    monitor: Annotated[
+        list[str] | None, typer.Option("--monitor", help="only this monitor id (repeatable)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+) -> None:
+    """Evaluate CONFIG's monitors against one block (state read at that block). Publishes nothing.
+
+    Windowed monitors (flows, set-up signals) see only this block."""
+    findings = asyncio.run(_test(config, block, monitor))
+    if as_json:
+        for finding in findings:
+            print(_line(finding, True))
+        return
+    table = Table(title=f"block {block}: {len(findings)} finding(s)")
+    for column in ("severity", "monitor", "title", "tx", "evidence"):
+        table.add_column(column)
+    for f in findings:
+        table.add_row(
+            str(f.severity), f.monitor_id, f.title, f.tx_hash or "", json.dumps(dict(f.evidence), default=str)
+        )
+    console.print(table)
