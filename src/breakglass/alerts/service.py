@@ -36,9 +36,11 @@ def retraction_keys(message: Any) -> tuple[set[str], set[str]]:
         return {message.fingerprint}, set()
     if isinstance(message, str):
         return {message}, set()
-    fingerprint = getattr(message, "fingerprint", None)
+    fingerprints = set(getattr(message, "fingerprints", ()) or ())  # detect.engine.Retraction
+    if getattr(message, "fingerprint", None):
+        fingerprints.add(message.fingerprint)
     block = getattr(message, "block_hash", None) or getattr(message, "hash", None)
-    return ({fingerprint} if fingerprint else set()), ({block} if block else set())
+    return fingerprints, ({block} if block else set())
 
 
 class AlertService:
