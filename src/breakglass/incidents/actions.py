@@ -1,0 +1,90 @@
+"""The adapter from the response engine's ``ActionEvent`` (``Topics.ACTIONS``) to incidents.
+
+The only module that knows ``breakglass.respond.messages``. Each event goes to the timeline of the
+incident its finding was grouped into (or, without one, to the audit chain). A confirmed guardian
+transaction or an executed Safe transaction contains the incident; a ratification window becomes a
+task due at its deadline; ``escalate`` raises the severity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from breakglass.domain import Severity
+from breakglass.incidents.models import Incident, IncidentState, TaskKind, TaskStatus
+from breakglass.incidents.service import IncidentService
+from breakglass.incidents.timeline import TimelineKind, record_audit
+from breakglass.respond.messages import ActionEvent, ActionStep
+
+__all__ = ["ActionRecorder", "action_record"]
+
+_TX_STEPS = {ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.CONFIRMED,
+             ActionStep.FAILED, ActionStep.EXECUTED}  # fmt: skip
+_CONTAINING = {ActionStep.CONFIRMED, ActionStep.EXECUTED}
+_CONTAINABLE = {IncidentState.DETECTED, IncidentState.TRIAGED}
+
+
+def action_record(event: ActionEvent) -> dict[str, Any]:
+    return {
+        "step": event.step.value, "key": event.key, "playbook": event.playbook,
+        "action": event.action, "target": event.target, "fingerprint": event.finding_fingerprint,
+        "monitor_id": event.monitor_id, "tx_hash": event.tx_hash, "nonce": event.nonce,
+        "detail": dict(event.detail), "at_ms": event.at_ms,
+    }  # fmt: skip
+
+
+def _kind(step: ActionStep, event: ActionEvent) -> TimelineKind:
+    if step is ActionStep.SAFE_SIGNED:
+        return TimelineKind.SIGNATURE
+    if step in _TX_STEPS and event.tx_hash:
+        return TimelineKind.TRANSACTION
+    return TimelineKind.ACTION
+
+
+class ActionRecorder:
+    def __init__(self, incidents: IncidentService) -> None:
+        self.incidents = incidents
+
+    async def record(self, session: AsyncSession, event: ActionEvent) -> Incident | None:
+        """Record ``event``; returns the incident it belongs to, if any."""
+        actor = f"responder:{event.playbook}" if event.playbook else "responder"
+        step = ActionStep(event.step)
+        incident = await self.incidents.for_fingerprint(session, event.finding_fingerprint)
+        if incident is None:
+            await record_audit(session, actor=actor, action=f"action.{step.value}",
+                               at=self.incidents.clock.now_ms(), target=event.target,
+                               details=action_record(event))  # fmt: skip
+            return None
+        await self.incidents.record(session, incident.id, _kind(step, event), actor=actor,
+                                    data=action_record(event))  # fmt: skip
+        state = IncidentState(incident.state)
+        if step in _CONTAINING and state in _CONTAINABLE and event.detail.get("containment", True):
+            block = event.detail.get("block_number")
+            await self.incidents.transition(
+                session, incident.id, IncidentState.CONTAINED, actor=actor,
+                reason=f"{event.action} {step.value}: {event.target}",
+                block=int(block) if block is not None else None,
+            )  # fmt: skip
+        elif step is ActionStep.RATIFICATION_OPENED:
+            deadline = event.detail.get("deadline")
+            await self.incidents.add_task(
+                session, incident.id, actor=actor, kind=TaskKind.RATIFICATION, ref=event.key,
+                title=f"Governance ratifies {event.action} on {event.detail.get('contract', '')}",
+                due_at=int(deadline) * 1000 if deadline is not None else None,
+                data=dict(event.detail),
+            )  # fmt: skip
+        elif step in (ActionStep.RATIFIED, ActionStep.LAPSED):
+            for task in await self.incidents.tasks(session, incident.id):
+                if task.ref == event.key and task.kind == TaskKind.RATIFICATION.value:
+                    done = TaskStatus.DONE if step is ActionStep.RATIFIED else TaskStatus.CANCELLED
+                    await self.incidents.set_task_status(session, task.id, done, actor=actor)
+        elif step is ActionStep.ESCALATE:
+            try:
+                severity = Severity.parse(str(event.detail.get("severity", "")))
+            except ValueError:
+                severity = None
+            if severity is not None:
+                await self.incidents.escalate(session, incident.id, severity, actor=actor)
+        return incident

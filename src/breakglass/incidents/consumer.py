@@ -1,0 +1,56 @@
+"""The incident stage's running part: the response engine's action events from the bus into
+incident timelines (through ``ActionRecorder``), one transaction per event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from breakglass.bus import Bus, Topics
+from breakglass.incidents.actions import ActionRecorder
+from breakglass.incidents.models import Incident
+from breakglass.logs import get_logger
+from breakglass.respond.messages import ActionEvent
+from breakglass.store.outbox import transaction
+
+__all__ = ["ActionConsumer"]
+
+log = get_logger(__name__)
+
+
+class ActionConsumer:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bus: Bus, recorder: ActionRecorder
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.recorder = recorder
+        self._task: asyncio.Task[None] | None = None
+
+    async def handle(self, event: ActionEvent) -> Incident | None:
+        async with transaction(self.sessions, self.bus) as session:
+            return await self.recorder.record(session, event)
+
+    async def _consume(self, messages: AsyncIterator[Any]) -> None:
+        async for message in messages:
+            if not isinstance(message, ActionEvent):
+                log.warning("incidents.unknown_action_message", type=type(message).__name__)
+                continue
+            try:
+                await self.handle(message)
+            except Exception:  # keep consuming; the failure is logged with its traceback
+                log.exception("incidents.action_failed", key=message.key, step=str(message.step))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._consume(self.bus.subscribe(Topics.ACTIONS, "incidents")))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
