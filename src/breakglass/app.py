@@ -57,4 +57,8 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
         from breakglass.detect.service import build_watcher
 
         app.components["watcher"] = build_watcher(config, app.bus)
+    if config.settings.playbooks:  # findings -> actions: app.components["respond"].run(stop) (issue 5)
+        from breakglass.respond import build_responder
+
+        app.components["respond"] = build_responder(config, app.bus, redactor)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from breakglass import __version__
-from breakglass.cli import check, devnet, serve, tokens, watch
+from breakglass.cli import check, devnet, playbook, safe, serve, tokens, watch
 from breakglass.logs import configure_logging
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.command("test-monitor")(watch.test_monitor)
 app.add_typer(devnet.app, name="devnet")
 app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(playbook.app, name="playbook")
+app.add_typer(safe.app, name="safe")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Response engine: playbooks, policy, ledger, executors (guardian relayer, Safe), optimistic guardian."""
 
-from breakglass.respond.build import build_responder, create_tables
+from breakglass.respond.build import build_responder
 from breakglass.respond.calls import CallTemplate, ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
 from breakglass.respond.ledger import Ledger
@@ -13,6 +13,7 @@ from breakglass.respond.responder import Responder, outbid_from
 from breakglass.respond.rpc import HttpRpc, Rpc
 from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import LocalSigner, Signer, load_guardian
+from breakglass.respond.tables import create_tables
 
 __all__ = [
     "ActionEvent",

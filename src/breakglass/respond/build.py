@@ -9,32 +9,24 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.bus import Bus
 from breakglass.config import LoadedConfig
 from breakglass.logs import Redactor
 from breakglass.respond.fees import FeePolicy
-from breakglass.respond.ledger import ClaimRow, Ledger, LedgerRow
+from breakglass.respond.ledger import Ledger
 from breakglass.respond.playbook import PlaybookBook
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.responder import Responder
 from breakglass.respond.rpc import HttpRpc, Rpc
-from breakglass.respond.safe import SafeProposalRow, SafeService, SafeSignatureRow
+from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import Signer, load_guardian
-from breakglass.store.db import Base, make_engine, make_sessionmaker
+from breakglass.store.db import make_engine, make_sessionmaker
 
-__all__ = ["build_responder", "create_tables"]
-
-TABLES = [t.__table__ for t in (ClaimRow, LedgerRow, SafeProposalRow, SafeSignatureRow)]
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create the response tables if missing (until the store's Alembic migrations own them)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=TABLES))  # type: ignore[arg-type]
+__all__ = ["build_responder"]
 
 
 def build_responder(
@@ -51,8 +43,10 @@ def build_responder(
     settings = config.settings
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path))
     policy = Policy(settings.policy, time.monotonic)
+    engine = None
     if sessions is None:
-        sessions = make_sessionmaker(make_engine(settings.store.url))
+        engine = make_engine(settings.store.url)
+        sessions = make_sessionmaker(engine)
     ledger = Ledger(sessions)
     if rpc is None:
         urls = config.rpc_urls()
@@ -60,6 +54,7 @@ def build_responder(
     responder = Responder(
         book=book, policy=policy, ledger=ledger, bus=bus, poll_interval=settings.chain.poll_interval
     )
+    responder.owned_engine = engine
     if rpc is None:
         return responder
     responder.rpc = rpc

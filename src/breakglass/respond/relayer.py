@@ -202,8 +202,15 @@ class GuardianRelayer:
             detail={**signed_event.detail, "total_ms": total_ms, "node_ms": node_s * 1000},
         )
         await self._record(event)
-        log.info("respond.submitted", key=intent.key, call=call.target, tx_hash=signed.tx_hash, nonce=nonce,
-                 signer=self._signer, total_ms=round(total_ms, 3))  # fmt: skip
+        log.info(
+            "respond.submitted",
+            key=intent.key,
+            call=call.target,
+            tx_hash=signed.tx_hash,
+            nonce=nonce,
+            signer=self._signer,
+            total_ms=round(total_ms, 3),
+        )
         return event
 
     async def _broadcast(self, raw: bytes, key: str) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from breakglass.bus import Bus, Topics
 from breakglass.domain import Finding
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
@@ -32,6 +34,7 @@ from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.respond.safe import SafeService
+from breakglass.respond.tables import create_tables
 
 __all__ = ["Responder", "outbid_from"]
 
@@ -75,6 +78,8 @@ class Responder:
         self.safes = safes
         self.ratifier = ratifier
         self.rpc = rpc
+        self.owned_engine: AsyncEngine | None = None
+        """The database engine ``build_responder`` made (tables created on start, disposed on close)."""
         self._poll_interval = poll_interval
         self._started = False
 
@@ -83,6 +88,8 @@ class Responder:
         if self._started:
             return
         self._started = True
+        if self.owned_engine is not None:
+            await create_tables(self.owned_engine)
         if self.relayer is not None:
             await self.relayer.prepare()
             await self.relayer.recover()
@@ -105,6 +112,8 @@ class Responder:
 
     async def handle(self, finding: Finding, outbid: PendingFees | None = None) -> list[ActionEvent]:
         """Run every matching playbook for ``finding``. Returns one event per step taken."""
+        if not self._started:
+            await self.start()
         outbid = outbid or outbid_from(finding)
         events: list[ActionEvent] = []
         for playbook in self.book.matching(finding):
@@ -210,6 +219,8 @@ class Responder:
     async def close(self) -> None:
         if self.rpc is not None:
             await self.rpc.close()
+        if self.owned_engine is not None:
+            await self.owned_engine.dispose()
 
     async def poll(self) -> list[ActionEvent]:
         """One round of receipt tracking, stuck-tx bumping and ratification watching."""

@@ -265,9 +265,16 @@ class SafeService:
         return owner
 
     def _event(self, row: SafeProposalRow, step: ActionStep, detail: dict[str, Any]) -> ActionEvent:
-        return ActionEvent(step, row.key, row.playbook, row.action, row.target, row.fingerprint,
-                           detail={"safe": row.safe, "safe_tx_hash": row.safe_tx_hash, **detail},
-                           at_ms=time.time() * 1000)  # fmt: skip
+        return ActionEvent(
+            step,
+            row.key,
+            row.playbook,
+            row.action,
+            row.target,
+            row.fingerprint,
+            detail={"safe": row.safe, "safe_tx_hash": row.safe_tx_hash, **detail},
+            at_ms=time.time() * 1000,
+        )
 
     async def execute_if_ready(self, safe_tx_hash: str) -> ActionEvent | None:
         """Send ``execTransaction`` once the threshold is met (None before). Returns the SUBMITTED event."""

@@ -22,7 +22,7 @@ from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.errors import ResponseError
 from breakglass.logs import Redactor
 
-__all__ = ["LocalSigner", "SignedTx", "Signer", "load_guardian"]
+__all__ = ["AddressOnlySigner", "LocalSigner", "SignedTx", "Signer", "load_guardian"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,23 @@ class LocalSigner:
 
     def __repr__(self) -> str:
         return f"LocalSigner({self.address})"
+
+
+class AddressOnlySigner:
+    """An address without a key: for dry runs that simulate from the guardian but must not sign."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
+        raise ResponseError(f"{self._address}: no key here (a dry run never signs)")
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        raise ResponseError(f"{self._address}: no key here (a dry run never signs)")
 
 
 def _register(key: str | bytes, redactor: Redactor) -> None:

@@ -55,8 +55,12 @@ async def test_a_repeated_finding_sends_each_containment_call_once(
     assert [e.step for e in again] == [ActionStep.DUPLICATE] * 4
     # A second attack transaction is a new finding: targeted actions run again, the global pause does not.
     other = await responder.handle(finding(tx="0x" + "cd" * 32))
-    assert [e.step for e in other] == [ActionStep.SUBMITTED, ActionStep.SUBMITTED, ActionStep.DUPLICATE,
-                                       ActionStep.NOTIFY]  # fmt: skip
+    assert [e.step for e in other] == [
+        ActionStep.SUBMITTED,
+        ActionStep.SUBMITTED,
+        ActionStep.DUPLICATE,
+        ActionStep.NOTIFY,
+    ]
     assert (
         venue.view("paused")
         and venue.view("marketPaused", 7)

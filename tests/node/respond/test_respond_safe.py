@@ -69,9 +69,23 @@ async def test_a_safe_proposal_executes_once_two_of_three_owners_signed(
     assert venue.view("marketPaused", 3)
     assert await service.pending() == []
     assert await service.execute_if_ready(safe_tx_hash) is None  # executed once, never again
-    safe_nonce = Web3(Web3.HTTPProvider(anvil.url)).eth.contract(address=safe, abi=[{
-        "type": "function", "name": "nonce", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
-        "stateMutability": "view"}]).functions.nonce().call()  # fmt: skip
+    safe_nonce = (
+        Web3(Web3.HTTPProvider(anvil.url))
+        .eth.contract(
+            address=safe,
+            abi=[
+                {
+                    "type": "function",
+                    "name": "nonce",
+                    "inputs": [],
+                    "outputs": [{"type": "uint256", "name": ""}],
+                    "stateMutability": "view",
+                }
+            ],
+        )
+        .functions.nonce()
+        .call()
+    )
     assert safe_nonce == 1
     steps = [(await anext(actions)).step for _ in range(5)]
     signed = ActionStep.SAFE_SIGNED

@@ -18,16 +18,20 @@ class Clock:
 
 
 def policy(clock: Clock | None = None, **overrides: object) -> Policy:
-    config = PolicyConfig.model_validate({
-        "allow": [{"contract": "venue", "function": f} for f in ("pause", "pauseMarket", "unpause", "Unpause",
-                                                                 "raiseCap", "setFee")],
-        "tightening": ["pause*", "unpause", "raise*"],
-        "loosening": ["setFee"],
-        "max_gas": 200_000,
-        "max_fee_gwei": 100,
-        "rate_limit": {"count": 2, "per_seconds": 60},
-        **overrides,
-    })  # fmt: skip
+    config = PolicyConfig.model_validate(
+        {
+            "allow": [
+                {"contract": "venue", "function": f}
+                for f in ("pause", "pauseMarket", "unpause", "Unpause", "raiseCap", "setFee")
+            ],
+            "tightening": ["pause*", "unpause", "raise*"],
+            "loosening": ["setFee"],
+            "max_gas": 200_000,
+            "max_fee_gwei": 100,
+            "rate_limit": {"count": 2, "per_seconds": 60},
+            **overrides,
+        }
+    )
     return Policy(config, clock or Clock())
 
 
