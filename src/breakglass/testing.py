@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,6 +22,7 @@ __all__ = [
     "FakeTransport",
     "HttpReceiver",
     "RecordingHandler",
+    "eventually",
     "make_finding",
     "wait_until",
 ]
@@ -88,6 +89,18 @@ async def wait_until(condition: Callable[[], bool], within: float = 30.0, what: 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what} not reached within {within:g} s")
+        await asyncio.sleep(0.01)
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], within: float = 30.0, what: str = "condition"
+) -> None:
+    """``wait_until`` for async conditions (a database state): polls, never sleeps a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await condition():
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not reached within {within:g} s")
         await asyncio.sleep(0.01)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +18,7 @@ from breakglass.incidents.models import Incident
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineKind, list_events
 from breakglass.store.outbox import transaction
-from breakglass.testing import FakeClock, make_finding
+from breakglass.testing import FakeClock, eventually, make_finding
 
 CONFIG: dict[str, Any] = {
     "group_window": 600,
@@ -162,14 +160,6 @@ async def test_a_retracted_source_inhibits_nothing_and_retraction_never_deletes(
         events = await list_events(session, incident_id=alerts[0].incident_id)
     retractions = [e.data for e in events if e.kind is TimelineKind.FINDING and "retracted" in e.data]
     assert [r["fingerprint"] for r in retractions] == [paused.fingerprint]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Wait for an async condition (a database state), not for a time."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_the_running_stage_turns_published_findings_into_incidents(

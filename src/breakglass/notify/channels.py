@@ -24,6 +24,8 @@ class Channel(Protocol):
 
     async def send(self, title: str, body: str, payload: Mapping[str, Any]) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 class AppriseChannel:
     """Slack, Discord, Telegram, PagerDuty, Opsgenie, email, json:// ... through one Apprise URL."""
@@ -51,6 +53,9 @@ class AppriseChannel:
         if not result:
             # Apprise reports failure as a value, without a cause we could classify: retry it.
             raise NotifyError(f"channel {self.name!r}: delivery failed", recoverable=True)
+
+    async def close(self) -> None:
+        return None
 
 
 def _channel(config: ChannelConfig, timeout: float) -> Channel:

@@ -68,6 +68,10 @@ class Notifier:
             backoff=config.backoff,
         )
 
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
     async def notify(self, notice: Notice) -> dict[str, str]:
         """Send ``notice`` to each of its receivers. Returns channel -> ``sent``, ``duplicate``,
         ``below_severity``, ``unknown_channel`` or ``failed``; never raises for a channel's failure."""

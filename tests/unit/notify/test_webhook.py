@@ -20,6 +20,7 @@ async def test_a_webhook_body_verifies_with_the_shared_secret() -> None:
     with HttpReceiver() as receiver:
         channel = WebhookChannel("soc", receiver.url + "/hook", SECRET)
         await channel.send("title", "text", {"event": "opened", "incident": {"id": "inc-1"}})
+        await channel.close()
     (request,) = receiver.requests
     assert request.path == "/hook"
     assert verify(SECRET, request.headers, request.body)
@@ -45,6 +46,7 @@ async def test_a_server_error_is_recoverable_and_a_client_error_is_not() -> None
             await channel.send("t", "b", {})
         with pytest.raises(NotifyError) as second:
             await channel.send("t", "b", {})
+        await channel.close()
     assert first.value.recoverable and "HTTP 503" in str(first.value)
     assert not second.value.recoverable
 
@@ -55,6 +57,7 @@ async def test_an_unreachable_webhook_error_does_not_show_its_url() -> None:
     channel = WebhookChannel("soc", url)  # the server is gone: connection refused
     with pytest.raises(NotifyError) as caught:
         await channel.send("t", "b", {})
+    await channel.close()
     assert caught.value.recoverable
     assert "secret-token" not in str(caught.value) and "secret-token" not in repr(channel)
 
