@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,17 +16,41 @@ from breakglass.api.application import create_api
 from breakglass.api.auth import Role, TokenStore
 from breakglass.app import App, build_app
 from breakglass.config import load_config
+from breakglass.domain import Severity
+from breakglass.incidents.clock import SystemClock
+from breakglass.incidents.service import IncidentService
+from breakglass.respond import HttpRpc, build_responder, create_tables
 from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.migrate import upgrade_async
+from breakglass.store.outbox import transaction
+from breakglass.testing import make_finding
 
 SECRET = "s" * 48
 
 
-@pytest.fixture
-async def store_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'breakglass.db'}"
+async def prepare_store(url: str) -> None:
+    """Migrate to head, plus the response engine's tables (not yet under Alembic: its create_tables)."""
     await upgrade_async(url)
-    return url
+    engine = make_engine(url)
+    try:
+        await create_tables(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head per session; each test gets a copy (migrating takes ~0.2 s)."""
+    path = tmp_path_factory.mktemp("store") / "template.db"
+    asyncio.run(prepare_store(f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture
+def store_url(tmp_path: Path, migrated_db: Path) -> str:
+    target = tmp_path / "breakglass.db"
+    shutil.copyfile(migrated_db, target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture
@@ -35,10 +61,17 @@ async def sessions(store_url: str) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 @pytest.fixture
-async def app(tmp_path: Path, store_url: str) -> AsyncIterator[App]:
+async def app(
+    tmp_path: Path, store_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[App]:
     config = tmp_path / "breakglass.yaml"
     config.write_text(f"protocol: testvenue\nstore:\n  url: {store_url}\n", encoding="utf-8")
     wired = build_app(load_config(config))
+    # The response engine as build_responder wires it, on a chain that is never reached here (no
+    # proposal exists, so no route gets as far as an RPC call).
+    wired.components["respond"] = build_responder(
+        wired.config, wired.bus, wired.redactor, sessions=sessions, rpc=HttpRpc("http://127.0.0.1:9")
+    )
     yield wired
     await wired.close()
 
@@ -59,6 +92,18 @@ async def tokens(sessions: async_sessionmaker[AsyncSession]) -> dict[Role, str]:
             _row, token = await TokenStore(session).create(str(role), role)
             out[role] = token
     return out
+
+
+@pytest.fixture
+async def incident_id(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """An open incident (detected) with one finding, made by the incident service itself."""
+    service = IncidentService(SystemClock(), protocol="testvenue")
+    async with transaction(sessions) as session:
+        attached = await service.attach_finding(
+            session, make_finding("solvency", severity=Severity.CRITICAL), group_key="g",
+            group_labels={"protocol": "testvenue"}, window_ms=60_000,
+        )  # fmt: skip
+    return attached.incident.id
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ class AccessMiddleware:
             return
         cookie_write = request.method not in _SAFE_METHODS and principal.via == "session"
         if cookie_write and not _csrf_ok(request, principal):
-            log.warning("csrf rejected", path=request.url.path, actor=principal.actor)
+            log.warning("csrf rejected", path=request.url.path, actor=principal.name)
             await JSONResponse({"detail": "forbidden"}, status_code=403)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -1,18 +1,19 @@
 """``create_api(app)``: the FastAPI application serving the REST API, the live stream and the dashboard.
 
 Built from the components ``breakglass.app.build_app`` wired; it adds no logic of its own beyond
-access control. Middleware order (outermost first): request metrics, then authentication, then the
-routers. The interactive docs pages are off: they load scripts from a CDN, and nothing here may
-fetch from the internet at run time. The spec itself is at ``/openapi.json``.
+access control. Middleware order (outermost first): request metrics, secret redaction of bodies,
+authentication, then the routers. The interactive docs pages are off: they load scripts from a
+CDN, and nothing here may fetch from the internet at run time. The spec itself is at ``/openapi.json``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +25,9 @@ from breakglass.api.events import EventHub
 from breakglass.api.routes import ROUTERS
 from breakglass.api.routes.metrics import REQUESTS
 from breakglass.app import App
+from breakglass.errors import ChainError, ResponseError, StoreError
+from breakglass.incidents.errors import IncidentNotFound, InvalidTransition
+from breakglass.logs import Redactor
 from breakglass.store.db import make_engine, make_sessionmaker
 
 __all__ = ["create_api"]
@@ -61,6 +65,62 @@ class _RequestMetrics:
             REQUESTS.labels(scope["method"], template, str(status)).inc()
 
 
+class _RedactSecrets:
+    """Last line of defence for "secrets never reach the API": every JSON and HTML body passes the
+    application's redactor (configuration secrets, URL credentials) before it leaves. Streams are
+    not buffered here; the live-event hub redacts each event itself."""
+
+    _TYPES = (b"application/json", b"text/html")
+
+    def __init__(self, app: ASGIApp, redactor: Redactor) -> None:
+        self.app = app
+        self._redactor = redactor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def send_redacted(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                if content_type.startswith(self._TYPES):
+                    start = message
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = self._redactor.text(b"".join(chunks).decode("utf-8")).encode("utf-8")
+                headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_redacted)
+
+
+def _error_handlers(api: FastAPI, redactor: Redactor) -> None:
+    """Library errors become HTTP answers with their (redacted) message; nothing else is said."""
+
+    def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": redactor.text(str(exc))}, status_code=status)
+
+        return handler
+
+    api.add_exception_handler(IncidentNotFound, answer(404))
+    api.add_exception_handler(InvalidTransition, answer(409))
+    api.add_exception_handler(ResponseError, answer(422))
+    api.add_exception_handler(StoreError, answer(503))
+    api.add_exception_handler(ChainError, answer(503))
+
+
 def _sessions_of(app: App) -> async_sessionmaker[AsyncSession]:
     store = app.components.get("store")
     sessions = getattr(store, "sessions", None)
@@ -81,7 +141,9 @@ def create_api(
     """The ASGI application for ``app``. ``session_secret`` signs dashboard cookies; without one a
     random secret is drawn, so sessions end when the process restarts (tokens are unaffected)."""
     sessions = sessions or _sessions_of(app)
-    codec = SessionCodec(session_secret or secrets.token_urlsafe(48))
+    session_secret = session_secret or secrets.token_urlsafe(48)
+    app.redactor.add([session_secret])
+    codec = SessionCodec(session_secret)
     hub = EventHub(app.bus, app.redactor)
     ctx = ApiContext(app=app, sessions=sessions, codec=codec, hub=hub, secure_cookies=secure_cookies)
 
@@ -102,6 +164,7 @@ def create_api(
         lifespan=lifespan,
     )
     api.state.ctx = ctx
+    _error_handlers(api, app.redactor)
     for router in ROUTERS:
         api.include_router(router)
     if web:
@@ -110,5 +173,6 @@ def create_api(
         mount_dashboard(api)
     api.add_middleware(AccessMiddleware, authenticate=make_authenticator(sessions, codec),
                        cookie_name=codec.cookie_name)  # fmt: skip
+    api.add_middleware(_RedactSecrets, redactor=app.redactor)
     api.add_middleware(_RequestMetrics)
     return api

@@ -77,11 +77,6 @@ class Principal:
     via: str
     csrf: str | None = None
 
-    @property
-    def actor(self) -> str:
-        """How the caller appears in the audit log."""
-        return f"token:{self.name}"
-
 
 def digest_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

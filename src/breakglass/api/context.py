@@ -1,30 +1,33 @@
-"""What every route can reach: the wired application, the store, the live-event hub and the clock.
+"""What every route can reach: the wired application, the store, the services, the live-event hub.
 
 Routes get an :class:`ApiContext` through the ``Ctx`` dependency and open their own transaction with
 :meth:`ApiContext.transaction`, which commits, then publishes what the services queued on the bus.
+The services are the incident stage's own (``IncidentService``, ``SilenceService``) and the response
+engine's (``SafeService``, ``Ledger``); the API adds access control and shapes, never logic.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.api.auth import SessionCodec
+from breakglass.alerts.silence import SilenceService
+from breakglass.api.auth import Principal, SessionCodec
 from breakglass.api.events import EventHub
 from breakglass.app import App
+from breakglass.incidents.clock import Clock, SystemClock
+from breakglass.incidents.service import IncidentService
+from breakglass.incidents.timeline import TimelineEntry, record_audit
+from breakglass.respond.ledger import Ledger
+from breakglass.respond.safe import SafeService
 from breakglass.store.outbox import transaction
 
-__all__ = ["ApiContext", "Ctx", "context", "now_ms"]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+__all__ = ["ApiContext", "Ctx", "context"]
 
 
 @dataclass
@@ -33,10 +36,27 @@ class ApiContext:
     sessions: async_sessionmaker[AsyncSession]
     codec: SessionCodec
     hub: EventHub
-    clock: Callable[[], int] = field(default=now_ms)
-    """Milliseconds since the epoch; audit and timeline timestamps come from here."""
+    clock: Clock = field(default_factory=SystemClock)
     secure_cookies: bool | None = None
     """True/False forces the cookie's Secure flag; None follows the request's scheme."""
+    incidents: IncidentService = field(init=False)
+    silences: SilenceService = field(init=False)
+    ledger: Ledger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.incidents = IncidentService(self.clock, protocol=self.app.config.settings.protocol)
+        self.silences = SilenceService(self.clock)
+        responder = self.app.components.get("respond")
+        ledger = getattr(responder, "ledger", None)
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(self.sessions)
+
+    @property
+    def safes(self) -> SafeService:
+        """The response engine's Safe service; 503 when no responder (chain, Safes) is configured."""
+        safes = getattr(self.app.components.get("respond"), "safes", None)
+        if not isinstance(safes, SafeService):
+            raise HTTPException(503, "no Safe service: the response engine is not configured")
+        return safes
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -49,6 +69,27 @@ class ApiContext:
         """A session for reads only; nothing is committed."""
         async with self.sessions() as session:
             yield session
+
+    async def audit(
+        self,
+        session: AsyncSession,
+        who: Principal,
+        action: str,
+        target: str,
+        *,
+        incident_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        """Record one mutating call in the audit chain, in the caller's transaction."""
+        return await record_audit(
+            session,
+            actor=who.name,
+            action=action,
+            at=self.clock.now_ms(),
+            target=target,
+            incident_id=incident_id,
+            details={"role": str(who.role), "via": who.via, **(details or {})},
+        )
 
 
 def context(request: Request) -> ApiContext:

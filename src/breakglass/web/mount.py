@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from breakglass.devnet.toolchain import node_modules
 from breakglass.errors import ToolchainError
-from breakglass.web import pages, session
+from breakglass.web import forms, pages, session
 
 __all__ = ["STATIC", "mount_dashboard", "vendor_files"]
 
@@ -45,3 +45,4 @@ def mount_dashboard(api: FastAPI) -> None:
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     api.include_router(session.router)
     api.include_router(pages.router)
+    api.include_router(forms.router)

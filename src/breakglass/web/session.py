@@ -11,7 +11,6 @@ from fastapi.responses import RedirectResponse, Response
 from breakglass.api.access import Viewer, same_origin
 from breakglass.api.auth import TokenStore
 from breakglass.api.context import Ctx
-from breakglass.incidents.timeline import record_audit
 from breakglass.logs import get_logger
 from breakglass.web.templating import render
 
@@ -41,8 +40,7 @@ async def login(
     async with ctx.transaction() as session:
         principal = await TokenStore(session).verify(token.strip())
         if principal is not None:
-            await record_audit(session, actor=principal.actor, action="session.login",
-                               at=ctx.clock(), target="dashboard")  # fmt: skip
+            await ctx.audit(session, principal, "session.login", "dashboard")
     if principal is None:
         log.warning("dashboard login refused", client=request.client.host if request.client else None)
         values = {"next": _safe_next(next), "error": "That token was not accepted."}

@@ -2,13 +2,32 @@
 
 from fastapi import APIRouter
 
-from breakglass.api.routes import events, health, metrics, tokens
+from breakglass.api.routes import (
+    actions,
+    alerts,
+    events,
+    health,
+    incidents,
+    invariants,
+    metrics,
+    safe,
+    silences,
+    timeline,
+    tokens,
+)
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router,
+    incidents.router,
+    alerts.router,
+    silences.router,
+    timeline.router,
+    actions.router,
+    safe.router,
+    invariants.router,
     events.router,
+    health.router,
     tokens.router,
     metrics.router,
 )

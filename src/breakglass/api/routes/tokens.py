@@ -12,7 +12,6 @@ from breakglass.api.access import Admin
 from breakglass.api.auth import TokenError, TokenStore
 from breakglass.api.context import Ctx
 from breakglass.api.models import ApiToken
-from breakglass.incidents.timeline import record_audit
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
@@ -42,8 +41,7 @@ async def revoke_token(name: str, ctx: Ctx, who: Admin) -> TokenOut:
     try:
         async with ctx.transaction() as session:
             row = await TokenStore(session).revoke(name)
-            await record_audit(session, actor=who.actor, action="token.revoke", at=ctx.clock(),
-                               target=f"token:{name}")  # fmt: skip
+            await ctx.audit(session, who, "token.revoke", f"token:{name}")
     except TokenError as exc:
         raise HTTPException(404, str(exc)) from exc
     return TokenOut.of(row)
