@@ -129,10 +129,11 @@ def _seed_positions(venue: Venue) -> None:
     """A live venue has open interest: two traders hold long and short positions in every market."""
     w3 = venue.w3
     funder = role_key("deployer")
+    # modest leverage (4-5x) so that honest +-15% days do not liquidate the seeded book
     plans: dict[int, list[tuple[str, bool, int, int]]] = {
-        10: [("market_eth", True, 150_000, 1_500_000), ("market_btc", True, 100_000, 1_000_000),
+        10: [("market_eth", True, 375_000, 1_500_000), ("market_btc", True, 250_000, 1_000_000),
              ("market_thin", True, 60_000, 300_000)],
-        11: [("market_eth", False, 120_000, 1_200_000), ("market_btc", False, 100_000, 1_000_000),
+        11: [("market_eth", False, 300_000, 1_200_000), ("market_btc", False, 250_000, 1_000_000),
              ("market_thin", False, 20_000, 100_000)],
     }  # fmt: skip
     for index, positions in plans.items():

