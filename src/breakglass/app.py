@@ -12,7 +12,9 @@ from typing import Any
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.config import LoadedConfig
+from breakglass.incidents.stage import build_incident_stage
 from breakglass.logs import Redactor
+from breakglass.store.db import Store
 
 __all__ = ["App", "build_app"]
 
@@ -53,6 +55,7 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
     redactor = redactor or Redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
+    app.components["store"] = store = Store(config.settings.store.url)  # first in, last closed (issue 6)
     if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
         from breakglass.detect.service import build_watcher
 
@@ -61,4 +64,6 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
         from breakglass.respond import build_responder
 
         app.components["respond"] = build_responder(config, app.bus, redactor)
+    # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
+    app.components["incidents"] = build_incident_stage(config, app.bus, store)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from breakglass import __version__
-from breakglass.cli import check, devnet, playbook, safe, serve, tokens, watch
+from breakglass.cli import audit, check, db, devnet, incidents, playbook, report, safe, serve, tokens, watch
 from breakglass.logs import configure_logging
 
 app = typer.Typer(
@@ -40,6 +40,10 @@ app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(playbook.app, name="playbook")
 app.add_typer(safe.app, name="safe")
+app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
+app.add_typer(incidents.app, name="incidents")
+app.command("report")(report.report)
 
 
 def main() -> None:

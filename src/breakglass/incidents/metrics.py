@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from breakglass.incidents.models import Incident
 
-__all__ = ["IncidentMetrics", "incident_metrics"]
+__all__ = ["IncidentMetrics", "format_duration", "format_time", "incident_metrics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,16 @@ def incident_metrics(incident: Incident) -> IncidentMetrics:
         ttd_blocks=_diff(incident.detected_block, incident.first_block),
         ttc_blocks=_diff(incident.contained_block, incident.detected_block),
     )
+
+
+def format_time(ms: int | None) -> str:
+    """Epoch milliseconds as ``YYYY-MM-DD HH:MM:SS.mmm UTC``; a dash for None."""
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def format_duration(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    return f"{ms / 1000:.3f} s" if ms < 120_000 else f"{ms / 60_000:.1f} min"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "async_url", "make_engine", "make_sessionmaker"]
+__all__ = ["Base", "Store", "async_url", "make_engine", "make_sessionmaker"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -69,3 +69,23 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Store:
+    """The application's database: one engine and its session factory (``app.components["store"]``).
+
+    Constructing it does no I/O; ``upgrade()`` migrates the schema to head; ``close()`` disposes.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = make_sessionmaker(self.engine)
+
+    async def upgrade(self) -> None:
+        from breakglass.store.migrate import upgrade_async  # Alembic only when migrating
+
+        await upgrade_async(self.url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,79 @@
+"""The incident-management stage as one component: alerts, action recording and notifications.
+
+``build_incident_stage`` wires it from configuration (no I/O); ``start()`` migrates the store and
+starts its three bus consumers in the background (findings and retractions -> alerts -> incidents;
+actions -> incidents; incident changes -> notifications); ``run(stop)`` does the same until ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from breakglass.alerts.pipeline import build_pipeline
+from breakglass.alerts.service import AlertService
+from breakglass.bus import Bus
+from breakglass.config import LoadedConfig
+from breakglass.incidents.actions import ActionRecorder
+from breakglass.incidents.clock import Clock, SystemClock
+from breakglass.incidents.consumer import ActionConsumer
+from breakglass.incidents.service import IncidentService
+from breakglass.notify.dispatch import NotificationDispatcher
+from breakglass.notify.service import Notifier
+from breakglass.store.db import Store
+
+__all__ = ["IncidentStage", "build_incident_stage"]
+
+
+class IncidentStage:
+    def __init__(
+        self,
+        store: Store,
+        incidents: IncidentService,
+        alerts: AlertService,
+        actions: ActionConsumer,
+        dispatcher: NotificationDispatcher,
+        notifier: Notifier,
+    ) -> None:
+        self.store = store
+        self.incidents = incidents
+        self.alerts = alerts
+        self.actions = actions
+        self.dispatcher = dispatcher
+        self.notifier = notifier
+        self._started = False
+
+    async def start(self) -> None:
+        """Migrate the schema, then subscribe and consume in the background. Idempotent."""
+        if self._started:
+            return
+        await self.store.upgrade()
+        self.alerts.start()
+        self.actions.start()
+        self.dispatcher.start()
+        self._started = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+
+    async def close(self) -> None:
+        await self.alerts.close()
+        await self.actions.close()
+        await self.dispatcher.close()
+        await self.notifier.close()
+        self._started = False
+
+
+def build_incident_stage(
+    config: LoadedConfig, bus: Bus, store: Store, *, clock: Clock | None = None
+) -> IncidentStage:
+    settings = config.settings
+    clock = clock or SystemClock()
+    incidents = IncidentService(clock, protocol=settings.protocol)
+    alerts = AlertService(store.sessions, bus, build_pipeline(settings.alerting, incidents), clock,
+                          default_labels={"protocol": settings.protocol})  # fmt: skip
+    notifier = Notifier.from_config(settings.notifications, store.sessions, clock)
+    dispatcher = NotificationDispatcher(store.sessions, bus, notifier,
+                                        default_receivers=settings.alerting.default_receivers)  # fmt: skip
+    actions = ActionConsumer(store.sessions, bus, ActionRecorder(incidents))
+    return IncidentStage(store, incidents, alerts, actions, dispatcher, notifier)
