@@ -15,7 +15,7 @@ from breakglass.bus import Bus
 from breakglass.config import LoadedConfig
 from breakglass.logs import Redactor
 from breakglass.respond.fees import FeePolicy
-from breakglass.respond.ledger import Ledger
+from breakglass.respond.ledger import Ledger, make_hot_engine
 from breakglass.respond.playbook import PlaybookBook
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
@@ -44,10 +44,12 @@ def build_responder(
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path))
     policy = Policy(settings.policy, time.monotonic)
     engine = None
+    hot = None
     if sessions is None:
         engine = make_engine(settings.store.url)
         sessions = make_sessionmaker(engine)
-    ledger = Ledger(sessions)
+        hot = make_hot_engine(settings.store.url)
+    ledger = Ledger(sessions, hot=hot)
     if rpc is None:
         urls = config.rpc_urls()
         rpc = HttpRpc(urls[0], timeout=settings.chain.request_timeout) if urls else None

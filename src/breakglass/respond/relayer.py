@@ -107,7 +107,6 @@ class GuardianRelayer:
         self._bump_after = bump_after_blocks
         self._emit = emit
         self._lock = asyncio.Lock()
-        self._claimed: set[str] = set()
         self._open: dict[str, _Open] = {}
         self.chain_id = 0
         self.nonce = 0
@@ -156,8 +155,7 @@ class GuardianRelayer:
     ) -> ActionEvent:
         """Send ``call`` once for ``intent.key``. Returns the SUBMITTED or DUPLICATE event."""
         started = time.perf_counter()
-        if intent.key in self._claimed or await self._ledger.is_claimed(intent.key):
-            self._claimed.add(intent.key)
+        if await self._ledger.is_claimed(intent.key):
             return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
         node_s = time.perf_counter()
         planned = await self.plan(call, outbid)
@@ -175,9 +173,7 @@ class GuardianRelayer:
             )
             record = Signed(self.address, nonce, signed.tx_hash, signed.raw)
             if not await self._ledger.claim(intent, "guardian", (signed_event, record)):
-                self._claimed.add(intent.key)
                 return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
-            self._claimed.add(intent.key)
             self.nonce = nonce + 1
             sent = _Open(
                 signed_event,
@@ -335,7 +331,6 @@ class GuardianRelayer:
                 self.head,
             )
             self._open[key] = sent
-            self._claimed.add(key)
             if await self._close_if_mined(key, sent) is None:
                 await self._broadcast(sent.raw, key)
                 log.info("respond.recovered", key=key, nonce=sent.nonce, tx_hash=sent.hashes[-1])

@@ -90,6 +90,7 @@ class Responder:
         self._started = True
         if self.owned_engine is not None:
             await create_tables(self.owned_engine)
+        await self.ledger.load()
         if self.relayer is not None:
             await self.relayer.prepare()
             await self.relayer.recover()
@@ -219,6 +220,7 @@ class Responder:
     async def close(self) -> None:
         if self.rpc is not None:
             await self.rpc.close()
+        await self.ledger.close()
         if self.owned_engine is not None:
             await self.owned_engine.dispose()
 

@@ -20,8 +20,7 @@ from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import Build
 from breakglass.domain import Finding, Severity
 from breakglass.logs import Redactor
-from breakglass.respond import Responder, build_responder, create_tables
-from breakglass.store.db import make_engine, make_sessionmaker
+from breakglass.respond import Responder, build_responder
 
 GUARDIAN_ENV = "BG_TEST_GUARDIAN_KEY"
 ATTACKER = "0x000000000000000000000000000000000000a77a"
@@ -143,18 +142,11 @@ class Harness:
     made: list[Responder]
 
     async def responder(self, *, start: bool = True, rpc: Any = None) -> Responder:
-        engine = make_engine(self.config.settings.store.url)
-        await create_tables(engine)
+        """As production builds it: its own engines (the hot-path claim included) from the config."""
         responder = build_responder(
-            self.config,
-            self.bus,
-            self.redactor,
-            sessions=make_sessionmaker(engine),
-            rpc=rpc,
-            environ={GUARDIAN_ENV: self.venue.guardian_key},
+            self.config, self.bus, self.redactor, rpc=rpc, environ={GUARDIAN_ENV: self.venue.guardian_key}
         )
         self.made.append(responder)
-        self._engines.append(engine)
         if start:
             await responder.start()
         return responder
@@ -162,11 +154,6 @@ class Harness:
     async def close(self) -> None:
         for responder in self.made:
             await responder.close()
-        for engine in self._engines:
-            await engine.dispose()
-
-    def __post_init__(self) -> None:
-        self._engines: list[Any] = []
 
 
 def deploy_safe(w3: Web3, owners: list[str], threshold: int) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from breakglass.respond import ActionEvent, ActionStep, Ledger, create_tables
-from breakglass.respond.ledger import Signed
+from breakglass.respond.ledger import Signed, make_hot_engine
 from breakglass.store.db import make_engine, make_sessionmaker
 
 SIGNER = "0x" + "11" * 20
@@ -28,11 +28,17 @@ def event(key: str, step: ActionStep = ActionStep.INTENT) -> ActionEvent:
     return ActionEvent(step, key, "pb", "pause", "venue.pause()", "fp", monitor_id="m")
 
 
-async def test_only_one_of_many_concurrent_claims_of_a_key_wins(engine: AsyncEngine) -> None:
-    ledgers = [Ledger(make_sessionmaker(engine)) for _ in range(8)]  # as if 8 processes shared the database
+@pytest.mark.parametrize("hot", [False, True], ids=["async-engine", "hot-path-engine"])
+async def test_only_one_of_many_concurrent_claims_of_a_key_wins(engine: AsyncEngine, hot: bool) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    # As if 8 processes shared the database, each with its own engines.
+    ledgers = [Ledger(make_sessionmaker(engine), hot=make_hot_engine(url) if hot else None) for _ in range(8)]
     results = await asyncio.gather(*(ledger.claim(event("k"), "guardian") for ledger in ledgers))
     assert sorted(results) == [False] * 7 + [True]
     assert [r.step for r in await ledgers[0].history("k")] == ["intent"]
+    assert all([await ledger.is_claimed("k") for ledger in ledgers])
+    for ledger in ledgers:
+        await ledger.close()
 
 
 async def test_claim_with_a_signed_step_is_atomic_and_sets_the_next_nonce(engine: AsyncEngine) -> None:
