@@ -38,9 +38,21 @@ _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 _FUNCTION = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 BUILTIN_LOOSENING: tuple[str, ...] = (
-    "unpause*", "resume*", "unblock*", "unfreeze*", "raise*", "increase*", "grant*", "enable*",
-    "upgrade*", "transferOwnership", "renounce*", "withdraw*", "approve*", "setAdmin*",
-)  # fmt: skip
+    "unpause*",
+    "resume*",
+    "unblock*",
+    "unfreeze*",
+    "raise*",
+    "increase*",
+    "grant*",
+    "enable*",
+    "upgrade*",
+    "transferOwnership",
+    "renounce*",
+    "withdraw*",
+    "approve*",
+    "setAdmin*",
+)
 """Function-name patterns that loosen or hand over control: refused whatever else the policy says."""
 
 
@@ -60,6 +72,12 @@ class RatifyConfig(Strict):
     within: int = Field(gt=0, description="seconds from inclusion to the ratification deadline")
     ratified: str = Field(
         pattern=_FUNCTION, description="view function on the same contract returning true once ratified"
+    )
+    args: list[str | int | bool] = Field(
+        default_factory=list, description="its arguments, templated like calls'"
+    )
+    output: int = Field(
+        default=0, ge=0, description="which output is the boolean (e.g. 1 of (until, ratified))"
     )
 
 
@@ -123,7 +141,9 @@ class GuardianKeyConfig(Strict):
     keystore: str | None = Field(default=None, description="eth-account keystore JSON, relative path")
     password: SecretStr | None = Field(default=None, description="keystore password, e.g. '${GUARDIAN_PW}'")
     env: str | None = Field(
-        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of a variable holding the hex key"
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of a variable holding the hex key",
     )
 
     @model_validator(mode="after")
@@ -171,7 +191,9 @@ class PolicyConfig(Strict):
         default_factory=list,
         description="function names (fnmatch patterns) that only make things safer; all else is refused",
     )
-    loosening: list[str] = Field(default_factory=list, description="patterns refused, on top of the built-ins")
+    loosening: list[str] = Field(
+        default_factory=list, description="patterns refused, on top of the built-ins"
+    )
     max_gas: int = Field(default=1_000_000, ge=21_000)
     max_fee_gwei: float = Field(default=1_000.0, gt=0, description="cap on max fee per gas")
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(count=10, per_seconds=3600))

@@ -152,18 +152,27 @@ class CallTemplate:
     arg_types: tuple[str, ...]
     selector: bytes
     args: tuple[str | int | bool, ...]
+    outputs: tuple[str, ...] = ()
 
     @classmethod
     def build(
-        cls, contract: str, address: str, abi: Sequence[Mapping[str, Any]], function: str, args: Sequence[Any]
+        cls,
+        contract: str,
+        address: str,
+        abi: Sequence[Mapping[str, Any]],
+        function: str,
+        args: Sequence[Any],
+        *,
+        view: bool = False,
     ) -> CallTemplate:
+        """Check ``function(args)`` against the ABI. ``view=True`` for reads (ratification checks)."""
         entry = find_function(abi, function, len(args))
         types = tuple(_type_of(i) for i in entry.get("inputs", []))
         if len(types) != len(args):
             raise ResponseError(
                 f"{contract}.{function} takes {len(types)} argument(s) ({', '.join(types)}), got {len(args)}"
             )
-        if entry.get("stateMutability") in ("view", "pure"):
+        if not view and entry.get("stateMutability") in ("view", "pure"):
             raise ResponseError(
                 f"{contract}.{function} is a {entry['stateMutability']} function: calling it changes nothing"
             )
@@ -177,6 +186,7 @@ class CallTemplate:
             types,
             bytes(function_signature_to_4byte_selector(f"{function}({','.join(types)})")),
             tuple(args),
+            tuple(_type_of(o) for o in entry.get("outputs", [])),
         )
 
     @property

@@ -38,13 +38,29 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class RatifyCheck:
+    """How to read, on chain, whether governance ratified a call: a view call and which output is the flag."""
+
+    within: int
+    to: str
+    data: bytes
+    outputs: tuple[str, ...]
+    index: int
+    view: str
+
+    def as_detail(self) -> dict[str, Any]:
+        return {"within": self.within, "to": self.to, "data": "0x" + self.data.hex(),
+                "outputs": list(self.outputs), "index": self.index, "view": self.view}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class CallStep:
     playbook: str
     action: str
     key: str
     call: ContractCall
     via: str
-    ratify: RatifyConfig | None
+    ratify: RatifyCheck | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +92,7 @@ class CompiledPlaybook:
     config: PlaybookConfig
     calls: Mapping[str, CallTemplate]
     min_severity: Severity
+    ratify_views: Mapping[str, tuple[RatifyConfig, CallTemplate]]
 
     def matches(self, finding: Finding) -> bool:
         match = self.config.match
@@ -104,6 +121,7 @@ class PlaybookBook:
         compiled: list[CompiledPlaybook] = []
         for i, playbook in enumerate(playbooks):
             calls: dict[str, CallTemplate] = {}
+            views: dict[str, tuple[RatifyConfig, CallTemplate]] = {}
             for j, action in enumerate(playbook.actions):
                 if not isinstance(action, CallAction):
                     continue
@@ -120,7 +138,16 @@ class PlaybookBook:
                     )
                 except ResponseError as exc:
                     issues.append(ConfigIssue(file, None, where, str(exc)))
-            compiled.append(CompiledPlaybook(playbook, calls, Severity.parse(playbook.match.min_severity)))
+                if action.ratify is not None:
+                    try:
+                        views[action.id] = (
+                            action.ratify,
+                            _ratify_view(action.contract, record, action.ratify),
+                        )
+                    except ResponseError as exc:
+                        issues.append(ConfigIssue(file, None, f"{where}.ratify", str(exc)))
+            severity = Severity.parse(playbook.match.min_severity)
+            compiled.append(CompiledPlaybook(playbook, calls, severity, views))
         if issues:
             raise ConfigError(issues)
         return cls(compiled)
@@ -149,11 +176,28 @@ class PlaybookBook:
             call = playbook.calls[action.id].render(finding)
             digest = fingerprint_of(call.address.lower(), call.data)
             scope = "target" if action.once_per == "target" else f"{finding.fingerprint}/{pid}.{action.id}"
-            return CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, action.ratify)
+            ratify = None
+            if action.id in playbook.ratify_views:
+                config, view = playbook.ratify_views[action.id]
+                read = view.render(finding)
+                ratify = RatifyCheck(
+                    config.within, read.address, read.data, view.outputs, config.output, read.target
+                )
+            return CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, ratify)
         key = f"{finding.fingerprint}/{pid}.{action.id}"
         if isinstance(action, NotifyAction):
             return MessageStep(pid, action.id, key, "notify", str(render_arg(action.message, finding)))
         return MessageStep(pid, action.id, key, "escalate", action.severity)
+
+
+def _ratify_view(contract: str, record: ContractRecord, ratify: RatifyConfig) -> CallTemplate:
+    view = CallTemplate.build(contract, record.address, record.abi, ratify.ratified, ratify.args, view=True)
+    if ratify.output >= len(view.outputs) or view.outputs[ratify.output] != "bool":
+        raise ResponseError(
+            f"{contract}.{ratify.ratified} output {ratify.output} must be a bool "
+            f"(outputs: {', '.join(view.outputs) or 'none'})"
+        )
+    return view
 
 
 def describe_steps(steps: list[Step]) -> list[dict[str, Any]]:

@@ -2,18 +2,19 @@
 
 When a call action with ``ratify`` is confirmed, a task is recorded (``ratification_opened``) with a
 deadline = inclusion block timestamp + ``within``. ``poll()`` watches the chain: the configured view
-function (e.g. ``pauseRatified()``) turning true records ``ratified``; the chain's clock passing the
-deadline first records ``lapsed``. Open tasks are rebuilt from the ledger after a restart.
+(``pauseRatified()``, or output 1 of ``marketPause(id)``) turning true records ``ratified``; the
+chain's clock passing the deadline first records ``lapsed``. Open tasks are rebuilt from the ledger
+after a restart.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from eth_abi.abi import decode
-from eth_utils.abi import function_signature_to_4byte_selector
 
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.messages import ActionEvent, ActionStep
@@ -27,8 +28,8 @@ Emit = Callable[[ActionEvent], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class RatificationTask:
     event: ActionEvent
-    contract: str
-    view: str
+    check: Mapping[str, Any]
+    """``to``, ``data`` (the view call), ``outputs`` (its ABI types), ``index`` (the boolean), ``view``."""
     deadline: int
     """Unix seconds, on the chain's clock."""
 
@@ -44,19 +45,24 @@ class RatificationWatcher:
     def open_tasks(self) -> list[RatificationTask]:
         return list(self._open.values())
 
-    async def open(self, confirmed: ActionEvent, contract: str, view: str, within: int) -> RatificationTask:
+    async def open(self, confirmed: ActionEvent, check: Mapping[str, Any]) -> RatificationTask:
         """Record a task for ``confirmed`` (a CONFIRMED event carrying ``detail.block_number``)."""
         block = await self._rpc.call(
             "eth_getBlockByNumber", hex(int(confirmed.detail["block_number"])), False
         )
-        deadline = int(block["timestamp"], 16) + within
+        deadline = int(block["timestamp"], 16) + int(check["within"])
         event = replace(
             confirmed,
             step=ActionStep.RATIFICATION_OPENED,
             at_ms=time.time() * 1000,
-            detail={"contract": contract, "view": view, "deadline": deadline, "within": within},
+            detail={
+                "ratify": dict(check),
+                "view": check["view"],
+                "deadline": deadline,
+                "within": check["within"],
+            },
         )
-        task = RatificationTask(event, contract, view, deadline)
+        task = RatificationTask(event, dict(check), deadline)
         self._open[confirmed.key] = task
         await self._record(event)
         return task
@@ -67,9 +73,7 @@ class RatificationWatcher:
         for row in await self._ledger.rows(steps=(ActionStep.RATIFICATION_OPENED,)):
             if row.key not in closed:
                 d = row.detail
-                self._open[row.key] = RatificationTask(
-                    row.event(), str(d["contract"]), str(d["view"]), int(d["deadline"])
-                )
+                self._open[row.key] = RatificationTask(row.event(), dict(d["ratify"]), int(d["deadline"]))
 
     async def poll(self) -> list[ActionEvent]:
         """Check every open task once against the latest block. Returns the closing events."""
@@ -79,9 +83,10 @@ class RatificationWatcher:
         now = int(block["timestamp"], 16)
         closed: list[ActionEvent] = []
         for key, task in list(self._open.items()):
-            data = "0x" + bytes(function_signature_to_4byte_selector(f"{task.view}()")).hex()
-            raw = await self._rpc.call("eth_call", {"to": task.contract, "data": data}, block["hash"])
-            (ratified,) = decode(["bool"], bytes.fromhex(raw[2:]))
+            check = task.check
+            raw = await self._rpc.call("eth_call", {"to": check["to"], "data": check["data"]}, block["hash"])
+            values = decode(list(check["outputs"]), bytes.fromhex(raw[2:]))
+            ratified = bool(values[int(check["index"])])
             if ratified or now > task.deadline:
                 step = ActionStep.RATIFIED if ratified else ActionStep.LAPSED
                 event = replace(

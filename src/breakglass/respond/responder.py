@@ -100,11 +100,9 @@ class Responder:
     async def emit(self, event: ActionEvent) -> None:
         """Publish one step; a confirmed call with ``ratify`` opens its ratification task."""
         await self.bus.publish(Topics.ACTIONS, event)
-        view = event.detail.get("ratify_view")
-        if event.step is ActionStep.CONFIRMED and view and self.ratifier is not None:
-            await self.ratifier.open(
-                event, str(event.detail["to"]), str(view), int(event.detail["ratify_within"])
-            )
+        check = event.detail.get("ratify")
+        if event.step is ActionStep.CONFIRMED and isinstance(check, Mapping) and self.ratifier is not None:
+            await self.ratifier.open(event, dict(check))
 
     async def _audit(self, event: ActionEvent) -> ActionEvent:
         await self.ledger.append(event)
@@ -140,7 +138,7 @@ class Responder:
             return done
         detail: dict[str, Any] = {"via": step.via}
         if step.ratify is not None:
-            detail |= {"ratify_view": step.ratify.ratified, "ratify_within": step.ratify.within}
+            detail["ratify"] = step.ratify.as_detail()
         intent = replace(
             _intent(step.key, step.playbook, step.action, step.call.target, finding), detail=detail
         )
