@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from breakglass.incidents.timeline import GENESIS, TimelineHead
 from breakglass.store import migrate
 from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.tables import metadata
@@ -66,6 +67,7 @@ async def sessions(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     async with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             await conn.execute(delete(table))
+        await conn.execute(insert(TimelineHead).values(id=1, seq=0, hash=GENESIS))  # as migrated
     try:
         yield make_sessionmaker(engine)
     finally:

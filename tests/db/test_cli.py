@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, insert, text
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
 from breakglass.domain import Severity
 from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.service import IncidentService
+from breakglass.incidents.timeline import GENESIS, TimelineHead
+from breakglass.logs import configure_logging
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.store import migrate
 from breakglass.store.db import Store
@@ -27,6 +29,7 @@ TX = "0x" + "ee" * 32
 
 def _cli(*args: str, url: str) -> tuple[int, str]:
     result = runner.invoke(app, [*args, "--url", url], env={"COLUMNS": "200"})
+    configure_logging()  # the command logged to the runner's stream, closed now: log to stderr again
     return result.exit_code, result.output
 
 
@@ -79,6 +82,7 @@ def empty_url(db_url: str) -> str:
             async with store.engine.begin() as conn:
                 for table in reversed(metadata.sorted_tables):
                     await conn.execute(delete(table))
+                await conn.execute(insert(TimelineHead).values(id=1, seq=0, hash=GENESIS))
         finally:
             await store.close()
 

@@ -155,5 +155,6 @@ async def test_the_running_dispatcher_pages_on_a_state_change_without_logging_th
             await dispatcher.close()
             await bus.close()
     assert await _log(sessions) == [("soc", "state:contained", "failed", 2)]
+    configure_logging()
     logged = stream.getvalue()
     assert "notify.failed" in logged and TOKEN not in logged and SECRET not in logged

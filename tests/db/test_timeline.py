@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -106,3 +108,29 @@ async def test_events_are_listed_per_incident_kind_and_page(
         assert [e.seq for e in await list_events(session, incident_id="inc-1", after_seq=1)] == [2, 3]
         actions = await list_events(session, kinds={TimelineKind.ACTION})
     assert [(e.incident_id, e.data["step"]) for e in actions] == [("inc-2", "intent")]
+
+
+async def test_rows_cut_off_the_end_are_reported_against_the_head(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _append(sessions, 4)
+    async with sessions.begin() as session:
+        await session.execute(text("DELETE FROM timeline_events WHERE seq >= 3"))
+    async with sessions() as session:
+        report = await verify_chain(session)
+    assert (report.bad_seq, report.reason) == (3, "rows 3..4 are missing (the head says 4)")
+
+
+async def test_concurrent_appenders_queue_instead_of_forking(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async def one(i: int) -> None:
+        async with transaction(sessions) as session:
+            await append_event(session, kind=TimelineKind.NOTE, actor=f"writer-{i}", at=i,
+                               data={"i": i})  # fmt: skip
+
+    await asyncio.gather(*(one(i) for i in range(12)))
+    async with sessions() as session:
+        report = await verify_chain(session)
+        actors = {e.actor for e in await list_events(session)}
+    assert report.ok and report.checked == 12 and len(actors) == 12

@@ -3,7 +3,7 @@
 Every row's ``hash`` is SHA-256 over its content and the previous row's hash, so editing, deleting or
 reordering any row behind the application's back breaks the chain at that row (``verify_chain``).
 One chain spans all incidents and the API's audit events; ``prev_hash`` is unique, so two writers
-can never fork it (on PostgreSQL an advisory lock serialises appenders; SQLite has one writer).
+can never fork it, and appenders serialise on the ``timeline_head`` row, which also records the head.
 Appended entries are queued on the session's outbox and published on ``Topics.TIMELINE`` after commit.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, select, text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +29,7 @@ __all__ = [
     "ChainReport",
     "TimelineEntry",
     "TimelineEvent",
+    "TimelineHead",
     "TimelineKind",
     "append_event",
     "canonical_json",
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-_APPEND_LOCK = 0x62676C61  # "bgla": the PostgreSQL advisory lock key of the chain head
 
 
 class TimelineKind(enum.StrEnum):
@@ -75,6 +75,17 @@ class TimelineEvent(Base):
             self.seq, self.incident_id, TimelineKind(self.kind), self.actor, self.at,
             dict(self.data), self.hash,
         )  # fmt: skip
+
+
+class TimelineHead(Base):
+    """One row: the chain's newest (seq, hash). Appenders lock it; ``verify_chain`` compares the
+    chain's end with it, so rows cut off the end are noticed too."""
+
+    __tablename__ = "timeline_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +127,19 @@ def event_hash(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-async def _head(session: AsyncSession) -> tuple[int, str]:
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+async def _lock_head(session: AsyncSession) -> tuple[int, str]:
+    """Take the chain's write lock and return its head (seq, hash).
+
+    The lock is a write to the one ``timeline_head`` row: on PostgreSQL a row lock, on SQLite the
+    database's write lock, both held until commit. So concurrent appenders (the pipeline, the
+    notifier, the API, other processes) queue up instead of forking the chain.
+    """
+    locked = await session.execute(
+        update(TimelineHead).where(TimelineHead.id == 1).values(seq=TimelineHead.seq)
+    )
+    if getattr(locked, "rowcount", 1) == 0:  # a database whose head row was removed: recreate it
+        session.add(TimelineHead(id=1, seq=0, hash=GENESIS))
+        await session.flush()
     row = (
         await session.execute(
             select(TimelineEvent.seq, TimelineEvent.hash).order_by(TimelineEvent.seq.desc()).limit(1)
@@ -138,13 +159,14 @@ async def append_event(
 ) -> TimelineEntry:
     """Append one event to the chain (flushed, not committed) and queue it for publishing."""
     plain = json.loads(canonical_json(data))  # stored exactly as hashed
-    seq, prev = await _head(session)
+    seq, prev = await _lock_head(session)
     seq += 1
     row = TimelineEvent(
         seq=seq, incident_id=incident_id, kind=kind.value, actor=actor, at=at, data=plain,
         prev_hash=prev, hash=event_hash(seq, incident_id, kind.value, actor, at, plain, prev),
     )  # fmt: skip
     session.add(row)
+    await session.execute(update(TimelineHead).where(TimelineHead.id == 1).values(seq=seq, hash=row.hash))
     await session.flush()
     entry = row.entry()
     enqueue(session, Topics.TIMELINE, entry)
@@ -213,6 +235,10 @@ async def verify_chain(session: AsyncSession, *, batch: int = 5000) -> ChainRepo
             )
         ).all()
         if not rows:
+            head = await session.get(TimelineHead, 1)
+            if head is not None and head.seq > checked:
+                missing = f"rows {checked + 1}..{head.seq} are missing (the head says {head.seq})"
+                return ChainReport(checked, prev, checked + 1, missing)
             return ChainReport(checked, prev)
         for row in rows:
             if row.seq != expected_seq:
