@@ -188,14 +188,15 @@ class GuardianRelayer:
             )
             self._open[intent.key] = sent
             send_s = time.perf_counter()
-            await self._broadcast(signed.raw, intent.key)
+            refused = await self._broadcast(signed.raw, intent.key)
             node_s += time.perf_counter() - send_s
         total_ms = (time.perf_counter() - started) * 1000
         event = replace(
             signed_event,
             step=ActionStep.SUBMITTED,
             at_ms=time.time() * 1000,
-            detail={**signed_event.detail, "total_ms": total_ms, "node_ms": node_s * 1000},
+            detail={**signed_event.detail, "total_ms": total_ms, "node_ms": node_s * 1000}
+            | ({"broadcast_error": refused} if refused else {}),
         )
         await self._record(event)
         log.info(
@@ -209,15 +210,18 @@ class GuardianRelayer:
         )
         return event
 
-    async def _broadcast(self, raw: bytes, key: str) -> None:
+    async def _broadcast(self, raw: bytes, key: str) -> str | None:
+        """Send the raw bytes; returns the node's refusal, if any (the bytes stay in the ledger)."""
         try:
             await self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
         except RpcError as exc:
             if any(word in str(exc).lower() for word in _ALREADY):
                 log.info("respond.rebroadcast_known", key=key, reason=str(exc))
-                return
-            # Still recorded as signed: recover() or the next poll() re-broadcasts the same bytes.
+                return None
+            # Still recorded as signed: recover() or a bump from poll() sends it (or its successor) again.
             log.warning("respond.broadcast_failed", key=key, error=str(exc))
+            return str(exc)
+        return None
 
     def _tx(self, to: str, data: bytes, nonce: int, gas: int, fees: Fees) -> dict[str, Any]:
         return {
