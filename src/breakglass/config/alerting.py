@@ -36,7 +36,7 @@ class RouteConfig(Strict):
 
     name: str | None = None
     matchers: list[str] = Field(default_factory=list, description="e.g. severity>=high, market=ETH")
-    receivers: list[Annotated[str, RefTo("channel")]] = Field(default_factory=list)
+    receivers: Annotated[list[str], RefTo("channel")] = Field(default_factory=list)
     continue_: bool = Field(default=False, alias="continue")
 
     _matchers = field_validator("matchers")(_check_matchers)
@@ -73,7 +73,7 @@ class AlertingConfig(Strict):
     )
     incident_min_severity: SeverityName = "low"
     routes: list[RouteConfig] = Field(default_factory=list)
-    default_receivers: list[Annotated[str, RefTo("channel")]] = Field(default_factory=list)
+    default_receivers: Annotated[list[str], RefTo("channel")] = Field(default_factory=list)
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
 
 
@@ -94,7 +94,7 @@ class ChannelConfig(Strict):
     kind: Literal["apprise", "webhook"] = "apprise"
     url: SecretStr
     secret: SecretStr | None = None
-    template: Annotated[str, RefTo("template")] | None = None
+    template: Annotated[str | None, RefTo("template")] = None
     min_severity: SeverityName = "info"
 
     @field_validator("url")
