@@ -57,7 +57,8 @@ BUILTIN_LOOSENING: tuple[str, ...] = (
 
 
 class PlaybookMatch(Strict):
-    monitors: list[Annotated[str, RefTo("monitor")]] = Field(
+    # The marker sits on the list field: the reference checker walks the list's items.
+    monitors: Annotated[list[str], RefTo("monitor")] = Field(
         default_factory=list, description="monitor ids; empty matches findings of any monitor"
     )
     min_severity: Literal["info", "low", "medium", "high", "critical"] = "high"
