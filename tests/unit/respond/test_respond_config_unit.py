@@ -44,7 +44,8 @@ policy:
 """,
     )
     found = issues(path)
-    wanted = "c.yaml:6 playbooks[0].match.monitors[0]: unknown monitor 'pausd' (known: paused); did you mean 'paused'?"
+    wanted = "c.yaml:6 playbooks[0].match.monitors[0]: unknown monitor 'pausd' (known: paused); "
+    wanted += "did you mean 'paused'?"
     assert any(i.endswith(wanted) for i in found), found
     assert any("playbooks[0].actions[0].contract: unknown contract 'vneue'" in i for i in found), found
     assert any("policy.allow[0].contract: unknown contract 'venu'" in i for i in found), found
