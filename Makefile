@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: setup demo test lint format typecheck pytest bench clean
 
 setup: $(VENV)/.installed node_modules/.installed ## bootstrap .venv and node_modules (idempotent)
+	@scripts/ensure-chromium  # Debian's chromium for the browser tests (never playwright install)
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -19,7 +19,7 @@ from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.service import IncidentService
-from breakglass.respond import HttpRpc, build_responder, create_tables
+from breakglass.respond import HttpRpc, build_responder
 from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.migrate import upgrade_async
 from breakglass.store.outbox import transaction
@@ -28,21 +28,11 @@ from breakglass.testing import make_finding
 SECRET = "s" * 48
 
 
-async def prepare_store(url: str) -> None:
-    """Migrate to head, plus the response engine's tables (not yet under Alembic: its create_tables)."""
-    await upgrade_async(url)
-    engine = make_engine(url)
-    try:
-        await create_tables(engine)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head per session; each test gets a copy (migrating takes ~0.2 s)."""
     path = tmp_path_factory.mktemp("store") / "template.db"
-    asyncio.run(prepare_store(f"sqlite:///{path}"))
+    asyncio.run(upgrade_async(f"sqlite:///{path}"))
     return path
 
 

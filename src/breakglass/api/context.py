@@ -44,7 +44,12 @@ class ApiContext:
     ledger: Ledger = field(init=False)
 
     def __post_init__(self) -> None:
-        self.incidents = IncidentService(self.clock, protocol=self.app.config.settings.protocol)
+        # The incident stage's own service when it is wired (same clock), else an equivalent one.
+        stage = getattr(self.app.components.get("incidents"), "incidents", None)
+        protocol = self.app.config.settings.protocol
+        self.incidents = (
+            stage if isinstance(stage, IncidentService) else IncidentService(self.clock, protocol=protocol)
+        )
         self.silences = SilenceService(self.clock)
         responder = self.app.components.get("respond")
         ledger = getattr(responder, "ledger", None)

@@ -19,47 +19,29 @@ SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not
 
 async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips: str) -> None:
     # Imported here so that every other command starts without loading the web stack.
-    import uvicorn
-
     from breakglass.api.application import create_api
+    from breakglass.api.server import serve
 
     await upgrade_async(config.settings.store.url)
     app = build_app(config)
     secret = os.environ.get(SECRET_ENV)
-    if secret:
-        app.redactor.add([secret])
-    else:
+    if not secret:
         stderr.print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")
     api = create_api(app, session_secret=secret)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            api,
-            host=host,
-            port=port,
-            log_config=None,  # structlog (configured by the root command) owns the output
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
-            server_header=False,
-        )
-    )
-    try:
-        await server.serve()
-    finally:
-        await app.close()
+    await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
 
 
 @handle_errors
 def serve(
     config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")],
-    host: Annotated[
-        str, typer.Option(help="address to listen on; put TLS in front for others")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="listen address; put TLS in front for others")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
     forwarded_allow_ips: Annotated[
         str, typer.Option(help="proxies trusted for X-Forwarded-Proto/For (comma-separated IPs)")
     ] = "127.0.0.1",
 ) -> None:
-    """Serve the API (/api/v1, /metrics, /openapi.json) and the dashboard (/) until interrupted.
+    """Run the pipeline and serve the API (/api/v1, /metrics, /openapi.json) and the dashboard (/)
+    until interrupted.
 
     Upgrades the store's schema first. Set BREAKGLASS_SESSION_SECRET (32+ characters) so dashboard
     sessions survive a restart."""

@@ -24,7 +24,7 @@ STATIC = Path(__file__).parent / "static"
 def vendor_files() -> dict[str, Path]:
     """URL name -> file of each vendored script; raises ``ToolchainError`` when npm ci has not run."""
     dist = node_modules() / "htmx.org" / "dist"
-    files = {"htmx.min.js": dist / "htmx.min.js", "sse.js": dist / "ext" / "sse.js"}
+    files = {"htmx.min.js": dist / "htmx.min.js"}
     for path in files.values():
         if not path.is_file():
             raise ToolchainError(f"{path} is missing: run `make setup` (npm ci) first")

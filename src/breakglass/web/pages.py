@@ -1,7 +1,8 @@
 """Dashboard pages and the HTMX fragments they refresh when live events arrive (viewer role).
 
 Pages render their data once; each live panel then re-fetches its fragment when the server-sent
-event of its topic arrives (``hx-trigger="sse:incidents"`` ...). The data comes from the same
+event of its topic arrives (``static/live.js`` turns each into ``live:<topic>`` on the body;
+panels say ``hx-trigger="live:incidents from:body"``). The data comes from the same
 route functions as the REST API, so the dashboard cannot show what the API would not.
 """
 

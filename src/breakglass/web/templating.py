@@ -30,7 +30,14 @@ def _short(value: str | None, keep: int = 10) -> str:
     return value if len(value) <= 2 * keep + 1 else f"{value[:keep]}…{value[-4:]}"
 
 
+def _clock(ms: int | float | None) -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")
+
+
 templates.env.filters["ms"] = _ms_to_text
+templates.env.filters["clock"] = _clock
 templates.env.filters["short"] = _short
 
 

@@ -1,9 +1,21 @@
-// Show whether the live stream is connected; htmx's sse extension does the rest.
+// Live updates: one EventSource on /api/v1/events; each server-sent event becomes a "live:<topic>"
+// event on <body>, which panels refresh on (hx-trigger="live:incidents from:body"). After a
+// reconnect every panel refreshes once, so nothing missed while disconnected stays missing.
 (function () {
   var badge = document.getElementById("live");
-  if (!badge) return;
-  function set(state) { badge.dataset.state = state; badge.textContent = state; }
+  var topics = ["incidents", "timeline", "actions", "alerts", "findings"];
+  function set(state) { if (badge) { badge.dataset.state = state; badge.textContent = state; } }
   set("connecting");
-  document.body.addEventListener("htmx:sseOpen", function () { set("live"); });
-  document.body.addEventListener("htmx:sseError", function () { set("reconnecting"); });
+  var source = new EventSource("/api/v1/events");
+  var lost = false;
+  source.addEventListener("open", function () {
+    set("live");
+    if (lost) { topics.forEach(function (t) { htmx.trigger(document.body, "live:" + t); }); }
+    lost = false;
+  });
+  source.addEventListener("error", function () { lost = true; set("reconnecting"); });
+  topics.forEach(function (topic) {
+    source.addEventListener(topic, function () { htmx.trigger(document.body, "live:" + topic); });
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
 })();
