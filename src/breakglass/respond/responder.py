@@ -233,8 +233,8 @@ class Responder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
+        findings = self.bus.subscribe(Topics.FINDINGS, "respond")  # before any await: nothing is missed
         await self.start()
-        findings = self.bus.subscribe(Topics.FINDINGS, "respond")
 
         async def consume() -> None:
             async for finding in findings:

@@ -1,0 +1,41 @@
+"""The responder as wired by build_app: findings from the bus in, steps out on Topics.ACTIONS."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from respond_support import GUARDIAN_ENV, Venue, finding, write_config
+
+from breakglass.app import build_app
+from breakglass.bus import Topics
+from breakglass.config import load_config
+from breakglass.respond import ActionStep, Responder
+
+pytestmark = pytest.mark.node
+
+
+async def test_build_app_wires_a_responder_that_consumes_findings_and_publishes_every_step(
+    venue: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(GUARDIAN_ENV, venue.guardian_key)
+    app = build_app(load_config(write_config(Path(venue.manifest.parent))))
+    responder = app.components["respond"]
+    assert isinstance(responder, Responder)
+    actions = app.bus.subscribe(Topics.ACTIONS, "test")
+    stop = asyncio.Event()
+    running = asyncio.create_task(responder.run(stop))
+    await asyncio.sleep(0)  # one turn of the loop: run() subscribes before its first await
+    try:
+        await app.bus.publish(Topics.FINDINGS, finding())
+        seen: list[ActionStep] = []
+        async with asyncio.timeout(30):
+            while seen.count(ActionStep.CONFIRMED) < 3 or ActionStep.RATIFICATION_OPENED not in seen:
+                seen.append((await anext(actions)).step)
+        assert seen.count(ActionStep.SUBMITTED) == 3 and ActionStep.NOTIFY in seen
+        assert venue.view("paused") and venue.view("marketPaused", 7)
+    finally:
+        stop.set()
+        await running
+        await app.close()
