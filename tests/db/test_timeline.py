@@ -19,7 +19,7 @@ from breakglass.incidents.timeline import (
     record_audit,
     verify_chain,
 )
-from breakglass.store.outbox import transaction
+from breakglass.store.outbox import in_transaction, transaction
 
 
 async def _append(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
@@ -134,3 +134,23 @@ async def test_concurrent_appenders_queue_instead_of_forking(
         report = await verify_chain(session)
         actors = {e.actor for e in await list_events(session)}
     assert report.ok and report.checked == 12 and len(actors) == 12
+
+
+async def test_a_unit_of_work_that_lost_a_race_is_rerun_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _append(sessions, 1)
+    attempts: list[int] = []
+
+    async def work(session: AsyncSession) -> int:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:  # play the loser: link to the head another writer already took
+            session.add(TimelineEvent(seq=2, incident_id=None, kind="note", actor="x", at=1,
+                                      data={}, prev_hash=GENESIS, hash="e" * 64))  # fmt: skip
+            await session.flush()
+        return (await append_event(session, kind=TimelineKind.NOTE, actor="y", at=2, data={})).seq
+
+    assert await in_transaction(sessions, None, work) == 2
+    async with sessions() as session:
+        report = await verify_chain(session)
+    assert attempts == [1, 2] and report.ok and report.checked == 2

@@ -23,7 +23,7 @@ from breakglass.domain import Finding
 from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
-from breakglass.store.outbox import enqueue, transaction
+from breakglass.store.outbox import enqueue, in_transaction
 
 __all__ = ["AlertService", "retraction_keys"]
 
@@ -62,14 +62,17 @@ class AlertService:
 
     async def process(self, findings: Sequence[Finding]) -> list[Candidate]:
         """Run findings through the pipeline in one transaction; returns what reached an incident."""
-        async with transaction(self.sessions, self.bus) as session:
+
+        async def work(session: AsyncSession) -> list[Candidate]:
             ctx = AlertContext(session, self.clock.now_ms())
             candidates = [Candidate.of(f, self.default_labels) for f in findings]
             passed = await self.pipeline(ctx, candidates)
             for candidate in candidates:
                 if candidate.alert is not None:
                     enqueue(session, Topics.ALERTS, candidate.alert.fingerprint)
-        return passed
+            return passed
+
+        return await in_transaction(self.sessions, self.bus, work)
 
     async def retract(self, message: Any) -> int:
         """Mark the alerts a retraction names as retracted. Returns how many changed."""
@@ -77,7 +80,8 @@ class AlertService:
         if not fingerprints and not blocks:
             log.warning("alerts.retraction_unknown", message=type(message).__name__)
             return 0
-        async with transaction(self.sessions, self.bus) as session:
+
+        async def work(session: AsyncSession) -> int:
             now = self.clock.now_ms()
             query = select(AlertRow).where(
                 AlertRow.status != AlertStatus.RETRACTED.value,
@@ -94,7 +98,9 @@ class AlertService:
                         data={"retracted": True, "fingerprint": row.fingerprint,
                               "block_number": row.block_number, "block_hash": row.block_hash},
                     )  # fmt: skip
-        return len(rows)
+            return len(rows)
+
+        return await in_transaction(self.sessions, self.bus, work)
 
     async def _consume(self, topic: str, messages: AsyncIterator[Any]) -> None:
         async for message in messages:

@@ -15,7 +15,7 @@ from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.models import Incident
 from breakglass.logs import get_logger
 from breakglass.respond.messages import ActionEvent
-from breakglass.store.outbox import transaction
+from breakglass.store.outbox import in_transaction
 
 __all__ = ["ActionConsumer"]
 
@@ -32,8 +32,10 @@ class ActionConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def handle(self, event: ActionEvent) -> Incident | None:
-        async with transaction(self.sessions, self.bus) as session:
+        async def work(session: AsyncSession) -> Incident | None:
             return await self.recorder.record(session, event)
+
+        return await in_transaction(self.sessions, self.bus, work)
 
     async def _consume(self, messages: AsyncIterator[Any]) -> None:
         async for message in messages:

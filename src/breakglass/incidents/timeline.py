@@ -224,6 +224,9 @@ class ChainReport:
 
 async def verify_chain(session: AsyncSession, *, batch: int = 5000) -> ChainReport:
     """Recompute every row's hash in order; stop at the first row that does not match."""
+    # The head is read first: rows 1..head.seq were committed with it, so fewer is a truncation,
+    # while more only means appenders kept writing while we read.
+    head = (await session.execute(select(TimelineHead.seq).where(TimelineHead.id == 1))).scalar()
     prev, expected_seq, checked = GENESIS, 1, 0
     while True:
         rows = (
@@ -235,9 +238,8 @@ async def verify_chain(session: AsyncSession, *, batch: int = 5000) -> ChainRepo
             )
         ).all()
         if not rows:
-            head = await session.get(TimelineHead, 1)
-            if head is not None and head.seq > checked:
-                missing = f"rows {checked + 1}..{head.seq} are missing (the head says {head.seq})"
+            if head is not None and head > checked:
+                missing = f"rows {checked + 1}..{head} are missing (the head says {head})"
                 return ChainReport(checked, prev, checked + 1, missing)
             return ChainReport(checked, prev)
         for row in rows:

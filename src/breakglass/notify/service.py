@@ -22,7 +22,7 @@ from breakglass.logs import get_logger
 from breakglass.notify.channels import Channel, build_channels
 from breakglass.notify.message import Notice, TemplateSet
 from breakglass.notify.models import NotificationLog
-from breakglass.store.outbox import transaction
+from breakglass.store.outbox import in_transaction
 
 __all__ = ["Notifier"]
 
@@ -111,7 +111,8 @@ class Notifier:
         self, notice: Notice, channel: str, status: str, attempts: int, error: str | None
     ) -> None:
         now = self.clock.now_ms()
-        async with transaction(self.sessions) as session:
+
+        async def work(session: AsyncSession) -> None:
             query = select(NotificationLog).where(
                 NotificationLog.incident_id == notice.incident_id,
                 NotificationLog.channel == channel,
@@ -130,6 +131,8 @@ class Notifier:
                 data={"channel": channel, "event": notice.event, "status": status,
                       "attempts": attempts, "error": error},
             )  # fmt: skip
+
+        await in_transaction(self.sessions, None, work)
 
 
 async def _sent(session: AsyncSession, notice: Notice, channel: str) -> bool:

@@ -7,15 +7,19 @@ subscriber ever sees an event of a rolled-back transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.bus import Bus
 
-__all__ = ["enqueue", "take_outbox", "transaction"]
+__all__ = ["enqueue", "in_transaction", "take_outbox", "transaction"]
+
+T = TypeVar("T")
 
 _KEY = "breakglass.outbox"
 
@@ -42,3 +46,23 @@ async def transaction(
     if bus is not None:
         for topic, message in queued:
             await bus.publish(topic, message)
+
+
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+    bus: Bus | None,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 3,
+) -> T:
+    """Run ``work`` in one ``transaction``; rerun it when it lost a race (a unique key another
+    writer took first, a lock that timed out). The losing attempt rolled back, so nothing doubles."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with transaction(sessions, bus) as session:
+                return await work(session)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
