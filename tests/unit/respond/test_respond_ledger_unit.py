@@ -1,12 +1,15 @@
-"""The ledger on SQLite: one claim per key, even from concurrent writers; rows are appended only."""
+"""The ledger on SQLite and PostgreSQL: one claim per key, even among concurrent writers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from breakglass.respond import ActionEvent, ActionStep, Ledger, create_tables
@@ -16,9 +19,27 @@ from breakglass.store.db import make_engine, make_sessionmaker
 SIGNER = "0x" + "11" * 20
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a PostgreSQL database created for the test and dropped."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"bg_respond_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+async def engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(url)
     await create_tables(engine)
     yield engine
     await engine.dispose()
@@ -29,8 +50,9 @@ def event(key: str, step: ActionStep = ActionStep.INTENT) -> ActionEvent:
 
 
 @pytest.mark.parametrize("hot", [False, True], ids=["async-engine", "hot-path-engine"])
-async def test_only_one_of_many_concurrent_claims_of_a_key_wins(engine: AsyncEngine, hot: bool) -> None:
-    url = engine.url.render_as_string(hide_password=False)
+async def test_only_one_of_many_concurrent_claims_of_a_key_wins(
+    engine: AsyncEngine, url: str, hot: bool
+) -> None:
     # As if 8 processes shared the database, each with its own engines.
     ledgers = [Ledger(make_sessionmaker(engine), hot=make_hot_engine(url) if hot else None) for _ in range(8)]
     results = await asyncio.gather(*(ledger.claim(event("k"), "guardian") for ledger in ledgers))
