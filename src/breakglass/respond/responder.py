@@ -238,8 +238,14 @@ class Responder:
 
         async def consume() -> None:
             async for finding in findings:
-                if isinstance(finding, Finding):
+                if not isinstance(finding, Finding):
+                    continue
+                try:
                     await self.handle(finding)
+                except Exception:  # a bug must not stop containment of the next finding
+                    log.exception(
+                        "respond.handle_crashed", monitor=finding.monitor_id, fp=finding.fingerprint
+                    )
 
         async def tick() -> None:
             while not stop.is_set():
@@ -247,6 +253,8 @@ class Responder:
                     await self.poll()
                 except BreakglassError as exc:
                     log.warning("respond.poll_failed", error=str(exc))
+                except Exception:  # same: receipts and bumps must keep going
+                    log.exception("respond.poll_crashed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._poll_interval)
 

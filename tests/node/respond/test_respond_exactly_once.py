@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,17 @@ async def test_a_crash_mid_flight_is_finished_by_the_next_process_with_the_same_
     assert again.step is ActionStep.DUPLICATE
     assert venue.guardian_nonce() == 1  # one nonce, one transaction: the pause was sent exactly once
     assert restarted.relayer.nonce == 1  # type: ignore[union-attr]
+
+
+async def test_the_same_finding_handled_concurrently_twice_sends_each_call_once(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue)
+    responder = await harness.responder()
+    first, second = await asyncio.gather(responder.handle(finding()), responder.handle(finding()))
+    steps = sorted(e.step for e in [*first, *second] if e.step is not ActionStep.NOTIFY)
+    assert steps.count(ActionStep.SUBMITTED) == 3 and steps.count(ActionStep.DUPLICATE) >= 3
+    for event in [*first, *second]:
+        if event.step is ActionStep.SUBMITTED:
+            await responder.relayer.wait(event.key)  # type: ignore[union-attr]
+    assert venue.guardian_nonce() == 3 and responder.relayer.nonce == 3  # type: ignore[union-attr]
