@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -184,3 +185,24 @@ async def test_the_running_stage_turns_published_findings_into_incidents(
         await bus.close()
     (incident,) = await _incidents(sessions)
     assert opened.change == "opened" and opened.incident_id == incident.id
+
+
+async def test_a_silence_needs_valid_matchers_a_reason_and_a_future_end(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    silences = SilenceService(clock)
+    later = clock.now + 60_000
+    cases = [
+        (["market=~("], "why", later, "bad regular expression"),
+        ([], "why", later, "at least one matcher"),
+        (["market=ETH"], "  ", later, "comment saying why"),
+        (["market=ETH"], "why", clock.now, "end after it starts"),
+    ]
+    for matchers, comment, ends_at, message in cases:
+        with pytest.raises(ValueError, match=message):
+            async with transaction(sessions) as session:
+                await silences.create(session, matchers=matchers, created_by="alice", comment=comment,
+                                      ends_at=ends_at)  # fmt: skip
+    async with sessions() as session:
+        assert await silences.list(session) == []

@@ -131,6 +131,7 @@ def test_audit_verify_passes_then_names_the_row_edited_behind_its_back(empty_url
 def test_report_writes_markdown_html_and_the_value_at_risk_plot(empty_url: str, tmp_path: Path) -> None:
     db_url = empty_url
     incident_id = _seed(db_url)
+    assert _cli("incidents", "note", incident_id, "<script>alert(1)</script>", url=db_url)[0] == 0
     code, out = _cli("report", incident_id, "--out", str(tmp_path), url=db_url)
     assert code == 0, out
     markdown = (tmp_path / f"{incident_id}.md").read_text()
@@ -141,7 +142,8 @@ def test_report_writes_markdown_html_and_the_value_at_risk_plot(empty_url: str, 
     assert "| time to contain | 3.000 s | 2 |" in markdown
     assert f"`{TX}`" in markdown and "`withdraw(uint256)`" in markdown
     assert f"]({incident_id}-value-at-risk.png)" in markdown
-    assert "data:image/png;base64," in html and TX in html and "<script" not in html
+    assert "data:image/png;base64," in html and TX in html
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # escaped
 
 
 def test_report_takes_a_supplied_series(empty_url: str, tmp_path: Path) -> None:

@@ -155,6 +155,8 @@ class GuardianRelayer:
     ) -> ActionEvent:
         """Send ``call`` once for ``intent.key``. Returns the SUBMITTED or DUPLICATE event."""
         started = time.perf_counter()
+        if not self.chain_id:  # a caller that skipped prepare() (an API process) must not sign for chain 0
+            await self.prepare()
         if await self._ledger.is_claimed(intent.key):
             return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
         node_s = time.perf_counter()
