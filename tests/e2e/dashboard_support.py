@@ -8,22 +8,20 @@ engine puts them, so the alert pipeline, the incident stage and the live stream 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import socket
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from fastapi import FastAPI
 
 from breakglass.api.application import create_api
 from breakglass.api.auth import Role, TokenStore
-from breakglass.api.server import serve
+from breakglass.api.server import ServerThread
 from breakglass.app import App, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
@@ -81,30 +79,28 @@ monitors:
 class LiveServer:
     """A running breakglass (pipeline + API + dashboard) and handles to drive it from a test."""
 
-    base_url: str
-    app: App
-    loop: asyncio.AbstractEventLoop
-    tokens: dict[Role, str] = field(default_factory=dict)
+    thread: ServerThread
+    tokens: dict[Role, str]
+
+    @property
+    def base_url(self) -> str:
+        return self.thread.base_url
+
+    @property
+    def app(self) -> App:
+        assert self.thread.app is not None
+        return self.thread.app
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         """Run ``coro`` on the server's event loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.thread.run(coro, timeout)
 
     def publish_finding(self, finding: Finding) -> None:
         """Hand a finding to the pipeline, as the detection engine does."""
         self.run(self.app.bus.publish(Topics.FINDINGS, finding))
 
-    def call(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return self.run(fn())
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _make_tokens(url: str) -> dict[Role, str]:
+async def make_tokens(url: str) -> dict[Role, str]:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
@@ -116,53 +112,31 @@ async def _make_tokens(url: str) -> dict[Role, str]:
         await engine.dispose()
 
 
+def write_config(folder: Path) -> Path:
+    (folder / "vault.abi.json").write_text(json.dumps(ABI), encoding="utf-8")
+    config_path = folder / "breakglass.yaml"
+    config_path.write_text(CONFIG.format(db=folder / "breakglass.db", vault=VAULT), encoding="utf-8")
+    return config_path
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    db = tmp_path / "breakglass.db"
-    (tmp_path / "vault.abi.json").write_text(json.dumps(ABI), encoding="utf-8")
-    config_path = tmp_path / "breakglass.yaml"
-    config_path.write_text(CONFIG.format(db=db, vault=VAULT), encoding="utf-8")
-    url = f"sqlite:///{db}"
+    config_path = write_config(tmp_path)
+    tokens: dict[Role, str] = {}
 
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop: asyncio.Event | None = None
-    holder: dict[str, Any] = {}
-    port = _free_port()
+    async def build() -> tuple[App, FastAPI]:
+        # On the server's loop, not here: Playwright's sync API keeps a loop running in this thread.
+        loaded = load_config(config_path)
+        await upgrade_async(loaded.settings.store.url)
+        tokens.update(await make_tokens(loaded.settings.store.url))
+        app = build_app(loaded)
+        return app, create_api(app, session_secret="e2e-" + "x" * 40)
 
-    async def main() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        # Here, not in the fixture: Playwright's sync API keeps an event loop running in the main thread.
-        await upgrade_async(url)
-        holder["tokens"] = await _make_tokens(url)
-        app = build_app(load_config(config_path))
-        holder["app"] = app
-        api = create_api(app, session_secret="e2e-" + "x" * 40)
-        await serve(app, api, port=port, stop=stop, on_started=lambda _s: started.set())
-
-    def thread_main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(main())
-        except BaseException as exc:  # surfaced to the test through `holder`
-            holder["error"] = exc
-        finally:
-            started.set()
-            loop.close()
-
-    thread = threading.Thread(target=thread_main, name="breakglass-serve", daemon=True)
-    thread.start()
-    assert started.wait(30), "breakglass did not start within 30 s"
-    if "error" in holder:
-        raise holder["error"]
-    yield LiveServer(f"http://127.0.0.1:{port}", holder["app"], loop, holder["tokens"])
-    assert stop is not None
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(30)
-    assert not thread.is_alive(), "breakglass did not stop within 30 s"
-    if "error" in holder:
-        raise holder["error"]
+    thread = ServerThread(build).start()
+    try:
+        yield LiveServer(thread, tokens)
+    finally:
+        thread.stop()
 
 
 @pytest.fixture(scope="session")

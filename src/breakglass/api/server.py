@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,7 +16,9 @@ from fastapi import FastAPI
 from breakglass.app import App
 from breakglass.logs import get_logger
 
-__all__ = ["serve"]
+__all__ = ["ServerThread", "serve"]
+
+T = TypeVar("T")
 
 log = get_logger(__name__)
 
@@ -87,3 +91,76 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         await app.close()
+
+
+class ServerThread:
+    """:func:`serve` on its own event loop in a background thread: for tests, drills and notebooks
+    that need a running breakglass next to synchronous code (a browser driver, a fuzzer).
+
+    ``build`` runs on the server's loop and returns the app and its API; ``run(coro)`` executes a
+    coroutine there (publish on the bus, query the store) and returns its result.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], Awaitable[tuple[App, FastAPI]]],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._build = build
+        self.host = host
+        self.port = port or _free_port(host)
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="breakglass-serve", daemon=True)
+        self.app: App | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            self.app, api = await self._build()
+            await serve(self.app, api, host=self.host, port=self.port, stop=self._stop,
+                        on_started=lambda _server: self._started.set())  # fmt: skip
+
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:  # handed to the caller by start() and stop()
+            self._error = exc
+        finally:
+            self._started.set()
+            self.loop.close()
+
+    def start(self, timeout: float = 30) -> ServerThread:
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError(f"breakglass did not start within {timeout:g} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._stop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"breakglass did not stop within {timeout:g} s")
+        if self._error is not None:
+            raise self._error
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
