@@ -9,9 +9,11 @@ what was retracted. Old canonical rows beyond ``keep`` blocks are pruned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, delete, select, update
+from sqlalchemy import BigInteger, Boolean, Integer, String, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +31,9 @@ class BlockRow(Base):
     parent_hash: Mapped[str] = mapped_column(String(66))
     findings: Mapped[int] = mapped_column(Integer, default=0)
     orphaned: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+_TABLE = cast(Table, BlockRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +76,26 @@ class CheckpointStore:
     async def advance(
         self, chain_id: int, number: int, block_hash: str, parent_hash: str, findings: int = 0
     ) -> None:
-        """Record block ``number`` as processed; prunes canonical rows older than ``keep`` blocks."""
+        """Record block ``number`` as processed."""
+        await self.advance_many(chain_id, [(number, block_hash, parent_hash, findings)])
+
+    async def advance_many(self, chain_id: int, rows: Sequence[tuple[int, str, str, int]]) -> None:
+        """Record consecutive blocks (number, hash, parent hash, findings) in one transaction; prunes
+        canonical rows older than ``keep`` blocks now and then."""
+        if not rows:
+            return
+        values = [
+            {"chain_id": chain_id, "number": n, "hash": h, "parent_hash": p, "findings": f, "orphaned": False}
+            for n, h, p, f in rows
+        ]
         async with self._sessions() as session, session.begin():
-            session.add(
-                BlockRow(
-                    chain_id=chain_id,
-                    number=number,
-                    hash=block_hash,
-                    parent_hash=parent_hash,
-                    findings=findings,
-                    orphaned=False,
-                )
-            )
-            if self._keep and number % 256 == 0:
+            await session.execute(insert(_TABLE), values)  # Core executemany: no ORM bookkeeping
+            newest = rows[-1][0]
+            if self._keep and newest // 256 != (rows[0][0] - 1) // 256:
                 await session.execute(
                     delete(BlockRow).where(
                         BlockRow.chain_id == chain_id,
-                        BlockRow.number < number - self._keep,
+                        BlockRow.number < newest - self._keep,
                         BlockRow.orphaned.is_(False),
                     )
                 )

@@ -2,8 +2,9 @@
 
 Guarantees (``docs/detection.md`` has the long form):
 - blocks reach the handler in strictly increasing order, each after its parent; none is skipped;
-- a block is checkpointed only after its handler returned, so a crash re-delivers at most the block
-  in flight (handlers are idempotent by finding fingerprint); a restart resumes at last + 1;
+- a block is checkpointed only after its handler returned, so a crash re-delivers at most the blocks
+  of the window in flight (one block at the head, up to ``batch_blocks`` in a backfill; findings
+  carry fingerprints for dedup); a restart resumes at last + 1;
 - a parent-hash mismatch walks back to the common ancestor, marks the orphaned blocks, tells the
   handler (which retracts their findings) and processes the new branch;
 - only blocks ``confirmations`` deep are processed (0 = the head, fastest reaction);
@@ -42,6 +43,9 @@ class BlockHandler(Protocol):
     async def on_block(self, block: Block) -> int:
         """Process one block; return the number of findings it raised (recorded with the checkpoint)."""
         ...
+
+    # Optional: ``async def prepare(self, blocks: Sequence[Block]) -> None`` runs right after a window
+    # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there).
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -114,6 +118,7 @@ class Follower:
         self.blocks_processed = 0
         self.reorgs = 0
         self.errors = 0
+        self._writing: asyncio.Task[None] | None = None
         self.last_head_seen: float | None = None
         """``time.monotonic()`` of the last newHeads notification, for latency measurements."""
 
@@ -164,10 +169,19 @@ class Follower:
                 while len(pending) < self.prefetch and i + len(pending) < len(windows):
                     pending.append(asyncio.create_task(self._fetch(windows[i + len(pending)])))
                 blocks = await pending.pop(0)
-                for block in blocks:
-                    if not await self._process(block):
-                        return done  # reorg handled; the next step starts from the ancestor
-                    done += 1
+                rows: list[tuple[int, str, str, int]] = []
+                try:
+                    for block in blocks:
+                        if self._last is not None and block.parent_hash != self._last.hash:
+                            await self._flush(rows, wait=True)
+                            await self._reorg()
+                            return done  # the next step starts from the common ancestor
+                        findings = await self.handler.on_block(block)
+                        rows.append((block.number, block.hash, block.parent_hash, findings))
+                        self._last = Checkpoint(block.number, block.hash)
+                        done += 1
+                finally:
+                    await self._flush(rows)
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=len(blocks))
         finally:
@@ -178,6 +192,7 @@ class Follower:
                     await task
             if bar is not None:
                 bar.stop()
+            await self._flush([], wait=True)  # a step returns with its checkpoints written
         return done
 
     def _bar(self, total: int) -> Progress:
@@ -193,23 +208,35 @@ class Follower:
 
     async def _fetch(self, numbers: list[int]) -> list[Block]:
         try:
-            return await fetch_blocks(self.rpc, numbers, receipts_by_block=self.receipts_by_block)
+            blocks = await fetch_blocks(self.rpc, numbers, receipts_by_block=self.receipts_by_block)
         except RpcError as exc:
-            if self.receipts_by_block and exc.method == "eth_getBlockReceipts" and exc.code == -32601:
-                log.warning("node lacks eth_getBlockReceipts; fetching receipts one by one")
-                self.receipts_by_block = False
-                return await fetch_blocks(self.rpc, numbers, receipts_by_block=False)
-            raise
+            if not (self.receipts_by_block and exc.method == "eth_getBlockReceipts" and exc.code == -32601):
+                raise
+            log.warning("node lacks eth_getBlockReceipts; fetching receipts one by one")
+            self.receipts_by_block = False
+            blocks = await fetch_blocks(self.rpc, numbers, receipts_by_block=False)
+        prepare = getattr(self.handler, "prepare", None)
+        if prepare is not None:
+            await prepare(blocks)  # e.g. the engine's state reads, inside the prefetch pipeline
+        return blocks
 
-    async def _process(self, block: Block) -> bool:
-        if self._last is not None and block.parent_hash != self._last.hash:
-            await self._reorg()
-            return False
-        findings = await self.handler.on_block(block)
-        await self.checkpoints.advance(self.chain_id, block.number, block.hash, block.parent_hash, findings)
-        self._last = Checkpoint(block.number, block.hash)
-        self.blocks_processed += 1
-        return True
+    async def _flush(self, rows: list[tuple[int, str, str, int]], *, wait: bool = False) -> None:
+        """Checkpoint a window's handled blocks in one transaction (one block at the head).
+
+        Write-behind: the write runs while the next window is handled; writes stay in order (each
+        waits for the previous) and ``wait=True`` (end of a step, before a reorg) drains them. A
+        crash meanwhile only makes the checkpoint lag: blocks are re-delivered, never skipped."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+        if rows:
+            batch = list(rows)
+            rows.clear()
+            self.blocks_processed += len(batch)
+            self._writing = asyncio.create_task(self.checkpoints.advance_many(self.chain_id, batch))
+        if wait and self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     async def _reorg(self) -> None:
         """Walk back to the newest stored block still canonical; orphan everything above it."""

@@ -12,6 +12,7 @@ findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; not
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -72,17 +73,63 @@ class DetectionEngine:
                 unique.setdefault(call.key, call)
         self.calls = list(unique.values())
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._prepared: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self._keep = keep_blocks
         self.errors = 0
         self.blocks = 0
         self.last_latency_ms = 0.0
 
-    async def _read(self, block: Block) -> tuple[dict[str, Any], dict[str, str]]:
-        created = [
+    def _created(self, block: Block) -> list[str]:
+        if not self.want_code:
+            return []
+        return [
             tx.receipt.contract_address.lower()
             for tx in block.transactions
-            if self.want_code and tx.receipt and tx.receipt.contract_address
+            if tx.receipt and tx.receipt.contract_address
         ]
+
+    async def prepare(self, blocks: Sequence[Block]) -> None:
+        """Read the state of a whole window of blocks in one batch (the follower calls this right
+        after fetching them, inside its prefetch pipeline, so backfills never wait on reads)."""
+        if not self.calls and not self.want_code:
+            return
+        if not isinstance(self.executor, RpcBatchExecutor):
+            results = await asyncio.gather(*(self._read(b) for b in blocks))
+            self._prepared.update({b.hash: r for b, r in zip(blocks, results, strict=True)})
+            return
+        requests: list[tuple[str, tuple[Any, ...]]] = []
+        shapes: list[tuple[Block, list[str]]] = []
+        for block in blocks:
+            created = self._created(block)
+            requests += RpcBatchExecutor.requests(self.calls, block.number)
+            requests += [("eth_getCode", (address, hex(block.number))) for address in created]
+            shapes.append((block, created))
+        answers = await self.executor.rpc.batch(requests, strict=False)
+        i = 0
+        for block, created in shapes:
+            mine = answers[i : i + len(self.calls) + len(created)]
+            i += len(mine)
+            self._prepared[block.hash] = self._decode_answers(mine, created)
+        while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
+            self._prepared.pop(next(iter(self._prepared)))
+
+    def _decode_answers(
+        self, answers: Sequence[Any], created: list[str]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        raw = [RpcBatchExecutor.raw(a) for a in answers[: len(self.calls)]]
+        codes = answers[len(self.calls) :]
+        hashes = {
+            address: "0x" + keccak(hexstr=code).hex()
+            for address, code in zip(created, codes, strict=False)
+            if isinstance(code, str) and code.startswith("0x")
+        }
+        return decode_results(self.calls, raw), hashes
+
+    async def _read(self, block: Block) -> tuple[dict[str, Any], dict[str, str]]:
+        prepared = self._prepared.pop(block.hash, None)
+        if prepared is not None:
+            return prepared
+        created = self._created(block)
         if not self.calls and not created:
             return {}, {}
         if isinstance(self.executor, RpcBatchExecutor):
@@ -91,24 +138,14 @@ class DetectionEngine:
                 *RpcBatchExecutor.requests(self.calls, block.number)
             ]
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
-            answers = await self.executor.rpc.batch(requests, strict=False)
-            raw = [RpcBatchExecutor.raw(a) for a in answers[: len(self.calls)]]
-            codes = answers[len(self.calls) :]
-        else:
-            raw = await self.executor.execute(self.calls, block.number)
-            codes = []
-            if created:
-                rpc = getattr(self.executor, "rpc", None)
-                if rpc is not None:
-                    codes = await rpc.batch(
-                        [("eth_getCode", (a, hex(block.number))) for a in created], strict=False
-                    )
-        hashes = {
-            address: "0x" + keccak(hexstr=code).hex()
-            for address, code in zip(created, codes, strict=False)
-            if isinstance(code, str) and code.startswith("0x")
-        }
-        return decode_results(self.calls, raw), hashes
+            return self._decode_answers(await self.executor.rpc.batch(requests, strict=False), created)
+        raw = await self.executor.execute(self.calls, block.number)
+        codes: list[Any] = []
+        rpc = getattr(self.executor, "rpc", None)
+        if created and rpc is not None:
+            codes = await rpc.batch([("eth_getCode", (a, hex(block.number))) for a in created], strict=False)
+        reads, hashes = self._decode_answers([*raw, *codes], created)
+        return reads, hashes
 
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []

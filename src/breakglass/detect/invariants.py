@@ -44,6 +44,8 @@ class Invariant:
     """variable name -> call"""
     expect: Expression
     previous: dict[str, Any] | None = field(default=None)
+    _memo: tuple[dict[str, Any], bool, dict[str, Any]] | None = field(default=None)
+    """(inputs, result) of the last evaluation, for expressions that depend on nothing else"""
 
     @classmethod
     def build(cls, cfg: InvariantMonitor, contracts: Contracts) -> Invariant:
@@ -59,6 +61,12 @@ class Invariant:
         if failed:
             reason = failed[0].reason if isinstance(failed[0], ReadFailed) else "no result"
             return Violation(self.cfg.id, self.cfg.expect, {}, error=f"a call failed: {reason}")
+        # pure in its call results unless it reads block or prev: quiet blocks skip the evaluation
+        pure = not (self.expect.variables & {"block", "prev"})
+        if pure and self._memo is not None and self._memo[0] == mine:
+            if remember:
+                self.previous = self._memo[2]
+            return None if self._memo[1] else Violation(self.cfg.id, self.cfg.expect, mine)
         current = {name: to_cel(v) for name, v in mine.items()}
         variables = {
             **current,
@@ -69,6 +77,8 @@ class Invariant:
             ok = self.expect.holds(variables)
         except DetectionError as exc:
             return Violation(self.cfg.id, self.cfg.expect, mine, error=str(exc))
+        if pure and remember:
+            self._memo = (mine, ok, current)
         if remember:
             self.previous = current
         return None if ok else Violation(self.cfg.id, self.cfg.expect, mine)

@@ -92,8 +92,8 @@ async def test_invariants_read_in_one_round_trip_and_fire_once_when_broken(
     probe.send(probe.vault.functions.skim(probe.users[1], 1 * USD), probe.users[1])
     probe.node.mine(1)
     found = await watch.catch_up()
-    # the head poll, one batch fetching both blocks with receipts, one batch of all reads per block
-    assert watch.rpc.requests - before == 1 + 1 + 2
+    # the head poll, one batch fetching both blocks with receipts, one batch of both blocks' reads
+    assert watch.rpc.requests - before == 1 + 1 + 1
     assert sorted(f.monitor_id for f in found) == ["solvent-0", "solvent-1", "solvent-2"]
     assert all(f.severity is Severity.CRITICAL for f in found)
     assert found[0].evidence["values"] == {"assets": 99 * USD, "liabilities": 100 * USD, "held": 99 * USD}

@@ -1,0 +1,330 @@
+"""Detection benchmark: per-block latency, backfill throughput vs the node's raw fetch rate, memory.
+
+    python -m benchmarks.detection            # prints figures, writes benchmarks/results/detection.json
+
+On a fresh anvil with the probe protocol (contracts/mocks/ProbeVault.sol) and 20 invariants + 20
+event monitors:
+1. latency, block seen (head poll answered) -> findings published, per block with traffic; baseline in
+   the same run: a plain web3.py (AsyncWeb3) polling loop doing the same checks the usual way (block,
+   receipts, one eth_call per invariant read, event decoding per monitor);
+2. backfill throughput of the follower + engine (fetch, decode, reads, detect, checkpoint) over the
+   same blocks, as a fraction of the node's raw block+receipts fetch rate (same batching, no work);
+3. resident memory while following 10,000 blocks, sampled every 1,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
+
+from breakglass.bus import InProcessBus, Topics
+from breakglass.chain.checkpoint import CheckpointStore
+from breakglass.chain.follower import Follower
+from breakglass.chain.rpc import RpcClient
+from breakglass.config import load_config
+from breakglass.detect import DetectionEngine, RpcBatchExecutor, build_detectors, contracts_of
+from breakglass.devnet.anvil import Anvil, AnvilOptions
+from breakglass.devnet.deploy import Deployer
+from breakglass.devnet.solc import compile_contracts
+from breakglass.store.db import Base, make_engine, make_sessionmaker
+
+RESULTS = Path(__file__).parent / "results" / "detection.json"
+USD = 10**6
+SCALE = float(os.environ.get("BREAKGLASS_BENCH_SCALE", "1"))  # < 1 for a quick look, not for figures
+LATENCY_BLOCKS = int(200 * SCALE)
+BACKFILL_BLOCKS = int(2_000 * SCALE)
+MEMORY_BLOCKS = int(10_000 * SCALE)
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def monitors_yaml() -> str:
+    out = []
+    reads = [
+        "vault.totalAssets()",
+        "vault.totalLiabilities()",
+        "usd.balanceOf(vault)",
+        "vault.maxLeverage()",
+        "usd.totalSupply()",
+        "vault.paused()",
+    ]
+    for i in range(20):
+        a, b = reads[i % 3], reads[(i + 1) % 3]
+        out.append(
+            f"  - id: inv-{i}\n    kind: invariant\n    calls:\n      a: {a}\n      b: {b}\n"
+            f"      lev: {reads[3]}\n      supply: {reads[4]}\n"
+            f"    expect: a + {i}.0 >= b - 1e30 && lev <= 100 && supply >= 0\n"
+        )
+    for i in range(20):
+        event = ["Deposit", "Withdraw", "ParameterChanged", "RoleGranted"][i % 4]
+        where = "args.amount > 0" if event in ("Deposit", "Withdraw") else "true"
+        out.append(
+            f"  - id: ev-{i}\n    kind: event\n    contract: vault\n"
+            f"    event: {event}\n    where: '{where}'\n"
+        )
+    return "".join(out)
+
+
+def setup(node: Anvil, folder: Path) -> tuple[Web3, Any, Any, Path]:
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    deployer = Deployer(w3, compile_contracts(["contracts/mocks"]))
+    admin = w3.eth.accounts[0]
+    token = deployer.deploy("usd", "MockERC20", "Test USD", "tUSD", 6)
+    vault = deployer.deploy("vault", "ProbeVault", token.address, admin)
+    deployer.manifest(node.url).write(folder / "manifest.json")
+    config = folder / "bench.yaml"
+    config.write_text(
+        f"protocol: bench\ndeployment: manifest.json\nmonitors:\n{monitors_yaml()}", encoding="utf-8"
+    )
+    for user in w3.eth.accounts[1:6]:
+        token.functions.mint(user, 10**15).transact({"from": user})
+        token.functions.approve(vault.address, 2**255).transact({"from": user})
+    return w3, token, vault, config
+
+
+def traffic(w3: Web3, vault: Any, i: int) -> None:
+    user = w3.eth.accounts[1 + i % 5]
+    w3.eth.wait_for_transaction_receipt(vault.functions.deposit(1 + i).transact({"from": user}))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p99": round(pct(values, 0.99), 2),
+        "max": round(max(values), 2),
+        "n": len(values),
+    }
+
+
+async def make_stack(
+    node: Anvil, config_path: Path, db_path: Path
+) -> tuple[Follower, DetectionEngine, RpcClient, Any]:
+    config = load_config(config_path, environ={})
+    rpc = RpcClient.from_urls([node.url])
+    built = build_detectors(config, chain_id=31337)
+    bus = InProcessBus()
+    engine = DetectionEngine(
+        built.detectors,
+        chain_id=31337,
+        contracts=contracts_of(config),
+        executor=RpcBatchExecutor(rpc),
+        bus=bus,
+    )
+    db = make_engine(f"sqlite:///{db_path}")
+    async with db.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    follower = Follower(
+        rpc, CheckpointStore(make_sessionmaker(db)), engine, chain_id=31337, batch_blocks=25, prefetch=4
+    )
+    return follower, engine, rpc, (db, bus)
+
+
+async def latency_breakglass(node: Anvil, w3: Web3, vault: Any, config: Path, folder: Path) -> dict[str, Any]:
+    follower, engine, rpc, (db, bus) = await make_stack(node, config, folder / "lat.db")
+    follower.start_block = w3.eth.block_number + 1
+    findings = bus.subscribe(Topics.FINDINGS, "bench")
+    seen: list[float] = []
+    original_head = follower._head
+
+    async def head() -> tuple[int, str]:
+        answer = await original_head()
+        seen.append(time.perf_counter())
+        return answer
+
+    follower._head = head  # type: ignore[method-assign]
+    original_publish = bus.publish
+    done: list[float] = []
+
+    async def publish(topic: str, message: Any) -> None:
+        await original_publish(topic, message)
+        done.append(time.perf_counter())
+
+    bus.publish = publish  # type: ignore[method-assign]
+    latencies: list[float] = []
+    count = 0
+    for i in range(LATENCY_BLOCKS):
+        traffic(w3, vault, i)
+        done.clear()
+        processed = await follower.step()
+        assert processed == 1, (processed, engine.errors)
+        latencies.append((done[-1] - seen[-1]) * 1000)
+        count += len(done)
+    await rpc.close()
+    await db.dispose()
+    del findings
+    return {"latency_ms": summary(latencies), "findings": count}
+
+
+async def latency_web3(node: Anvil, w3_sync: Web3, vault: Any, config: Path) -> dict[str, Any]:
+    """The baseline: what a plain AsyncWeb3 loop does for the same 20 invariants + 20 event monitors."""
+    loaded = load_config(config, environ={})
+    w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+    contracts = {
+        n: w3.eth.contract(address=Web3.to_checksum_address(r.address), abi=r.abi)
+        for n, r in loaded.contracts.items()
+    }
+    calls = []
+    for m in loaded.settings.monitors:
+        if m.kind == "invariant":
+            for text in m.calls.values():
+                name, rest = text.split(".", 1)
+                fn, arg = rest.rstrip(")").split("(")
+                args = [contracts[arg].address] if arg else []
+                calls.append((contracts[name], fn, args))
+    events = [m.event for m in loaded.settings.monitors if m.kind == "event"]
+    latencies: list[float] = []
+    last = await w3.eth.block_number
+    for i in range(LATENCY_BLOCKS):
+        traffic(w3_sync, vault, i)
+        head = await w3.eth.block_number
+        t0 = time.perf_counter()
+        for n in range(last + 1, head + 1):
+            block = await w3.eth.get_block(n, full_transactions=True)
+            receipts = await asyncio.gather(
+                *(w3.eth.get_transaction_receipt(tx["hash"]) for tx in block["transactions"])
+            )
+            await asyncio.gather(
+                *(getattr(c.functions, fn)(*a).call(block_identifier=n) for c, fn, a in calls)
+            )
+            vault_c = contracts["vault"]
+            for event in events:
+                for receipt in receipts:
+                    getattr(vault_c.events, event)().process_receipt(receipt, errors=_discard())
+        last = head
+        latencies.append((time.perf_counter() - t0) * 1000)
+    await w3.provider.disconnect()
+    return {"latency_ms": summary(latencies)}
+
+
+def _discard() -> Any:
+    from web3.logs import DISCARD
+
+    return DISCARD
+
+
+async def raw_fetch_rate(node: Anvil, first: int, last: int) -> float:
+    """Blocks per second the node serves block + receipts, same batching and prefetch, no processing."""
+    rpc = RpcClient.from_urls([node.url])
+    windows = [list(range(s, min(s + 25, last + 1))) for s in range(first, last + 1, 25)]
+    t0 = time.perf_counter()
+    sem = asyncio.Semaphore(4)
+
+    async def one(window: list[int]) -> None:
+        async with sem:
+            calls: list[tuple[str, tuple[Any, ...]]] = []
+            for n in window:
+                calls += [("eth_getBlockByNumber", (hex(n), True)), ("eth_getBlockReceipts", (hex(n),))]
+            await rpc.batch(calls)
+
+    await asyncio.gather(*(one(w) for w in windows))
+    elapsed = time.perf_counter() - t0
+    await rpc.close()
+    return (last - first + 1) / elapsed
+
+
+async def backfill(node: Anvil, config: Path, folder: Path, first: int, last: int) -> float:
+    follower, _engine, rpc, (db, _bus) = await make_stack(node, config, folder / "backfill.db")
+    t0 = time.perf_counter()
+    await follower._range(first, last)
+    elapsed = time.perf_counter() - t0
+    await rpc.close()
+    await db.dispose()
+    return (last - first + 1) / elapsed
+
+
+async def follow_memory(node: Anvil, config: Path, folder: Path, first: int) -> tuple[list[float], int]:
+    """Follow MEMORY_BLOCKS new blocks as they are mined (anvil mines slowly past a few thousand
+    blocks, so mining and following overlap); RSS sampled every 1,000 blocks."""
+    follower, _engine, rpc, (db, _bus) = await make_stack(node, config, folder / "memory.db")
+    follower.start_block = first
+    memory: list[float] = []
+    done = 0
+    while done < MEMORY_BLOCKS:
+        await asyncio.to_thread(node.mine, 250)
+        done += await follower.step()
+        if done // 1000 > len(memory) - 1 or not memory:
+            memory.append(rss_mb())
+    await rpc.close()
+    await db.dispose()
+    return memory, done
+
+
+async def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, Anvil(AnvilOptions()) as node:
+        folder = Path(tmp)
+        w3, _token, vault, config = setup(node, folder)
+        ours = await latency_breakglass(node, w3, vault, config, folder)
+        base = await latency_web3(node, w3, vault, config)
+        first = w3.eth.block_number + 1
+        for i in range(BACKFILL_BLOCKS // 7):  # backfill range: blocks with traffic, then quiet ones
+            traffic(w3, vault, i)
+        node.mine(BACKFILL_BLOCKS - BACKFILL_BLOCKS // 7)
+        last = w3.eth.block_number
+        raw = await raw_fetch_rate(node, first, last)
+        rate = await backfill(node, config, folder, first, last)
+        raw_again = await raw_fetch_rate(node, first, last)
+        memory, mem_blocks = await follow_memory(node, config, folder, last + 1)
+    raw_rate = (raw + raw_again) / 2
+    return {
+        "setup": {
+            "invariants": 20,
+            "event_monitors": 20,
+            "node": "anvil automine",
+            "python": sys.version.split()[0],
+        },
+        "latency_breakglass_ms": ours["latency_ms"],
+        "latency_web3py_baseline_ms": base["latency_ms"],
+        "findings_in_latency_run": ours["findings"],
+        "backfill_blocks": last - first + 1,
+        "raw_fetch_blocks_per_s": round(raw_rate, 1),
+        "backfill_blocks_per_s": round(rate, 1),
+        "backfill_ratio": round(rate / raw_rate, 3),
+        "memory_blocks": mem_blocks,
+        "memory_rss_mb_per_1000_blocks": [round(m, 1) for m in memory],
+        "memory_growth_mb": round(memory[-1] - memory[0], 1),
+    }
+
+
+def main() -> dict[str, Any]:
+    results = asyncio.run(run())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    ours, base = results["latency_breakglass_ms"], results["latency_web3py_baseline_ms"]
+    print(f"latency block seen -> findings (20 invariants + 20 event monitors, {ours['n']} blocks):")
+    print(f"  breakglass      p50 {ours['p50']:7.2f} ms   p99 {ours['p99']:7.2f} ms   (goal p99 <= 50 ms)")
+    print(f"  web3.py loop    p50 {base['p50']:7.2f} ms   p99 {base['p99']:7.2f} ms   (baseline, same run)")
+    print(
+        f"backfill {results['backfill_blocks']} blocks: {results['backfill_blocks_per_s']} blocks/s"
+        " vs raw fetch "
+        f"{results['raw_fetch_blocks_per_s']} blocks/s = {results['backfill_ratio']:.0%} (goal >= 80%)"
+    )
+    print(
+        f"memory over {results['memory_blocks']} blocks (RSS MB per 1,000): "
+        f"{results['memory_rss_mb_per_1000_blocks']}"
+        f" growth {results['memory_growth_mb']} MB"
+    )
+    print(f"wrote {RESULTS}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
