@@ -1,5 +1,5 @@
 """Fixtures of the browser tests: the live server and chromium (defined in ``dashboard_support``)."""
 
-from dashboard_support import browser, live_server
+from dashboard_support import browser, live_server, page
 
-__all__ = ["browser", "live_server"]
+__all__ = ["browser", "live_server", "page"]

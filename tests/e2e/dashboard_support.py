@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI
+from playwright.sync_api import Page, expect
 
 from breakglass.api.application import create_api
 from breakglass.api.auth import Role, TokenStore
@@ -149,3 +151,32 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+_SHOTS = os.environ.get("BREAKGLASS_SCREENSHOTS")
+SCREENSHOTS = Path(_SHOTS) if _SHOTS else None
+"""Set BREAKGLASS_SCREENSHOTS=folder to keep full-page screenshots of the key moments."""
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, server: LiveServer, role: Role) -> None:
+    page.goto(server.base_url + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    page.fill("#token", server.tokens[role])
+    page.click("button[type=submit]")
+    expect(page.locator("header .who")).to_contain_text(str(role))
+    expect(page.locator("#live")).to_have_text("live")  # the event stream is connected
+
+
+def shot(page: Page, name: str) -> None:
+    if SCREENSHOTS is not None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -3,13 +3,8 @@ it, add a note; and the refusals a viewer and a stranger meet."""
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-from typing import Any
-
 import pytest
-from dashboard_support import LiveServer
+from dashboard_support import LiveServer, shot, sign_in
 from playwright.sync_api import Page, expect
 
 from breakglass.api.auth import Role
@@ -17,33 +12,6 @@ from breakglass.domain import Severity
 from breakglass.testing import make_finding
 
 pytestmark = pytest.mark.browser
-_SHOTS = os.environ.get("BREAKGLASS_SCREENSHOTS")
-SCREENSHOTS = Path(_SHOTS) if _SHOTS else None
-"""Set BREAKGLASS_SCREENSHOTS=folder to keep full-page screenshots of the key moments."""
-
-
-@pytest.fixture
-def page(browser: Any) -> Any:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-def sign_in(page: Page, server: LiveServer, role: Role) -> None:
-    page.goto(server.base_url + "/")
-    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
-    page.fill("#token", server.tokens[role])
-    page.click("button[type=submit]")
-    expect(page.locator("header .who")).to_contain_text(str(role))
-    expect(page.locator("#live")).to_have_text("live")  # the event stream is connected
-
-
-def shot(page: Page, name: str) -> None:
-    if SCREENSHOTS is not None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_a_responder_sees_an_incident_appear_live_acknowledges_it_and_adds_a_note(
