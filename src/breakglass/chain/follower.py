@@ -3,8 +3,9 @@
 Guarantees (``docs/detection.md`` has the long form):
 - blocks reach the handler in strictly increasing order, each after its parent; none is skipped;
 - a block is checkpointed only after its handler returned, so a crash re-delivers at most the blocks
-  of the window in flight (one block at the head, up to ``batch_blocks`` in a backfill; findings
-  carry fingerprints for dedup); a restart resumes at last + 1;
+  of the two windows in flight (the one being handled, the one whose checkpoint is being written:
+  a block or two at the head, up to ``2 * batch_blocks`` in a backfill); findings carry
+  fingerprints for dedup; a restart resumes at last checkpointed + 1;
 - a parent-hash mismatch walks back to the common ancestor, marks the orphaned blocks, tells the
   handler (which retracts their findings) and processes the new branch;
 - only blocks ``confirmations`` deep are processed (0 = the head, fastest reaction);
