@@ -7,7 +7,20 @@ from typing import Annotated
 import typer
 
 from breakglass import __version__
-from breakglass.cli import audit, check, db, devnet, incidents, playbook, report, safe, serve, tokens, watch
+from breakglass.cli import (
+    audit,
+    check,
+    db,
+    devnet,
+    drill,
+    incidents,
+    playbook,
+    report,
+    safe,
+    serve,
+    tokens,
+    watch,
+)
 from breakglass.logs import configure_logging
 
 app = typer.Typer(
@@ -38,6 +51,7 @@ app.command("test-monitor")(watch.test_monitor)
 app.add_typer(devnet.app, name="devnet")
 app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(drill.app, name="drill")
 app.add_typer(playbook.app, name="playbook")
 app.add_typer(safe.app, name="safe")
 app.add_typer(db.app, name="db")

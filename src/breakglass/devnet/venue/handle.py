@@ -57,6 +57,11 @@ class Venue:
         }
         return cls(w3, contracts, options or VenueOptions(), dict(manifest.accounts))
 
+    def rebind(self, w3: Web3) -> Venue:
+        """The same venue seen through another connection (e.g. one without per-call validation)."""
+        contracts = {n: w3.eth.contract(address=c.address, abi=c.abi) for n, c in self.contracts.items()}
+        return Venue(w3, contracts, self.options, dict(self.accounts))
+
     def __getitem__(self, name: str) -> Contract:
         try:
             return self.contracts[name]

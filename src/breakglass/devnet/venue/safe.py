@@ -14,13 +14,14 @@ from safe_eth.eth.contracts import (
 )
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from breakglass.devnet.venue.tx import build_tx, send_signed, sign_tx, transact
 from breakglass.errors import DevnetError
 
-__all__ = ["SafeDeployment", "deploy_safe", "exec_safe_tx"]
+__all__ = ["SafeDeployment", "deploy_safe", "exec_safe_tx", "safe_exec_function", "safe_signatures"]
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -69,6 +70,17 @@ def safe_signatures(safe_tx_hash: bytes, signers: Sequence[LocalAccount]) -> byt
     return out
 
 
+def safe_exec_function(
+    safe: Contract, to: str, data: bytes | str, signers: Sequence[LocalAccount], *, value: int = 0
+) -> ContractFunction:
+    """``safe.execTransaction(...)`` for a call signed by ``signers`` at the Safe's current nonce."""
+    nonce = safe.functions.nonce().call()
+    raw = bytes(Web3.to_bytes(hexstr=HexStr(data))) if isinstance(data, str) else data
+    args = (Web3.to_checksum_address(to), value, raw, 0, 0, 0, 0, ZERO, ZERO)
+    safe_tx_hash = safe.functions.getTransactionHash(*args, nonce).call()
+    return safe.functions.execTransaction(*args, safe_signatures(safe_tx_hash, signers))
+
+
 def exec_safe_tx(
     w3: Web3,
     safe: Contract,
@@ -81,12 +93,7 @@ def exec_safe_tx(
     check: bool = True,
 ) -> TxReceipt:
     """Have ``signers`` (owners, at least the threshold) sign a call and ``submitter`` execute it."""
-    nonce = safe.functions.nonce().call()
-    raw = bytes(Web3.to_bytes(hexstr=HexStr(data))) if isinstance(data, str) else data
-    args = (Web3.to_checksum_address(to), value, raw, 0, 0, 0, 0, ZERO, ZERO)
-    safe_tx_hash = safe.functions.getTransactionHash(*args, nonce).call()
-    signatures = safe_signatures(safe_tx_hash, signers)
-    fn = safe.functions.execTransaction(*args, signatures)
+    fn = safe_exec_function(safe, to, data, signers, value=value)
     receipt = transact(w3, submitter, fn, gas=2_000_000, check=check)
     if check:
         # A Safe whose inner call fails still mines successfully; ExecutionFailure tells them apart.

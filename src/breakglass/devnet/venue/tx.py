@@ -43,16 +43,20 @@ def build_tx(
     gas: int = 3_000_000,
     nonce: int | None = None,
     priority_fee: int = PRIORITY_FEE_WEI,
+    base_fee: int | None = None,
+    chain_id: int | None = None,
 ) -> TxParams:
-    base = w3.eth.get_block("pending").get("baseFeePerGas", 1_000_000_000)
+    """An EIP-1559 transaction; pass ``base_fee``/``chain_id`` to save the RPC round trips."""
+    if base_fee is None:
+        base_fee = int(w3.eth.get_block("pending").get("baseFeePerGas", 1_000_000_000))
     tx: dict[str, Any] = {
         "type": 2,
-        "chainId": w3.eth.chain_id,
+        "chainId": chain_id if chain_id is not None else w3.eth.chain_id,
         "from": sender,
         "nonce": nonce if nonce is not None else w3.eth.get_transaction_count(sender, "pending"),  # type: ignore[arg-type]
         "gas": gas,
         "maxPriorityFeePerGas": priority_fee,
-        "maxFeePerGas": 2 * int(base) + priority_fee,
+        "maxFeePerGas": 2 * base_fee + priority_fee,
         "value": value,
         "data": HexBytes(data),
     }

@@ -18,11 +18,12 @@ ETH = 0
 
 
 def signed_price_push(
-    forwarder: Contract, oracle: Contract, signer: LocalAccount, market_id: int, price: int
+    forwarder: Contract, oracle: Contract, signer: LocalAccount, prices: dict[int, int]
 ) -> tuple[Any, ...]:
     """An ERC-2771 ForwardRequestData calling ``oracle.setPrices`` signed (EIP-712) by ``signer``."""
     w3 = forwarder.w3
-    data = oracle.functions.setPrices([market_id], [price])._encode_transaction_data()
+    ids = sorted(prices)
+    data = oracle.functions.setPrices(ids, [prices[i] for i in ids])._encode_transaction_data()
     nonce = forwarder.functions.nonces(signer.address).call()
     deadline = w3.eth.get_block("latest")["timestamp"] + 3_600
     gas = 300_000
@@ -79,7 +80,7 @@ class ForwarderOracle(Scenario):
 
     def _push(self, ctx: AttackContext, label: str, price: int) -> Step:
         v = ctx.venue
-        request = signed_price_push(v["forwarder"], v["oracle"], ctx.attacker, ETH, price)
+        request = signed_price_push(v["forwarder"], v["oracle"], ctx.attacker, {ETH: price})
         return ctx.call(label, v["forwarder"], "execute", request, gas=500_000, wait_seconds=12)
 
     def strike(self, ctx: AttackContext) -> Iterator[Step]:
