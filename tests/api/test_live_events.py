@@ -66,6 +66,20 @@ async def test_every_role_receives_published_incident_changes_as_server_sent_eve
     assert data == {"incident_id": "inc-0123456789", "change": "opened", "value": None}
 
 
+async def test_a_client_that_goes_away_is_forgotten(
+    base_url: str, api: FastAPI, tokens: dict[Role, str]
+) -> None:
+    hub = api.state.ctx.hub
+    headers = {"Authorization": f"Bearer {tokens[Role.VIEWER]}"}
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+        http.stream("GET", "/api/v1/events", headers=headers) as response,
+    ):
+        assert await anext(response.aiter_lines()) == "retry: 2000"
+        assert hub.clients == 1
+    await wait_until(lambda: hub.clients == 0, within=10, what="the closed stream's queue released")
+
+
 async def test_the_stream_refuses_callers_without_a_valid_token(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         for headers in ({}, {"Authorization": "Bearer bgt_forged"}):
