@@ -6,14 +6,16 @@ Alerts are never deleted: a reorg or a detector retracting a finding marks its a
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from breakglass.bus.codec import register
 from breakglass.store.db import Base
 
-__all__ = ["AlertRow", "AlertStatus", "Silence"]
+__all__ = ["AlertChange", "AlertRow", "AlertStatus", "Silence"]
 
 
 class AlertStatus(enum.StrEnum):
@@ -21,6 +23,17 @@ class AlertStatus(enum.StrEnum):
     MUTED = "muted"
     """Silenced or inhibited (``muted_by`` says which)."""
     RETRACTED = "retracted"
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """Published on ``Topics.ALERTS`` after commit: an alert was created (active or muted) or retracted."""
+
+    fingerprint: str
+    status: str
+    count: int
+    incident_id: str | None = None
 
 
 class AlertRow(Base):
@@ -48,6 +61,9 @@ class AlertRow(Base):
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer, default=1)
     retracted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    def change(self) -> AlertChange:
+        return AlertChange(self.fingerprint, self.status, self.count, self.incident_id)
 
 
 class Silence(Base):

@@ -69,7 +69,7 @@ class AlertService:
             passed = await self.pipeline(ctx, candidates)
             for candidate in candidates:
                 if candidate.alert is not None:
-                    enqueue(session, Topics.ALERTS, candidate.alert.fingerprint)
+                    enqueue(session, Topics.ALERTS, candidate.alert.change())
             return passed
 
         return await in_transaction(self.sessions, self.bus, work)
@@ -90,7 +90,7 @@ class AlertService:
             rows = list((await session.scalars(query)).all())
             for row in rows:
                 row.status, row.retracted_at = AlertStatus.RETRACTED.value, now
-                enqueue(session, Topics.ALERTS, row.fingerprint)
+                enqueue(session, Topics.ALERTS, row.change())
                 if row.incident_id is not None:
                     await append_event(
                         session, kind=TimelineKind.FINDING, actor="breakglass", at=now,
@@ -106,6 +106,9 @@ class AlertService:
         async for message in messages:
             try:
                 if topic == Topics.FINDINGS:
+                    if not isinstance(message, Finding):
+                        log.warning("alerts.not_a_finding", type=type(message).__name__)
+                        continue
                     await self.process([message])
                 else:
                     await self.retract(message)

@@ -8,12 +8,12 @@ Notes live in the timeline (``breakglass.incidents.timeline``), which is append-
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from breakglass.incidents.messages import IncidentChange
 from breakglass.store.db import Base
 
 __all__ = [
@@ -66,19 +66,6 @@ class TaskStatus(enum.StrEnum):
     OPEN = "open"
     DONE = "done"
     CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentChange:
-    """Published on ``Topics.INCIDENTS`` after commit: which incident changed, and how.
-
-    ``change`` is ``opened``, ``escalated`` (``value`` = new severity name), ``state`` (``value`` =
-    new state) or ``updated`` (a new alert, note, task, participant or action).
-    """
-
-    incident_id: str
-    change: str
-    value: str | None = None
 
 
 class Incident(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.bus import Topics
+from breakglass.incidents.messages import TimelineEntry, TimelineKind
 from breakglass.store.db import Base
 from breakglass.store.outbox import enqueue
 
@@ -40,20 +41,6 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-
-
-class TimelineKind(enum.StrEnum):
-    FINDING = "finding"
-    ALERT = "alert"
-    ACTION = "action"
-    TRANSACTION = "transaction"
-    SIGNATURE = "signature"
-    STATE_CHANGE = "state_change"
-    NOTE = "note"
-    PARTICIPANT = "participant"
-    TASK = "task"
-    NOTIFICATION = "notification"
-    AUDIT = "audit"
 
 
 class TimelineEvent(Base):
@@ -86,19 +73,6 @@ class TimelineHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """A detached, immutable copy of a timeline row: what the bus and the API carry."""
-
-    seq: int
-    incident_id: str | None
-    kind: TimelineKind
-    actor: str
-    at: int
-    data: Mapping[str, Any]
-    hash: str
 
 
 def _plain(value: Any) -> Any:
