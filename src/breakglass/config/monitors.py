@@ -33,6 +33,8 @@ SeverityName = Literal["info", "low", "medium", "high", "critical"]
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 Address = Annotated[str, Field(pattern=_ADDRESS)]
 ContractName = Annotated[str, RefTo("contract")]
+ContractNames = Annotated[list[str], RefTo("contract")]
+"""A list of contract names; the marker sits on the list so ``config.refs`` checks each element."""
 
 
 def _cel(text: str | None) -> str | None:
@@ -83,7 +85,7 @@ class TransactionMonitor(_MonitorBase):
     """Any transaction (optionally only those sent to ``to``) matching ``where``."""
 
     kind: Literal["transaction"]
-    to: list[ContractName] = Field(default_factory=list)
+    to: ContractNames = Field(default_factory=list)
     where: str = Field(description="CEL over tx and block")
 
     _where = field_validator("where")(_cel)
@@ -106,7 +108,7 @@ class FlowMonitor(_MonitorBase):
 
     kind: Literal["flow"]
     token: ContractName
-    holders: list[ContractName] = Field(min_length=1)
+    holders: ContractNames = Field(min_length=1)
     window_blocks: int | None = Field(default=None, ge=1, le=100_000)
     window_seconds: float | None = Field(default=None, gt=0, le=30 * 86400)
     max_outflow: int | None = Field(default=None, ge=0, description="raw token units")
@@ -138,7 +140,7 @@ class GovernanceMonitor(_MonitorBase):
     """Privileged changes on ``contracts`` made by anyone not in ``allow``."""
 
     kind: Literal["governance"]
-    contracts: list[ContractName] = Field(min_length=1)
+    contracts: ContractNames = Field(min_length=1)
     actions: list[GovernanceAction] = Field(default_factory=lambda: list(_ALL_ACTIONS))
     allow: list[Address] = Field(default_factory=list, description="expected actors (tx senders)")
     parameter_events: list[str] = Field(
@@ -155,7 +157,7 @@ class SetupMonitor(_MonitorBase):
     """The set-up stage of an attack: tainted funding, fresh contracts, reverted probes."""
 
     kind: Literal["setup"]
-    protocol: list[ContractName] = Field(min_length=1)
+    protocol: ContractNames = Field(min_length=1)
     mixers: list[Address] = Field(default_factory=list)
     flagged: list[Address] = Field(default_factory=list)
     hops: int = Field(default=2, ge=1, le=5)

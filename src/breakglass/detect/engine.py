@@ -144,8 +144,12 @@ class DetectionEngine:
         rpc = getattr(self.executor, "rpc", None)
         if created and rpc is not None:
             codes = await rpc.batch([("eth_getCode", (a, hex(block.number))) for a in created], strict=False)
-        reads, hashes = self._decode_answers([*raw, *codes], created)
-        return reads, hashes
+        hashes = {
+            address: "0x" + keccak(hexstr=code).hex()
+            for address, code in zip(created, codes, strict=False)
+            if isinstance(code, str) and code.startswith("0x")
+        }
+        return decode_results(self.calls, raw), hashes
 
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []

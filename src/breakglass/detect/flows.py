@@ -69,11 +69,15 @@ class FlowDetector:
             self.window.popleft()
         outflow = sum(n for _b, _t, n in self.window)
         balances = [ctx.reads.get(c.key) for c in self.balance_calls]
-        balance = sum(int(b) for b in balances if isinstance(b, int) and not isinstance(b, ReadFailed))
+        known = all(isinstance(b, int) and not isinstance(b, ReadFailed) for b in balances)
+        balance = sum(int(b) for b in balances if isinstance(b, int))
         start = balance + outflow
         fraction = outflow / start if start > 0 else 0.0
         over_amount = self.cfg.max_outflow is not None and outflow > self.cfg.max_outflow
-        over_fraction = self.cfg.max_fraction is not None and outflow > 0 and fraction > self.cfg.max_fraction
+        # an unreadable balance is no evidence of a drain: judge the amount only
+        over_fraction = (
+            known and self.cfg.max_fraction is not None and outflow > 0 and fraction > self.cfg.max_fraction
+        )
         now = block.number if self.cfg.window_blocks is not None else block.timestamp
         if not (over_amount or over_fraction) or now <= self.quiet_until:
             return []
