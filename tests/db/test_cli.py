@@ -114,6 +114,8 @@ def test_audit_verify_passes_then_names_the_row_edited_behind_its_back(empty_url
     _seed(db_url)
     code, out = _cli("audit", "verify", url=db_url)
     assert code == 0 and "ok: 5 events verify" in out
+    code, out = _cli("audit", "log", "--all", url=db_url)
+    assert code == 0 and "responder:guard" in out and "transaction" in out
 
     async def tamper() -> None:
         store = Store(db_url)
