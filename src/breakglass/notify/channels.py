@@ -6,6 +6,7 @@ retry may help. Channel URLs are secrets: ``repr`` and errors show them redacted
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -17,6 +18,9 @@ from breakglass.errors import NotifyError
 from breakglass.notify.webhook import WebhookChannel, where
 
 __all__ = ["AppriseChannel", "Channel", "build_channels"]
+
+# Apprise logs whole notification URLs (their tokens included) at DEBUG; its warnings do not.
+logging.getLogger("apprise").setLevel(logging.WARNING)
 
 
 class Channel(Protocol):
