@@ -21,6 +21,7 @@ __all__ = [
     "FakeClock",
     "FakeTransport",
     "HttpReceiver",
+    "RecordingChannel",
     "RecordingHandler",
     "eventually",
     "make_finding",
@@ -194,3 +195,22 @@ class HttpReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+class RecordingChannel:
+    """A ``breakglass.notify.channels.Channel`` in memory: keeps what it was sent; ``failures``
+    (``NotifyError``s) are raised by the first sends, in order."""
+
+    def __init__(self, name: str = "fake", failures: Sequence[Exception] = ()) -> None:
+        self.name = name
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.failures = list(failures)
+        self.closed = False
+
+    async def send(self, title: str, body: str, payload: Mapping[str, Any]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((title, body, dict(payload)))
+
+    async def close(self) -> None:
+        self.closed = True

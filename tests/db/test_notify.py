@@ -11,16 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from breakglass.bus import InProcessBus
 from breakglass.config.alerting import NotificationsConfig
 from breakglass.domain import Severity
+from breakglass.errors import NotifyError
 from breakglass.incidents.models import IncidentChange, IncidentState
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineKind, list_events
 from breakglass.logs import configure_logging
 from breakglass.notify.dispatch import NotificationDispatcher
+from breakglass.notify.message import notice_for
 from breakglass.notify.models import NotificationLog
 from breakglass.notify.service import Notifier
 from breakglass.notify.webhook import verify
 from breakglass.store.outbox import transaction
-from breakglass.testing import FakeClock, HttpReceiver, eventually, make_finding
+from breakglass.testing import FakeClock, HttpReceiver, RecordingChannel, eventually, make_finding
 
 SECRET = "whsec-0123456789abcdef"
 TOKEN = "T0KEN-in-the-path-0123456789"
@@ -158,3 +160,27 @@ async def test_the_running_dispatcher_pages_on_a_state_change_without_logging_th
     configure_logging()
     logged = stream.getvalue()
     assert "notify.failed" in logged and TOKEN not in logged and SECRET not in logged
+
+
+async def test_a_non_recoverable_error_stops_at_once_and_a_recoverable_one_is_retried(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    service = IncidentService(clock)
+    incident_id = await _incident(sessions, service)
+    flaky = RecordingChannel("soc", [NotifyError("timeout", recoverable=True)])
+    refused = RecordingChannel("ops", [NotifyError("bad token", recoverable=False), NotifyError("x")])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    notifier = Notifier(sessions, {"soc": flaky, "ops": refused}, clock, attempts=3, backoff=1.0, sleep=sleep)
+    async with sessions() as session:
+        incident = await service.get(session, incident_id)
+    outcome = await notifier.notify(notice_for(incident, "opened", ("soc", "ops")))
+    await notifier.close()
+    assert outcome == {"soc": "sent", "ops": "failed"}
+    assert len(flaky.sent) == 1 and refused.sent == [] and waits == [1.0]
+    assert flaky.closed and refused.closed
+    assert sorted(await _log(sessions)) == [("ops", "opened", "failed", 1), ("soc", "opened", "sent", 2)]
