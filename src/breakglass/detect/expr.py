@@ -2,8 +2,8 @@
 
 Values enter CEL in one predictable shape (``docs/detection.md``, "Expression language"):
 - every number (uint256 amounts, block numbers, timestamps) is a CEL ``double``: exact up to 2**53,
-  and ``a / b`` is a ratio, not a truncating division. Write literals in arithmetic as ``2.0``;
-  comparisons with integer literals (``x > 0``) work as written;
+  and ``a / b`` is a ratio, not a truncating division. Integer literals in an expression are read as
+  doubles too (``price * 100 <= ref * 105`` works), except list indices (``xs[0]``);
 - addresses are lowercase ``0x`` strings; ``bytes``/``bytesN`` are lowercase ``0x`` hex strings;
 - structs and tuples are lists; named outputs of a call are also reachable by name.
 Helper functions: ``abs(x)``, ``min(a, b)``, ``max(a, b)``, ``deviation(a, b)`` (``|a-b|/|b|``),
@@ -12,6 +12,7 @@ Helper functions: ``abs(x)``, ``min(a, b)``, ``max(a, b)``, ``deviation(a, b)`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ import cel
 
 from breakglass.errors import DetectionError
 
-__all__ = ["Expression", "to_cel"]
+__all__ = ["Expression", "doubles", "to_cel"]
 
 
 def to_cel(value: Any) -> Any:
@@ -37,6 +38,51 @@ def to_cel(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_cel(v) for v in value]
     return str(value)
+
+
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+u?|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?u?")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def doubles(source: str) -> str:
+    """Rewrite integer literals as double literals, leaving strings and list indices alone."""
+    out: list[str] = []
+    brackets: list[bool] = []  # True: an index ``xs[...]``, False: a list literal ``[...]``
+    previous = ""  # the last significant token, to tell an index from a list literal
+    i = 0
+    while i < len(source):
+        ch = source[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < len(source) and source[end] != ch:
+                end += 2 if source[end] == "\\" else 1
+            out.append(source[i : end + 1])
+            i, previous = end + 1, "literal"
+            continue
+        ident = _IDENT.match(source, i)
+        if ident:
+            out.append(ident.group())
+            i, previous = ident.end(), "ident"
+            continue
+        number = _NUMBER.match(source, i)
+        if number:
+            text = number.group()
+            in_index = bool(brackets) and brackets[-1]
+            is_int = text[:2] in ("0x", "0X") or not any(c in text for c in ".eE")
+            if is_int and not in_index and not text.endswith(("u", "U")):
+                text = f"{int(text, 0)}.0"
+            out.append(text)
+            i, previous = number.end(), "literal"
+            continue
+        if ch == "[":
+            brackets.append(previous in ("ident", ")", "]"))
+        elif ch == "]" and brackets:
+            brackets.pop()
+        if not ch.isspace():
+            previous = ch
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _deviation(a: float, b: float) -> float:
@@ -59,7 +105,7 @@ class Expression:
         self.source = source
         self.monitor_id = monitor_id
         try:
-            self._program = cel.compile(source)
+            self._program = cel.compile(doubles(source))
         except (ValueError, RuntimeError) as exc:
             raise DetectionError(monitor_id, f"invalid CEL {source!r}: {str(exc).splitlines()[0]}") from None
         refs = self._program.references()

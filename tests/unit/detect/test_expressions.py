@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakglass.detect.expr import Expression, to_cel
+from breakglass.detect.expr import Expression, doubles, to_cel
 from breakglass.errors import DetectionError
 
 
@@ -39,6 +39,26 @@ def test_a_syntax_error_names_the_monitor() -> None:
 
 def test_a_non_boolean_result_or_a_type_error_is_a_detection_error() -> None:
     with pytest.raises(DetectionError):
-        Expression("a + 1.0", "m").holds({"a": 1.0})
+        Expression("a + 1", "m").holds({"a": 1.0})
     with pytest.raises(DetectionError):
         Expression("a + 'x' == 'y'", "m").holds({"a": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("source", "rewritten"),
+    [
+        ("price * 100 <= reference * 105", "price * 100.0 <= reference * 105.0"),
+        ("xs[0] > 1", "xs[0] > 1.0"),
+        ("[1, 2][1] == 2", "[1.0, 2.0][1] == 2.0"),
+        ("a == '100' && b > 0x10", "a == '100' && b > 16.0"),
+        ("x > 1e18 && y < 2.5 && z == 3u", "x > 1e18 && y < 2.5 && z == 3u"),
+    ],
+)
+def test_integer_literals_are_read_as_doubles_except_indices_and_strings(source: str, rewritten: str) -> None:
+    assert doubles(source) == rewritten
+
+
+def test_integer_arithmetic_on_amounts_works_as_written() -> None:
+    expr = Expression("price * 100 <= reference * 105 && price * 100 >= reference * 95", "band")
+    assert expr.holds(to_cel({"price": 102, "reference": 100}))
+    assert not expr.holds(to_cel({"price": 110 * 10**18, "reference": 100 * 10**18}))
