@@ -80,6 +80,11 @@ class LedgerRow(Base):
         )
 
 
+# Built once on the tables (not the ORM classes): building an ORM insert costs ~0.7 ms per call.
+_INSERT_CLAIM = insert(Base.metadata.tables[ClaimRow.__tablename__])
+_INSERT_ROW = insert(Base.metadata.tables[LedgerRow.__tablename__])
+
+
 @dataclass(frozen=True, slots=True)
 class Signed:
     """A signed transaction to record with its step."""
@@ -88,10 +93,6 @@ class Signed:
     nonce: int
     tx_hash: str
     raw_tx: bytes
-
-
-def _row(event: ActionEvent, signed: Signed | None) -> LedgerRow:
-    return LedgerRow(**_values(event, signed))
 
 
 def _values(event: ActionEvent, signed: Signed | None) -> dict[str, Any]:
@@ -173,8 +174,8 @@ class Ledger:
             # Core inserts, not the ORM unit of work: this commit is on the containment hot path. A
             # colliding key fails the first insert and rolls the whole transaction back.
             async with self._sessions() as session, session.begin():
-                await session.execute(insert(ClaimRow), [claim])
-                await session.execute(insert(LedgerRow), rows)
+                await session.execute(_INSERT_CLAIM, [claim])
+                await session.execute(_INSERT_ROW, rows)
         except IntegrityError:
             self._claimed.add(event.key)
             return False
@@ -187,8 +188,8 @@ class Ledger:
         assert self._hot is not None
         try:
             with self._hot.begin() as conn:
-                conn.execute(insert(ClaimRow), [claim])
-                conn.execute(insert(LedgerRow), rows)
+                conn.execute(_INSERT_CLAIM, [claim])
+                conn.execute(_INSERT_ROW, rows)
         except IntegrityError:
             return False
         except SQLAlchemyError as exc:
@@ -220,7 +221,7 @@ class Ledger:
     async def append(self, event: ActionEvent, signed: Signed | None = None) -> None:
         try:
             async with self._sessions() as session, session.begin():
-                session.add(_row(event, signed))
+                await session.execute(_INSERT_ROW, [_values(event, signed)])
         except SQLAlchemyError as exc:
             raise StoreError(f"ledger: cannot append {event.step} of {event.key!r}: {exc}") from exc
 
