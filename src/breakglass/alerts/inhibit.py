@@ -65,6 +65,9 @@ class Inhibitor:
                     )
                 )
             )
+            monitors = {m.value for m in rule.source if m.name == "monitor" and m.op == "="}
+            if monitors:  # the usual case (``monitor=venue-paused``): let the database narrow it
+                query = query.where(AlertRow.monitor_id.in_(monitors))
             for source in (await ctx.session.scalars(query)).all():
                 labels = row_labels(source)
                 if matches_all(rule.source, labels) and all(
