@@ -26,6 +26,7 @@ def run(
     safe: Annotated[bool, typer.Option("--safe", help="on the safe venue (switch off)")] = False,
     mode: Annotated[BlockMode, typer.Option(help="auto (private flow) or interval")] = BlockMode.AUTO,
     block_time: Annotated[float, typer.Option(help="seconds per block in interval mode")] = 1.0,
+    time_scale: Annotated[float, typer.Option(help="interval mode: real seconds per scenario second")] = 0.02,
     json_path: Annotated[Path | None, typer.Option("--json", help="write results as JSON")] = None,
 ) -> None:
     """Play scenarios on a fresh devnet each and report the loss they caused."""
@@ -42,7 +43,10 @@ def run(
     results = []
     for s in scenarios:
         with console.status(f"playing {s.name}"):
-            r = play_on_fresh_devnet(s, vulnerable=not safe, mode=mode, block_time=block_time, build=build)
+            r = play_on_fresh_devnet(
+                s, vulnerable=not safe, mode=mode, block_time=block_time, time_scale=time_scale,
+                build=build,
+            )  # fmt: skip
         results.append(r.to_json())
         table.add_row(
             r.scenario, r.target_label, f"{r.target_usd:,.0f}", f"{r.loss_usd:,.0f}",

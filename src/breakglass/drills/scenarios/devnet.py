@@ -33,12 +33,20 @@ def play_on_fresh_devnet(
     vulnerable: bool = True,
     mode: BlockMode = BlockMode.AUTO,
     block_time: float = 1.0,
+    time_scale: float = 0.02,
     build: Build | None = None,
 ) -> ScenarioResult:
-    """Undefended play on its own anvil. Interval mode waits in real time (minutes per scenario)."""
+    """Undefended play on its own anvil. Interval mode waits in real time, each step's wait scaled by
+    ``time_scale`` (0.02: an attacker's 10 minutes become 12 seconds)."""
     build = build or compile_contracts()
     options = VenueOptions.with_switches(*scenario.switches) if vulnerable else VenueOptions()
-    with Anvil(AnvilOptions(mode=mode, block_time=block_time)) as node:
+    # Deploy on automine (seconds, not a block per deployment tx), then switch to the asked mode.
+    with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
         venue = deploy_venue(Deployer(w3, build), options)
-        return play(scenario, venue, build, fast_forward=mode is not BlockMode.INTERVAL)
+        interval = mode is BlockMode.INTERVAL
+        if interval:
+            node.rpc("evm_setIntervalMining", max(1, round(block_time)))
+        elif mode is BlockMode.MANUAL:
+            raise DevnetError("scenarios play on automine or interval mining, not manual")
+        return play(scenario, venue, build, fast_forward=not interval, time_scale=time_scale)

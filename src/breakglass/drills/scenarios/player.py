@@ -77,7 +77,8 @@ class ScenarioRun:
     """One play of one scenario on one venue.
 
     ``fast_forward=True`` (automine) advances the chain clock over each step's wait with
-    ``evm_increaseTime`` + ``anvil_mine``; ``False`` (interval mining) waits in real time for the blocks.
+    ``evm_increaseTime`` + ``anvil_mine``; ``False`` (interval mining) waits in real time for the blocks
+    and for ``wait_seconds * time_scale`` (drills compress the attackers' minutes into seconds).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class ScenarioRun:
         fast_forward: bool = True,
         priority_fee: int = PRIORITY_FEE_WEI,
         receipt_timeout: float = 120.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.scenario = scenario
         self.venue = venue
@@ -96,6 +98,7 @@ class ScenarioRun:
         self.fast_forward = fast_forward
         self.priority_fee = priority_fee
         self.receipt_timeout = receipt_timeout
+        self.time_scale = time_scale
         self.before: VenueBalances | None = None
         self.target = 0
         self.first_strike_block: int | None = None
@@ -167,7 +170,7 @@ class ScenarioRun:
                 self.w3.provider.make_request("anvil_mine", [hex(step.wait_blocks)])  # type: ignore[arg-type]
             return
         start_block = self.w3.eth.block_number
-        deadline = time.monotonic() + step.wait_seconds
+        deadline = time.monotonic() + step.wait_seconds * self.time_scale
         while time.monotonic() < deadline or self.w3.eth.block_number < start_block + step.wait_blocks:
             time.sleep(0.05)
 
@@ -189,9 +192,16 @@ class ScenarioRun:
         )
 
 
-def play(scenario: Scenario, venue: Venue, build: Build, *, fast_forward: bool = True) -> ScenarioResult:
+def play(
+    scenario: Scenario,
+    venue: Venue,
+    build: Build,
+    *,
+    fast_forward: bool = True,
+    time_scale: float = 1.0,
+) -> ScenarioResult:
     """Play ``scenario`` from start to end on ``venue`` and measure its loss."""
-    run = ScenarioRun(scenario, venue, build, fast_forward=fast_forward)
+    run = ScenarioRun(scenario, venue, build, fast_forward=fast_forward, time_scale=time_scale)
     run.fund_dirty_wallet()
     for phase, step in run.steps():
         run.execute(phase, step)
