@@ -17,7 +17,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Float, Integer, String, Text, create_engine, event, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -205,6 +218,20 @@ class Ledger:
         async with self._sessions() as session:
             self._claimed.update(await session.scalars(select(ClaimRow.key)))
         self._loaded = True
+
+    async def release(self, event: ActionEvent) -> None:
+        """Give ``event.key`` back (nothing was sent under it) and record why, atomically.
+
+        For a claim whose action could not even be started (a Safe proposal the store refused): the
+        next finding may try again. Never for a signed transaction: that one may be on its way.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                await session.execute(delete(ClaimRow).where(ClaimRow.key == event.key))
+                await session.execute(_INSERT_ROW, [_values(event, None)])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"ledger: cannot release {event.key!r}: {exc}") from exc
+        self._claimed.discard(event.key)
 
     async def is_claimed(self, key: str) -> bool:
         """Whether ``key`` was claimed: from memory once ``load()`` ran, else from the database.

@@ -150,7 +150,9 @@ class Responder:
             if step.via == "guardian":
                 if self.relayer is None:
                     raise ResponseError("no guardian key configured (responder.guardian)")
-                return await self.relayer.execute(intent, step.call, outbid)
+                sent = await self.relayer.execute(intent, step.call, outbid)
+                # A concurrent handler of the same finding claimed it first: audit the duplicate too.
+                return await self._audit(sent) if sent.step is ActionStep.DUPLICATE else sent
             return await self._propose(intent, step)
         except PolicyViolation as exc:
             log.warning(
@@ -173,14 +175,20 @@ class Responder:
         safe = step.via.removeprefix("safe:")
         if not await self.ledger.claim(intent, step.via):
             return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
-        proposal = await self.safes.propose(
-            safe,
-            step.call,
-            key=step.key,
-            playbook=step.playbook,
-            action=step.action,
-            fingerprint=intent.finding_fingerprint,
-        )
+        try:
+            proposal = await self.safes.propose(
+                safe,
+                step.call,
+                key=step.key,
+                playbook=step.playbook,
+                action=step.action,
+                fingerprint=intent.finding_fingerprint,
+            )
+        except BreakglassError as exc:  # nothing proposed: give the key back so a repeat can try again
+            failed = replace(intent, step=ActionStep.FAILED, detail={**intent.detail, "error": str(exc)})
+            await self.ledger.release(failed)
+            await self.emit(failed)
+            return failed
         return await self._audit(
             replace(
                 intent,

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from safe_eth.safe.safe_signature import SafeSignature
@@ -113,7 +114,10 @@ class SafeService:
             encode([t for t, _ in args_types], [v for _, v in args_types]) if args_types else b""
         )
         raw = await self._rpc.call("eth_call", {"to": address, "data": "0x" + data.hex()}, "latest")
-        return decode(list(out), bytes.fromhex(raw[2:]))
+        try:
+            return decode(list(out), bytes.fromhex(raw[2:]))
+        except (DecodingError, ValueError) as exc:
+            raise ResponseError(f"{address} answered {signature} with {raw!r}: is it a Safe v1.4.1?") from exc
 
     async def owners(self, safe: str) -> list[str]:
         (owners,) = await self._view(self._address(safe), "getOwners()", ["address[]"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from respond_support import Harness, deploy_safe, deploy_venue, finding
+from respond_support import Harness, Venue, deploy_safe, deploy_venue, finding
 from web3 import Web3
 
 from breakglass.bus import Topics
@@ -90,3 +90,19 @@ async def test_a_safe_proposal_executes_once_two_of_three_owners_signed(
     steps = [(await anext(actions)).step for _ in range(5)]
     signed = ActionStep.SAFE_SIGNED
     assert steps == [ActionStep.PROPOSED, ActionStep.DUPLICATE, signed, signed, ActionStep.SUBMITTED]
+
+
+async def test_a_proposal_that_cannot_be_made_is_audited_and_its_key_given_back(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    not_a_safe = venue.w3.eth.accounts[7]  # an EOA: every Safe read comes back empty
+    harness = harness_factory(
+        venue, VIA_SAFE, extra=f"safes:\n  - {{name: governance, address: '{not_a_safe}'}}\n"
+    )
+    responder = await harness.responder()
+    [first] = await responder.handle(finding(market="3"))
+    assert first.step is ActionStep.FAILED and "is it a Safe" in str(first.detail["error"])
+    [again] = await responder.handle(finding(market="3"))
+    assert again.step is ActionStep.FAILED  # not DUPLICATE: the key was released, a repeat tries again
+    steps = [r.step for r in await responder.ledger.history(first.key)]
+    assert steps == ["intent", "failed", "intent", "failed"]
