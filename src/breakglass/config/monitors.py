@@ -142,7 +142,10 @@ class GovernanceMonitor(_MonitorBase):
     kind: Literal["governance"]
     contracts: ContractNames = Field(min_length=1)
     actions: list[GovernanceAction] = Field(default_factory=lambda: list(_ALL_ACTIONS))
-    allow: list[Address] = Field(default_factory=list, description="expected actors (tx senders)")
+    allow: list[Address] = Field(default_factory=list, description="expected actors, by address")
+    allow_contracts: ContractNames = Field(
+        default_factory=list, description="expected actors by contract name (a timelock, a Safe)"
+    )
     parameter_events: list[str] = Field(
         default_factory=list, description="event names that change a risk parameter"
     )
@@ -159,6 +162,7 @@ class SetupMonitor(_MonitorBase):
     kind: Literal["setup"]
     protocol: ContractNames = Field(min_length=1)
     mixers: list[Address] = Field(default_factory=list)
+    mixer_contracts: ContractNames = Field(default_factory=list, description="mixers named in the manifest")
     flagged: list[Address] = Field(default_factory=list)
     hops: int = Field(default=2, ge=1, le=5)
     fresh_blocks: int = Field(default=7200, ge=1, description="a contract this young is fresh")

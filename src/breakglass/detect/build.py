@@ -72,9 +72,11 @@ def _one(cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int) -> Detec
     if isinstance(cfg, FlowMonitor):
         return FlowDetector(cfg, contracts)
     if isinstance(cfg, GovernanceMonitor):
-        return GovernanceDetector(cfg, {n: contracts[n][0] for n in cfg.contracts})
+        allowed = [contracts[n][0] for n in cfg.allow_contracts]
+        return GovernanceDetector(cfg, {n: contracts[n][0] for n in cfg.contracts}, allowed)
     if isinstance(cfg, SetupMonitor):
-        return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol])
+        mixers = [contracts[n][0] for n in cfg.mixer_contracts]
+        return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
     if isinstance(cfg, IntelMonitor):
         return IntelDetector(cfg, base_dir)
     if isinstance(cfg, PluginMonitor):

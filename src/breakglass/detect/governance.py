@@ -1,9 +1,10 @@
 """Governance: privileged changes (roles, ownership, upgrades, timelock, pauses, parameters).
 
 Recognised by the standard OpenZeppelin event names (``RoleGranted``, ``OwnershipTransferred``,
-``Upgraded``, ``CallScheduled``, ``Paused``...) plus the monitor's ``parameter_events``. A change is a
-finding unless the transaction's sender is on the monitor's ``allow`` list: an allowlisted timelock or
-Safe executing a queued change is expected; anybody else making it is not.
+``Upgraded``, ``CallScheduled``, ``Paused``...) plus the monitor's ``parameter_events``. The actor is
+the event's own ``sender``/``by`` argument when it has one (the contract's ``msg.sender``: the timelock
+when anyone executes a queued change), else the transaction's sender. A change is a finding unless
+its actor is allowlisted (``allow`` addresses, ``allow_contracts`` names).
 """
 
 from __future__ import annotations
@@ -23,17 +24,30 @@ GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     "ownership": frozenset({"OwnershipTransferred", "OwnershipTransferStarted"}),
     "upgrades": frozenset({"Upgraded", "AdminChanged", "BeaconUpgraded"}),
     "timelock": frozenset({"CallScheduled", "MinDelayChange", "Cancelled"}),
-    "pause": frozenset({"Paused", "Unpaused", "MarketPaused", "MarketUnpaused"}),
+    "pause": frozenset(
+        {
+            "Paused",
+            "Unpaused",
+            "VenuePaused",
+            "VenueUnpaused",
+            "MarketPaused",
+            "MarketUnpaused",
+            "AccountBlocked",
+            "AccountUnblocked",
+        }
+    ),
     "parameters": frozenset(),
 }
 
 
 class GovernanceDetector:
-    def __init__(self, cfg: GovernanceMonitor, addresses: Mapping[str, str]) -> None:
-        """``addresses``: the monitored contract names -> addresses."""
+    def __init__(
+        self, cfg: GovernanceMonitor, addresses: Mapping[str, str], allowed: Sequence[str] = ()
+    ) -> None:
+        """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors."""
         self.monitor_id = cfg.id
         self.contracts = {a.lower(): n for n, a in addresses.items()}
-        self.allow = {a.lower() for a in cfg.allow}
+        self.allow = {a.lower() for a in (*cfg.allow, *allowed)}
         self.events: dict[str, str] = {}
         for action in cfg.actions:
             for name in GOVERNANCE_EVENTS[action]:
@@ -55,17 +69,19 @@ class GovernanceDetector:
             action = self.events.get(item.event.name) if contract else None
             if action is None:
                 continue
-            actor = item.tx.sender.lower()
+            named = item.args.get("sender", item.args.get("by"))
+            actor = str(named).lower() if isinstance(named, str) else item.tx.sender.lower()
             if actor in self.allow:
                 continue
             evidence = {
                 "action": action,
                 "event": item.event.name,
                 "contract": contract,
-                "actor": item.tx.sender,
+                "actor": actor,
+                "tx_sender": item.tx.sender,
                 "args": _jsonable(dict(item.args)),
             }
-            title = f"{action}: {contract}.{item.event.name} by {item.tx.sender} (not allowlisted)"
+            title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
             out.append(
                 self.make(
                     ctx,

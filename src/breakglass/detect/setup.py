@@ -36,11 +36,12 @@ def _address_words(topics: Sequence[str], data: bytes) -> list[str]:
 
 
 class SetupDetector:
-    def __init__(self, cfg: SetupMonitor, protocol: Sequence[str]) -> None:
+    def __init__(self, cfg: SetupMonitor, protocol: Sequence[str], mixers: Sequence[str] = ()) -> None:
+        """``protocol``: addresses of the protocol's contracts; ``mixers``: more source addresses."""
         self.monitor_id = cfg.id
         self.cfg = cfg
         self.protocol = {a.lower() for a in protocol}
-        self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged)}
+        self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged, *mixers)}
         self.taint: dict[str, int] = dict.fromkeys(self.sources, 0)
         """address -> hops from a source"""
         self.fresh: dict[str, tuple[int, str]] = {}
