@@ -89,6 +89,12 @@ class Policy:
                 "fee", f"{target}: max fee {max_fee_per_gas} wei/gas is above policy.max_fee_gwei"
             )
 
+    def seed(self, action: str, ages: list[float]) -> None:
+        """Count uses of ``action`` made ``ages`` seconds ago (from the ledger, after a restart)."""
+        now = self._clock()
+        window = self._sent.setdefault(action, deque())
+        window.extend(sorted(now - age for age in ages if age >= 0))
+
     def take_rate(self, action: str) -> None:
         """Count one use of ``action`` (``playbook.action``), or refuse if its window is full."""
         limit = self._rules.rates.get(action, self._rules.rate)

@@ -91,11 +91,23 @@ class Responder:
         if self.owned_engine is not None:
             await create_tables(self.owned_engine)
         await self.ledger.load()
+        await self._seed_rates()
         if self.relayer is not None:
             await self.relayer.prepare()
             await self.relayer.recover()
         if self.ratifier is not None:
             await self.ratifier.recover()
+
+    async def _seed_rates(self) -> None:
+        """Rate windows survive a restart: count this process's predecessors' sends from the ledger."""
+        now_ms = time.time() * 1000
+        used = (ActionStep.SIGNED, ActionStep.PROPOSED)
+        ages: dict[str, list[float]] = {}
+        for row in await self.ledger.rows(steps=used):
+            if not row.key.startswith("safe-exec/"):  # executing a Safe tx is not a playbook action
+                ages.setdefault(f"{row.playbook}.{row.action}", []).append((now_ms - row.at_ms) / 1000)
+        for action, seen in ages.items():
+            self.policy.seed(action, seen)
 
     async def emit(self, event: ActionEvent) -> None:
         """Publish one step; a confirmed call with ``ratify`` opens its ratification task."""

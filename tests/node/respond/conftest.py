@@ -31,9 +31,13 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Harness
     made: list[Harness] = []
 
     def make(
-        venue: Venue, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2, extra: str = ""
+        venue: Venue,
+        playbooks: str = DEFAULT_PLAYBOOKS,
+        bump_after: int = 2,
+        extra: str = "",
+        policy: str = "",
     ) -> Harness:
-        config = load_config(write_config(venue.manifest.parent, playbooks, bump_after, extra))
+        config = load_config(write_config(venue.manifest.parent, playbooks, bump_after, extra, policy))
         harness = Harness(config, venue, InProcessBus(), Redactor(), [])
         made.append(harness)
         return harness

@@ -103,8 +103,9 @@ DEFAULT_PLAYBOOKS = """
 
 
 def write_config(
-    folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2, extra: str = ""
+    folder: Path, playbooks: str = DEFAULT_PLAYBOOKS, bump_after: int = 2, extra: str = "", policy: str = ""
 ) -> Path:
+    """The base config with these playbooks; ``extra`` top-level YAML, ``policy`` more policy keys."""
     text = BASE_CONFIG.format(
         db=folder / "bg.db",
         env=GUARDIAN_ENV,
@@ -112,6 +113,7 @@ def write_config(
         bump_after=bump_after,
     )
     path = folder / "breakglass.yaml"
+    text = text.replace("  max_fee_gwei: 500\n", "  max_fee_gwei: 500\n" + textwrap.indent(policy, "  "))
     path.write_text(text + textwrap.dedent(extra), encoding="utf-8")
     return path
 

@@ -54,3 +54,27 @@ async def test_loosening_and_unlisted_calls_are_refused_audited_and_never_sent(
     ]
     published = [(await anext(actions)).step for _ in range(4)]
     assert published.count(ActionStep.REFUSED) == 2
+
+
+ONE_PER_HOUR = """
+- id: contain
+  match: {monitors: [oracle-deviation]}
+  actions:
+    - {kind: call, id: pause-market, contract: venue, function: pauseMarket, args: ["{labels.market}"]}
+"""
+
+
+async def test_a_rate_limit_still_holds_after_a_restart(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(
+        venue, ONE_PER_HOUR, policy="rate_limits: {contain.pause-market: {count: 1, per_seconds: 3600}}\n"
+    )
+    first = await harness.responder()
+    [sent] = await first.handle(finding(market="1"))
+    assert sent.step is ActionStep.SUBMITTED
+    await first.close()
+    restarted = await harness.responder()
+    [refused] = await restarted.handle(finding(market="2", tx="0x" + "cd" * 32))
+    assert refused.step is ActionStep.REFUSED and refused.detail["rule"] == "rate"
+    assert not venue.view("marketPaused", 2)
