@@ -190,3 +190,18 @@ async def test_logout_clears_the_cookie(client: httpx.AsyncClient, tokens: dict[
     assert response.status_code == 204
     assert response.headers["hx-redirect"] == "/login"
     assert (await client.get("/api/v1/health")).status_code == 401
+
+
+async def test_every_answer_forbids_framing_and_sniffing_and_authenticated_ones_are_not_cached(
+    client: httpx.AsyncClient, tokens: dict[Role, str]
+) -> None:
+    for response in (
+        await client.get("/login"),
+        await client.get("/api/v1/health"),  # 401
+        await client.get("/api/v1/health", headers=bearer(tokens[Role.VIEWER])),
+    ):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "script-src 'self' 'unsafe-eval'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"

@@ -1,9 +1,10 @@
 """``create_api(app)``: the FastAPI application serving the REST API, the live stream and the dashboard.
 
 Built from the components ``breakglass.app.build_app`` wired; it adds no logic of its own beyond
-access control. Middleware order (outermost first): request metrics, secret redaction of bodies,
-authentication, then the routers. The interactive docs pages are off: they load scripts from a
-CDN, and nothing here may fetch from the internet at run time. The spec itself is at ``/openapi.json``.
+access control. Middleware order (outermost first): request metrics, security headers, secret
+redaction of bodies, authentication, then the routers (``breakglass.api.middleware``). The
+interactive docs pages are off: they load scripts from a CDN, and nothing here may fetch from the
+internet at run time. The spec itself is at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from breakglass import __version__
 from breakglass.api.access import AccessMiddleware, make_authenticator
 from breakglass.api.auth import SessionCodec
 from breakglass.api.context import ApiContext
 from breakglass.api.events import EventHub
+from breakglass.api.middleware import RedactSecrets, RequestMetrics, SecurityHeaders
 from breakglass.api.routes import ROUTERS
-from breakglass.api.routes.metrics import REQUESTS
 from breakglass.app import App
 from breakglass.errors import ChainError, ResponseError, StoreError
 from breakglass.incidents.errors import IncidentNotFound, InvalidTransition
@@ -36,73 +36,6 @@ DESCRIPTION = """Incidents, alerts, silences, timeline, response actions and Saf
 breakglass deployment. Every call needs `Authorization: Bearer <token>` (create one with
 `breakglass tokens create`); roles are viewer < responder < admin. Live events: `GET /api/v1/events`
 (server-sent events)."""
-
-
-class _RequestMetrics:
-    """Count requests by route *template* (``/api/v1/incidents/{incident_id}``), never raw paths,
-    so an attacker probing URLs cannot blow up the metric's label set."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_counted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_counted)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-
-
-class _RedactSecrets:
-    """Last line of defence for "secrets never reach the API": every JSON and HTML body passes the
-    application's redactor (configuration secrets, URL credentials) before it leaves. Streams are
-    not buffered here; the live-event hub redacts each event itself."""
-
-    _TYPES = (b"application/json", b"text/html")
-
-    def __init__(self, app: ASGIApp, redactor: Redactor) -> None:
-        self.app = app
-        self._redactor = redactor
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def send_redacted(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
-                if content_type.startswith(self._TYPES):
-                    start = message
-                    return
-            elif message["type"] == "http.response.body" and start is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = self._redactor.text(b"".join(chunks).decode("utf-8")).encode("utf-8")
-                headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**start, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, send_redacted)
 
 
 def _error_handlers(api: FastAPI, redactor: Redactor) -> None:
@@ -173,6 +106,7 @@ def create_api(
         mount_dashboard(api)
     api.add_middleware(AccessMiddleware, authenticate=make_authenticator(sessions, codec),
                        cookie_name=codec.cookie_name)  # fmt: skip
-    api.add_middleware(_RedactSecrets, redactor=app.redactor)
-    api.add_middleware(_RequestMetrics)
+    api.add_middleware(RedactSecrets, redactor=app.redactor)
+    api.add_middleware(SecurityHeaders)
+    api.add_middleware(RequestMetrics)
     return api

@@ -160,11 +160,25 @@ SCREENSHOTS = Path(_SHOTS) if _SHOTS else None
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context; the test fails if the page logged a script or CSP error."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if msg.type == "error" and _unexpected(msg.text) else None,
+    )
     yield page
     context.close()
+    assert errors == [], errors
+
+
+def _unexpected(text: str) -> bool:
+    # Answers the tests provoke on purpose (a refused login, a 403/422 fetch) are logged by chromium as
+    # "Failed to load resource"; anything else (a CSP violation, a script error) is a defect.
+    return not text.startswith("Failed to load resource")
 
 
 def sign_in(page: Page, server: LiveServer, role: Role) -> None:

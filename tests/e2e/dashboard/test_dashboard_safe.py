@@ -143,19 +143,20 @@ def test_two_owners_sign_a_safe_proposal_in_the_dashboard_and_it_executes_on_cha
     stranger = LocalSigner(Account.create())
     proposal.locator("textarea").fill("0x" + stranger.sign_hash(digest).hex())
     proposal.get_by_role("button", name="Submit signature").click()
-    expect(page.locator("#actions .error")).to_contain_text("not an owner")
+    expect(page.locator("#actions-flash .error")).to_contain_text("not an owner")
     expect(page.locator(".proposal")).to_contain_text("0 / 2")
 
     page.locator(".proposal textarea").fill("0x" + first.sign_hash(digest).hex())
     page.locator(".proposal").get_by_role("button", name="Submit signature").click()
-    expect(page.locator("#actions .notice")).to_contain_text(f"Signature of {first.address} accepted (1/2)")
+    notice = page.locator("#actions-flash .notice")
+    expect(notice).to_contain_text(f"Signature of {first.address} accepted (1/2)")
     expect(page.locator(".proposal")).to_contain_text("1 / 2")
     assert safe_world["venue"].functions.marketPaused(3).call() is False  # below threshold: nothing sent
     shot(page, "safe-proposal")
 
     page.locator(".proposal textarea").fill("0x" + second.sign_hash(digest).hex())
     page.locator(".proposal").get_by_role("button", name="Submit signature").click()
-    expect(page.locator("#actions .notice")).to_contain_text("Executed in 0x")
+    expect(page.locator("#actions-flash .notice")).to_contain_text("Executed in 0x")
     expect(page.locator(".proposal")).to_have_count(0)  # executed: no longer pending
 
     # The relayer sent execTransaction before answering; anvil (automine) mined it on arrival.
