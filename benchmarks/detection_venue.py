@@ -158,13 +158,15 @@ def benign(blocks: int, build: Build) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=2000, help="benign blocks (0: skip)")
-    parser.add_argument("--scenario", default="all")
+    parser.add_argument("--scenario", default="all", help="a scenario name, all, or none")
     args = parser.parse_args(argv)
     from breakglass.drills.scenarios import SCENARIOS
 
     build = compile_contracts()
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = {"all": list(SCENARIOS), "none": []}.get(args.scenario, [args.scenario])
     results: dict[str, Any] = {"config": str(EXAMPLE.relative_to(ROOT)), "scenarios": []}
+    if not names and RESULTS.is_file():  # benign only: keep the scenarios of the last run
+        results = json.loads(RESULTS.read_text(encoding="utf-8"))
     for name in names:
         row = asyncio.run(scenario(name, build))
         results["scenarios"].append(row)
