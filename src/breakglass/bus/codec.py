@@ -1,7 +1,8 @@
 """Bytes on the wire for the bus: frozen domain dataclasses to tagged JSON and back.
 
 Only registered types travel (``register``), so a message from the bus can never instantiate an
-arbitrary class. Field types are read from the dataclass annotations: bytes travel as 0x-hex, enums
+arbitrary class; each stage registers its own message types where it defines them. Field types are
+read from the dataclass annotations: bytes travel as 0x-hex, enums
 as their values, tuples as lists; ``Mapping[str, Any]`` fields carry plain JSON.
 """
 
@@ -82,7 +83,7 @@ def _build(tp: Any, value: Any) -> Any:
         if issubclass(tp, enum.Enum):
             return tp(value)
         if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp, vars(domain))
+            hints = typing.get_type_hints(tp)  # resolved in the class's own module
             return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)})
     return value
 

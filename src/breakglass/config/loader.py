@@ -88,10 +88,12 @@ def _validate(located: Located) -> Settings:
 
 def _translate(located: Located, error: ErrorDetails) -> ConfigIssue:
     """Turn one pydantic error into a located, human message."""
-    model, data_path = _resolve(Settings, located.data, tuple(error["loc"]))
+    model, data_path, field_type = _resolve(Settings, located.data, tuple(error["loc"]))
     kind = error["type"]
     # A value that came from the environment may be a secret: never echo it, nor its container.
-    hide = any(data_path[: len(p)] == p or p[: len(data_path)] == data_path for p in located.env_paths)
+    hide = _is_secret(field_type) or any(
+        data_path[: len(p)] == p or p[: len(data_path)] == data_path for p in located.env_paths
+    )
     if kind == "extra_forbidden":
         key = str(data_path[-1])
         accepted = sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
@@ -114,6 +116,13 @@ def _translate(located: Located, error: ErrorDetails) -> ConfigIssue:
     return _issue(located, data_path, message)
 
 
+def _is_secret(tp: Any) -> bool:
+    """Whether a field's type holds a secret anywhere (``SecretStr``, ``list[SecretStr]``, ...)."""
+    if tp is SecretStr:
+        return True
+    return any(_is_secret(arg) for arg in typing.get_args(tp))
+
+
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -121,7 +130,7 @@ def _show(value: Any) -> str:
 
 def _resolve(
     root: type[BaseModel], data: Any, loc: tuple[Any, ...]
-) -> tuple[type[BaseModel] | None, PathKey]:
+) -> tuple[type[BaseModel] | None, PathKey, Any]:
     """Walk ``loc`` through the model types; return the model owning the last key and the data path.
 
     Discriminated unions put the tag into pydantic's ``loc``; it is consumed here, not shown.
@@ -165,7 +174,7 @@ def _resolve(
             )
         )
         i += 1
-    return owner, tuple(path)
+    return owner, tuple(path), current
 
 
 def _unwrap(tp: Any) -> Any:

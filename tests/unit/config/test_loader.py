@@ -135,3 +135,9 @@ def test_missing_manifest_and_missing_abi_file_are_located(tmp_path: Path) -> No
 def test_zero_confirmations_is_legal_but_warned(tmp_path: Path) -> None:
     loaded = load_config(write(tmp_path, "chain:\n  confirmations: 0\n"), environ={})
     assert any("0 confirmations" in str(w) for w in loaded.warnings)
+
+
+def test_invalid_secret_written_in_the_file_is_not_echoed(tmp_path: Path) -> None:
+    [message] = messages(tmp_path, "chain:\n  rpc: ['ftp://user:hunter2@node.example']\n")
+    assert "hunter2" not in message
+    assert ":2 chain.rpc: " in message and "http://" in message
