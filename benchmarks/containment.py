@@ -37,6 +37,7 @@ from breakglass.devnet.solc import compile_contracts
 from breakglass.domain import Finding, Severity
 from breakglass.logs import Redactor
 from breakglass.respond import HttpRpc, Responder, build_responder
+from breakglass.store.migrate import upgrade_async
 
 RESULTS = Path(__file__).parent / "results" / "containment.json"
 LATENCY_RUNS = 300
@@ -111,6 +112,7 @@ def finding(market: int, **evidence: Any) -> Finding:
 async def responder_for(node: Anvil, folder: Path, key: str) -> tuple[Responder, TimingRpc]:
     (folder / "breakglass.yaml").write_text(CONFIG.format(db=folder / "bg.db", env=KEY_ENV), encoding="utf-8")
     loaded = load_config(folder / "breakglass.yaml")
+    await upgrade_async(loaded.settings.store.url)
     rpc = TimingRpc(node.url)
     responder = build_responder(loaded, InProcessBus(), Redactor(), rpc=rpc, environ={KEY_ENV: key})
     await responder.start()

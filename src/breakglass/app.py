@@ -63,7 +63,7 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
     if config.settings.playbooks:  # findings -> actions: app.components["respond"].run(stop) (issue 5)
         from breakglass.respond import build_responder
 
-        app.components["respond"] = build_responder(config, app.bus, redactor)
+        app.components["respond"] = build_responder(config, app.bus, redactor, store=store)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     app.components["incidents"] = build_incident_stage(config, app.bus, store)
     return app

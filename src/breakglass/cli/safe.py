@@ -23,8 +23,8 @@ from breakglass.config import LoadedConfig, load_config
 from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.errors import ResponseError
 from breakglass.logs import Redactor
-from breakglass.respond import Responder, build_responder, create_tables, load_guardian
-from breakglass.store.db import make_engine, make_sessionmaker
+from breakglass.respond import Responder, build_responder, load_guardian
+from breakglass.store.migrate import upgrade_async
 
 __all__ = ["app"]
 
@@ -37,18 +37,14 @@ T = TypeVar("T")
 def _with_responder(config: Path, work: Callable[[Responder, LoadedConfig], Awaitable[T]]) -> T:
     async def run() -> T:
         loaded = load_config(config)
-        engine = make_engine(loaded.settings.store.url)
-        await create_tables(engine)
-        responder = build_responder(
-            loaded, InProcessBus(), Redactor(loaded.secrets), sessions=make_sessionmaker(engine)
-        )
+        await upgrade_async(loaded.settings.store.url)
+        responder = build_responder(loaded, InProcessBus(), Redactor(loaded.secrets))
         try:
             if responder.safes is None:
                 raise ResponseError("no chain RPC configured: the Safe service needs one")
             return await work(responder, loaded)
         finally:
             await responder.close()
-            await engine.dispose()
 
     return asyncio.run(run())
 

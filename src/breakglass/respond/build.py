@@ -24,7 +24,7 @@ from breakglass.respond.responder import Responder
 from breakglass.respond.rpc import HttpRpc, Rpc
 from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import Signer, load_guardian
-from breakglass.store.db import make_engine, make_sessionmaker
+from breakglass.store.db import Store, make_engine, make_sessionmaker
 
 __all__ = ["build_responder"]
 
@@ -34,18 +34,28 @@ def build_responder(
     bus: Bus,
     redactor: Redactor,
     *,
+    store: Store | None = None,
     sessions: async_sessionmaker[AsyncSession] | None = None,
     rpc: Rpc | None = None,
     signer: Signer | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Responder:
-    """The responder for ``config``; ``sessions``, ``rpc`` and ``signer`` override what the config says."""
+    """The responder for ``config``.
+
+    The database is the app's ``store`` (shared sessions, plus a hot-path engine on the same URL), or
+    ``sessions``, or else engines of its own from ``store.url`` (disposed by ``Responder.close``). Its
+    tables come from the store's migrations: run ``breakglass.store.migrate.upgrade_async`` first.
+    ``rpc`` and ``signer`` override what the configuration says.
+    """
     settings = config.settings
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path))
     policy = Policy(settings.policy, time.monotonic)
     engine = None
     hot = None
-    if sessions is None:
+    if store is not None:
+        sessions = store.sessions
+        hot = make_hot_engine(store.url)
+    elif sessions is None:
         engine = make_engine(settings.store.url)
         sessions = make_sessionmaker(engine)
         hot = make_hot_engine(settings.store.url)

@@ -34,7 +34,6 @@ from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.respond.safe import SafeService
-from breakglass.respond.tables import create_tables
 
 __all__ = ["Responder", "outbid_from"]
 
@@ -79,7 +78,7 @@ class Responder:
         self.ratifier = ratifier
         self.rpc = rpc
         self.owned_engine: AsyncEngine | None = None
-        """The database engine ``build_responder`` made (tables created on start, disposed on close)."""
+        """The database engine ``build_responder`` made for itself (disposed on close)."""
         self._poll_interval = poll_interval
         self._started = False
 
@@ -88,8 +87,6 @@ class Responder:
         if self._started:
             return
         self._started = True
-        if self.owned_engine is not None:
-            await create_tables(self.owned_engine)
         await self.ledger.load()
         await self._seed_rates()
         if self.relayer is not None:

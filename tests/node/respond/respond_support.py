@@ -21,6 +21,7 @@ from breakglass.devnet.solc import Build
 from breakglass.domain import Finding, Severity
 from breakglass.logs import Redactor
 from breakglass.respond import Responder, build_responder
+from breakglass.store.migrate import upgrade_async
 
 GUARDIAN_ENV = "BG_TEST_GUARDIAN_KEY"
 ATTACKER = "0x000000000000000000000000000000000000a77a"
@@ -145,6 +146,7 @@ class Harness:
 
     async def responder(self, *, start: bool = True, rpc: Any = None) -> Responder:
         """As production builds it: its own engines (the hot-path claim included) from the config."""
+        await upgrade_async(self.config.settings.store.url)  # the store's migrations own the tables
         responder = build_responder(
             self.config, self.bus, self.redactor, rpc=rpc, environ={GUARDIAN_ENV: self.venue.guardian_key}
         )

@@ -82,8 +82,8 @@ def test_safe_sign_shows_what_is_signed_and_stores_an_owners_signature(
     from breakglass.bus import InProcessBus
     from breakglass.config import load_config
     from breakglass.logs import Redactor
-    from breakglass.respond import build_responder, create_tables
-    from breakglass.store.db import make_engine, make_sessionmaker
+    from breakglass.respond import build_responder
+    from breakglass.store.migrate import upgrade_async
 
     owner = Account.create()
     safe = deploy_safe(Web3(Web3.HTTPProvider(anvil.url)), [owner.address], 1)
@@ -93,18 +93,12 @@ def test_safe_sign_shows_what_is_signed_and_stores_an_owners_signature(
 
     async def propose() -> str:
         loaded = load_config(config)
-        engine = make_engine(loaded.settings.store.url)
-        await create_tables(engine)
+        await upgrade_async(loaded.settings.store.url)
         responder = build_responder(
-            loaded,
-            InProcessBus(),
-            Redactor(),
-            sessions=make_sessionmaker(engine),
-            environ={GUARDIAN_ENV: venue.guardian_key},
+            loaded, InProcessBus(), Redactor(), environ={GUARDIAN_ENV: venue.guardian_key}
         )
         events = await responder.handle(finding())
         await responder.close()
-        await engine.dispose()
         return str(events[1].detail["safe_tx_hash"])
 
     safe_tx_hash = asyncio.run(propose())

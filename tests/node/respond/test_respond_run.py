@@ -12,6 +12,7 @@ from breakglass.app import build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.respond import ActionStep, Responder
+from breakglass.store.migrate import upgrade_async
 
 pytestmark = pytest.mark.node
 
@@ -20,7 +21,9 @@ async def test_build_app_wires_a_responder_that_consumes_findings_and_publishes_
     venue: Venue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(GUARDIAN_ENV, venue.guardian_key)
-    app = build_app(load_config(write_config(Path(venue.manifest.parent))))
+    config = load_config(write_config(Path(venue.manifest.parent)))
+    await upgrade_async(config.settings.store.url)  # as `breakglass watch` does before starting the app
+    app = build_app(config)
     responder = app.components["respond"]
     assert isinstance(responder, Responder)
     actions = app.bus.subscribe(Topics.ACTIONS, "test")

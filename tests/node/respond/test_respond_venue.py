@@ -18,6 +18,7 @@ from breakglass.devnet.venue.handle import Venue
 from breakglass.domain import Finding, Severity
 from breakglass.logs import Redactor
 from breakglass.respond import ActionStep, Responder, build_responder
+from breakglass.store.migrate import upgrade_async
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -57,6 +58,7 @@ async def test_the_example_playbooks_contain_a_market_then_pause_the_venue_as_a_
     anvil: Anvil, build: Build, tmp_path: Path
 ) -> None:
     venue, responder = responder_for(anvil, build, tmp_path)
+    await upgrade_async(f"sqlite:///{tmp_path / 'bg.db'}")
     guard = venue.guard.functions
     try:
         events = await responder.handle(finding("oracle-price-deviation", market="1"))
