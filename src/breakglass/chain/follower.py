@@ -120,6 +120,7 @@ class Follower:
         self.reorgs = 0
         self.errors = 0
         self._writing: asyncio.Task[None] | None = None
+        self.subscribed = False
         self.last_head_seen: float | None = None
         """``time.monotonic()`` of the last newHeads notification, for latency measurements."""
 
@@ -269,6 +270,7 @@ class Follower:
         delay = self.poll_interval
         try:
             while not stop.is_set():
+                self._wake.clear()  # before the step: a head arriving during it wakes the next wait
                 try:
                     await self.step()
                     delay = self.poll_interval
@@ -280,7 +282,6 @@ class Follower:
                     delay = min(delay * 2, 10.0)
                 if until is not None and self._last is not None and self._last.number >= until:
                     return
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait(stop), timeout=delay)
         finally:
@@ -315,10 +316,13 @@ class Follower:
                     delay = 0.2
                     async for message in ws:
                         body: Any = json.loads(message)
-                        if body.get("method") == "eth_subscription":
+                        if body.get("id") == 1 and "result" in body:
+                            self.subscribed = True
+                        elif body.get("method") == "eth_subscription":
                             self.last_head_seen = time.monotonic()
                             self._wake.set()
             except (OSError, websockets.WebSocketException) as exc:
+                self.subscribed = False
                 log.info("newHeads subscription lost; polling meanwhile", error=str(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

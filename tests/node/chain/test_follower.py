@@ -124,3 +124,25 @@ async def test_a_node_outage_mid_stream_loses_and_repeats_no_block(
     assert recorder.numbers == list(range(36))
     assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(36))
     await rpc.close()
+
+
+async def test_new_heads_by_subscription_wake_the_follower_long_before_its_poll(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    start = int(anvil.rpc("eth_blockNumber"), 16) + 1
+    follower = Follower(
+        rpc, checkpoints, recorder, chain_id=31337, start_block=start, poll_interval=60.0, ws_url=anvil.ws_url
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    await wait_until(lambda: follower.subscribed, what="the newHeads subscription")
+    for _ in range(3):
+        anvil.mine(1)
+        target = int(anvil.rpc("eth_blockNumber"), 16)
+        await wait_until(lambda: recorder.numbers[-1:] == [target], within=10.0, what="a woken follower")
+    stop.set()
+    await task
+    assert follower.last_head_seen is not None
+    await rpc.close()
