@@ -1,13 +1,4 @@
-"""Benign traffic: a seeded, deterministic busy day on the reference venue — what false positives are
-measured on.
-
-Traders open and close positions (directly and through keeper orders), add margin, trade the thin pool;
-LPs deposit and redeem; the feed operator moves ETH and BTC through a volatile day (+15% and -15% swings);
-the price keeper pushes prices through the forwarder; a liquidator closes positions the moves broke; and
-governance acts through the Safe and the timelock. Transactions are decided on the state at the start of
-each block, like real users seeing the latest block, and never ones a real user's front end would refuse,
-so every revert is reported as unexpected.
-"""
+"""The benign traffic generator: one venue driven block by block by seeded honest participants."""
 
 from __future__ import annotations
 
@@ -15,7 +6,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -25,13 +16,14 @@ from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint
 
 from breakglass.devnet.venue import USD, Venue, dev_key, role_key
+from breakglass.devnet.venue.forwarder import signed_price_push
 from breakglass.devnet.venue.governance import ZERO32
 from breakglass.devnet.venue.safe import safe_exec_function
 from breakglass.devnet.venue.tx import build_tx, call_data, sign_tx
-from breakglass.drills.scenarios.forwarder_oracle import signed_price_push
+from breakglass.drills.benign.report import BenignConfig, BenignReport
 from breakglass.errors import DevnetError
 
-__all__ = ["BenignConfig", "BenignReport", "BenignTraffic", "run_on_fresh_devnet"]
+__all__ = ["BenignTraffic"]
 
 GAS = {
     "open": 600_000,
@@ -51,58 +43,6 @@ GAS = {
     "timelock": 500_000,
     "fund": 100_000,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class BenignConfig:
-    seed: int = 7
-    traders: int = 24
-    lps: int = 6
-    block_seconds: int = 12
-    tick_every: int = 5  # blocks between feed updates
-    push_every: int = 60  # blocks between forwarder price pushes
-    governance_every: int = 400  # blocks between governance proposals
-    swing: float = 0.15  # the volatile day's move, up for ETH and down for BTC, then part way back
-    first_trader_index: int = 30
-
-
-@dataclass
-class BenignReport:
-    blocks: int = 0
-    transactions: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)
-    reverts: list[dict[str, Any]] = field(default_factory=list)
-    liquidations: int = 0
-    governance_executed: int = 0
-    first_block: int = 0
-    last_block: int = 0
-    price_range: dict[str, tuple[float, float]] = field(default_factory=dict)
-    wall_seconds: float = 0.0
-
-    @property
-    def unexpected_reverts(self) -> int:
-        return len(self.reverts)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "blocks": self.blocks,
-            "transactions": self.transactions,
-            "tx per block": round(self.transactions / max(self.blocks, 1), 2),
-            "reverts": self.unexpected_reverts,
-            "liquidations": self.liquidations,
-            "governance executed": self.governance_executed,
-            **{f"{m} range": f"{lo:,.2f} .. {hi:,.2f}" for m, (lo, hi) in self.price_range.items()},
-            "wall seconds": round(self.wall_seconds, 1),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary(),
-            "by_kind": dict(self.by_kind),
-            "revert_list": self.reverts,
-            "first_block": self.first_block,
-            "last_block": self.last_block,
-        }
 
 
 @dataclass
@@ -141,6 +81,7 @@ class BenignTraffic:
         self._ordered: set[tuple[int, str]] = set()  # positions with a keeper order outstanding
         self._oi_added: Counter[tuple[int, bool]] = Counter()
         self._shock: dict[int, tuple[int, int] | None] = {0: None, 1: None}
+        self._wallet: dict[tuple[str, str], int] = {}  # balances left this block
         self._chain_id = self.w3.eth.chain_id
         self._base_fee = 10**9
 
@@ -206,6 +147,7 @@ class BenignTraffic:
     def _block(self, i: int, total: int) -> None:
         self._busy.clear()
         self._oi_added.clear()
+        self._wallet.clear()
         self._base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 10**9))
         if i % self.cfg.tick_every == 0:
             self._tick_prices(i, total)
@@ -399,6 +341,16 @@ class BenignTraffic:
 
     # ---- users ----
 
+    def _spend(self, who: LocalAccount, token: str, amount: int) -> bool:
+        """Whether ``who`` still holds ``amount`` this block (a wallet never offers to overspend)."""
+        key = (who.address, token)
+        if key not in self._wallet:
+            self._wallet[key] = self.venue[token].functions.balanceOf(who.address).call()
+        if self._wallet[key] < amount:
+            return False
+        self._wallet[key] -= amount
+        return True
+
     def _random_action(self) -> None:
         roll = self.rng.random()
         if roll < 0.12:
@@ -417,7 +369,9 @@ class BenignTraffic:
         if shares > 0 and self.rng.random() < 0.4:
             self._send("redeem", lp, vault.redeem(shares // self.rng.randint(2, 5)))
         else:
-            self._send("deposit", lp, vault.deposit(self.rng.randint(20_000, 400_000) * USD))
+            amount = self.rng.randint(20_000, 400_000) * USD
+            if self._spend(lp, "usd", amount):
+                self._send("deposit", lp, vault.deposit(amount))
 
     def _swap(self) -> None:
         trader = self.rng.choice(self.traders)
@@ -426,7 +380,8 @@ class BenignTraffic:
         buy = self.rng.random() < (0.7 if spot < 0.95 else 0.3 if spot > 1.05 else 0.5)
         usd = self.rng.randint(1_000, 15_000)
         amount = usd * USD if buy else int(usd / spot) * 10**18
-        self._send("swap", trader, amm.swap(buy, amount, 0, trader.address))
+        if self._spend(trader, "usd" if buy else "thin_token", amount):
+            self._send("swap", trader, amm.swap(buy, amount, 0, trader.address))
 
     def _trade(self) -> None:
         trader = self.rng.choice(self.traders)
@@ -439,7 +394,9 @@ class BenignTraffic:
         if key in self.positions:
             roll = self.rng.random()
             if roll < 0.1:
-                self._send("margin", trader, m.depositMargin(self.rng.randint(1_000, 20_000) * USD))
+                amount = self.rng.randint(1_000, 20_000) * USD
+                if self._spend(trader, "usd", amount):
+                    self._send("margin", trader, m.depositMargin(amount))
             elif roll < 0.2:
                 self._order(market, trader, False, False, 0, 0)
             elif roll < 0.45:
@@ -457,8 +414,10 @@ class BenignTraffic:
         cap = self.venue.guard.functions.openInterestCap(market).call()
         if (longs if is_long else shorts) + self._oi_added[(market, is_long)] + size > cap * 0.9:
             return
-        self._oi_added[(market, is_long)] += size
         margin = int(size / leverage) + size // 500
+        if not self._spend(trader, "usd", margin):
+            return
+        self._oi_added[(market, is_long)] += size
         if self.rng.random() < 0.3:
             self._order(market, trader, True, is_long, margin, size)
         else:
@@ -490,18 +449,3 @@ class BenignTraffic:
             self.positions.pop((market, trader), None)
 
         return closed
-
-
-def run_on_fresh_devnet(config: BenignConfig, blocks: int) -> BenignReport:
-    """Start anvil, deploy the safe venue, fund the participants, and generate ``blocks`` blocks."""
-    from breakglass.devnet.anvil import Anvil
-    from breakglass.devnet.deploy import Deployer
-    from breakglass.devnet.solc import compile_contracts
-    from breakglass.devnet.venue import deploy_venue
-
-    with Anvil() as node:
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        venue = deploy_venue(Deployer(w3, compile_contracts()))
-        traffic = BenignTraffic(venue, config)
-        traffic.fund()
-        return traffic.run(blocks)
