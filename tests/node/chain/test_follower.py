@@ -141,7 +141,7 @@ async def test_new_heads_by_subscription_wake_the_follower_long_before_its_poll(
     for _ in range(3):
         anvil.mine(1)
         target = int(anvil.rpc("eth_blockNumber"), 16)
-        await wait_until(lambda: recorder.numbers[-1:] == [target], within=10.0, what="a woken follower")
+        await wait_until(lambda t=target: recorder.numbers[-1:] == [t], within=10.0, what="a woken follower")
     stop.set()
     await task
     assert follower.last_head_seen is not None
