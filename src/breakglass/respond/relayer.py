@@ -119,10 +119,12 @@ class GuardianRelayer:
 
     async def prepare(self) -> None:
         """Fetch chain id, nonce and fees, so that ``execute`` only simulates and sends."""
-        self.chain_id = int(await self._rpc.call("eth_chainId"), 16)
-        chain_nonce = int(await self._rpc.call("eth_getTransactionCount", self.address, "pending"), 16)
-        ledger_nonce = await self._ledger.next_nonce(self.address)
-        self.nonce = max(chain_nonce, ledger_nonce or 0)
+        async with self._lock:  # never while a transaction is being signed: the nonce must not go back
+            chain_id = int(await self._rpc.call("eth_chainId"), 16)
+            chain_nonce = int(await self._rpc.call("eth_getTransactionCount", self.address, "pending"), 16)
+            ledger_nonce = await self._ledger.next_nonce(self.address)
+            self.nonce = max(self.nonce, chain_nonce, ledger_nonce or 0)
+            self.chain_id = chain_id
         await self.refresh()
 
     async def refresh(self) -> None:

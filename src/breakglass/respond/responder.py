@@ -81,12 +81,17 @@ class Responder:
         """The database engine ``build_responder`` made for itself (disposed on close)."""
         self._poll_interval = poll_interval
         self._started = False
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
         """Fetch nonce and fees, re-broadcast what a previous process left in flight, reopen ratifications."""
-        if self._started:
-            return
-        self._started = True
+        async with self._starting:  # concurrent first findings wait for one start, not race it
+            if self._started:
+                return
+            await self._start()
+            self._started = True
+
+    async def _start(self) -> None:
         await self.ledger.load()
         await self._seed_rates()
         if self.relayer is not None:

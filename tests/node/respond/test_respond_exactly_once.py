@@ -121,3 +121,18 @@ async def test_the_same_finding_handled_concurrently_twice_sends_each_call_once(
         if event.step is ActionStep.SUBMITTED:
             await responder.relayer.wait(event.key)  # type: ignore[union-attr]
     assert venue.guardian_nonce() == 3 and responder.relayer.nonce == 3  # type: ignore[union-attr]
+
+
+async def test_two_first_findings_at_once_on_a_cold_responder_get_distinct_nonces(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue)
+    responder = await harness.responder(start=False)  # both findings arrive before anyone called start()
+    first, second = await asyncio.gather(
+        responder.handle(finding()), responder.handle(finding(tx="0x" + "cd" * 32))
+    )
+    sent = [e for e in [*first, *second] if e.step is ActionStep.SUBMITTED]
+    assert len(sent) == 5 and sorted(e.nonce for e in sent) == [0, 1, 2, 3, 4]  # type: ignore[type-var]
+    for event in sent:
+        assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
+    assert venue.guardian_nonce() == 5
