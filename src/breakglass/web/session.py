@@ -61,7 +61,9 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(ctx: Ctx, _who: Viewer) -> Response:
+async def logout(ctx: Ctx, who: Viewer) -> Response:
+    async with ctx.transaction() as session:
+        await ctx.audit(session, who, "session.logout", "dashboard")
     response = Response(status_code=204, headers={"HX-Redirect": "/login"})
     response.delete_cookie(ctx.codec.cookie_name, path="/", httponly=True, samesite="strict")
     return response

@@ -96,3 +96,27 @@ def test_a_wrong_token_is_refused_and_no_page_is_shown(live_server: LiveServer, 
     expect(page.locator(".error")).to_have_text("That token was not accepted.")
     page.goto(live_server.base_url + "/api/v1/incidents")
     expect(page.locator("body")).to_have_text('{"detail":"unauthorized"}')
+
+
+def test_a_responder_creates_and_expires_a_silence(live_server: LiveServer, page: Page) -> None:
+    sign_in(page, live_server, Role.RESPONDER)
+    page.get_by_role("link", name="Silences").click()
+    expect(page.locator("#silence-list")).to_contain_text("No silences.")
+    page.fill("#matchers", "monitor=oracle-bounds\nmarket=ETH-PERP")
+    page.fill("#comment", "oracle migration, OPS-123")
+    page.fill("#duration", "30")
+    page.get_by_role("button", name="Create silence").click()
+    expect(page.locator("#silence-list .notice")).to_contain_text("created")
+    row = page.locator("#silence-list tbody tr")
+    expect(row).to_contain_text("monitor=oracle-bounds")
+    expect(row).to_contain_text("oracle migration, OPS-123")
+    expect(row).to_contain_text("alice")
+    shot(page, "silences")
+    row.get_by_role("button", name="Expire").click()
+    expect(page.locator("#silence-list .notice")).to_contain_text("expired")
+    expect(page.locator("#silence-list tbody tr").get_by_role("button", name="Expire")).to_have_count(0)
+
+    page.fill("#matchers", "monitor=~[unclosed")
+    page.fill("#comment", "bad regex")
+    page.get_by_role("button", name="Create silence").click()
+    expect(page.locator("#silence-list .error")).to_be_visible()  # the matcher error, not a blank page
