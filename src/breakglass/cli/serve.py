@@ -14,6 +14,8 @@ from breakglass.cli.errors import handle_errors, stderr
 from breakglass.config import LoadedConfig, load_config
 from breakglass.store.migrate import upgrade_async
 
+__all__ = ["serve"]
+
 SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not its value)
 
 

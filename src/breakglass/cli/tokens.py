@@ -19,6 +19,8 @@ from breakglass.incidents.timeline import record_audit
 from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.migrate import upgrade_async
 
+__all__ = ["app"]
+
 app = typer.Typer(help="Create, list and revoke API tokens (roles: viewer < responder < admin).")
 console = Console(highlight=False, soft_wrap=True)
 

@@ -3,6 +3,8 @@ the audit records, checks and errors are the API's own, then answer with the ref
 
 A refused action (a lifecycle rule, a bad signature) is answered ``422`` with the fragment it came
 from and the reason in it; the page's htmx configuration swaps 422 answers in like successes. The CSRF
+__all__ = ["router"]
+
 check has already happened in the access middleware.
 """
 

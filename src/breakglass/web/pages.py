@@ -28,6 +28,8 @@ from breakglass.incidents.timeline import TimelineKind
 from breakglass.respond.safe import SafeService
 from breakglass.web.templating import render
 
+__all__ = ["actions_view", "incident_panel", "router"]
+
 router = APIRouter(include_in_schema=False)
 
 OPEN: set[IncidentState] = {s for s in IncidentState if s is not IncidentState.CLOSED}

@@ -14,6 +14,8 @@ from breakglass.api.context import Ctx
 from breakglass.logs import get_logger
 from breakglass.web.templating import render
 
+__all__ = ["router"]
+
 router = APIRouter(include_in_schema=False)
 log = get_logger(__name__)
 

@@ -18,6 +18,8 @@ from breakglass.api.schemas import NOT_FOUND
 from breakglass.respond.ledger import LedgerRow
 from breakglass.respond.messages import ActionStep
 
+__all__ = ["ActionOut", "StepOut", "router", "summarise"]
+
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
 
 FINAL_STEPS = frozenset(

@@ -14,6 +14,8 @@ from breakglass.api.access import Viewer
 from breakglass.api.context import Ctx
 from breakglass.api.schemas import severity_name
 
+__all__ = ["AlertOut", "router"]
+
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 

@@ -8,6 +8,8 @@ from fastapi.responses import StreamingResponse
 from breakglass.api.access import Viewer
 from breakglass.api.context import Ctx
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 

@@ -13,6 +13,8 @@ from breakglass import __version__
 from breakglass.api.access import Viewer
 from breakglass.api.context import Ctx
 
+__all__ = ["Health", "router"]
+
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 _STARTED = time.monotonic()

@@ -29,6 +29,8 @@ from breakglass.incidents.models import (
 from breakglass.incidents.models import Role as IncidentRole
 from breakglass.incidents.timeline import TimelineKind
 
+__all__ = ["IncidentDetail", "IncidentOut", "NoteIn", "TransitionIn", "router"]
+
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 IncidentId = Annotated[str, Field(min_length=1, max_length=32)]

@@ -16,6 +16,8 @@ from breakglass.api.context import ApiContext, Ctx
 from breakglass.chain.checkpoint import CheckpointStore
 from breakglass.incidents.models import Incident, IncidentFinding, IncidentState
 
+__all__ = ["InvariantHealth", "InvariantOut", "invariant_health", "router"]
+
 router = APIRouter(prefix="/api/v1", tags=["invariants"])
 
 _KINDS = ("invariant", "flow")

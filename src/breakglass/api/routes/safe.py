@@ -20,6 +20,8 @@ from breakglass.api.schemas import NOT_FOUND
 from breakglass.errors import ResponseError
 from breakglass.respond.safe import SafeProposalRow
 
+__all__ = ["ProposalOut", "SignatureIn", "SignatureOut", "router"]
+
 router = APIRouter(prefix="/api/v1/safe/proposals", tags=["safe"])
 
 SafeTxHash = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]

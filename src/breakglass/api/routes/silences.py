@@ -12,6 +12,8 @@ from breakglass.api.access import Responder, Viewer
 from breakglass.api.context import Ctx
 from breakglass.api.schemas import NOT_FOUND
 
+__all__ = ["SilenceIn", "SilenceOut", "router"]
+
 router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
 
 _MS_MAX = 2**53  # JSON-safe integers; far beyond any real deadline

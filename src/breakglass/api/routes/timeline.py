@@ -13,6 +13,8 @@ from breakglass.api.context import Ctx
 from breakglass.api.schemas import TimelineOut
 from breakglass.incidents.timeline import TimelineKind, list_events, verify_chain
 
+__all__ = ["ChainCheck", "router"]
+
 router = APIRouter(prefix="/api/v1/timeline", tags=["timeline"])
 
 

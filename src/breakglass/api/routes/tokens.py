@@ -13,6 +13,8 @@ from breakglass.api.auth import TokenError, TokenStore
 from breakglass.api.context import Ctx
 from breakglass.api.models import ApiToken
 
+__all__ = ["TokenOut", "router"]
+
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
 
