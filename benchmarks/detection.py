@@ -32,6 +32,7 @@ from breakglass.chain.follower import Follower
 from breakglass.chain.rpc import RpcClient
 from breakglass.config import load_config
 from breakglass.detect import DetectionEngine, RpcBatchExecutor, build_detectors, contracts_of
+from breakglass.detect.reads import MulticallExecutor, parse_call
 from breakglass.devnet.anvil import Anvil, AnvilOptions
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import compile_contracts
@@ -85,6 +86,7 @@ def setup(node: Anvil, folder: Path) -> tuple[Web3, Any, Any, Path]:
     admin = w3.eth.accounts[0]
     token = deployer.deploy("usd", "MockERC20", "Test USD", "tUSD", 6)
     vault = deployer.deploy("vault", "ProbeVault", token.address, admin)
+    deployer.deploy("multicall", "ProbeMulticall")
     deployer.manifest(node.url).write(folder / "manifest.json")
     config = folder / "bench.yaml"
     config.write_text(
@@ -270,10 +272,44 @@ async def follow_memory(node: Anvil, config: Path, folder: Path, first: int) -> 
     return memory, done
 
 
+async def reads(node: Anvil, config_path: Path) -> dict[str, Any]:
+    """The invariants' reads, two ways: a JSON-RPC batch of eth_calls vs one Multicall3 eth_call."""
+    config = load_config(config_path, environ={})
+    contracts = contracts_of(config)
+    users = [a for a in Web3(Web3.HTTPProvider(node.url)).eth.accounts]
+    six = [
+        "vault.totalAssets()",
+        "vault.totalLiabilities()",
+        "usd.balanceOf(vault)",
+        "vault.maxLeverage()",
+        "usd.totalSupply()",
+        "vault.paused()",
+    ]
+    many = six + [f"vault.deposits({u})" for u in users] + [f"usd.balanceOf({u})" for u in users]
+    many = (many * 4)[:60]
+    rpc = RpcClient.from_urls([node.url])
+    batch = RpcBatchExecutor(rpc)
+    multi = MulticallExecutor(rpc, contracts["multicall"][0])
+    out: dict[str, Any] = {}
+    for label, texts in (("6_calls", six), ("60_calls", many)):
+        calls = [parse_call(t, contracts, "bench") for t in texts]
+        assert await batch.execute(calls, "latest") == await multi.execute(calls, "latest")
+        for name, executor in (("jsonrpc_batch", batch), ("multicall3", multi)):
+            times = []
+            for _ in range(100):
+                t0 = time.perf_counter()
+                await executor.execute(calls, "latest")
+                times.append((time.perf_counter() - t0) * 1000)
+            out[f"{label}_{name}_ms"] = summary(times)
+    await rpc.close()
+    return out
+
+
 async def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Anvil(AnvilOptions()) as node:
         folder = Path(tmp)
         w3, _token, vault, config = setup(node, folder)
+        read_times = await reads(node, config)
         ours = await latency_breakglass(node, w3, vault, config, folder)
         base = await latency_web3(node, w3, vault, config)
         first = w3.eth.block_number + 1
@@ -305,6 +341,7 @@ async def run() -> dict[str, Any]:
         "latency_breakglass_ms": ours["latency_ms"],
         "latency_web3py_baseline_ms": base["latency_ms"],
         "findings_in_latency_run": ours["findings"],
+        "reads_ms": read_times,
         "backfill_blocks": last - first + 1,
         "raw_fetch_blocks_per_s": round(raw_rate, 1),
         "backfill_blocks_per_s": round(rate, 1),
@@ -341,6 +378,8 @@ def main() -> dict[str, Any]:
         f"{results['memory_rss_mb_per_1000_blocks']}"
         f" growth {results['memory_growth_mb']} MB"
     )
+    for key, value in results["reads_ms"].items():
+        print(f"reads {key:28} p50 {value['p50']:6.2f} ms  p99 {value['p99']:6.2f} ms")
     print(f"wrote {RESULTS}")
     return results
 
