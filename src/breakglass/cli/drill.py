@@ -39,7 +39,8 @@ def run(
     build = compile_contracts()
     table = Table(title="drill run (undefended)" + (" on the safe venue" if safe else ""))
     for column in ("scenario", "target", "target USD", "loss USD", "loss %", "steps", "reverted"):
-        table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
+        justify = "left" if column in ("scenario", "target") else "right"
+        table.add_column(column, justify=justify, no_wrap=column == "scenario")
     results = []
     for s in scenarios:
         with console.status(f"playing {s.name}"):

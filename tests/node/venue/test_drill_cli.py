@@ -1,0 +1,45 @@
+"""``breakglass drill run|benign`` as a user runs them: a fresh devnet each, a table and JSON out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from breakglass.cli.drill import app
+
+pytestmark = pytest.mark.node
+
+
+@pytest.mark.slow
+def test_drill_run_reports_the_loss_of_an_undefended_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "drill.json"
+    result = CliRunner().invoke(
+        app, ["run", "--scenario", "forwarder-oracle", "--no-defense", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "forwarder-oracle" in result.output
+    (entry,) = json.loads(out.read_text())["results"]
+    assert entry["fraction"] > 0.5 and entry["loss"] == entry["target"]
+
+
+def test_drill_run_without_no_defense_says_what_to_do() -> None:
+    result = CliRunner().invoke(app, ["run", "--scenario", "forwarder-oracle"])
+    assert result.exit_code == 2
+
+
+def test_drill_run_names_the_known_scenarios_for_an_unknown_one() -> None:
+    result = CliRunner().invoke(app, ["run", "--scenario", "mango", "--no-defense"])
+    assert result.exit_code == 1
+    assert "spot-oracle-pump" in result.output
+
+
+@pytest.mark.slow
+def test_drill_benign_reports_blocks_transactions_and_reverts(tmp_path: Path) -> None:
+    out = tmp_path / "benign.json"
+    result = CliRunner().invoke(app, ["benign", "--blocks", "15", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["blocks"] == 15 and report["reverts"] == 0 and report["transactions"] > 40
