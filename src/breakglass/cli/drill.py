@@ -18,6 +18,19 @@ app = typer.Typer(help="Rehearse incidents: exploit scenarios and benign traffic
 console = Console()
 
 
+@app.command("list")
+def list_scenarios() -> None:
+    """List the exploit scenarios: the incident each re-creates and the switch it needs."""
+    from breakglass.drills.scenarios import SCENARIOS
+
+    table = Table(title="exploit scenarios (docs/scenarios.md)")
+    for column in ("scenario", "incident", "switch", "target"):
+        table.add_column(column, no_wrap=column == "scenario")
+    for s in SCENARIOS.values():
+        table.add_row(s.name, s.incident, ", ".join(s.switches), s.target_label)
+    console.print(table)
+
+
 @app.command("run")
 @handle_errors
 def run(
@@ -39,8 +52,8 @@ def run(
     build = compile_contracts()
     table = Table(title="drill run (undefended)" + (" on the safe venue" if safe else ""))
     for column in ("scenario", "target", "target USD", "loss USD", "loss %", "steps", "reverted"):
-        justify = "left" if column in ("scenario", "target") else "right"
-        table.add_column(column, justify=justify, no_wrap=column == "scenario")
+        left = column in ("scenario", "target")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "scenario")
     results = []
     for s in scenarios:
         with console.status(f"playing {s.name}"):

@@ -43,3 +43,11 @@ def test_drill_benign_reports_blocks_transactions_and_reverts(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["blocks"] == 15 and report["reverts"] == 0 and report["transactions"] > 40
+
+
+def test_drill_list_shows_every_scenario() -> None:
+    result = CliRunner().invoke(app, ["list"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in ("spot-oracle-pump", "forwarder-oracle", "reentrant-aum", "admin-takeover",
+                 "donation-insolvency", "slow-squeeze", "repeated-drain"):  # fmt: skip
+        assert name in result.output
