@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_abi.abi import encode
@@ -153,6 +153,8 @@ class CallTemplate:
     selector: bytes
     args: tuple[str | int | bool, ...]
     outputs: tuple[str, ...] = ()
+    static: ContractCall | None = None
+    """The call itself when no argument is templated: encoded once, at load, not per finding."""
 
     @classmethod
     def build(
@@ -179,7 +181,7 @@ class CallTemplate:
         for i, (kind, arg) in enumerate(zip(types, args, strict=True)):
             if not (isinstance(arg, str) and "{" in arg):
                 _coerce(kind, arg, f"{contract}.{function} argument {i}")  # literals fail at load, not at use
-        return cls(
+        template = cls(
             contract,
             to_checksum_address(address),
             function,
@@ -188,14 +190,24 @@ class CallTemplate:
             tuple(args),
             tuple(_type_of(o) for o in entry.get("outputs", [])),
         )
+        if not any(isinstance(a, str) and _TEMPLATE.search(a) for a in args):
+            template = replace(template, static=template._encode(None))
+        return template
 
     @property
     def signature(self) -> str:
         return f"{self.function}({','.join(self.arg_types)})"
 
     def render(self, finding: Finding) -> ContractCall:
+        return self.static if self.static is not None else self._encode(finding)
+
+    def _encode(self, finding: Finding | None) -> ContractCall:
         values = tuple(
-            _coerce(kind, render_arg(arg, finding), f"{self.contract}.{self.function} argument {i}")
+            _coerce(
+                kind,
+                arg if finding is None else render_arg(arg, finding),
+                f"{self.contract}.{self.function} argument {i}",
+            )
             for i, (kind, arg) in enumerate(zip(self.arg_types, self.args, strict=True))
         )
         data = self.selector + encode(list(self.arg_types), list(values))
