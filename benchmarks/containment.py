@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -237,6 +238,7 @@ async def front_run(responder: Responder, w3: Web3, venue: Any, first_market: in
 
 
 async def run() -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     build = compile_contracts(["contracts/mocks"])
     with (
         Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node,
@@ -267,6 +269,8 @@ async def run() -> dict[str, Any]:
             "block_time_s": BLOCK_TIME,
             "latency_runs": LATENCY_RUNS,
             "node": "anvil (interval mining)",
+            "cpus": os.cpu_count(),
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
         "latency_ms": {
             "breakglass": {k: summary(v) for k, v in ours.items()},
@@ -281,6 +285,11 @@ async def run() -> dict[str, Any]:
 def main() -> None:
     result = asyncio.run(run())
     lat = result["latency_ms"]
+    setup = result["setup"]
+    print(
+        f"machine: {setup['cpus']} CPUs, 1-min load average {setup['load_average_1m'][0]} before, "
+        f"{setup['load_average_1m'][1]} after (other processes compete for the CPUs: p99 follows the load)"
+    )
     print(f"finding -> signed pause submitted ({LATENCY_RUNS} findings, ms):")
     for who in ("breakglass", "baseline_web3py"):
         t, n, o = lat[who]["total"], lat[who]["node"], lat[who]["ours"]
