@@ -1,0 +1,22 @@
+"""Pre-execution: pending transactions simulated on the latest state and judged by the detectors."""
+
+from breakglass.simulate.judge import Judge, pending_fees
+from breakglass.simulate.relevance import Relevance, RelevanceFilter
+from breakglass.simulate.request import SimulatedBlock, SimulatedTx, parse_simulation, simulation_params
+from breakglass.simulate.service import MempoolService, build_mempool
+from breakglass.simulate.simulator import PendingSimulator, Verdict
+
+__all__ = [
+    "Judge",
+    "MempoolService",
+    "PendingSimulator",
+    "Relevance",
+    "RelevanceFilter",
+    "SimulatedBlock",
+    "SimulatedTx",
+    "Verdict",
+    "build_mempool",
+    "parse_simulation",
+    "pending_fees",
+    "simulation_params",
+]

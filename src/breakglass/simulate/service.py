@@ -1,0 +1,102 @@
+"""``build_mempool(config, watcher, bus)``: the mempool watcher and the simulator for one configuration.
+
+It shares the block path's RPC client and detector instances (flows read their real windows), so it
+is built from the ``detect.service.Watcher`` that ``build_app`` made. No I/O until ``run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from breakglass.bus import Bus
+from breakglass.chain.mempool import MempoolWatcher
+from breakglass.config import LoadedConfig
+from breakglass.detect.service import Watcher
+from breakglass.errors import ChainError, ConfigError, ConfigIssue
+from breakglass.simulate.judge import Judge
+from breakglass.simulate.relevance import RelevanceFilter
+from breakglass.simulate.simulator import PendingSimulator
+
+__all__ = ["MempoolService", "build_mempool"]
+
+
+@dataclass
+class MempoolService:
+    watcher: Watcher
+    mempool: MempoolWatcher
+    simulator: PendingSimulator
+
+    async def start(self) -> None:
+        """Resolve the chain id (shared with the block path) and the current head."""
+        if not self.watcher.engine.chain_id:
+            await self.watcher.start()
+        self.simulator.judge.chain_id = self.watcher.engine.chain_id
+        self.simulator.new_head(int(await self.watcher.rpc.call("eth_blockNumber"), 16))
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Watch and judge until ``stop`` is set (or cancelled)."""
+        stop = stop or asyncio.Event()
+        await self.start()
+        tasks = [asyncio.create_task(self.mempool.run()), asyncio.create_task(self.simulator.run(stop))]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, ChainError):
+                    await task
+
+
+def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> MempoolService:
+    settings = config.settings.mempool
+    engine = watcher.engine
+    ignore: list[str] = []
+    issues: list[ConfigIssue] = []
+    for i, item in enumerate(settings.ignore):
+        if item.startswith("0x") and len(item) == 42:
+            ignore.append(item)
+        elif item in engine.addresses:
+            ignore.append(engine.addresses[item])
+        else:
+            known = ", ".join(sorted(engine.addresses))
+            issues.append(
+                ConfigIssue(
+                    str(config.path), None, f"mempool.ignore[{i}]", f"{item!r} is no contract ({known})"
+                )
+            )
+    if issues:
+        raise ConfigError(issues)
+    judge = Judge(
+        watcher.built.detectors,
+        watcher.built.invariants,
+        chain_id=engine.chain_id,
+        abi=engine.abi,
+        contracts=engine.addresses,
+        reads=engine.calls,
+    )
+
+    async def has_code(address: str) -> bool:
+        return str(await watcher.rpc.call("eth_getCode", address, "latest")) not in ("0x", "0x0", "")
+
+    relevance = RelevanceFilter(
+        engine.addresses.values(), has_code, ignore=ignore, simulate_creations=settings.simulate_creations
+    )
+    simulator = PendingSimulator(
+        watcher.rpc,
+        judge,
+        relevance,
+        bus=bus,
+        max_in_flight=settings.max_in_flight,
+        head_poll_interval=settings.head_poll_interval,
+    )
+    ws = settings.ws or config.settings.chain.ws
+    mempool = MempoolWatcher(
+        watcher.rpc,
+        simulator.handle,
+        ws_url=ws.get_secret_value() if ws else None,
+        poll_interval=settings.poll_interval,
+    )
+    return MempoolService(watcher, mempool, simulator)
