@@ -59,7 +59,11 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
     if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
         from breakglass.detect.service import build_watcher
 
-        app.components["watcher"] = build_watcher(config, app.bus)
+        app.components["watcher"] = watcher = build_watcher(config, app.bus)
+        if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
+            from breakglass.simulate import build_mempool
+
+            app.components["mempool"] = build_mempool(config, watcher, app.bus)
     if config.settings.playbooks:  # findings -> actions: app.components["respond"].run(stop) (issue 5)
         from breakglass.respond import build_responder
 

@@ -71,9 +71,14 @@ async def _watch(config: Path, start: int | None, until: int | None, as_json: bo
             print(_line(finding, as_json), flush=True)
 
     printer = asyncio.create_task(show())
+    mempool = app.components.get("mempool")  # pending transactions simulated alongside (issue 7)
+    simulating = asyncio.create_task(mempool.run(stop)) if mempool is not None else None
     try:
         await watcher.run(stop, until=until)
     finally:
+        stop.set()
+        if simulating is not None:
+            await simulating
         await app.close()  # closes the bus: the printer drains what was published, then ends
         with contextlib.suppress(asyncio.CancelledError):
             await printer

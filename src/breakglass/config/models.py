@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.base import Strict
+from breakglass.config.mempool import MempoolConfig
 from breakglass.config.monitors import MonitorConfig
 from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
 from breakglass.config.refs import UniqueKey
@@ -99,3 +100,4 @@ class Settings(Strict):
     responder: ResponderConfig = Field(default_factory=ResponderConfig)
     safes: list[SafeConfig] = Field(default_factory=list)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    mempool: MempoolConfig = Field(default_factory=MempoolConfig)
