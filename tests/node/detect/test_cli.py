@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
 from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto CliRunner's stream, which closes after each invocation."""
+    yield
+    structlog.reset_defaults()
+
 
 MONITORS = (
     "  - {id: deposits, kind: event, contract: vault, event: Deposit, severity: low}\n"
