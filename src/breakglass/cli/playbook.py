@@ -88,6 +88,7 @@ def test(
     if not steps:
         console.print("no playbook matches this finding")
         return
+    console.print("dry run: each call simulated alone on the latest block; nothing is signed or sent")
     for i, step in enumerate(steps, 1):
         head = step.get("call") or step.get("text") or step.get("error")
         console.print(f"[bold]{i}. {step['playbook']}.{step['action']}[/]: {head}")
