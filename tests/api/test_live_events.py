@@ -12,8 +12,9 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.api.auth import Role
+from breakglass.api.auth import Role, TokenStore
 from breakglass.app import App
 from breakglass.bus import Topics
 from breakglass.incidents.models import IncidentChange
@@ -86,3 +87,21 @@ async def test_the_stream_refuses_callers_without_a_valid_token(base_url: str) -
             response = await http.get("/api/v1/events", headers=headers)
             assert response.status_code == 401
             assert response.json() == {"detail": "unauthorized"}
+
+
+async def test_revoking_a_token_ends_its_open_stream(
+    base_url: str, api: FastAPI, sessions: async_sessionmaker[AsyncSession], tokens: dict[Role, str]
+) -> None:
+    api.state.ctx.live_recheck = 0.2  # production: 15 s
+    headers = {"Authorization": f"Bearer {tokens[Role.VIEWER]}"}
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+        http.stream("GET", "/api/v1/events", headers=headers) as response,
+    ):
+        lines = response.aiter_lines()
+        assert await anext(lines) == "retry: 2000"
+        async with sessions() as session, session.begin():
+            await TokenStore(session).revoke("viewer")
+        # The server closes the stream: the remaining lines are heartbeats at most, then the end.
+        rest = [line async for line in lines]
+    assert all(line in ("", ": connected", ": ping") for line in rest), rest

@@ -39,6 +39,8 @@ class ApiContext:
     clock: Clock = field(default_factory=SystemClock)
     secure_cookies: bool | None = None
     """True/False forces the cookie's Secure flag; None follows the request's scheme."""
+    live_recheck: float = 15.0
+    """Seconds between heartbeats of a live stream, and between checks that its token still holds."""
     incidents: IncidentService = field(init=False)
     silences: SilenceService = field(init=False)
     ledger: Ledger = field(init=False)
