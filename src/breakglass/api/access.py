@@ -52,6 +52,8 @@ def make_authenticator(sessions: async_sessionmaker[AsyncSession], codec: Sessio
     """Resolve a bearer token or a session cookie to a principal, re-checking the token in the store."""
 
     async def authenticate(bearer: str | None, cookie: str | None) -> Principal | None:
+        if bearer is None and cookie is None:
+            return None  # no credentials: no database round trip for anonymous traffic
         async with sessions() as session:
             tokens = TokenStore(session)
             principal: Principal | None = None
