@@ -81,6 +81,8 @@ class _Open:
     hashes: list[str] = field(default_factory=list)
     raw: bytes = b""
     sent_block: int = 0
+    delivered: bool = True
+    """False while the node has not accepted the latest bytes: ``poll()`` sends them again first."""
 
 
 class GuardianRelayer:
@@ -194,6 +196,7 @@ class GuardianRelayer:
             send_s = time.perf_counter()
             refused = await self._broadcast(signed.raw, intent.key)
             node_s += time.perf_counter() - send_s
+            sent.delivered = refused is None
         total_ms = (time.perf_counter() - started) * 1000
         event = replace(
             signed_event,
@@ -274,7 +277,7 @@ class GuardianRelayer:
             await self._ledger.append(event, Signed(self.address, sent.nonce, signed.tx_hash, signed.raw))
             sent.fees, sent.raw, sent.sent_block = fees, signed.raw, self.head
             sent.hashes.append(signed.tx_hash)
-            await self._broadcast(signed.raw, key)
+            sent.delivered = await self._broadcast(signed.raw, key) is None
         if self._emit is not None:
             await self._emit(event)
         return event
@@ -287,6 +290,8 @@ class GuardianRelayer:
             closed = await self._close_if_mined(key, sent)
             if closed is not None:
                 done.append(closed)
+            elif not sent.delivered:  # the node refused or never got it (an outage): same bytes again now
+                sent.delivered = await self._broadcast(sent.raw, key) is None
             elif self.head - sent.sent_block >= self._bump_after:
                 try:
                     await self.bump(key)
@@ -340,7 +345,7 @@ class GuardianRelayer:
             )
             self._open[key] = sent
             if await self._close_if_mined(key, sent) is None:
-                await self._broadcast(sent.raw, key)
+                sent.delivered = await self._broadcast(sent.raw, key) is None
                 log.info("respond.recovered", key=key, nonce=sent.nonce, tx_hash=sent.hashes[-1])
         return keys
 

@@ -10,6 +10,7 @@ import pytest
 from respond_support import Harness, Venue, finding
 
 from breakglass.bus import Topics
+from breakglass.errors import RpcError
 from breakglass.respond import ActionStep, HttpRpc
 
 pytestmark = pytest.mark.node
@@ -136,3 +137,34 @@ async def test_two_first_findings_at_once_on_a_cold_responder_get_distinct_nonce
     for event in sent:
         assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
     assert venue.guardian_nonce() == 5
+
+
+class FlakySendRpc(HttpRpc):
+    """The node drops the first eth_sendRawTransaction on the floor (a connection reset)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.failures = 1
+
+    async def call(self, method: str, *params: Any) -> Any:
+        if method == "eth_sendRawTransaction" and self.failures:
+            self.failures -= 1
+            raise RpcError(method, "transport: ConnectError", recoverable=True)
+        return await super().call(method, *params)
+
+
+async def test_a_send_lost_in_a_node_hiccup_is_sent_again_at_the_next_poll_not_re_signed(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue, PAUSE_ONLY)
+    responder = await harness.responder(rpc=FlakySendRpc(venue.node.url))
+    [sent] = await responder.handle(finding())
+    assert sent.step is ActionStep.SUBMITTED and "ConnectError" in str(sent.detail["broadcast_error"])
+    assert not venue.view("paused")
+    done = await responder.relayer.wait(sent.key)  # type: ignore[union-attr]
+    assert (
+        done.step is ActionStep.CONFIRMED
+        and done.tx_hash == sent.tx_hash
+        and done.detail["replacements"] == 0
+    )
+    assert venue.view("paused") and venue.guardian_nonce() == 1
