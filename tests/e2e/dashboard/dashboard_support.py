@@ -153,6 +153,9 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+# Conditions, not sleeps: each expectation polls until true; 10 s (not 5) leaves room for a busy CI.
+expect.set_options(timeout=10_000)
+
 _SHOTS = os.environ.get("BREAKGLASS_SCREENSHOTS")
 SCREENSHOTS = Path(_SHOTS) if _SHOTS else None
 """Set BREAKGLASS_SCREENSHOTS=folder to keep full-page screenshots of the key moments."""

@@ -131,7 +131,8 @@ def test_two_owners_sign_a_safe_proposal_in_the_dashboard_and_it_executes_on_cha
         title="oracle deviation on market 3", labels={"market": "3"},
     ))  # fmt: skip
     proposal = page.locator(".proposal")
-    expect(proposal).to_have_count(1)  # appeared live, on the actions event
+    # Appears live, on the actions event; the responder's first finding also starts it (nonce, fees).
+    expect(proposal).to_have_count(1, timeout=30_000)
     expect(proposal).to_contain_text("venue.pauseMarket(3)")
     expect(proposal).to_contain_text("0 / 2")
     safe_tx_hash = proposal.get_attribute("data-safe-tx-hash")

@@ -18,4 +18,22 @@
     source.addEventListener(topic, function () { htmx.trigger(document.body, "live:" + topic); });
   });
   window.addEventListener("pagehide", function () { source.close(); });
+
+  // A live refresh (a GET) never replaces a panel in which someone is typing: a half-pasted Safe
+  // signature or a closing reason would be lost. The next event after they submit refreshes it.
+  function editing(root) {
+    var fields = root.querySelectorAll("textarea, input:not([type=hidden]), select");
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f === document.activeElement) return true;
+      if ((f.tagName === "SELECT") ? false : f.value !== f.defaultValue) return true;
+    }
+    return false;
+  }
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    var verb = evt.detail.requestConfig && evt.detail.requestConfig.verb;
+    if (verb === "get" && evt.detail.target && editing(evt.detail.target)) {
+      evt.detail.shouldSwap = false;
+    }
+  });
 })();
