@@ -11,6 +11,7 @@ from breakglass.cli import (
     audit,
     check,
     db,
+    demo,
     devnet,
     drill,
     incidents,
@@ -58,6 +59,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(incidents.app, name="incidents")
 app.command("report")(report.report)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -1,0 +1,199 @@
+"""breakglass defending a devnet venue in-process: the example configuration built for the devnet's
+manifest, ``build_app`` wiring every stage, and what the stages publish recorded with wall-clock times.
+
+The configuration is ``examples/venue.yaml`` (monitors) with ``examples/playbooks.venue.yaml``'s
+responder, policy and playbooks. The playbooks example carries two stand-in monitors of its own; here each
+playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from eth_account import Account
+
+from breakglass.alerts.models import AlertChange
+from breakglass.app import App, build_app
+from breakglass.bus import Topics
+from breakglass.config import load_config
+from breakglass.domain import Finding, Severity
+from breakglass.incidents.messages import IncidentChange
+from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.store.migrate import upgrade_async
+
+__all__ = ["EXAMPLES", "PLAYBOOK_MONITORS", "Defense", "Observed", "defended_config", "write_keystore"]
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+PLAYBOOK_MONITORS = {
+    "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
+    "last-resort": [
+        "vault-drain",
+        "insurance-floor",
+        "share-price-step",
+        "vault-books-match-balance",
+        "price-push-by-stranger",
+    ],
+}
+PASSWORD_ENV = "BREAKGLASS_DRILL_KEYSTORE_PASSWORD"  # noqa: S105 (a variable name)
+
+
+def write_keystore(folder: Path, private_key: bytes) -> tuple[Path, str]:
+    """The guardian key as an encrypted keystore in the drill's folder, with a throwaway password
+    (a devnet key: a cheap KDF so that loading it takes milliseconds)."""
+    password = secrets.token_hex(16)
+    keystore = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=4096)
+    path = folder / "guardian.keystore.json"
+    path.write_text(json.dumps(keystore), encoding="utf-8")
+    path.chmod(0o600)
+    return path, password
+
+
+def defended_config(
+    folder: Path,
+    manifest: Path,
+    keystore: Path,
+    *,
+    ws_url: str | None,
+    poll_interval: float = 0.05,
+    rpc_url: str | None = None,
+) -> Path:
+    """Write ``folder/breakglass.yaml``: the examples for this devnet, a SQLite store in ``folder``, the
+    guardian key from ``keystore``, the mempool stage on when ``ws_url`` is given. ``rpc_url`` overrides
+    the manifest's endpoint (a faulty proxy in front of the node)."""
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "venue.yaml").read_text(encoding="utf-8"))
+    playbooks: dict[str, Any] = yaml.safe_load(
+        (EXAMPLES / "playbooks.venue.yaml").read_text(encoding="utf-8")
+    )
+    for playbook in playbooks["playbooks"]:
+        playbook["match"]["monitors"] = PLAYBOOK_MONITORS[playbook["id"]]
+    playbooks["responder"]["guardian"] = {
+        "keystore": str(keystore.resolve()),
+        "password": f"${{{PASSWORD_ENV}}}",
+    }
+    config.update(
+        deployment=str(manifest.resolve()),
+        store={"url": f"sqlite:///{folder.resolve() / 'breakglass.db'}"},
+        responder=playbooks["responder"],
+        policy=playbooks["policy"],
+        playbooks=playbooks["playbooks"],
+        mempool={"enabled": ws_url is not None, **({"ws": ws_url} if ws_url else {})},
+    )
+    config["chain"]["poll_interval"] = poll_interval
+    if rpc_url:
+        config["chain"]["rpc"] = [rpc_url]
+    path = folder / "breakglass.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Observed:
+    """What the pipeline published, each with the wall-clock ms it was seen at."""
+
+    findings: list[Finding] = field(default_factory=list)
+    actions: list[ActionEvent] = field(default_factory=list)
+    alerts: list[AlertChange] = field(default_factory=list)
+    incidents: list[IncidentChange] = field(default_factory=list)
+    seen_ms: dict[int, float] = field(default_factory=dict)
+    """Wall-clock ms at which each message (by ``id``) reached the drill's subscriber."""
+
+    def seen(self, message: object) -> float:
+        return self.seen_ms.get(id(message), 0.0)
+
+    def serious(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= Severity.HIGH]
+
+    def confirmed(self) -> list[ActionEvent]:
+        return [a for a in self.actions if a.step is ActionStep.CONFIRMED]
+
+    def incident_id(self) -> str | None:
+        opened = [c.incident_id for c in self.incidents if c.change == "opened"]
+        return opened[0] if opened else (self.incidents[0].incident_id if self.incidents else None)
+
+
+@dataclass
+class Defense:
+    """The whole pipeline (follower, mempool simulator, responder, incident stage) on one event loop."""
+
+    app: App
+    observed: Observed = field(default_factory=Observed)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    on_event: Callable[[str, Any], None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        config_path: Path,
+        password: str,
+        start_block: int,
+        on_event: Callable[[str, Any], None] | None = None,
+    ) -> Defense:
+        """Migrate the store, build the app, start every stage from ``start_block``."""
+        loaded = load_config(config_path, environ={PASSWORD_ENV: password})
+        await upgrade_async(loaded.settings.store.url)
+        defense = cls(build_app(loaded), on_event=on_event)
+        app = defense.app
+        await app.start()
+        watcher = app.components["watcher"]
+        watcher.follower.start_block = start_block
+        observers: list[tuple[str, list[Any]]] = [
+            (Topics.FINDINGS, defense.observed.findings),
+            (Topics.ACTIONS, defense.observed.actions),
+            (Topics.ALERTS, defense.observed.alerts),
+            (Topics.INCIDENTS, defense.observed.incidents),
+        ]
+        for topic, sink in observers:
+            stream = app.bus.subscribe(topic, f"drill-{topic}")
+            defense.tasks.append(asyncio.create_task(defense._collect(topic, stream, sink)))
+        await app.components["incidents"].start()
+        runners = [watcher, app.components["respond"]]
+        mempool = app.components.get("mempool")
+        if mempool is not None:
+            runners.append(mempool)
+        defense.tasks += [asyncio.create_task(r.run(defense.stop)) for r in runners]
+        if mempool is not None:
+            await asyncio.wait_for(mempool.mempool.subscribed.wait(), 30)
+        return defense
+
+    async def _collect(self, topic: str, stream: Any, sink: list[Any]) -> None:
+        async for message in stream:
+            self.observed.seen_ms[id(message)] = time.time() * 1000
+            sink.append(message)
+            if self.on_event is not None:
+                self.on_event(topic, message)
+
+    async def settle(self, head: int, within: float = 30.0) -> None:
+        """Wait until the follower has processed ``head`` and the last action has an outcome."""
+        follower = self.app.components["watcher"].follower
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            last = follower.last
+            if last is not None and last.number >= head and not self._open_actions():
+                return
+            await asyncio.sleep(0.05)
+
+    def _open_actions(self) -> set[str]:
+        final = {ActionStep.CONFIRMED, ActionStep.FAILED, ActionStep.REFUSED, ActionStep.DUPLICATE}
+        started = {a.key for a in self.observed.actions if a.step is ActionStep.SUBMITTED}
+        done = {a.key for a in self.observed.actions if a.step in final}
+        return started - done
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks[4:]:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 30)
+        await self.app.close()  # closes the bus: the collectors end
+        for task in self.tasks[:4]:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 5)
