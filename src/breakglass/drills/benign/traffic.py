@@ -94,7 +94,7 @@ class BenignTraffic:
     def fund(self) -> None:
         """Give every participant ether, collateral and approvals: two busy blocks, not hundreds."""
         v, deployer = self.venue, role_key("deployer")
-        self._rpc("evm_setAutomine", False)
+        mining = self._hold_mining()
         try:
             for who, usd in [(t, 2_000_000) for t in self.traders] + [(lp, 5_000_000) for lp in self.lps]:
                 self._send("fund", deployer, v.usd.functions.mint(who.address, usd * USD))
@@ -111,7 +111,7 @@ class BenignTraffic:
                 self._send("approve", lp, v.usd.functions.approve(v.vault.address, 2**255))
             self._mine()
         finally:
-            self._rpc("evm_setAutomine", True)
+            self._resume_mining(mining)
         if self.report.reverts:
             raise DevnetError(f"funding benign participants reverted: {self.report.reverts[:3]}")
         self.report = BenignReport()
@@ -129,7 +129,7 @@ class BenignTraffic:
 
     def run(self, blocks: int, on_block: Callable[[int], None] | None = None) -> BenignReport:
         started = time.monotonic()
-        self._rpc("evm_setAutomine", False)
+        mining = self._hold_mining()
         try:
             self.report.first_block = self.w3.eth.block_number + 1
             for i in range(blocks):
@@ -137,7 +137,7 @@ class BenignTraffic:
                 if on_block:
                     on_block(self.w3.eth.block_number)
         finally:
-            self._rpc("evm_setAutomine", True)
+            self._resume_mining(mining)
         self.report.last_block = self.w3.eth.block_number
         self.report.wall_seconds = time.monotonic() - started
         return self.report
@@ -186,6 +186,21 @@ class BenignTraffic:
         tx_hash = self.w3.eth.send_raw_transaction(sign_tx(who, tx))
         self._nonces[who.address] = nonce + 1
         self._pending[HexBytes(tx_hash).to_0x_hex()] = _Pending(kind, who.address, on_success)
+
+    def _hold_mining(self) -> tuple[bool, int]:
+        """Take over block production; returns the node's (automine, interval seconds) to restore."""
+        automine = bool(self._rpc("anvil_getAutomine"))
+        interval = int(self._rpc("anvil_getIntervalMining") or 0)
+        if interval:
+            self._rpc("evm_setIntervalMining", 0)
+        self._rpc("evm_setAutomine", False)
+        return automine, interval
+
+    def _resume_mining(self, mining: tuple[bool, int]) -> None:
+        automine, interval = mining
+        self._rpc("evm_setAutomine", automine)
+        if interval:
+            self._rpc("evm_setIntervalMining", interval)
 
     def _rpc(self, method: str, *params: Any) -> Any:
         return self.w3.provider.make_request(RPCEndpoint(method), list(params))["result"]
