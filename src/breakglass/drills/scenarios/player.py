@@ -15,10 +15,11 @@ from typing import Any
 
 from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3Exception
+from web3.types import RPCEndpoint
 
 from breakglass.devnet.solc import Build
 from breakglass.devnet.venue import USD, Venue, VenueBalances
-from breakglass.devnet.venue.tx import PRIORITY_FEE_WEI, build_tx, send_signed, sign_tx
+from breakglass.devnet.venue.tx import PRIORITY_FEE_WEI, build_tx, send_signed, sign_tx, transact
 from breakglass.drills.scenarios.base import AttackContext, Phase, Scenario, Step, StepResult
 
 __all__ = ["ScenarioResult", "ScenarioRun", "play"]
@@ -108,9 +109,12 @@ class ScenarioRun:
         return self.venue.w3
 
     def fund_dirty_wallet(self) -> None:
-        """Off-chain history: the attacker's known wallet holds what it will launder."""
-        s = self.scenario
-        self.venue.fund(self.ctx.dirty_wallet.address, usd=s.funding_usd, eth=s.funding_eth + 10**18)
+        """Prior history: the attacker's known wallet holds what it will launder. Its ether is set
+        directly (no transaction links it to any venue account); it mints the test collateral itself."""
+        s, dirty = self.scenario, self.ctx.dirty_wallet
+        wei = s.funding_eth + 10**18
+        self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [dirty.address, hex(wei)])
+        transact(self.w3, dirty, self.venue.usd.functions.mint(dirty.address, s.funding_usd), gas=100_000)
 
     def steps(self) -> Iterator[tuple[Phase, Step]]:
         """Every step of every phase, lazily; the strike's baseline is taken when it begins."""
