@@ -36,6 +36,7 @@ from breakglass.detect.reads import MulticallExecutor, parse_call
 from breakglass.devnet.anvil import Anvil, AnvilOptions
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import compile_contracts
+from breakglass.errors import RpcError
 from breakglass.store.db import Base, make_engine, make_sessionmaker
 
 RESULTS = Path(__file__).parent / "results" / "detection.json"
@@ -121,7 +122,7 @@ async def make_stack(
     node: Anvil, config_path: Path, db_path: Path
 ) -> tuple[Follower, DetectionEngine, RpcClient, Any]:
     config = load_config(config_path, environ={})
-    rpc = RpcClient.from_urls([node.url])
+    rpc = RpcClient.from_urls([node.url], timeout=60.0)
     built = build_detectors(config, chain_id=31337)
     bus = InProcessBus()
     engine = DetectionEngine(
@@ -264,7 +265,10 @@ async def follow_memory(node: Anvil, config: Path, folder: Path, first: int) -> 
     done = 0
     while done < MEMORY_BLOCKS:
         await asyncio.to_thread(node.mine, 250)
-        done += await follower.step()
+        try:
+            done += await follower.step()
+        except RpcError as exc:  # anvil slows down past a few thousand blocks; retry as `run()` does
+            print(f"  (retrying after: {exc})", flush=True)
         if done // 1000 > len(memory) - 1 or not memory:
             memory.append(rss_mb())
     await rpc.close()
@@ -310,8 +314,10 @@ async def run() -> dict[str, Any]:
         folder = Path(tmp)
         w3, _token, vault, config = setup(node, folder)
         read_times = await reads(node, config)
+        print(f"reads: {read_times}", flush=True)
         ours = await latency_breakglass(node, w3, vault, config, folder)
         base = await latency_web3(node, w3, vault, config)
+        print(f"latency: breakglass {ours['latency_ms']}, web3.py {base['latency_ms']}", flush=True)
         first = w3.eth.block_number + 1
         for i in range(BACKFILL_BLOCKS // 7):  # backfill range: blocks with traffic, then quiet ones
             traffic(w3, vault, i)
@@ -329,6 +335,11 @@ async def run() -> dict[str, Any]:
         )
         rate_events = await backfill(node, events_only, folder, first, last, "events")
         raw_third = await raw_fetch_rate(node, first, last)
+        print(
+            f"backfill: {rate:.0f}/s, events only {rate_events:.0f}/s, "
+            f"raw {raw:.0f} {raw_again:.0f} {raw_third:.0f}/s",
+            flush=True,
+        )
         memory, mem_blocks = await follow_memory(node, config, folder, last + 1)
     raw_rate = (raw + raw_again + raw_third) / 3
     return {
