@@ -61,7 +61,7 @@ async def test_the_example_playbooks_contain_a_market_then_pause_the_venue_as_a_
     await upgrade_async(f"sqlite:///{tmp_path / 'bg.db'}")
     guard = venue.guard.functions
     try:
-        events = await responder.handle(finding("oracle-price-deviation", market="1"))
+        events = await responder.handle(finding("oracle-deviation-btc", market="1"))
         assert [e.step for e in events] == [ActionStep.SUBMITTED] * 3 + [
             ActionStep.NOTIFY,
             ActionStep.ESCALATE,
@@ -74,10 +74,10 @@ async def test_the_example_playbooks_contain_a_market_then_pause_the_venue_as_a_
         [task] = responder.ratifier.open_tasks  # type: ignore[union-attr]
         assert task.check["view"] == "guardian.marketPause(1)"
 
-        [pause, *_] = await responder.handle(finding("vault-outflow"))
+        [pause, *_] = await responder.handle(finding("vault-drain"))
         await responder.relayer.wait(pause.key)  # type: ignore[union-attr]
         assert guard.isVenuePaused().call()
-        again = await responder.handle(finding("vault-outflow", other="x"))  # another finding: still once
+        again = await responder.handle(finding("vault-drain", other="x"))  # another finding: still once
         assert again[0].step is ActionStep.DUPLICATE
 
         # Governance lets both pauses lapse: the venue resumes by itself and breakglass records it.
