@@ -1,21 +1,29 @@
-"""``breakglass drill run|benign``: play exploit scenarios and benign traffic on a fresh devnet."""
+"""``breakglass drill list|run|benign``: exploit scenarios and benign traffic on a fresh devnet, defended
+by breakglass with the example configuration (or undefended), scored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from breakglass.cli.errors import handle_errors, stderr
-from breakglass.devnet.anvil import BlockMode
+from breakglass.cli.errors import handle_errors
 from breakglass.devnet.solc import compile_contracts
+from breakglass.logs import configure_logging
+
+if TYPE_CHECKING:
+    from breakglass.drills.runner import Mode
+    from breakglass.drills.scenarios import Scenario
 
 app = typer.Typer(help="Rehearse incidents: exploit scenarios and benign traffic on a local devnet.")
 console = Console()
+
+MODE_HELP = "public (a block a second, pending txs visible) or private (automine); auto/interval also read"
 
 
 @app.command("list")
@@ -31,26 +39,69 @@ def list_scenarios() -> None:
     console.print(table)
 
 
+def _quiet(verbose: bool) -> None:
+    if not verbose:
+        configure_logging(level="critical")
+
+
 @app.command("run")
 @handle_errors
 def run(
     scenario: Annotated[str, typer.Option("--scenario", help="a scenario name, or 'all'")] = "all",
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "private",
     no_defense: Annotated[bool, typer.Option("--no-defense", help="play undefended")] = False,
-    safe: Annotated[bool, typer.Option("--safe", help="on the safe venue (switch off)")] = False,
-    mode: Annotated[BlockMode, typer.Option(help="auto (private flow) or interval")] = BlockMode.AUTO,
-    block_time: Annotated[float, typer.Option(help="seconds per block in interval mode")] = 1.0,
-    time_scale: Annotated[float, typer.Option(help="interval mode: real seconds per scenario second")] = 0.02,
+    safe: Annotated[bool, typer.Option("--safe", help="undefended, on the safe venue (switch off)")] = False,
+    fault: Annotated[
+        str | None,
+        typer.Option(help="node-restart, rpc-errors, reorg, guardian-no-gas or slow-node (docs/drills.md)"),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write results as JSON")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="folder for scorecard.md/.html and plots")] = None,
+    block_time: Annotated[float, typer.Option(help="--safe/--no-defense interval mode: s per block")] = 1.0,
+    time_scale: Annotated[float, typer.Option(help="real seconds per scenario second")] = 0.02,
+    verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
-    """Play scenarios on a fresh devnet each and report the loss they caused."""
-    from breakglass.drills.scenarios.devnet import play_on_fresh_devnet, resolve
+    """Play scenarios on a fresh devnet each: the loss undefended, and with breakglass defending."""
+    from breakglass.drills.faults import make_fault
+    from breakglass.drills.runner import DrillOptions, parse_mode, run_drill
+    from breakglass.drills.scenarios.devnet import resolve
+    from breakglass.drills.scorecard import rich_table, write_scorecard
 
-    if not no_defense:
-        stderr.print("[red]defended drills are not available yet: pass --no-defense[/red]")
-        raise typer.Exit(2)
     scenarios = resolve(scenario)
+    chosen_mode = parse_mode(mode)
+    make_fault(fault)  # an unknown fault is an error before anything starts
+    if safe:
+        _safe_venue(scenarios, chosen_mode, block_time, time_scale, json_path)
+        return
+    _quiet(verbose)
     build = compile_contracts()
-    table = Table(title="drill run (undefended)" + (" on the safe venue" if safe else ""))
+    results = []
+    for s in scenarios:
+        opts = DrillOptions(mode=chosen_mode, defended=not no_defense, fault=fault, time_scale=time_scale)
+        with console.status(f"{s.name} ({chosen_mode}{', ' + fault if fault else ''})"):
+            results.append(asyncio.run(run_drill(s, build, opts)))
+        r = results[-1]
+        console.print(f"{r.scenario}: loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD")
+    console.print(rich_table(results))
+    if json_path:
+        json_path.write_text(json.dumps([r.to_json() for r in results], indent=2), encoding="utf-8")
+        console.print(f"results: {json_path}")
+    if out:
+        files = write_scorecard(results, out)
+        console.print(f"scorecard: {files.markdown} and {files.html}")
+
+
+def _safe_venue(
+    scenarios: list[Scenario], mode: Mode, block_time: float, time_scale: float, json_path: Path | None
+) -> None:
+    """The scenarios undefended on the safe venue: each must lose the attacker money."""
+    from breakglass.devnet.anvil import BlockMode
+    from breakglass.drills.runner import Mode
+    from breakglass.drills.scenarios.devnet import play_on_fresh_devnet
+
+    build = compile_contracts()
+    block_mode = BlockMode.INTERVAL if mode is Mode.PUBLIC else BlockMode.AUTO
+    table = Table(title="drill run (undefended) on the safe venue")
     for column in ("scenario", "target", "target USD", "loss USD", "loss %", "steps", "reverted"):
         left = column in ("scenario", "target")
         table.add_column(column, justify="left" if left else "right", no_wrap=column == "scenario")
@@ -58,9 +109,13 @@ def run(
     for s in scenarios:
         with console.status(f"playing {s.name}"):
             r = play_on_fresh_devnet(
-                s, vulnerable=not safe, mode=mode, block_time=block_time, time_scale=time_scale,
+                s,
+                vulnerable=False,
+                mode=block_mode,
+                block_time=block_time,
+                time_scale=time_scale,
                 build=build,
-            )  # fmt: skip
+            )
         results.append(r.to_json())
         table.add_row(
             r.scenario, r.target_label, f"{r.target_usd:,.0f}", f"{r.loss_usd:,.0f}",
@@ -77,20 +132,42 @@ def run(
 def benign(
     blocks: Annotated[int, typer.Option("--blocks", help="blocks to generate")] = 1_000,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same traffic)")] = 7,
+    no_defense: Annotated[bool, typer.Option("--no-defense", help="traffic only, nobody watching")] = False,
+    no_mempool: Annotated[bool, typer.Option("--no-mempool", help="defend from blocks only")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the report as JSON")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
-    """Generate a busy day of honest traffic on a fresh devnet; report blocks, transactions and reverts."""
+    """Honest traffic on the safe venue with breakglass defending: alerts by severity, actions taken."""
     from breakglass.drills.benign import BenignConfig, run_on_fresh_devnet
+    from breakglass.drills.falsepositives import run_defended_benign
 
-    with console.status(f"generating {blocks} blocks of benign traffic"):
-        report = run_on_fresh_devnet(BenignConfig(seed=seed), blocks)
-    table = Table(title=f"benign traffic (seed {seed})")
+    config = BenignConfig(seed=seed)
+    if no_defense:
+        with console.status(f"generating {blocks} blocks of benign traffic"):
+            report = run_on_fresh_devnet(config, blocks)
+        payload = report.to_json()
+        alerts = None
+    else:
+        _quiet(verbose)
+        with console.status(f"{blocks} blocks of benign traffic, breakglass defending"):
+            defended = asyncio.run(
+                run_defended_benign(compile_contracts(), blocks, config, mempool=not no_mempool)
+            )
+        report = defended.traffic
+        payload = {**defended.to_json(), "reverts": report.unexpected_reverts, "seconds": report.wall_seconds}
+        alerts = defended
+    table = Table(title=f"benign traffic (seed {seed})" + ("" if no_defense else ", defended"))
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in report.summary().items():
         table.add_row(key, str(value))
+    if alerts is not None:
+        for severity, count in alerts.alerts.items():
+            table.add_row(f"alerts {severity}", str(count))
+        table.add_row("automatic actions", str(len(alerts.actions)))
+        table.add_row("findings by monitor", json.dumps(alerts.findings))
     console.print(table)
     if json_path:
-        json_path.write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
-    if report.unexpected_reverts:
+        json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    if report.unexpected_reverts or (alerts is not None and alerts.actions):
         raise typer.Exit(1)

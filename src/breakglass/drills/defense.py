@@ -3,7 +3,8 @@ manifest, ``build_app`` wiring every stage, and what the stages publish recorded
 
 The configuration is ``examples/venue.yaml`` (monitors) with ``examples/playbooks.venue.yaml``'s
 responder, policy and playbooks. The playbooks example carries two stand-in monitors of its own; here each
-playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``).
+playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``),
+and one playbook is added: ``SETUP_PLAYBOOK`` blocks a mixer-funded deployer and its fresh contract.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from breakglass.incidents.messages import IncidentChange
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.store.migrate import upgrade_async
 
-__all__ = ["EXAMPLES", "PLAYBOOK_MONITORS", "Defense", "Observed", "defended_config", "write_keystore"]
+__all__ = [
+    "EXAMPLES",
+    "PLAYBOOK_MONITORS",
+    "SETUP_PLAYBOOK",
+    "Defense",
+    "Observed",
+    "defended_config",
+    "write_keystore",
+]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PLAYBOOK_MONITORS = {
@@ -43,6 +52,20 @@ PLAYBOOK_MONITORS = {
         "price-push-by-stranger",
     ],
 }
+SETUP_PLAYBOOK: dict[str, Any] = {
+    "id": "contain-setup",
+    "description": "a mixer-funded account deployed a contract that touches the venue: block both",
+    "match": {"monitors": ["attack-setup"], "min_severity": "high"},
+    "actions": [
+        {"kind": "call", "id": "block-contract", "contract": "guardian", "function": "blockAccount",
+         "args": ["{evidence.target}"]},
+        {"kind": "call", "id": "block-deployer", "contract": "guardian", "function": "blockAccount",
+         "args": ["{evidence.actor}"]},
+        {"kind": "incident", "id": "escalate", "severity": "high"},
+    ],
+}  # fmt: skip
+"""Added to the examples' playbooks: the defense against atomic exploits comes from the set-up stage
+(examples/playbooks.venue.yaml has no playbook for examples/venue.yaml's ``attack-setup`` monitor)."""
 PASSWORD_ENV = "BREAKGLASS_DRILL_KEYSTORE_PASSWORD"  # noqa: S105 (a variable name)
 
 
@@ -84,7 +107,7 @@ def defended_config(
         store={"url": f"sqlite:///{folder.resolve() / 'breakglass.db'}"},
         responder=playbooks["responder"],
         policy=playbooks["policy"],
-        playbooks=playbooks["playbooks"],
+        playbooks=[*playbooks["playbooks"], SETUP_PLAYBOOK],
         mempool={"enabled": ws_url is not None, **({"ws": ws_url} if ws_url else {})},
     )
     config["chain"]["poll_interval"] = poll_interval

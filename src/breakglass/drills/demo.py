@@ -110,7 +110,7 @@ async def run_demo(console: Console, folder: Path, scenario: str = DEMO_SCENARIO
     )
     build = compile_contracts()
     log = LiveLog(console)
-    opts = DrillOptions(mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log)
+    opts = DrillOptions(mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log, benign_blocks=2)
     result = await run_drill(chosen, build, opts)
     console.print()
     console.print(card(result))

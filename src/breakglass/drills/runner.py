@@ -6,8 +6,9 @@ act between the attacker's transactions; each attacker wait of the scenario is p
 ``time_scale`` of it, at most ``max_pause`` seconds); ``public`` mines a block a second during the strike
 so pending transactions sit in anvil's fee-ordered mempool, each strike transaction sent right after a
 block as a public broadcast would be. Prepare and set-up play on automine in both modes.
-Times are measured from the broadcast of the first strike transaction: ms by the wall clock, blocks from
-the head at that moment (a pause in the block that includes the strike counts 1).
+Times are measured from the broadcast of the first exploit transaction: ms by the wall clock, blocks from
+the head at that moment (a pause in the block that includes the strike counts 1). Negative times mean
+before it: the set-up stage was detected (and the attacker's accounts blocked) before the strike.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from breakglass.drills.defense import Defense, Observed, defended_config, write_
 from breakglass.drills.faults import Fault, make_fault
 from breakglass.drills.scenarios import Phase, Scenario, ScenarioRun
 from breakglass.drills.scenarios.base import Step
+from breakglass.errors import DevnetError
 
 __all__ = ["DrillOptions", "DrillResult", "Mode", "contained", "parse_mode", "run_drill"]
 
@@ -49,7 +51,10 @@ class Mode(enum.StrEnum):
 
 def parse_mode(value: str) -> Mode:
     """``public``/``private``, or the older ``interval``/``auto`` spelling."""
-    return {"auto": Mode.PRIVATE, "interval": Mode.PUBLIC}.get(value, Mode(value) if value else Mode.PRIVATE)
+    aliases = {"auto": Mode.PRIVATE, "interval": Mode.PUBLIC, "public": Mode.PUBLIC, "private": Mode.PRIVATE}
+    if value not in aliases:
+        raise DevnetError(f"unknown mode {value!r} (known: public, private; auto and interval also read)")
+    return aliases[value]
 
 
 @dataclass
@@ -125,9 +130,10 @@ class DrillOptions:
     mode: Mode = Mode.PRIVATE
     defended: bool = True
     fault: str | None = None
-    benign_blocks: int = 2
-    """Benign blocks mined after each step before the first exploit transaction (none during the strike,
-    so that the loss measured is the attack's alone)."""
+    benign_blocks: int = 0
+    """Benign blocks mined after each prepare and set-up step (none during the strike, so that the loss
+    measured is the attack's alone). Off by default: honest positions on the thin market use the open
+    interest headroom some strikes need (spot-oracle-pump's self-matched open then reverts)."""
     time_scale: float = 0.02
     max_pause: float = 1.0
     seed: int = 7
@@ -172,7 +178,7 @@ def _play(
         result = run.execute(phase, step)
         if opts.on_event is not None and pace:
             opts.on_event("step", result)
-        if not out.broadcast_head:
+        if phase is not Phase.STRIKE:
             if opts.benign_blocks:
                 traffic.run(opts.benign_blocks)
             continue
@@ -196,13 +202,13 @@ def _play(
 
 def measure(result: DrillResult, observed: Observed, played: _Play) -> None:
     """Fill detection, containment, alerts, actions and the incident from what the pipeline published."""
-    after = [f for f in observed.serious() if observed.seen(f) >= played.broadcast_ms]
-    if after:
-        first = min(after, key=observed.seen)
+    serious = observed.serious()
+    if serious and played.broadcast_head:
+        first = min(serious, key=observed.seen)
         result.ttd_ms = observed.seen(first) - played.broadcast_ms
-        result.ttd_blocks = max(0, first.block_number - played.broadcast_head)
-    calls = [a for a in observed.confirmed() if a.at_ms >= played.broadcast_ms]
-    if calls:
+        result.ttd_blocks = first.block_number - played.broadcast_head
+    calls = observed.confirmed()
+    if calls and played.broadcast_head:
         first_call = min(calls, key=lambda a: a.at_ms)
         result.ttc_ms = first_call.at_ms - played.broadcast_ms
         block = first_call.detail.get("block_number")

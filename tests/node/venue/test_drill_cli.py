@@ -21,13 +21,14 @@ def test_drill_run_reports_the_loss_of_an_undefended_scenario(tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     assert "forwarder-oracle" in result.output
-    (entry,) = json.loads(out.read_text())["results"]
-    assert entry["fraction"] > 0.5 and entry["loss"] == entry["target"]
+    (entry,) = json.loads(out.read_text())
+    assert entry["defended"] is False and entry["loss_usd"] == entry["baseline_loss_usd"] > 1_000_000
 
 
-def test_drill_run_without_no_defense_says_what_to_do() -> None:
-    result = CliRunner().invoke(app, ["run", "--scenario", "forwarder-oracle"])
-    assert result.exit_code == 2
+def test_drill_run_names_the_modes_for_an_unknown_one() -> None:
+    result = CliRunner().invoke(app, ["run", "--scenario", "forwarder-oracle", "--mode", "sideways"])
+    assert result.exit_code == 1
+    assert "public" in result.output and "private" in result.output
 
 
 def test_drill_run_names_the_known_scenarios_for_an_unknown_one() -> None:
