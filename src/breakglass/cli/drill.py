@@ -59,6 +59,12 @@ def run(
     out: Annotated[Path | None, typer.Option("--out", help="folder for scorecard.md/.html and plots")] = None,
     block_time: Annotated[float, typer.Option(help="--safe/--no-defense interval mode: s per block")] = 1.0,
     time_scale: Annotated[float, typer.Option(help="real seconds per scenario second")] = 0.02,
+    benign_blocks: Annotated[
+        int, typer.Option(help="honest blocks after each prepare/set-up step (docs/drills.md)")
+    ] = 0,
+    no_setup_playbook: Annotated[
+        bool, typer.Option("--no-setup-playbook", help="the examples' playbooks alone (no set-up blocking)")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
     """Play scenarios on a fresh devnet each: the loss undefended, and with breakglass defending."""
@@ -77,7 +83,10 @@ def run(
     build = compile_contracts()
     results = []
     for s in scenarios:
-        opts = DrillOptions(mode=chosen_mode, defended=not no_defense, fault=fault, time_scale=time_scale)
+        opts = DrillOptions(
+            mode=chosen_mode, defended=not no_defense, fault=fault, time_scale=time_scale,
+            benign_blocks=benign_blocks, setup_playbook=not no_setup_playbook,
+        )  # fmt: skip
         with console.status(f"{s.name} ({chosen_mode}{', ' + fault if fault else ''})"):
             results.append(asyncio.run(run_drill(s, build, opts)))
         r = results[-1]

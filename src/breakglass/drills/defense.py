@@ -88,6 +88,7 @@ def defended_config(
     ws_url: str | None,
     poll_interval: float = 0.05,
     rpc_url: str | None = None,
+    setup_playbook: bool = True,
 ) -> Path:
     """Write ``folder/breakglass.yaml``: the examples for this devnet, a SQLite store in ``folder``, the
     guardian key from ``keystore``, the mempool stage on when ``ws_url`` is given. ``rpc_url`` overrides
@@ -107,7 +108,7 @@ def defended_config(
         store={"url": f"sqlite:///{folder.resolve() / 'breakglass.db'}"},
         responder=playbooks["responder"],
         policy=playbooks["policy"],
-        playbooks=[*playbooks["playbooks"], SETUP_PLAYBOOK],
+        playbooks=[*playbooks["playbooks"], *([SETUP_PLAYBOOK] if setup_playbook else [])],
         mempool={"enabled": ws_url is not None, **({"ws": ws_url} if ws_url else {})},
     )
     config["chain"]["poll_interval"] = poll_interval

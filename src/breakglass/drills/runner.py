@@ -137,6 +137,8 @@ class DrillOptions:
     time_scale: float = 0.02
     max_pause: float = 1.0
     seed: int = 7
+    setup_playbook: bool = True
+    """Add ``defense.SETUP_PLAYBOOK`` to the examples' playbooks (off: the examples' playbooks alone)."""
     workdir: Path | None = None
     on_event: Callable[[str, Any], None] | None = None
     """Called with (topic, message) for what the pipeline publishes, and ("step", StepResult)."""
@@ -255,7 +257,10 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
         proxy = await fault.start_proxy(node.url) if fault is not None else None
         keystore, password = write_keystore(folder, bytes(venue.key("guardian").key))
         ws_url = node.ws_url if opts.mode is Mode.PUBLIC else None
-        config = defended_config(folder, folder / "manifest.json", keystore, ws_url=ws_url, rpc_url=proxy)
+        config = defended_config(
+            folder, folder / "manifest.json", keystore, ws_url=ws_url, rpc_url=proxy,
+            setup_playbook=opts.setup_playbook,
+        )  # fmt: skip
         if fault is not None:
             fault.before_defense(node, venue)
         defense = await Defense.start(config, password, w3.eth.block_number + 1, on_event=opts.on_event)
