@@ -93,6 +93,7 @@ class Judge:
             for inv in invariants.invariants
         }
         self._calls = {inv.cfg.id: inv.calls for inv in invariants.invariants}
+        self._before: dict[tuple[Any, ...], tuple[dict[str, Any], set[str]]] = {}
 
     def context(self, pending: PendingTx, sim: SimulatedBlock, observed_at_ms: float) -> BlockContext:
         tx = pending.tx
@@ -138,15 +139,25 @@ class Judge:
             found += plugin.on_pending(pending)
         return [self._pending(f, pending, sim, ctx) for f in found]
 
-    def _invariants(self, ctx: BlockContext, sim: SimulatedBlock) -> list[Finding]:
-        before = decode_results(self.reads, sim.before)
-        # already failing on the latest state: not this transaction's doing (the block path has it)
-        failing = {
-            v.monitor_id
-            for v in self.invariants.evaluate(
+    def _failing_before(self, sim: SimulatedBlock, key: tuple[Any, ...]) -> tuple[dict[str, Any], set[str]]:
+        """Invariants already failing on the latest state: not the pending transaction's doing (the
+        block path has them). Every pending tx of one head reads the same state: computed once."""
+        found = self._before.get(key)
+        if found is None:
+            before = decode_results(self.reads, sim.before)
+            violations = self.invariants.evaluate(
                 before, block_number=sim.number - 1, timestamp=sim.timestamp, remember=False
             )
-        }
+            found = self._before[key] = (before, {v.monitor_id for v in violations})
+            while len(self._before) > 8:
+                self._before.pop(next(iter(self._before)))
+        return found
+
+    def _invariants(self, ctx: BlockContext, sim: SimulatedBlock) -> list[Finding]:
+        key = tuple(r if isinstance(r, bytes) else str(r) for r in sim.before)
+        if key == tuple(r if isinstance(r, bytes) else str(r) for r in sim.after):
+            return []  # it changed none of the values read: it cannot be what breaks an invariant
+        before, failing = self._failing_before(sim, key)
         after: list[Violation] = self.invariants.evaluate(
             ctx.reads, block_number=sim.number, timestamp=sim.timestamp, remember=False
         )

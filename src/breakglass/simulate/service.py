@@ -15,6 +15,7 @@ from breakglass.chain.mempool import MempoolWatcher
 from breakglass.config import LoadedConfig
 from breakglass.detect.service import Watcher
 from breakglass.errors import ChainError, ConfigError, ConfigIssue
+from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import RelevanceFilter
 from breakglass.simulate.simulator import PendingSimulator
@@ -78,8 +79,13 @@ def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> Me
         reads=engine.calls,
     )
 
+    batcher = RpcBatcher(watcher.rpc)
+
     async def has_code(address: str) -> bool:
-        return str(await watcher.rpc.call("eth_getCode", address, "latest")) not in ("0x", "0x0", "")
+        [code] = await batcher.batch([("eth_getCode", (address, "latest"))])
+        if isinstance(code, BaseException):
+            raise code
+        return str(code) not in ("0x", "0x0", "")
 
     relevance = RelevanceFilter(
         engine.addresses.values(), has_code, ignore=ignore, simulate_creations=settings.simulate_creations
@@ -91,6 +97,7 @@ def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> Me
         bus=bus,
         max_in_flight=settings.max_in_flight,
         head_poll_interval=settings.head_poll_interval,
+        batcher=batcher,
     )
     ws = settings.ws or config.settings.chain.ws
     mempool = MempoolWatcher(

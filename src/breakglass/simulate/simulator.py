@@ -1,7 +1,8 @@
 """The pending-transaction simulator: the mempool watcher's handler, from a pending tx to a verdict.
 
 ``handle(pending)`` returns at once (the watcher must keep reading); each new transaction is judged in
-its own task, at most ``max_in_flight`` simulations at a time: relevance (``relevance.py``), one
+its own task, at most ``max_in_flight`` simulations at a time (concurrent ones share JSON-RPC batches,
+``batch.py``): relevance (``relevance.py``), one
 ``eth_simulateV1`` request (``request.py``), the detectors on the post-state (``judge.py``), and the
 findings published on ``Topics.FINDINGS`` with ``stage=pending`` for the responder, which outbids the
 transaction's fees so that the containment lands first in the same block.
@@ -19,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from breakglass.bus import Bus, Topics
-from breakglass.chain.rpc import RpcClient
+from breakglass.chain.rpc import Call, RpcClient
 from breakglass.domain import Finding, PendingTx, Tx
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
+from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import Relevance, RelevanceFilter
 from breakglass.simulate.request import parse_simulation, simulation_params
@@ -79,8 +81,10 @@ class PendingSimulator:
         remember: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
         on_verdict: Callable[[Verdict], None] | None = None,
+        batcher: RpcBatcher | None = None,
     ) -> None:
         self.rpc = rpc
+        self.batcher = batcher or RpcBatcher(rpc)
         self.judge = judge
         self.relevance = relevance
         self.bus = bus
@@ -144,13 +148,13 @@ class PendingSimulator:
         reads = self.judge.reads
         # The sender's nonce, read after the simulation in the same round trip, tells whether the tx
         # was already in the state simulated on (mined meanwhile): judging it again would apply it twice.
-        requests = [
+        requests: list[Call] = [
             ("eth_simulateV1", simulation_params(tx, reads)),
             ("eth_getTransactionCount", (tx.sender, "latest")),
         ]
         async with self._slots:
             try:
-                answer, nonce = await self.rpc.batch(requests, strict=False)
+                answer, nonce = await self.batcher.batch(requests)
             except ChainError as exc:  # no endpoint answered at all
                 answer = nonce = exc
         if isinstance(nonce, str) and int(nonce, 16) > tx.nonce:
