@@ -13,7 +13,7 @@ from typing import Any
 from breakglass.bus import Bus, InProcessBus
 from breakglass.config import LoadedConfig
 from breakglass.incidents.stage import build_incident_stage
-from breakglass.logs import Redactor
+from breakglass.logs import Redactor, active_redactor
 from breakglass.store.db import Store
 
 __all__ = ["App", "build_app"]
@@ -52,7 +52,7 @@ def _build_bus(config: LoadedConfig) -> Bus:
 
 def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None) -> App:
     """Create every component for ``config``, in pipeline order; no I/O happens here."""
-    redactor = redactor or Redactor()
+    redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
     app.components["store"] = store = Store(config.settings.store.url)  # first in, last closed (issue 6)

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["Redactor", "configure_logging", "get_logger", "redact_url"]
+__all__ = ["Redactor", "active_redactor", "configure_logging", "get_logger", "redact_url"]
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = re.compile(
@@ -108,6 +108,21 @@ def _format_exception_redacted(redactor: Redactor) -> Any:
     return process
 
 
+_ACTIVE: list[Redactor] = []
+
+
+def active_redactor() -> Redactor:
+    """The redactor of the log pipeline ``configure_logging`` installed last (a new one if none).
+
+    Logging is process-wide state in structlog; so is the redactor that guards it. ``build_app``
+    registers the configuration's and the signers' secrets here, so that what the logs render is
+    redacted by the very object that knows them.
+    """
+    if not _ACTIVE:
+        _ACTIVE.append(Redactor())
+    return _ACTIVE[-1]
+
+
 def configure_logging(
     *,
     json: bool = False,
@@ -117,6 +132,7 @@ def configure_logging(
 ) -> Redactor:
     """Set up structlog for the process. Returns the redactor so callers can register secrets."""
     redactor = redactor or Redactor()
+    _ACTIVE[:] = [redactor]
     stream = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer()

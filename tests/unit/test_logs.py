@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -59,3 +60,16 @@ def test_redact_url_drops_credentials_query_and_path_keys() -> None:
         "https://[redacted]@host.example/v2/[redacted]?[redacted]"
     )
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+
+
+def test_build_app_registers_secrets_with_the_redactor_the_logs_use(tmp_path: Path) -> None:
+    from breakglass.app import build_app
+    from breakglass.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("chain:\n  rpc: ['https://node.example/${KEY}']\n")
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    build_app(load_config(path, environ={"KEY": "zz-provider-key-123"}))
+    get_logger("t").info("endpoint", note="calling https://node.example/zz-provider-key-123 now")
+    assert "zz-provider-key-123" not in stream.getvalue()
