@@ -260,6 +260,11 @@ def with_pyrevm(
     reverted = mismatches = 0
     for index in range(0, len(relevant), 50):  # a new head every 50 relevant transactions
         evm = pyrevm.EVM(fork_url=node.url, fork_block="latest", spec_id="CANCUN")
+        # the block being built, as the node's simulation has it (revm's default block env is zeroed)
+        latest = Web3(Web3.HTTPProvider(node.url)).eth.get_block("latest")
+        env = pyrevm.BlockEnv(number=latest["number"] + 1, timestamp=latest["timestamp"] + 1,
+                              basefee=latest["baseFeePerGas"])  # fmt: skip
+        evm.set_block_env(env)
         for n, pending in enumerate(relevant[index : index + 50]):
             tx = pending.tx
             started = time.perf_counter()
