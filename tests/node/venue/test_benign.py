@@ -13,13 +13,13 @@ pytestmark = pytest.mark.node
 
 @pytest.mark.slow
 def test_a_busy_day_of_benign_traffic_has_no_unexpected_revert(venue: Venue, chain: Anvil) -> None:
-    # 30 s blocks so that a proposal clears the 1 h timelock delay within the run
-    traffic = BenignTraffic(venue, BenignConfig(seed=3, block_seconds=30, governance_every=100))
+    # 36 s blocks so that a proposal clears the 1 h timelock delay within the run
+    traffic = BenignTraffic(venue, BenignConfig(seed=3, block_seconds=36, governance_every=80))
     traffic.fund()
     seen: list[int] = []
-    report = traffic.run(260, on_block=seen.append)
+    report = traffic.run(200, on_block=seen.append)
     assert report.reverts == []
-    assert report.blocks == 260 and seen == list(range(report.first_block, report.last_block + 1))
+    assert report.blocks == 200 and seen == list(range(report.first_block, report.last_block + 1))
     assert report.transactions / report.blocks >= 4  # busy, not a trickle
     assert report.liquidations >= 1  # the volatile day broke some positions, honestly
     assert report.governance_executed >= 1  # Safe -> timelock -> execution after the delay
