@@ -106,11 +106,16 @@ async def run_demo(console: Console, folder: Path, scenario: str = DEMO_SCENARIO
     console.print(
         f"A local anvil, the reference venue with [bold]{', '.join(chosen.switches)}[/bold] switched on, "
         "benign traders around it. First the attack plays undefended (the baseline), then again from "
-        "the same snapshot with breakglass watching blocks and the public mempool, and responding.\n"
+        "the same snapshot with breakglass watching blocks and the public mempool, and responding with the "
+        "examples' playbooks (examples/playbooks.venue.yaml).\n"
     )
     build = compile_contracts()
     log = LiveLog(console)
-    opts = DrillOptions(mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log, benign_blocks=2)
+    # The examples' playbooks alone: with the set-up playbook the attacker is blocked before the strike
+    # (docs/drills.md); without it the strike reaches the public mempool and is front-run.
+    opts = DrillOptions(
+        mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log, benign_blocks=2, setup_playbook=False
+    )
     result = await run_drill(chosen, build, opts)
     console.print()
     console.print(card(result))
