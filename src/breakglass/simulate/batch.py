@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from breakglass.chain.rpc import Call, RpcClient
@@ -28,9 +29,9 @@ class RpcBatcher:
         self._queue: deque[tuple[list[Call], asyncio.Future[list[Any]]]] = deque()
         self._running = 0
 
-    async def batch(self, calls: list[Call]) -> list[Any]:
+    async def batch(self, calls: Sequence[Call]) -> list[Any]:
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((calls, future))
+        self._queue.append((list(calls), future))
         if self._running < self.senders:
             self._running += 1
             asyncio.get_running_loop().create_task(self._send())
