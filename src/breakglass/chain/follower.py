@@ -46,7 +46,8 @@ class BlockHandler(Protocol):
         ...
 
     # Optional: ``async def prepare(self, blocks: Sequence[Block]) -> None`` runs right after a window
-    # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there).
+    # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there);
+    # ``def on_head(self, number: int) -> None`` is told the chain head before each step.
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -143,6 +144,9 @@ class Follower:
         """Process every block available now (up to head - confirmations). Returns how many."""
         await self._load()
         head, head_hash = await self._head()
+        on_head = getattr(self.handler, "on_head", None)
+        if on_head is not None:
+            on_head(head)
         target = head - self.confirmations
         if self._last is None:
             first = self.start_block if self.start_block is not None else max(target, 0)

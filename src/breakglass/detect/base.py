@@ -59,6 +59,8 @@ class BlockContext:
     """Logs of configured contracts, decoded once."""
     contracts: Mapping[str, str]
     """Configured contract name -> lowercase address."""
+    state_read: bool = True
+    """False deep in a backfill (beyond the engine's state horizon): ``reads`` is empty by design."""
     code_hashes: Mapping[str, str] = field(default_factory=dict)
     """Lowercase address -> keccak of runtime code, for contracts created in this block."""
     observed_at_ms: float = 0.0

@@ -5,6 +5,11 @@ JSON-RPC batch at that block's number; (2) each log of a configured contract dec
 detector run on the same ``BlockContext``; (4) findings published on ``Topics.FINDINGS``. A detector
 that raises is logged and counted, never allowed to stop the others or the follower.
 
+State reads (invariants, flow balances, new contracts' code) are made only for blocks within
+``state_horizon`` blocks of the head: a full (non-archive) node keeps the state of the last 128 blocks
+only, and an invariant broken long ago can no longer be prevented. Deeper in a backfill, events, calls,
+transactions, governance, set-up and intel still run on every block; flows judge amounts only.
+
 The engine is the follower's ``BlockHandler``. It remembers which findings each recent block raised,
 so that when the follower reports orphaned blocks it can publish a ``Retraction`` of exactly those
 findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; nothing is deleted).
@@ -59,6 +64,7 @@ class DetectionEngine:
         bus: Bus | None = None,
         want_code: bool = False,
         keep_blocks: int = 1024,
+        state_horizon: int = 128,
     ) -> None:
         self.detectors = list(detectors)
         self.chain_id = chain_id
@@ -78,6 +84,16 @@ class DetectionEngine:
         self.errors = 0
         self.blocks = 0
         self.last_latency_ms = 0.0
+        self.state_horizon = state_horizon
+        self.head: int | None = None
+        """The chain head as last told by the follower (``on_head``); None: every block is recent."""
+        self.skipped_reads = 0
+
+    def on_head(self, number: int) -> None:
+        self.head = number
+
+    def _recent(self, block: Block) -> bool:
+        return self.head is None or self.head - block.number <= self.state_horizon
 
     def _created(self, block: Block) -> list[str]:
         if not self.want_code:
@@ -91,7 +107,8 @@ class DetectionEngine:
     async def prepare(self, blocks: Sequence[Block]) -> None:
         """Read the state of a whole window of blocks in one batch (the follower calls this right
         after fetching them, inside its prefetch pipeline, so backfills never wait on reads)."""
-        if not self.calls and not self.want_code:
+        blocks = [b for b in blocks if self._recent(b)]
+        if (not self.calls and not self.want_code) or not blocks:
             return
         if not isinstance(self.executor, RpcBatchExecutor):
             results = await asyncio.gather(*(self._read(b) for b in blocks))
@@ -129,6 +146,9 @@ class DetectionEngine:
         prepared = self._prepared.pop(block.hash, None)
         if prepared is not None:
             return prepared
+        if not self._recent(block):
+            self.skipped_reads += 1
+            return {}, {}
         created = self._created(block)
         if not self.calls and not created:
             return {}, {}
@@ -171,6 +191,7 @@ class DetectionEngine:
             chain_id=self.chain_id,
             block=block,
             reads=reads,
+            state_read=self._recent(block),
             logs=self._decode_logs(block),
             contracts=self.addresses,
             code_hashes=hashes,

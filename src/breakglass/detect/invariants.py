@@ -152,6 +152,8 @@ class InvariantDetector:
         return self.set.calls()
 
     def on_block(self, ctx: BlockContext) -> list[Finding]:
+        if not ctx.state_read:
+            return []  # an old block of a backfill: its state is not read (engine.state_horizon)
         violations = self.set.evaluate(
             ctx.reads, block_number=ctx.block.number, timestamp=ctx.block.timestamp
         )

@@ -283,3 +283,27 @@ async def test_a_reorg_retracts_the_findings_of_orphaned_blocks(probe: Probe, wa
     assert finding.block_hash in {r.block_hash for r in retractions}
     [mine] = [r for r in retractions if r.block_hash == finding.block_hash]
     assert mine.fingerprints == (finding.fingerprint,)
+
+
+async def test_deep_in_a_backfill_state_is_read_only_near_the_head(probe: Probe, watch_factory: Any) -> None:
+    watch = await watch_factory(
+        yaml("""
+        - id: solvent
+          kind: invariant
+          calls: {assets: vault.totalAssets(), liabilities: vault.totalLiabilities()}
+          expect: assets >= liabilities
+        - id: deposits
+          kind: event
+          contract: vault
+          event: Deposit
+        """)
+    )
+    watch.engine.state_horizon = 3
+    probe.deposit(probe.users[0], 100 * USD)
+    probe.send(probe.vault.functions.skim(probe.users[1], 1 * USD), probe.users[1])  # broken from here on
+    probe.node.mine(10)
+    head = probe.w3.eth.block_number
+    found = await watch.catch_up()
+    assert [f.monitor_id for f in found] == ["deposits", "solvent"]  # events on every block
+    assert found[1].block_number == head - 3  # the invariant: first block whose state is read
+    assert watch.engine.skipped_reads > 0
