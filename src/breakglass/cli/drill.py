@@ -91,6 +91,8 @@ def run(
             results.append(asyncio.run(run_drill(s, build, opts)))
         r = results[-1]
         console.print(f"{r.scenario}: loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD")
+        for error in r.errors:
+            console.print(f"[red]a defense stage stopped during the drill:[/red] {error}")
     console.print(rich_table(results))
     if json_path:
         json_path.write_text(json.dumps([r.to_json() for r in results], indent=2), encoding="utf-8")

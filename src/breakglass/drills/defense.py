@@ -27,6 +27,7 @@ from breakglass.app import App, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.domain import Finding, Severity
+from breakglass.errors import BreakglassError
 from breakglass.incidents.messages import IncidentChange
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.store.migrate import upgrade_async
@@ -153,6 +154,8 @@ class Defense:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     on_event: Callable[[str, Any], None] | None = None
+    errors: list[str] = field(default_factory=list)
+    """Errors that ended a stage during the drill (e.g. the responder failing to start)."""
 
     @classmethod
     async def start(
@@ -215,8 +218,12 @@ class Defense:
     async def close(self) -> None:
         self.stop.set()
         for task in self.tasks[4:]:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            try:
                 await asyncio.wait_for(task, 30)
+            except (asyncio.CancelledError, TimeoutError):
+                pass
+            except BreakglassError as exc:  # a stage that died mid-drill is a result, not a crash
+                self.errors.append(f"{type(exc).__name__}: {exc}")
         await self.app.close()  # closes the bus: the collectors end
         for task in self.tasks[:4]:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

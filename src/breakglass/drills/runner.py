@@ -79,6 +79,8 @@ class DrillResult:
     """The same with the defense (equal to ``baseline_series`` when undefended)."""
     findings: dict[str, int] = field(default_factory=dict)
     """High and critical findings by monitor (for the scorecard's detail)."""
+    errors: list[str] = field(default_factory=list)
+    """Errors that ended a stage of the defense during the drill."""
     store_url: str | None = None
     """The defended play's store (its incidents, alerts, actions and audit chain)."""
 
@@ -275,6 +277,7 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
             if fault is not None:
                 await fault.stop_proxy()
         result.loss_usd = played.loss / USD
+        result.errors = list(defense.errors)
         result.store_url = f"sqlite:///{folder.resolve() / 'breakglass.db'}" if opts.workdir else None
         result.series = played.series
         measure(result, defense.observed, played)
