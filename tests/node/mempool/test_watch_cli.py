@@ -48,7 +48,8 @@ def test_watch_judges_pending_transactions_when_the_mempool_section_enables_it(
         head = w3.eth.block_number
         window = ["--from", str(head + 1), "--until", str(head + 1)]
         command = [BREAKGLASS, "watch", str(tmp_path / "bg.yaml"), *window, "--json"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        errors = (tmp_path / "stderr.txt").open("w")
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))  # type: ignore[union-attr]
         reader.start()
@@ -59,11 +60,13 @@ def test_watch_judges_pending_transactions_when_the_mempool_section_enables_it(
             # judged while pending (whenever the process's watcher comes up, its catch-up read finds it)
             wait_until(lambda: any(push in line and "pending_fees" in line for line in lines), timeout=90)
             node.mine()
-            _out, err = process.communicate(timeout=120)
+            process.wait(timeout=120)
         finally:
             process.kill()
-            reader.join(10)
-    assert process.returncode == 0, err
+            reader.join(10)  # the reader alone consumes stdout, to its end
+            process.stdout.close()  # type: ignore[union-attr]
+            errors.close()
+    assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()
     findings = [json.loads(line) for line in lines if line.startswith("{")]
     pending = [f for f in findings if f["tx"] == push and "pending_fees" in f["evidence"]]
     assert {"oracle-deviation-eth", "price-push-by-stranger"} <= {f["monitor"] for f in pending}, findings
