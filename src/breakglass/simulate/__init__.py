@@ -1,5 +1,6 @@
 """Pre-execution: pending transactions simulated on the latest state and judged by the detectors."""
 
+from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge, pending_fees
 from breakglass.simulate.relevance import Relevance, RelevanceFilter
 from breakglass.simulate.request import SimulatedBlock, SimulatedTx, parse_simulation, simulation_params
@@ -12,6 +13,7 @@ __all__ = [
     "PendingSimulator",
     "Relevance",
     "RelevanceFilter",
+    "RpcBatcher",
     "SimulatedBlock",
     "SimulatedTx",
     "Verdict",
