@@ -256,7 +256,15 @@ class Responder:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
         findings = self.bus.subscribe(Topics.FINDINGS, "respond")  # before any await: nothing is missed
-        await self.start()
+        while True:  # a node that fails a request at start-up (a 503, a restart) must not end containment
+            try:
+                await self.start()
+                break
+            except BreakglassError as exc:
+                if not exc.recoverable or stop.is_set():
+                    raise
+                log.warning("respond.start_retry", error=str(exc))
+                await asyncio.sleep(self._poll_interval)
 
         async def consume() -> None:
             async for finding in findings:

@@ -95,3 +95,13 @@ def test_demo_front_runs_the_exploit_and_writes_the_post_mortem(tmp_path: Path) 
     assert "post-mortem of inc-" in result.output and "pauseMarket" in result.output
     assert list((folder / "report").glob("inc-*.md")) and list((folder / "report").glob("inc-*.html"))
     assert (folder / "scorecard" / "scorecard.html").is_file()
+
+
+async def test_a_node_failing_a_fifth_of_requests_delays_containment_but_does_not_stop_it(
+    build: Build, tmp_path: Path
+) -> None:
+    # the responder retries a recoverable error at start-up (it used to end containment for good)
+    opts = DrillOptions(mode=Mode.PRIVATE, fault="rpc-errors", setup_playbook=False, workdir=tmp_path)
+    result = await run_drill(SCENARIOS["forwarder-oracle"], build, opts)
+    assert not result.errors, result.errors
+    assert result.ttc_ms is not None and result.preserved >= 0.9, result.to_json()
