@@ -21,7 +21,7 @@ import websockets
 from breakglass.chain.decode import RawTx, decode_tx
 from breakglass.chain.rpc import RpcClient
 from breakglass.domain import PendingTx
-from breakglass.errors import ChainDataError, RpcError
+from breakglass.errors import ChainDataError, ChainError, RpcError
 from breakglass.logs import get_logger, redact_url
 
 __all__ = ["MempoolWatcher", "PendingHandler"]
@@ -83,7 +83,10 @@ class MempoolWatcher:
             # Poll until the subscription can be tried again (or forever without a WebSocket URL).
             deadline = self._clock() + 5.0
             while not self._ws_url or self._clock() < deadline:
-                await self.poll_once()
+                try:
+                    await self.poll_once()
+                except ChainError as exc:  # the node is away: keep trying, never end the watch
+                    log.warning("pending transactions unreadable", error=str(exc))
                 await asyncio.sleep(self._poll_interval)
 
     async def _subscribe(self, url: str) -> None:
