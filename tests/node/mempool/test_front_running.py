@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from mempool_defense import Defense, defended_config, guardian_txs, play_strike_in_public_mempool
+from mempool_defense import Defense, contained, defended_config, guardian_txs, play_strike_in_public_mempool
 from web3 import Web3
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
@@ -71,8 +71,10 @@ async def test_with_automine_there_is_no_window_and_the_block_path_catches_the_s
         defense = await Defense.start(defended_config(tmp_path, node, deployer), venue, monkeypatch)
         try:
             result = await asyncio.to_thread(play, scenario, venue, build)
-            async with asyncio.timeout(30):  # the follower catches up with the head
+            async with asyncio.timeout(30):  # the follower catches up; the block finding contains the venue
                 while not any(f.monitor_id == "oracle-deviation-eth" for f in defense.findings):
+                    await asyncio.sleep(0.02)
+                while not await asyncio.to_thread(contained, venue):
                     await asyncio.sleep(0.02)
         finally:
             await defense.close()
