@@ -82,6 +82,8 @@ async def test_with_automine_there_is_no_window_and_the_block_path_catches_the_s
     block_path = [
         f for f in defense.serious(FindingStage.BLOCK) if f.block_number >= result.first_strike_block
     ]
+    setup = [f for f in defense.serious(FindingStage.BLOCK) if f.monitor_id == "attack-setup"]
+    assert min(f.block_number for f in setup) < result.first_strike_block  # set-up signals came first
     assert {"oracle-deviation-eth", "price-push-by-stranger"} <= {f.monitor_id for f in block_path}
     # every strike transaction was mined at once: nothing was flagged before its inclusion
     strike = {s.tx_hash for s in result.steps if s.phase is Phase.STRIKE}
