@@ -1,10 +1,14 @@
-"""Benign traffic through a public mempool: over 2,000 blocks every pending transaction that can touch
-the venue is simulated, and nothing is flagged high or critical before inclusion, so no pre-execution
-action is taken (the generator's own pace, ~0.16 s a block, sets this test's length)."""
+"""Benign traffic through a public mempool: every pending transaction that can touch the venue is
+simulated, and nothing is flagged high or critical before inclusion, so no pre-execution action is taken.
+
+The generator's own pace (~0.16 s a block) sets this test's length, so ``make test`` plays 300 blocks;
+the issue's 2,000-block run is ``BREAKGLASS_BENIGN_BLOCKS=2000 pytest tests/node/mempool/test_benign.py``
+(passed in 652 s on 2 cores, docs/mempool.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +26,7 @@ from breakglass.simulate import MempoolService
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-BLOCKS = 2000
+BLOCKS = int(os.environ.get("BREAKGLASS_BENIGN_BLOCKS", "300"))
 
 
 class JudgedTraffic(BenignTraffic):
@@ -41,8 +45,8 @@ class JudgedTraffic(BenignTraffic):
         super()._mine()
 
 
-@pytest.mark.timeout(900)
-async def test_benign_traffic_gets_no_pre_execution_action_over_2000_blocks(
+@pytest.mark.timeout(1200)
+async def test_benign_traffic_gets_no_pre_execution_action(
     build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
