@@ -12,7 +12,14 @@
     ├── ResponseError               an action could not be planned or sent
     │   └── PolicyViolation         the policy refused a call; never recoverable
     ├── NotifyError                 a notification channel failed (recoverable)
-    └── StoreError                  the database refused or lost a write
+    ├── StoreError                  the database refused or lost a write
+    ├── IncidentError               (incidents/errors.py) an incident operation was refused
+    │   ├── IncidentNotFound        no incident with that id (the API answers 404)
+    │   └── InvalidTransition       not a valid lifecycle move (the API answers 409)
+    └── TokenError                  (api/auth.py) an API token is unknown, revoked or malformed
+
+Errors that never leave their module's boundary stay outside the tree: ``chain.rpc.TransportError``
+(translated to ``RpcError``) and ``bus.codec.CodecError``.
 
 Errors carry fields (``path``, ``value``, ``method``...) rather than only strings, so that callers and
 tests can inspect them; ``str()`` renders the user-facing message with the location first.
