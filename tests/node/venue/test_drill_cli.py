@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from breakglass.cli.drill import app
+from breakglass.logs import configure_logging
 
 pytestmark = pytest.mark.node
+
+
+@pytest.fixture(autouse=True)
+def _logging_on_real_stderr() -> Iterator[None]:
+    """``drill run|benign`` quiet the pipeline's logs on CliRunner's stream, closed when they return."""
+    yield
+    configure_logging(level="info", stream=sys.__stderr__)
 
 
 @pytest.mark.slow
