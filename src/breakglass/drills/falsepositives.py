@@ -25,6 +25,7 @@ from breakglass.devnet.venue import VenueOptions, deploy_venue
 from breakglass.domain import Severity
 from breakglass.drills.benign import BenignConfig, BenignReport, BenignTraffic
 from breakglass.drills.defense import Defense, defended_config, write_keystore
+from breakglass.drills.runner import DRILL_NODE_ARGS
 from breakglass.respond.messages import ActionStep
 from breakglass.store.db import Store
 
@@ -69,7 +70,7 @@ async def run_defended_benign(
     with contextlib.ExitStack() as stack:
         folder = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bg-benign-")))
         folder.mkdir(parents=True, exist_ok=True)
-        node = stack.enter_context(Anvil(AnvilOptions()))
+        node = stack.enter_context(Anvil(AnvilOptions(extra_args=DRILL_NODE_ARGS)))
         w3 = Web3(Web3.HTTPProvider(node.url))
         deployer = Deployer(w3, build)
         venue = await asyncio.to_thread(deploy_venue, deployer, VenueOptions())

@@ -36,9 +36,12 @@ from breakglass.drills.scenarios import Phase, Scenario, ScenarioRun
 from breakglass.drills.scenarios.base import Step
 from breakglass.errors import DevnetError
 
-__all__ = ["DrillOptions", "DrillResult", "Mode", "contained", "parse_mode", "run_drill"]
+__all__ = ["DRILL_NODE_ARGS", "DrillOptions", "DrillResult", "Mode", "contained", "parse_mode", "run_drill"]
 
 MARKETS = (0, 1, 2)
+DRILL_NODE_ARGS = ("--prune-history", "512")
+"""Recent states in memory only: without it anvil writes evicted states under ~/.foundry/anvil/tmp and
+leaves them there when stopped (gigabytes per long run). The follower reads at most a few blocks back."""
 Series = list[tuple[int, float]]
 
 
@@ -234,7 +237,7 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
     with contextlib.ExitStack() as stack:
         folder = opts.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bg-drill-")))
         folder.mkdir(parents=True, exist_ok=True)
-        node = stack.enter_context(Anvil(AnvilOptions(mode=BlockMode.AUTO)))
+        node = stack.enter_context(Anvil(AnvilOptions(mode=BlockMode.AUTO, extra_args=DRILL_NODE_ARGS)))
         w3 = Web3(Web3.HTTPProvider(node.url))
         deployer = Deployer(w3, build)
         options = VenueOptions.with_switches(*scenario.switches)
