@@ -16,6 +16,8 @@ from breakglass.cli.errors import handle_errors
 from breakglass.devnet.solc import compile_contracts
 from breakglass.logs import configure_logging
 
+__all__ = ["app"]
+
 if TYPE_CHECKING:
     from breakglass.drills.runner import Mode
     from breakglass.drills.scenarios import Scenario
