@@ -14,6 +14,7 @@ import ctypes
 import enum
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,8 @@ class Anvil:
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
+        self._own_log = False
+        self._states: Path | None = None
         self.port: int | None = None
 
     @property
@@ -142,15 +145,23 @@ class Anvil:
             fd, name = tempfile.mkstemp(prefix="breakglass-anvil-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
+            self._own_log = True
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self._log_path.open("wb")
+        # anvil spills old states to disk (by default under ~/.foundry, never cleaned when a long run
+        # is killed: GBs per drill). Give each node its own folder and remove it with the node.
+        if self._detach:
+            self._states = self._log_path.parent / "anvil-states"
+            self._states.mkdir(exist_ok=True)
+        else:
+            self._states = Path(tempfile.mkdtemp(prefix="breakglass-anvil-states-"))
         kwargs: dict[str, Any] = {}
         if self._detach:
             kwargs["start_new_session"] = True
         elif sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent
         self._proc = subprocess.Popen(
-            self.options.argv(binary),
+            [*self.options.argv(binary), "--cache-path", str(self._states)],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -233,6 +244,12 @@ class Anvil:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if not self._detach:
+            if self._states is not None:
+                shutil.rmtree(self._states, ignore_errors=True)
+            if self._own_log and self._log_path is not None:
+                self._log_path.unlink(missing_ok=True)
+        self._states = None
         self.port = None
 
     def __enter__(self) -> Anvil:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -133,4 +134,5 @@ def devnet_down(state_dir: Path, timeout: float = 5.0) -> bool:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     path.unlink()
+    shutil.rmtree(state_dir / "anvil-states", ignore_errors=True)
     return was_running

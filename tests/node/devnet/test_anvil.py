@@ -162,3 +162,12 @@ def test_no_orphan_when_the_owner_dies(tmp_path: Path, how: str) -> None:
     child.wait(timeout=30)
     child.stdout.close()
     wait_until(lambda: not pid_alive(anvil_pid))
+
+
+def test_a_stopped_node_leaves_no_state_folder_or_log_behind(anvil_factory: Callable[..., Anvil]) -> None:
+    node = anvil_factory()
+    states, log = node._states, node.log_path
+    assert states is not None and states.is_dir() and log is not None and log.is_file()
+    send(node)
+    node.stop()
+    assert not states.exists() and not log.exists()
