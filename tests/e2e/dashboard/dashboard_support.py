@@ -141,8 +141,10 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         thread.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per test module. Not per session: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, and every async test after it would then fail."""
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium (make setup does)")
     from playwright.sync_api import sync_playwright
