@@ -40,6 +40,9 @@ def to_cel(value: Any) -> Any:
     return str(value)
 
 
+_MACRO_VARIABLE = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+"""The bound variable of a comprehension macro (``logs.exists(l, ...)``): CEL lists it among the
+references, but it is the expression's own name, not an input."""
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+u?|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?u?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -112,7 +115,7 @@ class Expression:
         self.variables: set[str] = {v.split(".")[0] for v in refs.get("variables", [])}
         self._functions = {f: _FUNCTIONS[f] for f in refs.get("functions", []) if f in _FUNCTIONS}
         if allowed is not None:
-            unknown = sorted(self.variables - allowed)
+            unknown = sorted(self.variables - allowed - set(_MACRO_VARIABLE.findall(source)))
             if unknown:
                 known = ", ".join(sorted(allowed))
                 raise DetectionError(monitor_id, f"unknown name(s) {unknown} in {source!r} (known: {known})")

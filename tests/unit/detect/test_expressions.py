@@ -62,3 +62,10 @@ def test_integer_arithmetic_on_amounts_works_as_written() -> None:
     expr = Expression("price * 100 <= reference * 105 && price * 100 >= reference * 95", "band")
     assert expr.holds(to_cel({"price": 102, "reference": 100}))
     assert not expr.holds(to_cel({"price": 110 * 10**18, "reference": 100 * 10**18}))
+
+
+def test_a_comprehension_variable_is_not_an_unknown_name() -> None:
+    expr = Expression("xs.exists(x, x > 1) && xs.all(y, y >= 0.0)", "m", allowed={"xs"})
+    assert expr.holds({"xs": [0.0, 2.0]})
+    with pytest.raises(DetectionError, match="zs"):
+        Expression("xs.exists(x, x > zs)", "m", allowed={"xs"})
