@@ -86,7 +86,7 @@ class TransactionMonitor(_MonitorBase):
 
     kind: Literal["transaction"]
     to: ContractNames = Field(default_factory=list)
-    where: str = Field(description="CEL over tx and block")
+    where: str = Field(description="CEL over tx, block and logs (the transaction's decoded protocol logs)")
 
     _where = field_validator("where")(_cel)
 

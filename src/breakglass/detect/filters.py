@@ -1,14 +1,20 @@
-"""Event, function-call and transaction filters: a match plus an optional CEL ``where``."""
+"""Event, function-call and transaction filters: a match plus an optional CEL ``where``.
+
+A transaction filter may also read ``logs``: the transaction's logs of configured contracts, decoded
+(``{contract, event, args, address, index}`` each), to say what happened inside it, e.g. a deposit
+and a redemption in one transaction. The list is built only for monitors whose expression reads it.
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from breakglass.config.monitors import CallMonitor, EventMonitor, TransactionMonitor
 from breakglass.detect.abi import EventAbi, FunctionAbi
-from breakglass.detect.base import BlockContext, FindingMaker
-from breakglass.detect.expr import Expression
+from breakglass.detect.base import BlockContext, DecodedLog, FindingMaker
+from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding
 
@@ -16,7 +22,7 @@ __all__ = ["CallDetector", "EventDetector", "TransactionDetector"]
 
 EVENT_VARS = {"args", "log", "tx", "block", "contracts"}
 CALL_VARS = {"args", "tx", "block", "contracts"}
-TX_VARS = {"tx", "block", "contracts"}
+TX_VARS = {"tx", "block", "contracts", "logs"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,6 +33,40 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+def _log_vars(item: DecodedLog) -> dict[str, Any]:
+    return {
+        "contract": item.contract,
+        "event": item.event.name,
+        "args": to_cel(item.args),
+        "address": item.log.address.lower(),
+        "index": float(item.log.log_index),
+    }
+
+
+class _LogsByTx:
+    """``logs`` of each transaction of one block, built once per block however many monitors read it
+    (the last block's context is held weakly: a new context replaces it)."""
+
+    def __init__(self) -> None:
+        self._ctx: weakref.ref[BlockContext] | None = None
+        self._by_tx: dict[str, list[DecodedLog]] = {}
+        self._vars: dict[str, list[dict[str, Any]]] = {}
+
+    def of(self, ctx: BlockContext, tx_hash: str) -> list[dict[str, Any]]:
+        if self._ctx is None or self._ctx() is not ctx:
+            self._ctx = weakref.ref(ctx)
+            self._by_tx, self._vars = {}, {}
+            for item in ctx.logs:
+                self._by_tx.setdefault(item.tx.hash, []).append(item)
+        found = self._vars.get(tx_hash)
+        if found is None:
+            found = self._vars[tx_hash] = [_log_vars(item) for item in self._by_tx.get(tx_hash, ())]
+        return found
+
+
+_LOGS = _LogsByTx()
 
 
 class EventDetector:
@@ -102,6 +142,7 @@ class TransactionDetector:
         self.monitor_id = cfg.id
         self.to = {a.lower() for a in to}
         self.where = Expression(cfg.where, cfg.id, allowed=TX_VARS)
+        self.reads_logs = "logs" in self.where.variables
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or f"transaction matching {cfg.where}", cfg.labels
         )
@@ -114,12 +155,19 @@ class TransactionDetector:
         for tx in ctx.block.transactions:
             if self.to and (tx.to is None or tx.to.lower() not in self.to):
                 continue
-            if self.where.holds(ctx.variables(tx)):
-                evidence = {
+            if self.reads_logs:
+                logs = _LOGS.of(ctx, tx.hash)
+                variables = ctx.variables(tx, logs=logs)
+            else:
+                variables = ctx.variables(tx)
+            if self.where.holds(variables):
+                evidence: dict[str, Any] = {
                     "from": tx.sender,
                     "to": tx.to,
                     "value": tx.value,
                     "selector": "0x" + tx.selector.hex(),
                 }
+                if self.reads_logs:
+                    evidence["logs"] = [f"{entry['contract']}.{entry['event']}" for entry in logs]
                 out.append(self.make(ctx, tx=tx, evidence=evidence))
         return out
