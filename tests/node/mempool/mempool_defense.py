@@ -34,9 +34,15 @@ from breakglass.store.migrate import upgrade_async
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MARKETS = (0, 1, 2)
 PLAYBOOK_MONITORS = {
-    "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
+    "contain-market": [
+        "oracle-deviation-eth",
+        "oracle-deviation-btc",
+        "oracle-deviation-thin",
+        "thin-open-interest",
+    ],
     "last-resort": [
         "vault-drain",
+        "vault-round-trip",
         "insurance-floor",
         "share-price-step",
         "vault-books-match-balance",

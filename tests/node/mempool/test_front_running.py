@@ -21,7 +21,15 @@ from breakglass.drills.scenarios import SCENARIOS, Phase, ScenarioRun, play
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-PUBLIC = ["forwarder-oracle", "spot-oracle-pump", "reentrant-aum", "admin-takeover", "donation-insolvency"]
+PUBLIC = [
+    "forwarder-oracle",
+    "spot-oracle-pump",
+    "reentrant-aum",
+    "admin-takeover",
+    "donation-insolvency",
+    "repeated-drain",
+    "slow-squeeze",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC)
