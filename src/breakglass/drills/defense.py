@@ -44,9 +44,15 @@ __all__ = [
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PLAYBOOK_MONITORS = {
-    "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
+    "contain-market": [
+        "oracle-deviation-eth",
+        "oracle-deviation-btc",
+        "oracle-deviation-thin",
+        "thin-open-interest",
+    ],
     "last-resort": [
         "vault-drain",
+        "vault-round-trip",
         "insurance-floor",
         "share-price-step",
         "vault-books-match-balance",
