@@ -4,6 +4,10 @@ Net outflow counts ERC-20 ``Transfer`` logs of the token leaving the set minus t
 (moves between holders cancel). The fraction is taken of the holders' balance at the start of the
 window, i.e. their current balance (read each block, in the engine's batch) plus the window's outflow.
 A flow fires once when it crosses a limit and again only after the window has slid past that block.
+
+On a reorg, ``rewind(ancestor)`` drops the orphaned blocks' outflow and brings back the entries that
+slid out of the window since (the last ``UNDO_BLOCKS`` are kept), so a transfer replayed on the new
+branch is counted once; the quiet period of a finding raised in an orphaned block is lifted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from breakglass.config.monitors import FlowMonitor
 from breakglass.detect.abi import EventAbi, find_event
 from breakglass.detect.base import BlockContext, FindingMaker
 from breakglass.detect.reads import Contracts, ReadCall, ReadFailed, parse_call
+from breakglass.detect.rewind import UNDO_BLOCKS
 from breakglass.domain import Finding
 from breakglass.errors import DetectionError
 
@@ -37,7 +42,11 @@ class FlowDetector:
         ]
         self.window: deque[tuple[int, int, int]] = deque()
         """(block number, timestamp, net outflow in that block)"""
+        self.expired: deque[tuple[int, int, int]] = deque(maxlen=UNDO_BLOCKS)
+        """Entries that slid out of the window, newest last: a rewind brings them back."""
         self.quiet_until: int | float = -1
+        self._quiet_history: deque[tuple[int, int | float]] = deque(maxlen=UNDO_BLOCKS)
+        """(block that set ``quiet_until``, its value before)"""
         self.make = FindingMaker(
             cfg.id,
             cfg.severity,
@@ -66,7 +75,7 @@ class FlowDetector:
         block = ctx.block
         self.window.append((block.number, block.timestamp, self._net(ctx)))
         while self.window and not self._inside(self.window[0], block.number, block.timestamp):
-            self.window.popleft()
+            self.expired.append(self.window.popleft())
         outflow = sum(n for _b, _t, n in self.window)
         balances = [ctx.reads.get(c.key) for c in self.balance_calls]
         known = all(isinstance(b, int) and not isinstance(b, ReadFailed) for b in balances)
@@ -81,6 +90,7 @@ class FlowDetector:
         now = block.number if self.cfg.window_blocks is not None else block.timestamp
         if not (over_amount or over_fraction) or now <= self.quiet_until:
             return []
+        self._quiet_history.append((block.number, self.quiet_until))
         self.quiet_until = now + (self.cfg.window_blocks or self.cfg.window_seconds or 0)
         evidence = {
             "token": self.cfg.token,
@@ -93,6 +103,18 @@ class FlowDetector:
             "first_block": self.window[0][0],
         }
         return [self.make(ctx, evidence=evidence)]
+
+    def rewind(self, to_block: int) -> None:
+        """Forget blocks above ``to_block``: their outflow, and the quiet period they started."""
+        while self.window and self.window[-1][0] > to_block:
+            self.window.pop()
+        while self.expired and self.expired[-1][0] > to_block:
+            self.expired.pop()  # slid out and orphaned (a reorg deeper than the window)
+        while self.expired:
+            # older than anything left in the window; the next block slides out what is outside
+            self.window.appendleft(self.expired.pop())
+        while self._quiet_history and self._quiet_history[-1][0] > to_block:
+            self.quiet_until = self._quiet_history.pop()[1]
 
     def _inside(self, entry: tuple[int, int, int], number: int, timestamp: int) -> bool:
         if self.cfg.window_blocks is not None:

@@ -3,7 +3,7 @@
 Addresses match a transaction's sender or recipient, a created contract, or a log's emitter; code
 hashes match contracts created in the block (the engine reads their code in its batch); selectors
 match top-level calldata. Indicator files hold one indicator per line (``#`` comments allowed);
-the kind is told by its length.
+the kind is told by its length. Stateless across blocks (the lists only): nothing to rewind on a reorg.
 """
 
 from __future__ import annotations

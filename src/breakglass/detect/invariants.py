@@ -9,10 +9,17 @@ post-state:
 
 Expression variables: each call's name (its decoded result), ``block`` (number, timestamp),
 ``prev`` (the same names' values at the previous evaluation, or the current ones the first time).
+
+On a reorg ``rewind(ancestor)`` restores ``prev`` (and the memo of pure expressions) as it was after
+the ancestor, and forgets which invariants broke on the orphaned blocks, so ``prev`` never comes from
+a block that left the chain and a breach repeated on the new branch is reported again (its first
+finding was retracted). ``prev`` cannot be recomputed without reading the ancestor's state again, so
+the values before each of the last ``UNDO_BLOCKS`` evaluations are kept (references, not copies).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +28,7 @@ from breakglass.config.monitors import InvariantMonitor
 from breakglass.detect.base import BlockContext, FindingMaker
 from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import CallExecutor, Contracts, ReadCall, ReadFailed, decode_results, parse_call
+from breakglass.detect.rewind import UNDO_BLOCKS
 from breakglass.domain import Finding, Severity
 from breakglass.errors import DetectionError
 
@@ -94,6 +102,8 @@ class InvariantSet:
             for call in inv.calls.values():
                 unique.setdefault(call.key, call)
         self._calls = list(unique.values())
+        self._history: deque[tuple[int, list[tuple[Any, Any]]]] = deque(maxlen=UNDO_BLOCKS)
+        """(block number, every invariant's (previous, memo) before that block's evaluation)"""
 
     @classmethod
     def build(cls, cfgs: Sequence[InvariantMonitor], contracts: Contracts) -> InvariantSet:
@@ -113,8 +123,19 @@ class InvariantSet:
         """Every invariant on decoded call results (by ``ReadCall.key``). Pure but for ``prev``:
         ``remember=False`` (simulations) leaves the previous-block values untouched."""
         block = {"number": float(block_number), "timestamp": float(timestamp)}
+        if remember:
+            self._history.append((block_number, [(inv.previous, inv._memo) for inv in self.invariants]))
         out = [inv.evaluate(values, block, remember=remember) for inv in self.invariants]
         return [v for v in out if v is not None]
+
+    def rewind(self, to_block: int) -> None:
+        """``prev`` and memos as they were after ``to_block`` (the last ``UNDO_BLOCKS`` blocks)."""
+        restored: list[tuple[Any, Any]] | None = None
+        while self._history and self._history[-1][0] > to_block:
+            restored = self._history.pop()[1]
+        if restored is not None:
+            for inv, (previous, memo) in zip(self.invariants, restored, strict=True):
+                inv.previous, inv._memo = previous, memo
 
     async def check(
         self,
@@ -147,6 +168,8 @@ class InvariantDetector:
             for inv in invariants.invariants
         }
         self._failing: set[str] = set()
+        self._failing_history: deque[tuple[int, set[str]]] = deque(maxlen=UNDO_BLOCKS)
+        """(block that changed ``_failing``, its value before)"""
 
     def reads(self) -> Sequence[ReadCall]:
         return self.set.calls()
@@ -169,8 +192,17 @@ class InvariantDetector:
             severity = Severity.MEDIUM if v.error and make.severity > Severity.MEDIUM else None
             title = f"invariant could not be evaluated: {v.error}" if v.error else None
             out.append(make(ctx, evidence=evidence, severity=severity, title=title))
+        if now_failing != self._failing:
+            self._failing_history.append((ctx.block.number, self._failing))
         self._failing = now_failing
         return out
+
+    def rewind(self, to_block: int) -> None:
+        """Forget ``prev`` values and breaches of blocks above ``to_block``: a breach that is still
+        there on the new branch is a new finding (the orphaned one was retracted)."""
+        self.set.rewind(to_block)
+        while self._failing_history and self._failing_history[-1][0] > to_block:
+            self._failing = self._failing_history.pop()[1]
 
 
 def _plain(value: Any) -> Any:

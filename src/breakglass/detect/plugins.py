@@ -1,14 +1,19 @@
-"""The Python plugin API: for what configuration cannot express, a class with up to three handlers.
+"""The Python plugin API: for what configuration cannot express, a class with a few handlers.
 
     class LargeMint:
         def __init__(self, options: dict[str, object]) -> None: ...
         def on_block(self, ctx: PluginContext, block: Block) -> Iterable[Finding]: ...
         def on_transaction(self, ctx: PluginContext, tx: Tx, block: Block) -> Iterable[Finding]: ...
         def on_pending(self, ctx: PluginContext, pending: PendingTx) -> Iterable[Finding]: ...
+        def rewind(self, to_block: int) -> None: ...
 
 Every handler is optional; return findings made with ``ctx.finding(...)`` (monitor id, severity,
-chain and block filled in). Declared in YAML as ``kind: plugin`` with ``plugin: "package.module:Class"``
-and ``options``. Handlers run on the event loop: keep them fast, do no blocking I/O.
+chain and block filled in). A plugin that keeps state across blocks (counters, windows) implements
+``rewind``: on a reorg it must forget everything learned from blocks above ``to_block`` (the common
+ancestor) before it sees the new branch; without it a stateful plugin keeps the orphaned blocks'
+state (``detect/rewind.py`` has an ``UndoLog`` for that). Declared in YAML as ``kind: plugin`` with
+``plugin: "package.module:Class"`` and ``options``. Handlers run on the event loop: keep them fast,
+do no blocking I/O.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ __all__ = ["Plugin", "PluginContext", "PluginDetector", "load_plugin"]
 
 @runtime_checkable
 class Plugin(Protocol):
-    """Marker protocol; implement any of ``on_block``, ``on_transaction``, ``on_pending``."""
+    """Marker protocol; implement any of ``on_block``, ``on_transaction``, ``on_pending``, ``rewind``."""
 
     def __init__(self, options: dict[str, object]) -> None: ...
 
@@ -106,6 +111,12 @@ class PluginDetector:
             for tx in ctx.block.transactions:
                 out += list(on_tx(pctx, tx, ctx.block) or ())
         return out
+
+    def rewind(self, to_block: int) -> None:
+        """The plugin's own ``rewind`` when it has one (a stateless plugin needs none)."""
+        rewind = getattr(self.plugin, "rewind", None)
+        if rewind is not None:
+            rewind(to_block)
 
     def on_pending(self, pending: PendingTx) -> list[Finding]:
         handler = getattr(self.plugin, "on_pending", None)

@@ -12,6 +12,11 @@ Funding is seen in top-level value transfers and, for mixers paying out through 
 the address-shaped words of the mixer's own logs (a Tornado-style ``Withdrawal(to, ...)``). Internal
 transfers without a log are not visible without tracing. State is kept in memory: a restart forgets
 taint older than the blocks it re-reads.
+
+Every change of state (a taint spread, a fresh contract, a revert counted, an expiry) goes through an
+``UndoLog`` of the last ``UNDO_BLOCKS`` blocks, so ``rewind(ancestor)`` on a reorg restores the state
+exactly as it was after the ancestor: a taint learned only on the orphaned branch is forgotten, a
+fresh contract whose first touch was orphaned is reported again on the new branch.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from breakglass.config.monitors import SetupMonitor
 from breakglass.detect.base import BlockContext, FindingMaker
 from breakglass.detect.reads import ReadCall
+from breakglass.detect.rewind import UndoLog
 from breakglass.domain import Block, Finding, Severity, Tx
 
 __all__ = ["SetupDetector"]
@@ -48,6 +54,8 @@ class SetupDetector:
         """contract -> (creation block, deployer)"""
         self.seen_fresh: set[str] = set()
         self.reverts: dict[str, deque[int]] = defaultdict(deque)
+        self.undo = UndoLog()
+        """How to take back each of the last blocks' changes (``rewind``)."""
         self.make = FindingMaker(cfg.id, cfg.severity, cfg.title or "attack set-up signal", cfg.labels)
 
     def reads(self) -> Sequence[ReadCall]:
@@ -59,11 +67,12 @@ class SetupDetector:
     def _spread(self, src: str, dst: str) -> None:
         hops = self.taint.get(src)
         if hops is not None and hops < self.cfg.hops and dst not in self.taint and dst not in self.protocol:
-            self.taint[dst] = hops + 1
+            self.undo.put(self.taint, dst, hops + 1)
 
     def on_block(self, ctx: BlockContext) -> list[Finding]:
         out: list[Finding] = []
         block = ctx.block
+        self.undo.begin(block.number)
         for tx in block.transactions:
             sender = tx.sender.lower()
             to = tx.to.lower() if tx.to else None
@@ -81,7 +90,7 @@ class SetupDetector:
                 else None
             )
             if created is not None:
-                self.fresh[created] = (block.number, sender)
+                self.undo.put(self.fresh, created, (block.number, sender))
                 if self._tainted(sender):
                     out.append(self._finding(ctx, tx, "tainted-deployment", sender, created, tainted=True))
             if to is not None and ok:
@@ -97,7 +106,7 @@ class SetupDetector:
             return []
         if not any(self._touches(log.address, log.topics) for log in tx.receipt.logs):
             return []
-        self.seen_fresh.add(to)
+        self.undo.add(self.seen_fresh, to)
         deployer = origin[1]
         return [
             self._finding(
@@ -117,10 +126,13 @@ class SetupDetector:
         burst = self.cfg.reverts
         if burst is None:
             return []
+        if sender not in self.reverts:
+            self.undo.put(self.reverts, sender, deque())
         times = self.reverts[sender]
         times.append(block.number)
+        self.undo.record(times.pop)
         while times and times[0] <= block.number - burst.window_blocks:
-            times.popleft()
+            self._undo_appendleft(times, times.popleft())
         if len(times) != burst.count:
             return []  # fire once when the burst reaches the count, not on every further revert
         return [
@@ -158,12 +170,19 @@ class SetupDetector:
             labels={"signal": signal, "actor": actor},
         )
 
+    def _undo_appendleft(self, times: deque[int], number: int) -> None:
+        self.undo.record(lambda: times.appendleft(number))
+
     def _expire(self, block: Block) -> None:
         if block.number % 64:
             return
         horizon = block.number - self.cfg.fresh_blocks
         for address in [a for a, (created, _d) in self.fresh.items() if created < horizon]:
-            del self.fresh[address]
-            self.seen_fresh.discard(address)
+            self.undo.delete(self.fresh, address)
+            self.undo.discard(self.seen_fresh, address)
         for sender in [s for s, t in self.reverts.items() if not t]:
-            del self.reverts[sender]
+            self.undo.delete(self.reverts, sender)
+
+    def rewind(self, to_block: int) -> None:
+        """Undo the changes of blocks above ``to_block`` (taint, fresh contracts, reverts), newest first."""
+        self.undo.rewind(to_block)
