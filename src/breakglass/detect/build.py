@@ -26,7 +26,7 @@ from breakglass.detect.abi import find_event, find_function
 from breakglass.detect.base import Detector
 from breakglass.detect.filters import CallDetector, EventDetector, TransactionDetector
 from breakglass.detect.flows import FlowDetector
-from breakglass.detect.governance import GovernanceDetector
+from breakglass.detect.governance import Deployment, GovernanceDetector
 from breakglass.detect.intel import IntelDetector
 from breakglass.detect.invariants import Invariant, InvariantDetector, InvariantSet
 from breakglass.detect.plugins import PluginDetector, load_plugin
@@ -49,7 +49,9 @@ class BuiltDetectors:
         self.want_code = want_code
 
 
-def _one(cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int) -> Detector | Invariant:
+def _one(
+    cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int, deployment: Deployment | None = None
+) -> Detector | Invariant:
     if isinstance(cfg, EventMonitor):
         address, abi = contracts[cfg.contract]
         event = find_event(abi, cfg.event)
@@ -73,7 +75,8 @@ def _one(cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int) -> Detec
         return FlowDetector(cfg, contracts)
     if isinstance(cfg, GovernanceMonitor):
         allowed = [contracts[n][0] for n in cfg.allow_contracts]
-        return GovernanceDetector(cfg, {n: contracts[n][0] for n in cfg.contracts}, allowed)
+        addresses = {n: contracts[n][0] for n in cfg.contracts}
+        return GovernanceDetector(cfg, addresses, allowed, deployment)
     if isinstance(cfg, SetupMonitor):
         mixers = [contracts[n][0] for n in cfg.mixer_contracts]
         return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
@@ -97,11 +100,12 @@ def build_detectors(
     detectors: list[Detector] = []
     invariants: list[Invariant] = []
     want_code = False
+    deployment = Deployment.of(config.manifest)
     for i, cfg in enumerate(config.settings.monitors):
         if not cfg.enabled or (only is not None and cfg.id not in only):
             continue
         try:
-            built = _one(cfg, contracts, config.path.parent, chain_id)
+            built = _one(cfg, contracts, config.path.parent, chain_id, deployment)
         except DetectionError as exc:
             issues.append(ConfigIssue(str(config.path), None, f"monitors[{i}]", str(exc)))
             continue

@@ -5,19 +5,31 @@ Recognised by the standard OpenZeppelin event names (``RoleGranted``, ``Ownershi
 the event's own ``sender``/``by`` argument when it has one (the contract's ``msg.sender``: the timelock
 when anyone executes a queued change), else the transaction's sender. A change is a finding unless
 its actor is allowlisted (``allow`` addresses, ``allow_contracts`` names).
+
+The deployment's own set-up is expected, so watching from block 0 does not flag it (``Deployment``,
+from the deployment manifest): changes made in the transaction that created one of the manifest's
+contracts (constructor grants, ``OwnershipTransferred(0, deployer)``), and changes in transactions
+sent by the manifest's ``deployer`` up to its ``deployment_block`` (the set-up calls after the
+constructors). The same key later is judged like anyone else. Without a ``deployment_block`` only
+the constructors are expected. The detector keeps no state across blocks: nothing to rewind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from breakglass.config.monitors import GovernanceMonitor
 from breakglass.detect.base import BlockContext, FindingMaker
 from breakglass.detect.filters import _jsonable
 from breakglass.detect.reads import ReadCall
-from breakglass.domain import Finding
+from breakglass.domain import Finding, Tx
 
-__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector"]
+if TYPE_CHECKING:
+    from breakglass.devnet.manifest import Manifest
+
+__all__ = ["GOVERNANCE_EVENTS", "Deployment", "GovernanceDetector"]
 
 GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     "roles": frozenset({"RoleGranted", "RoleRevoked", "RoleAdminChanged"}),
@@ -40,14 +52,54 @@ GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """How the protocol was deployed, as the manifest records it (see the module docstring)."""
+
+    contracts: frozenset[str]
+    """Lowercase addresses of the manifest's contracts."""
+    deployer: str | None = None
+    block: int | None = None
+
+    @classmethod
+    def of(cls, manifest: Manifest | None) -> Deployment | None:
+        if manifest is None:
+            return None
+        return cls(
+            frozenset(c.address.lower() for c in manifest.contracts.values()),
+            manifest.deployer.lower() if manifest.deployer else None,
+            manifest.deployment_block,
+        )
+
+    def set_up(self, tx: Tx, block_number: int) -> bool:
+        """Whether ``tx`` (in ``block_number``) is part of the deployment itself."""
+        created = tx.receipt.contract_address if tx.receipt is not None else None
+        if created is not None and created.lower() in self.contracts:
+            return True
+        return (
+            self.deployer is not None
+            and self.block is not None
+            and block_number <= self.block
+            and tx.sender.lower() == self.deployer
+        )
+
+
 class GovernanceDetector:
     def __init__(
-        self, cfg: GovernanceMonitor, addresses: Mapping[str, str], allowed: Sequence[str] = ()
+        self,
+        cfg: GovernanceMonitor,
+        addresses: Mapping[str, str],
+        allowed: Sequence[str] = (),
+        deployment: Deployment | None = None,
     ) -> None:
-        """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors."""
+        """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors;
+        ``deployment``: whose changes are the protocol's own set-up."""
         self.monitor_id = cfg.id
         self.contracts = {a.lower(): n for n, a in addresses.items()}
         self.allow = {a.lower() for a in (*cfg.allow, *allowed)}
+        self.deployment = deployment
+        self.deployment_changes = 0
+        """Changes passed as the deployment's set-up (watching from before the deployment)."""
         self.events: dict[str, str] = {}
         for action in cfg.actions:
             for name in GOVERNANCE_EVENTS[action]:
@@ -72,6 +124,9 @@ class GovernanceDetector:
             named = item.args.get("sender", item.args.get("by"))
             actor = str(named).lower() if isinstance(named, str) else item.tx.sender.lower()
             if actor in self.allow:
+                continue
+            if self.deployment is not None and self.deployment.set_up(item.tx, ctx.block.number):
+                self.deployment_changes += 1
                 continue
             evidence = {
                 "action": action,

@@ -47,12 +47,15 @@ class Deployer:
         return self.w3.eth.contract(address=address, abi=art.abi)
 
     def manifest(self, rpc_url: str, **meta: Any) -> Manifest:
+        """The manifest of what was deployed so far; the current head is the deployment block."""
         return Manifest(
             chain_id=self.w3.eth.chain_id,
             rpc_url=rpc_url,
             contracts=dict(self.records),
             accounts=dict(self.accounts),
             meta=meta,
+            deployer=self._from(),
+            deployment_block=self.w3.eth.block_number,
         )
 
 

@@ -30,11 +30,17 @@ class Manifest:
     contracts: Mapping[str, ContractRecord]
     accounts: Mapping[str, str] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    deployer: str | None = None
+    """The account that sent the deployment's transactions (constructors and set-up calls)."""
+    deployment_block: int | None = None
+    """The last block of the deployment: the deployer's privileged changes up to it are its set-up."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "rpc_url": self.rpc_url,
+            "deployer": self.deployer,
+            "deployment_block": self.deployment_block,
             "accounts": dict(self.accounts),
             "meta": dict(self.meta),
             "contracts": {
@@ -72,6 +78,10 @@ class Manifest:
                 contracts=contracts,
                 accounts=dict(data.get("accounts", {})),
                 meta=dict(data.get("meta", {})),
+                deployer=str(data["deployer"]) if data.get("deployer") else None,
+                deployment_block=(
+                    int(data["deployment_block"]) if data.get("deployment_block") is not None else None
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
