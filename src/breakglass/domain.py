@@ -117,6 +117,13 @@ class Block:
     timestamp: int
     base_fee: int | None
     transactions: tuple[Tx, ...]
+    withdrawals: int = 0
+    """how many beacon-chain withdrawals the block credits (they change balances without a tx)"""
+
+    @property
+    def quiet(self) -> bool:
+        """No transaction and no withdrawal: contract state is the parent's (bar system contracts)."""
+        return not self.transactions and not self.withdrawals
 
     @property
     def logs(self) -> tuple[Log, ...]:

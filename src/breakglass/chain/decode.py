@@ -62,6 +62,7 @@ class RawBlock(TypedDict, total=False):
     timestamp: str
     baseFeePerGas: str
     transactions: list[RawTx]
+    withdrawals: list[dict[str, str]]
 
 
 def _field(raw: Any, key: str, method: str, where: str) -> Any:
@@ -196,6 +197,9 @@ def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Blo
         tx_raw: RawTx = raw_tx  # type: ignore[assignment]
         decoded.append(decode_tx(tx_raw, receipt_of, method, f"transactions[{i}]."))
     base_fee = r.get("baseFeePerGas")
+    withdrawals = r.get("withdrawals")
+    if withdrawals is not None and not isinstance(withdrawals, list):
+        raise ChainDataError(method, "withdrawals", withdrawals, "not a list")
     return Block(
         number=hex_int(_field(r, "number", method, ""), method, "number"),
         hash=_hash(_field(r, "hash", method, ""), method, "hash"),
@@ -203,4 +207,5 @@ def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Blo
         timestamp=hex_int(_field(r, "timestamp", method, ""), method, "timestamp"),
         base_fee=None if base_fee is None else hex_int(base_fee, method, "baseFeePerGas"),
         transactions=tuple(decoded),
+        withdrawals=len(withdrawals or ()),
     )

@@ -3,9 +3,9 @@
 Guarantees (``docs/detection.md`` has the long form):
 - blocks reach the handler in strictly increasing order, each after its parent; none is skipped;
 - a block is checkpointed only after its handler returned, so a crash re-delivers at most the blocks
-  of the two windows in flight (the one being handled, the one whose checkpoint is being written:
-  a block or two at the head, up to ``2 * batch_blocks`` in a backfill); findings carry
-  fingerprints for dedup; a restart resumes at last checkpointed + 1;
+  handled since the last checkpoint write that completed (a block or two at the head; in a backfill,
+  which writes every ``checkpoint_interval`` seconds, the blocks of about two intervals); findings
+  carry fingerprints for dedup; a restart resumes at last checkpointed + 1;
 - a parent-hash mismatch walks back to the common ancestor, marks the orphaned blocks, tells the
   handler (which retracts their findings) and processes the new branch;
 - only blocks ``confirmations`` deep are processed (0 = the head, fastest reaction);
@@ -100,6 +100,7 @@ class Follower:
         prefetch: int = 4,
         progress: bool = False,
         max_reorg_depth: int = 256,
+        checkpoint_interval: float = 0.25,
     ) -> None:
         self.rpc = rpc
         self.checkpoints = checkpoints
@@ -113,6 +114,9 @@ class Follower:
         self.prefetch = prefetch
         self.progress = progress
         self.max_reorg_depth = max_reorg_depth
+        self.checkpoint_interval = checkpoint_interval
+        """seconds between checkpoint writes inside a backfill (a step always ends with one)"""
+        self._flushed_at = 0.0
         self._last: Checkpoint | None = None
         self._loaded = False
         self._wake = asyncio.Event()
@@ -167,6 +171,7 @@ class Follower:
             for s in range(first, last + 1, self.batch_blocks)
         ]
         pending: list[asyncio.Task[list[Block]]] = []
+        rows: list[tuple[int, str, str, int]] = []
         try:
             if bar is not None:
                 bar.start()
@@ -175,18 +180,16 @@ class Follower:
                 while len(pending) < self.prefetch and i + len(pending) < len(windows):
                     pending.append(asyncio.create_task(self._fetch(windows[i + len(pending)])))
                 blocks = await pending.pop(0)
-                rows: list[tuple[int, str, str, int]] = []
-                try:
-                    for block in blocks:
-                        if self._last is not None and block.parent_hash != self._last.hash:
-                            await self._flush(rows, wait=True)
-                            await self._reorg()
-                            return done  # the next step starts from the common ancestor
-                        findings = await self.handler.on_block(block)
-                        rows.append((block.number, block.hash, block.parent_hash, findings))
-                        self._last = Checkpoint(block.number, block.hash)
-                        done += 1
-                finally:
+                for block in blocks:
+                    if self._last is not None and block.parent_hash != self._last.hash:
+                        await self._flush(rows, wait=True)
+                        await self._reorg()
+                        return done  # the next step starts from the common ancestor
+                    findings = await self.handler.on_block(block)
+                    rows.append((block.number, block.hash, block.parent_hash, findings))
+                    self._last = Checkpoint(block.number, block.hash)
+                    done += 1
+                if time.monotonic() - self._flushed_at >= self.checkpoint_interval:
                     await self._flush(rows)
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=len(blocks))
@@ -198,7 +201,7 @@ class Follower:
                     await task
             if bar is not None:
                 bar.stop()
-            await self._flush([], wait=True)  # a step returns with its checkpoints written
+            await self._flush(rows, wait=True)  # a step returns with its checkpoints written
         return done
 
     def _bar(self, total: int) -> Progress:
@@ -227,11 +230,12 @@ class Follower:
         return blocks
 
     async def _flush(self, rows: list[tuple[int, str, str, int]], *, wait: bool = False) -> None:
-        """Checkpoint a window's handled blocks in one transaction (one block at the head).
+        """Checkpoint the handled blocks in ``rows`` in one transaction, and empty it.
 
-        Write-behind: the write runs while the next window is handled; writes stay in order (each
-        waits for the previous) and ``wait=True`` (end of a step, before a reorg) drains them. A
-        crash meanwhile only makes the checkpoint lag: blocks are re-delivered, never skipped."""
+        Write-behind: the write runs while the next blocks are handled; writes stay in order (each
+        waits for the previous) and ``wait=True`` (end of a step, before a reorg) drains them. In a
+        backfill the follower flushes every ``checkpoint_interval`` seconds rather than every window:
+        a crash meanwhile only makes the checkpoint lag, so blocks are re-delivered, never skipped."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
@@ -239,6 +243,7 @@ class Follower:
             batch = list(rows)
             rows.clear()
             self.blocks_processed += len(batch)
+            self._flushed_at = time.monotonic()
             self._writing = asyncio.create_task(self.checkpoints.advance_many(self.chain_id, batch))
         if wait and self._writing is not None:
             writing, self._writing = self._writing, None

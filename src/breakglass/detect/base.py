@@ -17,7 +17,7 @@ from breakglass.detect.expr import to_cel
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Block, Finding, Log, Severity, Tx
 
-__all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "tx_vars"]
+__all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "Interest", "tx_vars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,21 @@ class BlockContext:
             out["args"] = to_cel(args)
         out.update(extra)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Interest:
+    """Which blocks a detector can find anything in; the engine skips it on every other block.
+
+    A detector declares it as an ``interest`` attribute; one without runs on every block (invariants,
+    flows and plugins: they look at state or keep windows). Most blocks of a backfill touch no
+    configured contract, so most detectors are never called on them.
+    """
+
+    logs: frozenset[tuple[str, str]] = frozenset()
+    """(lowercase address, topic0) of decoded logs that wake it"""
+    transactions: bool = False
+    """any block with at least one transaction wakes it"""
 
 
 class Detector(Protocol):

@@ -12,7 +12,12 @@ transactions, governance, set-up and intel still run on every block; flows judge
 
 The engine is the follower's ``BlockHandler``. It remembers which findings each recent block raised,
 so that when the follower reports orphaned blocks it can publish a ``Retraction`` of exactly those
-findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; nothing is deleted).
+findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; nothing is deleted), and
+it rewinds every stateful detector to the common ancestor (``detect/rewind.py``).
+
+Dispatch: a detector that declares an ``Interest`` (``base.py``) is called only on blocks that have
+what it looks at (a matching decoded log, or any transaction); the others run on every block. A
+quiet block behind the head takes its parent's reads (``_carries``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from eth_utils.crypto import keccak
 from breakglass.bus import Bus, Topics
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.detect.abi import AbiIndex
-from breakglass.detect.base import BlockContext, DecodedLog, Detector
+from breakglass.detect.base import BlockContext, DecodedLog, Detector, Interest
 from breakglass.detect.reads import CallExecutor, ReadCall, RpcBatchExecutor, decode_results
 from breakglass.domain import Block, Finding, PendingTx
 from breakglass.errors import BreakglassError
@@ -78,6 +83,20 @@ class DetectionEngine:
             for call in detector.reads():
                 unique.setdefault(call.key, call)
         self.calls = list(unique.values())
+        # dispatch: which detectors a block wakes (``base.Interest``); the rest are not called
+        self._always: list[int] = []
+        self._on_transactions: list[int] = []
+        self._on_log: dict[tuple[str, str], list[int]] = {}
+        for i, detector in enumerate(self.detectors):
+            interest: Interest | None = getattr(detector, "interest", None)
+            if interest is None:
+                self._always.append(i)
+                continue
+            if interest.transactions:
+                self._on_transactions.append(i)
+            for key in interest.logs:
+                self._on_log.setdefault(key, []).append(i)
+        self._quiet = [self.detectors[i] for i in self._always]
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
         self._prepared: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self._keep = keep_blocks
@@ -88,6 +107,10 @@ class DetectionEngine:
         self.head: int | None = None
         """The chain head as last told by the follower (``on_head``); None: every block is recent."""
         self.skipped_reads = 0
+        self.carried_reads = 0
+        """quiet blocks that took their parent's reads (``_carries``)"""
+        self._last_reads: tuple[str, dict[str, Any]] | None = None
+        """(hash, reads) of the last block evaluated with its state read"""
 
     def on_head(self, number: int) -> None:
         self.head = number
@@ -104,10 +127,23 @@ class DetectionEngine:
             if tx.receipt and tx.receipt.contract_address
         ]
 
+    def _carries(self, block: Block) -> bool:
+        """A quiet block behind the head (no transaction, no withdrawal) has its parent's contract
+        state: it takes its parent's reads instead of asking the node again (historical ``eth_call``
+        is what a node serves slowest). The head itself is always read: views that read the block's
+        timestamp may change on an empty block, and the head is where a reaction still helps."""
+        return (
+            block.quiet
+            and self.head is not None
+            and block.number < self.head
+            and self.head - (block.number - 1) <= self.state_horizon
+        )
+
     async def prepare(self, blocks: Sequence[Block]) -> None:
         """Read the state of a whole window of blocks in one batch (the follower calls this right
-        after fetching them, inside its prefetch pipeline, so backfills never wait on reads)."""
-        blocks = [b for b in blocks if self._recent(b)]
+        after fetching them, inside its prefetch pipeline, so backfills never wait on reads).
+        Blocks that will take their parent's reads (``_carries``) are not read."""
+        blocks = [b for b in blocks if self._recent(b) and not self._carries(b)]
         if (not self.calls and not self.want_code) or not blocks:
             return
         if not isinstance(self.executor, RpcBatchExecutor):
@@ -146,6 +182,10 @@ class DetectionEngine:
         prepared = self._prepared.pop(block.hash, None)
         if prepared is not None:
             return prepared
+        last = self._last_reads
+        if last is not None and last[0] == block.parent_hash and self._carries(block):
+            self.carried_reads += 1
+            return last[1], {}
         if not self._recent(block):
             self.skipped_reads += 1
             return {}, {}
@@ -187,24 +227,36 @@ class DetectionEngine:
         """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
         seen_ms = time.time() * 1000
         reads, hashes = await self._read(block)
+        state_read = self._recent(block)
+        self._last_reads = (block.hash, reads) if state_read else None
         ctx = BlockContext(
             chain_id=self.chain_id,
             block=block,
             reads=reads,
-            state_read=self._recent(block),
+            state_read=state_read,
             logs=self._decode_logs(block),
             contracts=self.addresses,
             code_hashes=hashes,
             observed_at_ms=seen_ms,
         )
         findings: list[Finding] = []
-        for detector in self.detectors:
+        for detector in self._woken(block, ctx.logs):
             try:
                 findings += detector.on_block(ctx)
             except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 self.errors += 1
                 log.error("detector failed", monitor=detector.monitor_id, block=block.number, error=str(exc))
         return findings
+
+    def _woken(self, block: Block, logs: Sequence[DecodedLog]) -> list[Detector]:
+        """The detectors this block can interest, in configuration order."""
+        if not block.transactions:
+            return self._quiet
+        chosen = set(self._always)
+        chosen.update(self._on_transactions)
+        for item in logs:
+            chosen.update(self._on_log.get((item.log.address.lower(), item.event.topic0), ()))
+        return [self.detectors[i] for i in sorted(chosen)]
 
     async def on_block(self, block: Block) -> int:
         started = time.perf_counter()
@@ -232,6 +284,14 @@ class DetectionEngine:
             )
             if self.bus is not None:
                 await self.bus.publish(Topics.RETRACTIONS, retraction)
+        if orphaned:
+            # stateful detectors (flows, set-up, invariants' prev, plugins) forget the orphaned blocks
+            ancestor = min(c.number for c in orphaned) - 1
+            for detector in self.detectors:
+                rewind = getattr(detector, "rewind", None)
+                if rewind is not None:
+                    rewind(ancestor)
+            self._last_reads = None
 
     async def on_pending(self, pending: PendingTx) -> list[Finding]:
         """Pending-transaction handlers of plugins (the simulator adds invariants on the post-state)."""

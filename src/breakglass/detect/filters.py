@@ -13,7 +13,7 @@ from typing import Any
 
 from breakglass.config.monitors import CallMonitor, EventMonitor, TransactionMonitor
 from breakglass.detect.abi import EventAbi, FunctionAbi
-from breakglass.detect.base import BlockContext, DecodedLog, FindingMaker
+from breakglass.detect.base import BlockContext, DecodedLog, FindingMaker, Interest
 from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding
@@ -74,6 +74,7 @@ class EventDetector:
         self.monitor_id = cfg.id
         self.address = address.lower()
         self.event = event
+        self.interest = Interest(logs=frozenset({(self.address, event.topic0)}))
         self.where = Expression(cfg.where, cfg.id, allowed=EVENT_VARS) if cfg.where else None
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or f"{cfg.contract}.{event.name}", cfg.labels
@@ -110,6 +111,7 @@ class CallDetector:
         self.monitor_id = cfg.id
         self.address = address.lower()
         self.function = function
+        self.interest = Interest(transactions=True)
         self.include_reverted = cfg.include_reverted
         self.where = Expression(cfg.where, cfg.id, allowed=CALL_VARS) if cfg.where else None
         self.make = FindingMaker(
@@ -139,6 +141,7 @@ class CallDetector:
 
 class TransactionDetector:
     def __init__(self, cfg: TransactionMonitor, to: list[str]) -> None:
+        self.interest = Interest(transactions=True)
         self.monitor_id = cfg.id
         self.to = {a.lower() for a in to}
         self.where = Expression(cfg.where, cfg.id, allowed=TX_VARS)

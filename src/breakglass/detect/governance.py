@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from breakglass.config.monitors import GovernanceMonitor
-from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.filters import _jsonable
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding, Tx
@@ -95,6 +95,7 @@ class GovernanceDetector:
         """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors;
         ``deployment``: whose changes are the protocol's own set-up."""
         self.monitor_id = cfg.id
+        self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.contracts = {a.lower(): n for n, a in addresses.items()}
         self.allow = {a.lower() for a in (*cfg.allow, *allowed)}
         self.deployment = deployment

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from breakglass.config.monitors import IntelMonitor
-from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding
 from breakglass.errors import DetectionError
@@ -43,6 +43,7 @@ def read_indicators(
 class IntelDetector:
     def __init__(self, cfg: IntelMonitor, base_dir: Path) -> None:
         self.monitor_id = cfg.id
+        self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.addresses = {a.lower() for a in cfg.addresses}
         self.code_hashes = {h.lower() for h in cfg.code_hashes}
         self.selectors = {s.lower() for s in cfg.selectors}

@@ -25,7 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 
 from breakglass.config.monitors import SetupMonitor
-from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.reads import ReadCall
 from breakglass.detect.rewind import UndoLog
 from breakglass.domain import Block, Finding, Severity, Tx
@@ -45,6 +45,7 @@ class SetupDetector:
     def __init__(self, cfg: SetupMonitor, protocol: Sequence[str], mixers: Sequence[str] = ()) -> None:
         """``protocol``: addresses of the protocol's contracts; ``mixers``: more source addresses."""
         self.monitor_id = cfg.id
+        self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.cfg = cfg
         self.protocol = {a.lower() for a in protocol}
         self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged, *mixers)}

@@ -18,9 +18,6 @@ def yaml(text: str) -> str:
     return textwrap.indent(textwrap.dedent(text).strip() + "\n", "  ")
 
 
-# Needs DetectionEngine.on_reorg to call every detector's rewind(ancestor) (engine.py, wired by the
-# lead): remove this marker with the hook; strict, so the test fails until the marker goes.
-@pytest.mark.xfail(strict=True, reason="DetectionEngine.on_reorg does not call detectors' rewind yet")
 async def test_a_withdrawal_replayed_on_the_new_branch_is_not_counted_twice(
     probe: Probe, watch_factory: Any
 ) -> None:
