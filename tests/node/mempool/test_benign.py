@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,3 +73,10 @@ async def test_benign_traffic_gets_no_pre_execution_action(
         assert guardian_txs(w3, venue.key("guardian").address, first, w3.eth.block_number) == []
         print(f"benign: {BLOCKS} blocks, {report.transactions} txs, {stats.simulated} simulated, "
               f"{stats.skipped} skipped, flagged at any severity: {stats.flagged}")  # fmt: skip
+        for stage in FindingStage:
+            seen = Counter(
+                (f.monitor_id, f.severity.name.lower(), f.title[:70])
+                for f in defense.findings
+                if f.stage is stage
+            )
+            print(f"{stage.value} findings:", sorted(seen.items()))
