@@ -146,6 +146,10 @@ class TransactionDetector:
         self.to = {a.lower() for a in to}
         self.where = Expression(cfg.where, cfg.id, allowed=TX_VARS)
         self.reads_logs = "logs" in self.where.variables
+        # An expression of the logs alone gives one answer for every transaction without protocol logs
+        # (most of a block's): evaluated once, not per transaction.
+        self._logs_only = self.reads_logs and self.where.variables <= {"logs", "contracts"}
+        self._without_logs: bool | None = None
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or f"transaction matching {cfg.where}", cfg.labels
         )
@@ -160,10 +164,15 @@ class TransactionDetector:
                 continue
             if self.reads_logs:
                 logs = _LOGS.of(ctx, tx.hash)
-                variables = ctx.variables(tx, logs=logs)
+                if not logs and self._logs_only:
+                    if self._without_logs is None:
+                        self._without_logs = self.where.holds(ctx.variables(tx, logs=logs))
+                    matched = self._without_logs
+                else:
+                    matched = self.where.holds(ctx.variables(tx, logs=logs))
             else:
-                variables = ctx.variables(tx)
-            if self.where.holds(variables):
+                matched = self.where.holds(ctx.variables(tx))
+            if matched:
                 evidence: dict[str, Any] = {
                     "from": tx.sender,
                     "to": tx.to,

@@ -162,3 +162,13 @@ def test_the_pending_judge_gives_the_simulated_transaction_its_logs() -> None:
     assert finding.stage is FindingStage.PENDING and finding.tx_hash == pending.tx.hash
     assert finding.evidence["pending_fees"]["max_priority_fee_per_gas"] == 1
     assert judge.judge(pending, simulated(0), observed_at_ms=0.0) == []  # a revert changes nothing
+
+
+def test_transactions_without_protocol_logs_share_one_answer_only_when_the_expression_reads_logs_alone() -> (
+    None
+):
+    quiet = [tx_with(i, LP if i % 2 else ATTACKER, ()) for i in range(4)]
+    logs_only = TransactionDetector(monitor("size(logs) == 0"), [])
+    assert len(logs_only.on_block(context(*quiet))) == 4
+    mixed = TransactionDetector(monitor(f'size(logs) == 0 && tx.from == "{LP}"'), [])
+    assert [f.tx_hash for f in mixed.on_block(context(*quiet))] == [quiet[1].hash, quiet[3].hash]
