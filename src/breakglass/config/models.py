@@ -33,6 +33,12 @@ class ChainConfig(Strict):
     confirmations: int = Field(default=0, ge=0, le=128)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     request_timeout: float = Field(default=10.0, gt=0, le=300)
+    multicall: str | None = Field(
+        default=None,
+        pattern=_ADDRESS,
+        description="a Multicall3 (aggregate3) contract, e.g. 0xcA11bde05977b3631167028862bE2a173976CA11 "
+        "on most chains: a backfill reads each past block's state in one eth_call through it",
+    )
 
     @field_validator("rpc")
     @classmethod

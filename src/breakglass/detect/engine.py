@@ -35,7 +35,13 @@ from breakglass.bus import Bus, Topics
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.detect.abi import AbiIndex
 from breakglass.detect.base import BlockContext, DecodedLog, Detector, Interest
-from breakglass.detect.reads import CallExecutor, ReadCall, RpcBatchExecutor, decode_results
+from breakglass.detect.reads import (
+    CallExecutor,
+    MulticallExecutor,
+    ReadCall,
+    RpcBatchExecutor,
+    decode_results,
+)
 from breakglass.domain import Block, Finding, PendingTx
 from breakglass.errors import BreakglassError
 from breakglass.logs import get_logger
@@ -70,7 +76,11 @@ class DetectionEngine:
         want_code: bool = False,
         keep_blocks: int = 1024,
         state_horizon: int = 128,
+        multicall: str | None = None,
     ) -> None:
+        """``multicall``: a Multicall3 (``aggregate3``) address; with it, the reads of a block behind
+        the head go in one ``eth_call`` instead of one per view call (a node serves historical calls
+        slowly: on anvil ~3 ms each, against ~6 ms for all of a block's calls in one)."""
         self.detectors = list(detectors)
         self.chain_id = chain_id
         self.abi = AbiIndex(contracts)
@@ -104,6 +114,7 @@ class DetectionEngine:
         self.blocks = 0
         self.last_latency_ms = 0.0
         self.state_horizon = state_horizon
+        self.multicall = multicall
         self.head: int | None = None
         """The chain head as last told by the follower (``on_head``); None: every block is recent."""
         self.skipped_reads = 0
@@ -151,18 +162,29 @@ class DetectionEngine:
             self._prepared.update({b.hash: r for b, r in zip(blocks, results, strict=True)})
             return
         requests: list[tuple[str, tuple[Any, ...]]] = []
-        shapes: list[tuple[Block, list[str]]] = []
+        shapes: list[tuple[Block, list[str], bool]] = []
         for block in blocks:
             created = self._created(block)
-            requests += RpcBatchExecutor.requests(self.calls, block.number)
+            packed = self.multicall is not None and bool(self.calls) and self.head is not None
+            packed = packed and block.number < (self.head or 0)
+            if packed:
+                requests.append(MulticallExecutor.request(self.calls, self.multicall or "", block.number))
+            else:
+                requests += RpcBatchExecutor.requests(self.calls, block.number)
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
-            shapes.append((block, created))
+            shapes.append((block, created, packed))
         answers = await self.executor.rpc.batch(requests, strict=False)
         i = 0
-        for block, created in shapes:
-            mine = answers[i : i + len(self.calls) + len(created)]
-            i += len(mine)
-            self._prepared[block.hash] = self._decode_answers(mine, created)
+        for block, created, packed in shapes:
+            if packed:
+                raw: list[Any] = MulticallExecutor.unpack(answers[i], len(self.calls))
+                i += 1
+            else:
+                raw = answers[i : i + len(self.calls)]
+                i += len(self.calls)
+            codes = answers[i : i + len(created)]
+            i += len(created)
+            self._prepared[block.hash] = self._decode_answers([*raw, *codes], created)
         while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
             self._prepared.pop(next(iter(self._prepared)))
 

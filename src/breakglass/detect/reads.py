@@ -127,7 +127,7 @@ class RpcBatchExecutor:
 
     @staticmethod
     def raw(result: Any) -> bytes | BaseException:
-        if isinstance(result, BaseException):
+        if isinstance(result, BaseException | bytes):
             return result
         if isinstance(result, str) and result.startswith("0x"):
             return bytes.fromhex(result[2:])
@@ -149,11 +149,30 @@ class MulticallExecutor:
     async def execute(self, calls: Sequence[ReadCall], block: int | str) -> list[bytes | BaseException]:
         if not calls:
             return []
+        method, params = self.request(calls, self.multicall, block)
+        return self.unpack(await self.rpc.call(method, *params), len(calls))
+
+    @classmethod
+    def request(
+        cls, calls: Sequence[ReadCall], multicall: str, block: int | str
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The one ``eth_call`` that runs ``calls`` at ``block`` (for a JSON-RPC batch of several)."""
         payload = encode(["(address,bool,bytes)[]"], [[(c.address, True, c.calldata) for c in calls]])
         tag = hex(block) if isinstance(block, int) else block
-        call = {"to": self.multicall, "data": "0x" + (self._SELECTOR + payload).hex()}
-        answer = await self.rpc.call("eth_call", call, tag)
-        (results,) = decode(["(bool,bytes)[]"], bytes.fromhex(str(answer)[2:]))
+        return "eth_call", ({"to": multicall, "data": "0x" + (cls._SELECTOR + payload).hex()}, tag)
+
+    @staticmethod
+    def unpack(answer: Any, count: int) -> list[bytes | BaseException]:
+        """Raw return data per call from an ``aggregate3`` answer; every call failed if it did."""
+        if isinstance(answer, BaseException):
+            return [answer] * count
+        try:
+            (results,) = decode(["(bool,bytes)[]"], bytes.fromhex(str(answer)[2:]))
+        except (DecodingError, ValueError, OverflowError) as exc:
+            error = RpcError("eth_call", f"multicall answered {str(answer)[:42]!r}: {exc}")
+            return [error] * count
+        if len(results) != count:
+            return [RpcError("eth_call", f"multicall answered {len(results)} results for {count}")] * count
         return [bytes(data) if ok else RpcError("eth_call", "reverted in multicall") for ok, data in results]
 
 

@@ -99,6 +99,7 @@ def build_watcher(
         executor=RpcBatchExecutor(rpc),
         bus=bus,
         want_code=built.want_code,
+        multicall=chain.multicall,
     )
     db = make_engine(config.settings.store.url)
     follower = Follower(
