@@ -138,7 +138,13 @@ class PendingTx:
     seen_at_ms: float
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps uses for strings (C)
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _PLAIN:  # the usual case, decided without ABC isinstance checks
+        return value
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, Mapping):
@@ -150,9 +156,31 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _plain_json(value: Any) -> str | None:
+    """``json.dumps`` of a str, int, None or a dict of str -> str, as ``fingerprint_of`` writes it;
+    None for anything else (the general path handles it)."""
+    kind = type(value)
+    if kind is str:
+        return _quote(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        return "{" + ",".join(_quote(k) + ":" + _quote(value[k]) for k in sorted(value)) + "}"
+    return None
+
+
 def fingerprint_of(*parts: Any) -> str:
-    """A stable short hash of the given parts; equal inputs give equal fingerprints across runs."""
-    blob = json.dumps(_canonical(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
+    """A stable short hash of the given parts; equal inputs give equal fingerprints across runs.
+
+    Findings of a backfill make thousands of these: plain parts are written directly (the same text
+    ``json.dumps`` gives, checked in ``tests/unit/test_domain_fingerprint.py``)."""
+    written = [_plain_json(p) for p in parts]
+    if all(w is not None for w in written):
+        blob = "[" + ",".join(w for w in written if w is not None) + "]"
+    else:
+        blob = json.dumps(_canonical(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -73,27 +73,36 @@ def _field(raw: Any, key: str, method: str, where: str) -> Any:
 
 def hex_int(value: Any, method: str, field: str) -> int:
     """A JSON-RPC quantity (``0x``-hex string) as int."""
+    return _int(value, method, field, "")
+
+
+# The decoders below take the location as (where, key) and join them only to report an error: a
+# backfill decodes every field of thousands of blocks, and formatting each location cost more than
+# the decoding itself.
+
+
+def _int(value: Any, method: str, where: str, key: str) -> int:
     if isinstance(value, str) and value.startswith("0x"):
         try:
             return int(value, 16)
         except ValueError:
             pass
-    raise ChainDataError(method, field, value, "not a hex quantity")
+    raise ChainDataError(method, f"{where}{key}", value, "not a hex quantity")
 
 
-def _hex_bytes(value: Any, method: str, field: str) -> bytes:
+def _hex_bytes(value: Any, method: str, where: str, key: str) -> bytes:
     if isinstance(value, str) and value.startswith("0x"):
         try:
             return bytes.fromhex(value[2:])
         except ValueError:
             pass
-    raise ChainDataError(method, field, value, "not hex data")
+    raise ChainDataError(method, f"{where}{key}", value, "not hex data")
 
 
-def _hash(value: Any, method: str, field: str) -> Hash32:
+def _hash(value: Any, method: str, where: str, key: str) -> Hash32:
     if isinstance(value, str) and len(value) == 66 and value.startswith("0x"):
         return Hash32(value.lower())
-    raise ChainDataError(method, field, value, "not a 32-byte hash")
+    raise ChainDataError(method, f"{where}{key}", value, "not a 32-byte hash")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -102,66 +111,77 @@ def _checksum(value: str) -> Address:
     return Address(to_checksum_address(value))
 
 
-def _address(value: Any, method: str, field: str) -> Address:
+def _address(value: Any, method: str, where: str, key: str) -> Address:
     if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
         try:
             return _checksum(value)
         except ValueError:
             pass
-    raise ChainDataError(method, field, value, "not an address")
+    raise ChainDataError(method, f"{where}{key}", value, "not an address")
 
 
 def _opt_int(raw: dict[str, Any], key: str, method: str, where: str) -> int | None:
     value = raw.get(key)
-    return None if value is None else hex_int(value, method, f"{where}{key}")
+    return None if value is None else _int(value, method, where, key)
+
+
+def _get(raw: dict[str, Any], key: str, method: str, where: str) -> Any:
+    try:
+        return raw[key]
+    except KeyError:
+        raise ChainDataError(method, f"{where}{key}", None, "missing") from None
 
 
 def decode_log(raw: RawLog, method: str, where: str) -> Log:
-    r: dict[str, Any] = dict(raw)
-    topics = _field(r, "topics", method, where)
+    r: dict[str, Any] = raw  # type: ignore[assignment]
+    if not isinstance(r, dict):
+        raise ChainDataError(method, where.rstrip(".") or "log", r, "not an object")
+    topics = _get(r, "topics", method, where)
     if not isinstance(topics, list):
         raise ChainDataError(method, f"{where}topics", topics, "not a list")
     return Log(
-        address=_address(_field(r, "address", method, where), method, f"{where}address"),
-        topics=tuple(_hash(t, method, f"{where}topics[{i}]") for i, t in enumerate(topics)),
-        data=_hex_bytes(_field(r, "data", method, where), method, f"{where}data"),
-        log_index=hex_int(_field(r, "logIndex", method, where), method, f"{where}logIndex"),
-        tx_hash=_hash(_field(r, "transactionHash", method, where), method, f"{where}transactionHash"),
-        tx_index=hex_int(_field(r, "transactionIndex", method, where), method, f"{where}transactionIndex"),
-        block_number=hex_int(_field(r, "blockNumber", method, where), method, f"{where}blockNumber"),
-        block_hash=_hash(_field(r, "blockHash", method, where), method, f"{where}blockHash"),
+        address=_address(_get(r, "address", method, where), method, where, "address"),
+        topics=tuple(_hash(t, method, where, f"topics[{i}]") for i, t in enumerate(topics)),
+        data=_hex_bytes(_get(r, "data", method, where), method, where, "data"),
+        log_index=_int(_get(r, "logIndex", method, where), method, where, "logIndex"),
+        tx_hash=_hash(_get(r, "transactionHash", method, where), method, where, "transactionHash"),
+        tx_index=_int(_get(r, "transactionIndex", method, where), method, where, "transactionIndex"),
+        block_number=_int(_get(r, "blockNumber", method, where), method, where, "blockNumber"),
+        block_hash=_hash(_get(r, "blockHash", method, where), method, where, "blockHash"),
         removed=bool(r.get("removed", False)),
     )
 
 
 def decode_receipt(raw: RawReceipt, method: str = "eth_getBlockReceipts", where: str = "") -> Receipt:
-    r: dict[str, Any] = dict(raw)
-    logs = _field(r, "logs", method, where)
+    r: dict[str, Any] = raw  # type: ignore[assignment]
+    if not isinstance(r, dict):
+        raise ChainDataError(method, where.rstrip(".") or "receipt", r, "not an object")
+    logs = _get(r, "logs", method, where)
     if not isinstance(logs, list):
         raise ChainDataError(method, f"{where}logs", logs, "not a list")
     created = r.get("contractAddress")
     price = r.get("effectiveGasPrice")
     return Receipt(
-        tx_hash=_hash(_field(r, "transactionHash", method, where), method, f"{where}transactionHash"),
-        status=hex_int(_field(r, "status", method, where), method, f"{where}status"),
-        gas_used=hex_int(_field(r, "gasUsed", method, where), method, f"{where}gasUsed"),
-        effective_gas_price=0 if price is None else hex_int(price, method, f"{where}effectiveGasPrice"),
-        contract_address=None if created is None else _address(created, method, f"{where}contractAddress"),
+        tx_hash=_hash(_get(r, "transactionHash", method, where), method, where, "transactionHash"),
+        status=_int(_get(r, "status", method, where), method, where, "status"),
+        gas_used=_int(_get(r, "gasUsed", method, where), method, where, "gasUsed"),
+        effective_gas_price=0 if price is None else _int(price, method, where, "effectiveGasPrice"),
+        contract_address=None if created is None else _address(created, method, where, "contractAddress"),
         logs=tuple(decode_log(log, method, f"{where}logs[{i}].") for i, log in enumerate(logs)),
     )
 
 
 def decode_tx(raw: RawTx, receipt: Receipt | None, method: str, where: str) -> Tx:
-    r: dict[str, Any] = dict(raw)
+    r: dict[str, Any] = raw  # type: ignore[assignment]
     to = r.get("to")
     return Tx(
-        hash=_hash(_field(r, "hash", method, where), method, f"{where}hash"),
-        sender=_address(_field(r, "from", method, where), method, f"{where}from"),
-        to=None if to is None else _address(to, method, f"{where}to"),
-        value=hex_int(_field(r, "value", method, where), method, f"{where}value"),
-        input=_hex_bytes(_field(r, "input", method, where), method, f"{where}input"),
-        nonce=hex_int(_field(r, "nonce", method, where), method, f"{where}nonce"),
-        gas=hex_int(_field(r, "gas", method, where), method, f"{where}gas"),
+        hash=_hash(_get(r, "hash", method, where), method, where, "hash"),
+        sender=_address(_get(r, "from", method, where), method, where, "from"),
+        to=None if to is None else _address(to, method, where, "to"),
+        value=_int(_get(r, "value", method, where), method, where, "value"),
+        input=_hex_bytes(_get(r, "input", method, where), method, where, "input"),
+        nonce=_int(_get(r, "nonce", method, where), method, where, "nonce"),
+        gas=_int(_get(r, "gas", method, where), method, where, "gas"),
         max_fee_per_gas=_opt_int(r, "maxFeePerGas", method, where),
         max_priority_fee_per_gas=_opt_int(r, "maxPriorityFeePerGas", method, where),
         gas_price=_opt_int(r, "gasPrice", method, where),
@@ -201,11 +221,11 @@ def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Blo
     if withdrawals is not None and not isinstance(withdrawals, list):
         raise ChainDataError(method, "withdrawals", withdrawals, "not a list")
     return Block(
-        number=hex_int(_field(r, "number", method, ""), method, "number"),
-        hash=_hash(_field(r, "hash", method, ""), method, "hash"),
-        parent_hash=_hash(_field(r, "parentHash", method, ""), method, "parentHash"),
-        timestamp=hex_int(_field(r, "timestamp", method, ""), method, "timestamp"),
-        base_fee=None if base_fee is None else hex_int(base_fee, method, "baseFeePerGas"),
+        number=_int(_field(r, "number", method, ""), method, "", "number"),
+        hash=_hash(_field(r, "hash", method, ""), method, "", "hash"),
+        parent_hash=_hash(_field(r, "parentHash", method, ""), method, "", "parentHash"),
+        timestamp=_int(_field(r, "timestamp", method, ""), method, "", "timestamp"),
+        base_fee=None if base_fee is None else _int(base_fee, method, "", "baseFeePerGas"),
         transactions=tuple(decoded),
         withdrawals=len(withdrawals or ()),
     )

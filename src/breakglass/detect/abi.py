@@ -7,8 +7,9 @@ addresses) keyed by parameter name; ``expr.to_cel`` shapes them for expressions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi.abi import decode
@@ -33,6 +34,75 @@ def _names(params: Sequence[Mapping[str, Any]]) -> list[str]:
     return [str(p.get("name") or f"arg{i}") for i, p in enumerate(params)]
 
 
+WordDecoder = Callable[[bytes], Any]
+"""One 32-byte ABI word -> its value; raises ValueError where ``eth_abi`` would refuse it."""
+
+_SIZED = re.compile(r"^(uint|int|bytes)(\d+)$")
+
+
+def _word_decoder(typ: str) -> WordDecoder | None:
+    """A direct decoder for the static one-word types (uintN, intN, address, bool, bytesN), giving
+    what ``eth_abi.decode`` gives and refusing what it refuses (dirty padding); None for the others.
+    Logs are decoded on every block: ``eth_abi``'s general machinery is ~20x slower on these."""
+    if typ == "address":
+
+        def address(word: bytes) -> str:
+            if any(word[:12]):
+                raise ValueError("address with non-zero padding")
+            return "0x" + word[12:].hex()
+
+        return address
+    if typ == "bool":
+
+        def boolean(word: bytes) -> bool:
+            value = int.from_bytes(word, "big")
+            if value > 1:
+                raise ValueError("bool that is neither 0 nor 1")
+            return value == 1
+
+        return boolean
+    match = _SIZED.match(typ)
+    if match is None:
+        return None
+    kind, size = match[1], int(match[2])
+    if kind == "bytes":
+        if not 1 <= size <= 32:
+            return None
+
+        def fixed(word: bytes) -> bytes:
+            if any(word[size:]):
+                raise ValueError(f"bytes{size} with non-zero padding")
+            return word[:size]
+
+        return fixed
+    if not (8 <= size <= 256 and size % 8 == 0):
+        return None
+    if kind == "uint":
+        limit = 1 << size
+
+        def unsigned(word: bytes) -> int:
+            value = int.from_bytes(word, "big")
+            if value >= limit:
+                raise ValueError(f"uint{size} out of range")
+            return value
+
+        return unsigned
+    low, high = -(1 << (size - 1)), 1 << (size - 1)
+
+    def signed(word: bytes) -> int:
+        value = int.from_bytes(word, "big", signed=True)
+        if not low <= value < high:
+            raise ValueError(f"int{size} out of range")
+        return value
+
+    return signed
+
+
+def _word_decoders(types: Sequence[str]) -> tuple[WordDecoder, ...] | None:
+    decoders = [_word_decoder(t) for t in types]
+    return None if any(d is None for d in decoders) else tuple(d for d in decoders if d is not None)
+
+
 @dataclass(frozen=True, slots=True)
 class EventAbi:
     name: str
@@ -42,6 +112,8 @@ class EventAbi:
     """(name, type) of the indexed inputs, in topic order."""
     data: tuple[tuple[str, str], ...]
     all_names: tuple[str, ...]
+    _fast_topics: tuple[WordDecoder, ...] | None = field(default=None, compare=False, repr=False)
+    _fast_data: tuple[WordDecoder, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> EventAbi:
@@ -57,12 +129,16 @@ class EventAbi:
             indexed=indexed,
             data=data,
             all_names=tuple(names),
+            _fast_topics=_word_decoders([t for _n, t in indexed]),
+            _fast_data=_word_decoders([t for _n, t in data]),
         )
 
     def decode(self, log: Log) -> dict[str, Any] | None:
         """The log's arguments by name, or None when it does not fit this event."""
         if len(log.topics) != len(self.indexed) + 1:
             return None
+        if self._fast_topics is not None and self._fast_data is not None:
+            return self._decode_words(log, self._fast_topics, self._fast_data)
         out: dict[str, Any] = {}
         try:
             for (name, typ), topic in zip(self.indexed, log.topics[1:], strict=True):
@@ -72,6 +148,22 @@ class EventAbi:
                 values = decode([t for _n, t in self.data], log.data)
                 out.update(zip((n for n, _t in self.data), values, strict=True))
         except (DecodingError, ValueError, OverflowError):
+            return None
+        return {n: out[n] for n in self.all_names}
+
+    def _decode_words(
+        self, log: Log, topics: tuple[WordDecoder, ...], data: tuple[WordDecoder, ...]
+    ) -> dict[str, Any] | None:
+        if len(log.data) < 32 * len(data):
+            return None
+        out: dict[str, Any] = {}
+        try:
+            for (name, _t), decoder, topic in zip(self.indexed, topics, log.topics[1:], strict=True):
+                out[name] = decoder(bytes.fromhex(topic[2:]))
+            raw = log.data
+            for i, ((name, _t), decoder) in enumerate(zip(self.data, data, strict=True)):
+                out[name] = decoder(raw[32 * i : 32 * i + 32])
+        except ValueError:
             return None
         return {n: out[n] for n in self.all_names}
 

@@ -65,6 +65,7 @@ class BlockContext:
     """Lowercase address -> keccak of runtime code, for contracts created in this block."""
     observed_at_ms: float = 0.0
     _tx_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _args_cache: dict[int, tuple[Mapping[str, Any], Any]] = field(default_factory=dict)
     _block_vars: dict[str, Any] | None = None
 
     def tx(self, tx: Tx) -> dict[str, Any]:
@@ -87,7 +88,11 @@ class BlockContext:
         if tx is not None:
             out["tx"] = self.tx(tx)
         if args is not None:
-            out["args"] = to_cel(args)
+            # several monitors of one event read the same decoded args: convert them once per block
+            cached = self._args_cache.get(id(args))
+            if cached is None or cached[0] is not args:
+                cached = self._args_cache[id(args)] = (args, to_cel(args))
+            out["args"] = cached[1]
         out.update(extra)
         return out
 

@@ -1,0 +1,123 @@
+"""The engine's backfill economies, on synthetic blocks: detectors are called only on blocks that can
+interest them, and a quiet block behind the head takes its parent's reads instead of asking the node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_abi.abi import encode
+from test_abi_and_reads import CONTRACTS, TOKEN, TRANSFER  # type: ignore[import-not-found]
+from test_engine import block  # type: ignore[import-not-found]
+
+from breakglass.chain.checkpoint import Checkpoint
+from breakglass.config.monitors import EventMonitor, InvariantMonitor
+from breakglass.detect.abi import EventAbi
+from breakglass.detect.base import BlockContext
+from breakglass.detect.engine import DetectionEngine
+from breakglass.detect.filters import EventDetector
+from breakglass.detect.invariants import InvariantDetector, InvariantSet
+from breakglass.detect.reads import ReadCall
+from breakglass.domain import Block, Finding, Hash32
+
+
+class CountingReads:
+    """One balance for every call; records the block of every read the engine asks for."""
+
+    def __init__(self, balance: int) -> None:
+        self.balance = balance
+        self.blocks: list[int | str] = []
+
+    async def execute(self, calls: Sequence[ReadCall], block: int | str) -> list[bytes | BaseException]:
+        self.blocks.append(block)
+        return [encode(["uint256"], [self.balance]) for _ in calls]
+
+
+class Spy:
+    """A detector that only records the blocks it was shown."""
+
+    def __init__(self, interest: object | None = None) -> None:
+        self.monitor_id = "spy"
+        self.seen: list[int] = []
+        if interest is not None:
+            self.interest = interest
+
+    def reads(self) -> Sequence[ReadCall]:
+        return ()
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        self.seen.append(ctx.block.number)
+        return []
+
+
+def invariant(expect: str = "balance >= 500") -> InvariantDetector:
+    cfg = InvariantMonitor(
+        id="floor",
+        kind="invariant",
+        severity="critical",
+        calls={"balance": "token.balanceOf(vault)"},
+        expect=expect,
+    )
+    return InvariantDetector(InvariantSet.build([cfg], CONTRACTS))
+
+
+async def test_an_event_monitor_is_not_called_on_blocks_without_its_log() -> None:
+    events = EventDetector(
+        EventMonitor(id="moves", kind="event", contract="token", event="Transfer"),
+        TOKEN,
+        EventAbi.of(TRANSFER),
+    )
+    every = Spy()
+    engine = DetectionEngine([events, every], chain_id=1, contracts=CONTRACTS, executor=CountingReads(1000))
+    calls: list[int] = []
+    original = events.on_block
+
+    def counted(ctx: BlockContext) -> list[Finding]:
+        calls.append(ctx.block.number)
+        return original(ctx)
+
+    events.on_block = counted  # type: ignore[method-assign]
+    found = 0
+    for number, outflow in [(1, None), (2, 100), (3, None), (4, 5)]:
+        found += await engine.on_block(block(number, outflow))
+    assert calls == [2, 4]  # only the blocks with a Transfer of the token
+    assert every.seen == [1, 2, 3, 4]  # no declared interest: every block
+    assert found == 2
+
+
+async def test_quiet_blocks_behind_the_head_take_their_parents_reads() -> None:
+    reads = CountingReads(1000)
+    engine = DetectionEngine([invariant()], chain_id=1, contracts=CONTRACTS, executor=reads)
+    engine.on_head(10)
+    blocks = [block(n, 100 if n == 5 else None) for n in range(1, 11)]
+    await engine.prepare(blocks)
+    for b in blocks:
+        assert await engine.on_block(b) == 0
+    # prefetched: block 5 (a transaction) and the head (always); block 1 was expected to carry its
+    # parent's reads, but this engine never saw block 0, so it is read when it comes (once per start)
+    assert reads.blocks == [5, 10, 1]
+    assert engine.carried_reads == 7
+
+
+async def test_a_carried_value_still_breaks_an_invariant_and_the_head_is_read_afresh() -> None:
+    reads = CountingReads(400)  # below the floor from the start
+    engine = DetectionEngine([invariant()], chain_id=1, contracts=CONTRACTS, executor=reads)
+    engine.on_head(4)
+    found = []
+    for n in range(1, 5):
+        found += await engine.evaluate(block(n, None))
+    assert [f.block_number for f in found] == [1]  # broken once, the quiet blocks carry the values
+    assert reads.blocks == [1, 4]
+
+
+async def test_no_carry_at_the_head_across_a_gap_or_after_a_reorg() -> None:
+    reads = CountingReads(1000)
+    engine = DetectionEngine([invariant()], chain_id=1, contracts=CONTRACTS, executor=reads)
+    engine.on_head(3)
+    await engine.evaluate(block(1, None))
+    await engine.evaluate(block(3, None))  # its parent (2) was not evaluated: read
+    engine.on_head(5)
+    await engine.evaluate(block(4, None))  # carried from 3
+    await engine.on_reorg([Checkpoint(4, "0x" + "00" * 31 + "04")])
+    other = Block(4, Hash32("0x" + "ab" * 32), Hash32(f"0x{3:064x}"), 48, 1, ())
+    await engine.evaluate(other)  # after a reorg nothing is carried: read
+    assert reads.blocks == [1, 3, 4]
