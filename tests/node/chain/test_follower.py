@@ -146,3 +146,32 @@ async def test_new_heads_by_subscription_wake_the_follower_long_before_its_poll(
     await task
     assert follower.last_head_seen is not None
     await rpc.close()
+
+
+async def test_a_backfill_checkpoints_every_interval_not_every_window(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    anvil.mine(60)
+    writes: list[list[int]] = []
+    original = checkpoints.advance_many
+
+    async def counted(chain_id: int, rows: list[tuple[int, str, str, int]]) -> None:
+        writes.append([n for n, _h, _p, _f in rows])
+        await original(chain_id, rows)
+
+    checkpoints.advance_many = counted  # type: ignore[method-assign]
+    rpc = RpcClient.from_urls([anvil.url])
+    slow = Follower(
+        rpc, checkpoints, Recorder(), chain_id=31337, start_block=0, batch_blocks=7, checkpoint_interval=3600
+    )
+    assert await slow.step() == 61
+    assert writes == [list(range(61))]  # one write, at the end of the step: every block in it
+    anvil.mine(30)
+    writes.clear()
+    eager = Follower(
+        rpc, checkpoints, Recorder(), chain_id=31337, start_block=0, batch_blocks=7, checkpoint_interval=0
+    )
+    assert await eager.step() == 30
+    assert [len(w) for w in writes] == [7, 7, 7, 7, 2]  # interval 0: every window, as before
+    assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(91))
+    await rpc.close()

@@ -4,8 +4,9 @@ interest them, and a quiet block behind the head takes its parent's reads instea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
 from test_abi_and_reads import CONTRACTS, TOKEN, TRANSFER  # type: ignore[import-not-found]
 from test_engine import block  # type: ignore[import-not-found]
 
@@ -16,7 +17,7 @@ from breakglass.detect.base import BlockContext
 from breakglass.detect.engine import DetectionEngine
 from breakglass.detect.filters import EventDetector
 from breakglass.detect.invariants import InvariantDetector, InvariantSet
-from breakglass.detect.reads import ReadCall
+from breakglass.detect.reads import ReadCall, RpcBatchExecutor
 from breakglass.domain import Block, Finding, Hash32
 
 
@@ -121,3 +122,48 @@ async def test_no_carry_at_the_head_across_a_gap_or_after_a_reorg() -> None:
     other = Block(4, Hash32("0x" + "ab" * 32), Hash32(f"0x{3:064x}"), 48, 1, ())
     await engine.evaluate(other)  # after a reorg nothing is carried: read
     assert reads.blocks == [1, 3, 4]
+
+
+class FakeNode:
+    """Answers eth_call for every view with one balance, through Multicall3's aggregate3 too."""
+
+    MULTICALL = "0x" + "ca11" * 10
+
+    def __init__(self, balance: int) -> None:
+        self.balance = balance
+        self.calls: list[tuple[str, str]] = []  # (to, block tag)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, strict: bool = True) -> list[Any]:
+        out: list[Any] = []
+        for method, params in calls:
+            assert method == "eth_call"
+            call, tag = params
+            self.calls.append((call["to"], tag))
+            word = encode(["uint256"], [self.balance])
+            if call["to"] == self.MULTICALL:
+                (inner,) = decode(["(address,bool,bytes)[]"], bytes.fromhex(call["data"][10:]))
+                out.append("0x" + encode(["(bool,bytes)[]"], [[(True, word) for _ in inner]]).hex())
+            else:
+                out.append("0x" + word.hex())
+        return out
+
+
+async def test_past_blocks_are_read_through_multicall_and_the_head_by_batch() -> None:
+    node = FakeNode(400)
+    engine = DetectionEngine(
+        [invariant()],
+        chain_id=1,
+        contracts=CONTRACTS,
+        executor=RpcBatchExecutor(node),  # type: ignore[arg-type]
+        multicall=FakeNode.MULTICALL,
+    )
+    engine.on_head(3)
+    blocks = [block(n, 100) for n in (1, 2, 3)]  # every block has a transaction: every block is read
+    await engine.prepare(blocks)
+    found = [f for b in blocks for f in await engine.evaluate(b)]
+    assert node.calls == [
+        (FakeNode.MULTICALL, "0x1"),
+        (FakeNode.MULTICALL, "0x2"),
+        (CONTRACTS["token"][0], "0x3"),
+    ]
+    assert [(f.block_number, f.evidence["values"]["balance"]) for f in found] == [(1, 400)]  # decoded alike
