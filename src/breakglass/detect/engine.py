@@ -119,6 +119,10 @@ class DetectionEngine:
         """The chain head as last told by the follower (``on_head``); None: every block is recent."""
         self.skipped_reads = 0
         self.carried_reads = 0
+        self.state_reads = 0
+        """blocks whose state was read at their own height"""
+        self.state_read_ms = 0.0
+        """wall time spent waiting for those reads (the node executing historical calls, mostly)"""
         """quiet blocks that took their parent's reads (``_carries``)"""
         self._last_reads: tuple[str, dict[str, Any]] | None = None
         """(hash, reads) of the last block evaluated with its state read"""
@@ -173,7 +177,18 @@ class DetectionEngine:
                 requests += RpcBatchExecutor.requests(self.calls, block.number)
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
             shapes.append((block, created, packed))
+        started = time.perf_counter()
         answers = await self.executor.rpc.batch(requests, strict=False)
+        self.state_read_ms += (time.perf_counter() - started) * 1000
+        self.state_reads += len(shapes)
+        if any(packed for _b, _c, packed in shapes) and not self._multicall_works(answers, shapes):
+            log.warning(
+                "chain.multicall does not answer as Multicall3; reading past blocks call by call",
+                multicall=self.multicall,
+            )
+            self.multicall = None
+            await self.prepare(blocks)
+            return
         i = 0
         for block, created, packed in shapes:
             if packed:
@@ -187,6 +202,22 @@ class DetectionEngine:
             self._prepared[block.hash] = self._decode_answers([*raw, *codes], created)
         while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
             self._prepared.pop(next(iter(self._prepared)))
+
+    def _multicall_works(
+        self, answers: Sequence[Any], shapes: Sequence[tuple[Block, list[str], bool]]
+    ) -> bool:
+        """False when an ``aggregate3`` answer is not one (no contract there, another contract)."""
+        i = 0
+        for _block, created, packed in shapes:
+            if packed:
+                answer = answers[i]
+                if isinstance(answer, str) and MulticallExecutor.malformed(answer, len(self.calls)):
+                    return False
+                i += 1
+            else:
+                i += len(self.calls)
+            i += len(created)
+        return True
 
     def _decode_answers(
         self, answers: Sequence[Any], created: list[str]
@@ -220,7 +251,11 @@ class DetectionEngine:
                 *RpcBatchExecutor.requests(self.calls, block.number)
             ]
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
-            return self._decode_answers(await self.executor.rpc.batch(requests, strict=False), created)
+            started = time.perf_counter()
+            answers = await self.executor.rpc.batch(requests, strict=False)
+            self.state_read_ms += (time.perf_counter() - started) * 1000
+            self.state_reads += 1
+            return self._decode_answers(answers, created)
         raw = await self.executor.execute(self.calls, block.number)
         codes: list[Any] = []
         rpc = getattr(self.executor, "rpc", None)

@@ -162,6 +162,15 @@ class MulticallExecutor:
         return "eth_call", ({"to": multicall, "data": "0x" + (cls._SELECTOR + payload).hex()}, tag)
 
     @staticmethod
+    def malformed(answer: str, count: int) -> bool:
+        """True unless ``answer`` decodes as ``count`` aggregate3 results."""
+        try:
+            (results,) = decode(["(bool,bytes)[]"], bytes.fromhex(answer[2:]))
+        except (DecodingError, ValueError, OverflowError):
+            return True
+        return len(results) != count
+
+    @staticmethod
     def unpack(answer: Any, count: int) -> list[bytes | BaseException]:
         """Raw return data per call from an ``aggregate3`` answer; every call failed if it did."""
         if isinstance(answer, BaseException):

@@ -167,3 +167,32 @@ async def test_past_blocks_are_read_through_multicall_and_the_head_by_batch() ->
         (CONTRACTS["token"][0], "0x3"),
     ]
     assert [(f.block_number, f.evidence["values"]["balance"]) for f in found] == [(1, 400)]  # decoded alike
+
+
+async def test_a_multicall_address_without_the_contract_falls_back_to_call_by_call() -> None:
+    class Empty(FakeNode):
+        async def batch(
+            self, calls: Sequence[tuple[str, Sequence[Any]]], *, strict: bool = True
+        ) -> list[Any]:
+            answers = await super().batch(calls, strict=strict)
+            return [
+                "0x" if to == self.MULTICALL else a
+                for (to, _t), a in zip(self.calls[-len(calls) :], answers, strict=True)
+            ]
+
+    node = Empty(400)
+    engine = DetectionEngine(
+        [invariant()],
+        chain_id=1,
+        contracts=CONTRACTS,
+        executor=RpcBatchExecutor(node),  # type: ignore[arg-type]
+        multicall=FakeNode.MULTICALL,
+    )
+    engine.on_head(3)
+    blocks = [block(n, 100) for n in (1, 2, 3)]
+    await engine.prepare(blocks)
+    assert engine.multicall is None  # refused once, then never asked again
+    found = [f for b in blocks for f in await engine.evaluate(b)]
+    assert [(f.block_number, f.evidence["values"]["balance"]) for f in found] == [(1, 400)]
+    token = CONTRACTS["token"][0]
+    assert node.calls[-3:] == [(token, "0x1"), (token, "0x2"), (token, "0x3")]
