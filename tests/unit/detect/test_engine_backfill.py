@@ -148,8 +148,8 @@ class FakeNode:
         return out
 
 
-async def test_past_blocks_are_read_through_multicall_and_the_head_by_batch() -> None:
-    node = FakeNode(400)
+def through_multicall(node: FakeNode) -> DetectionEngine:
+    """The floor invariant over ``node``, past blocks read through its Multicall3, head at block 3."""
     engine = DetectionEngine(
         [invariant()],
         chain_id=1,
@@ -158,6 +158,12 @@ async def test_past_blocks_are_read_through_multicall_and_the_head_by_batch() ->
         multicall=FakeNode.MULTICALL,
     )
     engine.on_head(3)
+    return engine
+
+
+async def test_past_blocks_are_read_through_multicall_and_the_head_by_batch() -> None:
+    node = FakeNode(400)
+    engine = through_multicall(node)
     blocks = [block(n, 100) for n in (1, 2, 3)]  # every block has a transaction: every block is read
     await engine.prepare(blocks)
     found = [f for b in blocks for f in await engine.evaluate(b)]
@@ -181,14 +187,7 @@ async def test_a_multicall_address_without_the_contract_falls_back_to_call_by_ca
             ]
 
     node = Empty(400)
-    engine = DetectionEngine(
-        [invariant()],
-        chain_id=1,
-        contracts=CONTRACTS,
-        executor=RpcBatchExecutor(node),  # type: ignore[arg-type]
-        multicall=FakeNode.MULTICALL,
-    )
-    engine.on_head(3)
+    engine = through_multicall(node)
     blocks = [block(n, 100) for n in (1, 2, 3)]
     await engine.prepare(blocks)
     assert engine.multicall is None  # refused once, then never asked again
