@@ -8,6 +8,7 @@ new one, so nothing downstream can be surprised by a mutation upstream.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -166,9 +167,20 @@ def _plain_json(value: Any) -> str | None:
         return int.__repr__(value)
     if value is None:
         return "null"
-    if kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
-        return "{" + ",".join(_quote(k) + ":" + _quote(value[k]) for k in sorted(value)) + "}"
+    if kind is dict:
+        try:
+            return _plain_labels(tuple(value.items())) if value else "{}"
+        except TypeError:  # an unhashable value: the general path
+            return None
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_labels(items: tuple[tuple[Any, Any], ...]) -> str | None:
+    """A findings' labels dict (the same few per monitor) as JSON; None unless all str -> str."""
+    if not all(type(k) is str and type(v) is str for k, v in items):
+        return None
+    return "{" + ",".join(_quote(k) + ":" + _quote(v) for k, v in sorted(items)) + "}"
 
 
 def fingerprint_of(*parts: Any) -> str:
@@ -176,11 +188,15 @@ def fingerprint_of(*parts: Any) -> str:
 
     Findings of a backfill make thousands of these: plain parts are written directly (the same text
     ``json.dumps`` gives, checked in ``tests/unit/test_domain_fingerprint.py``)."""
-    written = [_plain_json(p) for p in parts]
-    if all(w is not None for w in written):
-        blob = "[" + ",".join(w for w in written if w is not None) + "]"
+    written: list[str] = []
+    for part in parts:
+        text = _plain_json(part)
+        if text is None:
+            blob = json.dumps(_canonical(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
+            break
+        written.append(text)
     else:
-        blob = json.dumps(_canonical(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
+        blob = "[" + ",".join(written) + "]"
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -40,3 +40,5 @@ def test_a_finding_fingerprint_is_the_one_earlier_versions_stored() -> None:
     parts = ("vault-drain", 31337, "0x" + "ab" * 32, 3, {"protocol": "venue", "market": "2"})
     assert fingerprint_of(*parts) == reference(*parts)
     assert fingerprint_of("m", 1, 7, None, {}) == reference("m", 1, 7, None, {})
+    odd = {"b": ["list"], "a": {"nested": 1}}  # not str -> str: the general path
+    assert fingerprint_of("m", odd) == reference("m", odd)

@@ -17,7 +17,7 @@ from breakglass.detect.expr import to_cel
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Block, Finding, Log, Severity, Tx
 
-__all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "Interest", "tx_vars"]
+__all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "Interest", "jsonable", "tx_vars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,17 @@ class DecodedLog:
     event: EventAbi
     args: Mapping[str, Any]
     tx: Tx
+
+
+def jsonable(value: Any) -> Any:
+    """Decoded ABI values as JSON-ready evidence: bytes as 0x-hex, tuples as lists."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
 
 
 def tx_vars(tx: Tx) -> dict[str, Any]:
@@ -66,6 +77,7 @@ class BlockContext:
     observed_at_ms: float = 0.0
     _tx_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     _args_cache: dict[int, tuple[Mapping[str, Any], Any]] = field(default_factory=dict)
+    _plain_cache: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)
     _block_vars: dict[str, Any] | None = None
 
     def tx(self, tx: Tx) -> dict[str, Any]:
@@ -74,6 +86,14 @@ class BlockContext:
         if found is None:
             found = self._tx_cache[tx.hash] = tx_vars(tx)
         return found
+
+    def plain(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Decoded arguments as JSON-ready evidence (bytes as 0x-hex), once per block per log: every
+        monitor of one event gets its own copy of the same values."""
+        cached = self._plain_cache.get(id(args))
+        if cached is None or cached[0] is not args:
+            cached = self._plain_cache[id(args)] = (args, jsonable(dict(args)))
+        return dict(cached[1])
 
     def block_vars(self) -> dict[str, Any]:
         if self._block_vars is None:

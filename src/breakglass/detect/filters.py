@@ -13,7 +13,7 @@ from typing import Any
 
 from breakglass.config.monitors import CallMonitor, EventMonitor, TransactionMonitor
 from breakglass.detect.abi import EventAbi, FunctionAbi
-from breakglass.detect.base import BlockContext, DecodedLog, FindingMaker, Interest
+from breakglass.detect.base import BlockContext, DecodedLog, FindingMaker, Interest, jsonable
 from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding
@@ -23,16 +23,6 @@ __all__ = ["CallDetector", "EventDetector", "TransactionDetector"]
 EVENT_VARS = {"args", "log", "tx", "block", "contracts"}
 CALL_VARS = {"args", "tx", "block", "contracts"}
 TX_VARS = {"tx", "block", "contracts", "logs"}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _log_vars(item: DecodedLog) -> dict[str, Any]:
@@ -97,11 +87,7 @@ class EventDetector:
                 }
                 if not self.where.holds(ctx.variables(item.tx, item.args, log=log_vars)):
                     continue
-            evidence = {
-                "event": self.event.name,
-                "contract": self.contract,
-                "args": _jsonable(dict(item.args)),
-            }
+            evidence = {"event": self.event.name, "contract": self.contract, "args": ctx.plain(item.args)}
             out.append(self.make(ctx, tx=item.tx, log=item.log, evidence=evidence))
         return out
 
@@ -134,7 +120,7 @@ class CallDetector:
                 continue
             if self.where is not None and not self.where.holds(ctx.variables(tx, args)):
                 continue
-            evidence = {"function": self.function.name, "contract": self.contract, "args": _jsonable(args)}
+            evidence = {"function": self.function.name, "contract": self.contract, "args": jsonable(args)}
             out.append(self.make(ctx, tx=tx, evidence=evidence))
         return out
 

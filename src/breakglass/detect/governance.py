@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from breakglass.config.monitors import GovernanceMonitor
-from breakglass.detect.base import BlockContext, FindingMaker, Interest
-from breakglass.detect.filters import _jsonable
+from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonable
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding, Tx
 
@@ -135,7 +134,7 @@ class GovernanceDetector:
                 "contract": contract,
                 "actor": actor,
                 "tx_sender": item.tx.sender,
-                "args": _jsonable(dict(item.args)),
+                "args": jsonable(dict(item.args)),
             }
             title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
             out.append(
