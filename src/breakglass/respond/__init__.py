@@ -10,7 +10,7 @@ from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer, PlannedTx
 from breakglass.respond.responder import Responder, outbid_from
-from breakglass.respond.rpc import HttpRpc, Rpc
+from breakglass.respond.rpc import HttpRpc, Rpc, SendVerdict, connect, send_verdict
 from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import LocalSigner, Signer, load_guardian
 from breakglass.respond.tables import create_tables
@@ -35,9 +35,12 @@ __all__ = [
     "Responder",
     "Rpc",
     "SafeService",
+    "SendVerdict",
     "Signer",
     "build_responder",
+    "connect",
     "create_tables",
     "load_guardian",
     "outbid_from",
+    "send_verdict",
 ]

@@ -21,7 +21,7 @@ from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.responder import Responder
-from breakglass.respond.rpc import HttpRpc, Rpc
+from breakglass.respond.rpc import Rpc, connect
 from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import Signer, load_guardian
 from breakglass.store.db import Store, make_engine, make_sessionmaker
@@ -62,7 +62,8 @@ def build_responder(
     ledger = Ledger(sessions, hot=hot)
     if rpc is None:
         urls = config.rpc_urls()
-        rpc = HttpRpc(urls[0], timeout=settings.chain.request_timeout) if urls else None
+        # every endpoint of chain.rpc, in its order: a containment must not hang on one dead provider
+        rpc = connect(urls, timeout=settings.chain.request_timeout) if urls else None
     responder = Responder(
         book=book, policy=policy, ledger=ledger, bus=bus, poll_interval=settings.chain.poll_interval
     )

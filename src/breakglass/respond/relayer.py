@@ -23,20 +23,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from breakglass.errors import PolicyViolation, ResponseError, RpcError
-from breakglass.logs import get_logger
+from breakglass.logs import get_logger, redact_url
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
 from breakglass.respond.ledger import Ledger, Signed
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.policy import Policy
-from breakglass.respond.rpc import Rpc
+from breakglass.respond.rpc import Rpc, SendVerdict, send_verdict
 from breakglass.respond.signer import Signer
 
 __all__ = ["GuardianRelayer", "PlannedTx"]
 
 log = get_logger(__name__)
 Emit = Callable[[ActionEvent], Awaitable[None]]
-_ALREADY = ("already known", "already imported", "nonce too low", "replacement transaction underpriced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,16 +217,22 @@ class GuardianRelayer:
         return event
 
     async def _broadcast(self, raw: bytes, key: str) -> str | None:
-        """Send the raw bytes; returns the node's refusal, if any (the bytes stay in the ledger)."""
+        """Send the raw bytes; returns the node's refusal, if any (the bytes stay in the ledger).
+
+        The client fails over between endpoints by itself; "already known" or "nonce too low" (the
+        bytes reached a node before, e.g. the first endpoint took them and then timed out) counts as sent.
+        """
         try:
             await self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
         except RpcError as exc:
-            if any(word in str(exc).lower() for word in _ALREADY):
+            if send_verdict(exc) is SendVerdict.IN:
                 log.info("respond.rebroadcast_known", key=key, reason=str(exc))
                 return None
             # Still recorded as signed: recover() or a bump from poll() sends it (or its successor) again.
-            log.warning("respond.broadcast_failed", key=key, error=str(exc))
-            return str(exc)
+            # The refusal goes to the ledger and the bus, which the log redactor does not see.
+            refusal = redact_url(str(exc))
+            log.warning("respond.broadcast_failed", key=key, error=refusal)
+            return refusal
         return None
 
     def _tx(self, to: str, data: bytes, nonce: int, gas: int, fees: Fees) -> dict[str, Any]:
