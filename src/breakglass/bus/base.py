@@ -1,13 +1,22 @@
-"""The stage-to-stage interface: named topics carrying domain objects, at-least-once, in order per topic.
+"""The stage-to-stage interface: named topics carrying domain objects, in order per topic.
 
-Stages publish to a topic and subscribe with a durable name; each durable name gets every message
-once (a queue group: several workers with the same durable name share the messages). The in-process
-bus and the NATS JetStream bus implement this one Protocol, and the same tests run over both.
+Two ways to read a topic:
+
+- ``subscribe(topic, durable)``, for work: at least once. Each durable name gets every message once (a
+  queue group: several workers with the same durable name share the messages), and the bus keeps its
+  place across restarts. The alert, incident and response stages read this way.
+- ``listen(topic)``, for watching: at most once, fan-out. Every listener gets every message published
+  after it started listening, nothing is kept for it, and it leaves nothing behind once closed. A
+  listener that cannot keep up loses messages rather than slowing publishers. Live views (the API's
+  server-sent events) read this way: each API process sees everything, however many there are.
+
+The in-process bus and the NATS JetStream bus implement this one Protocol, and the same tests run over
+both (``tests/bus/test_conformance.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 __all__ = ["Bus", "Topics"]
@@ -28,11 +37,18 @@ class Topics:
 
 class Bus(Protocol):
     async def publish(self, topic: str, message: Any) -> None:
-        """Deliver ``message`` to every durable subscription of ``topic``."""
+        """Deliver ``message`` to every durable subscription and every listener of ``topic``."""
         ...
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
         """Messages of ``topic`` for the subscription ``durable``, from now on, in publish order."""
+        ...
+
+    def listen(self, topic: str) -> AsyncGenerator[Any, None]:
+        """Every message of ``topic`` published from now on, for this listener alone, in publish order.
+
+        Close it (``aclose()``, or ``contextlib.aclosing``) when done: that removes it from the bus.
+        """
         ...
 
     async def close(self) -> None: ...
