@@ -1,11 +1,11 @@
 """Live events for the API and dashboard: bus topics fanned out to server-sent-event clients.
 
-The hub holds one bus subscription per topic (durable ``api-events-<id>``, unique per process so
-that every API process sees every event) however many browsers are
-connected, and copies each message into a bounded queue per client. A client that falls
-``client_buffer`` messages behind is disconnected rather than allowed to grow memory without bound;
-``EventSource`` reconnects by itself, and the pages reload their data from the REST API on
-reconnect, so nothing is lost for the reader, only skipped on the wire.
+The hub holds one bus listener per topic (``Bus.listen``: fan-out, nothing stored for it, gone when
+the hub closes, so every API process sees every event and a restart leaves nothing behind on the bus)
+however many browsers are connected, and copies each message into a bounded queue per client. A
+client that falls ``client_buffer`` messages behind is disconnected rather than allowed to grow
+memory without bound; ``EventSource`` reconnects by itself, and the pages reload their data from the
+REST API on reconnect, so nothing is lost for the reader, only skipped on the wire.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import dataclasses
 import enum
 import itertools
 import json
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -83,26 +82,26 @@ class EventHub:
         self._clients: set[asyncio.Queue[LiveEvent | None]] = set()
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
-        self._durable = f"api-events-{uuid.uuid4().hex[:12]}"
 
     @property
     def clients(self) -> int:
         return len(self._clients)
 
     def start(self) -> None:
-        """Subscribe now (so nothing published from here on is missed) and pump in the background."""
+        """Listen now (so nothing published from here on is missed) and pump in the background."""
         for topic in self._topics:
-            messages = self._bus.subscribe(topic, self._durable)
+            messages = self._bus.listen(topic)
             self._tasks.append(asyncio.create_task(self._pump(topic, messages), name=f"sse-{topic}"))
 
-    async def _pump(self, topic: str, messages: AsyncIterator[Any]) -> None:
-        async for message in messages:
-            try:
-                data = self._redactor.text(json.dumps(jsonable(message), separators=(",", ":")))
-            except (TypeError, ValueError) as exc:  # one odd message must not stop the live view
-                log.warning("live event not serialisable", topic=topic, error=str(exc))
-                continue
-            self.broadcast(LiveEvent(next(self._ids), topic, data))
+    async def _pump(self, topic: str, messages: AsyncGenerator[Any, None]) -> None:
+        async with contextlib.aclosing(messages):  # closing removes the listener from the bus
+            async for message in messages:
+                try:
+                    data = self._redactor.text(json.dumps(jsonable(message), separators=(",", ":")))
+                except (TypeError, ValueError) as exc:  # one odd message must not stop the live view
+                    log.warning("live event not serialisable", topic=topic, error=str(exc))
+                    continue
+                self.broadcast(LiveEvent(next(self._ids), topic, data))
 
     def broadcast(self, event: LiveEvent) -> None:
         for queue in list(self._clients):
