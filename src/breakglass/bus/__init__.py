@@ -1,4 +1,4 @@
-"""The bus between pipeline stages: one Protocol, an in-process implementation, NATS JetStream later."""
+"""The bus between pipeline stages: one Protocol, implemented in process and over NATS JetStream."""
 
 from breakglass.bus.base import Bus, Topics
 from breakglass.bus.memory import InProcessBus
