@@ -3,7 +3,7 @@ simulated, and nothing is flagged high or critical before inclusion, so no pre-e
 
 The generator's own pace (~0.16 s a block) sets this test's length, so ``make test`` plays 300 blocks;
 the issue's 2,000-block run is ``BREAKGLASS_BENIGN_BLOCKS=2000 pytest tests/node/mempool/test_benign.py``
-(passed in 652 s on 2 cores, docs/mempool.md)."""
+(passed in 582 s on 2 cores, docs/mempool.md)."""
 
 from __future__ import annotations
 
