@@ -42,7 +42,9 @@ from breakglass.store.db import Base
 
 __all__ = ["OPEN_STEPS", "ClaimRow", "Ledger", "LedgerRow", "make_hot_engine"]
 
-OPEN_STEPS = frozenset({ActionStep.INTENT, ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED})
+OPEN_STEPS = frozenset(
+    {ActionStep.INTENT, ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.REORGED}
+)
 """Last steps of a guardian action that still needs a broadcast or a receipt after a restart."""
 
 

@@ -29,6 +29,9 @@ class ActionStep(enum.StrEnum):
     """Re-signed with the same nonce and higher fees (a stuck transaction)."""
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    REORGED = "reorged"
+    """The block holding the confirmed (or failed) transaction was orphaned: the key is open again
+    until a receipt on the new branch closes it (``detail.block_number``/``block_hash``: the orphaned one)."""
     PROPOSED = "proposed"
     """A Safe transaction was proposed and awaits signatures."""
     SAFE_SIGNED = "safe_signed"

@@ -12,6 +12,11 @@ at max(chain pending count, highest nonce in the ledger + 1), so a restart never
 
 Stuck transactions: ``poll()`` fetches receipts; a key still pending ``bump_after_blocks`` blocks after
 its last broadcast is re-signed with the same nonce and fees raised by the fee policy (``bump``).
+
+Reorgs: a receipt closes a key, but its transaction stays in a ``ReorgWatch`` until ``reorg_depth``
+blocks deep. When a new head shows its block orphaned, the key is reopened (``reorged``, audited): a
+receipt on the new branch closes it again, else the very bytes that landed are sent again (same nonce,
+same hash), and the usual bumping applies if they no longer pay enough.
 """
 
 from __future__ import annotations
@@ -19,16 +24,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from breakglass.errors import PolicyViolation, ResponseError, RpcError
 from breakglass.logs import get_logger, redact_url
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
+from breakglass.respond.inflight import TX_STEPS, InFlight, PlannedTx, tx_detail
 from breakglass.respond.ledger import Ledger, Signed
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.policy import Policy
+from breakglass.respond.reorgs import DEFAULT_REORG_DEPTH, Landed, ReorgWatch
 from breakglass.respond.rpc import Rpc, SendVerdict, send_verdict
 from breakglass.respond.signer import Signer
 
@@ -36,52 +43,6 @@ __all__ = ["GuardianRelayer", "PlannedTx"]
 
 log = get_logger(__name__)
 Emit = Callable[[ActionEvent], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedTx:
-    """What ``execute`` would send for a call, simulated, unsigned."""
-
-    call: ContractCall
-    sender: str
-    chain_id: int
-    nonce: int
-    gas_estimate: int
-    gas: int
-    fees: Fees
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "from": self.sender,
-            "to": self.call.address,
-            "function": self.call.signature,
-            "args": [a if not isinstance(a, bytes) else "0x" + a.hex() for a in self.call.args],
-            "data": "0x" + self.call.data.hex(),
-            "value": 0,
-            "chain_id": self.chain_id,
-            "nonce": self.nonce,
-            "gas_estimate": self.gas_estimate,
-            "gas": self.gas,
-            "max_fee_per_gas": self.fees.max_fee_per_gas,
-            "max_priority_fee_per_gas": self.fees.max_priority_fee_per_gas,
-        }
-
-
-@dataclass
-class _Open:
-    """A sent transaction awaiting its receipt (one nonce, one or more hashes)."""
-
-    event: ActionEvent
-    nonce: int
-    to: str
-    data: bytes
-    gas: int
-    fees: Fees
-    hashes: list[str] = field(default_factory=list)
-    raw: bytes = b""
-    sent_block: int = 0
-    delivered: bool = True
-    """False while the node has not accepted the latest bytes: ``poll()`` sends them again first."""
 
 
 class GuardianRelayer:
@@ -97,6 +58,7 @@ class GuardianRelayer:
         *,
         gas_margin: float = 1.25,
         bump_after_blocks: int = 2,
+        reorg_depth: int = DEFAULT_REORG_DEPTH,
         emit: Emit | None = None,
     ) -> None:
         self._rpc = rpc
@@ -108,11 +70,14 @@ class GuardianRelayer:
         self._bump_after = bump_after_blocks
         self._emit = emit
         self._lock = asyncio.Lock()
-        self._open: dict[str, _Open] = {}
+        self._open: dict[str, InFlight] = {}
+        self.reorgs: ReorgWatch[InFlight] = ReorgWatch(rpc, depth=reorg_depth)
+        """Landed transactions still shallow enough to be orphaned by a reorg."""
         self.chain_id = 0
         self.nonce = 0
         self.quote = FeeQuote(0, 0)
         self.head = 0
+        self.head_hash = ""
 
     @property
     def address(self) -> str:
@@ -133,6 +98,7 @@ class GuardianRelayer:
         block = await self._rpc.call("eth_getBlockByNumber", "latest", False)
         tip = int(await self._rpc.call("eth_maxPriorityFeePerGas"), 16)
         self.head = int(block["number"], 16)
+        self.head_hash = str(block["hash"])
         self.quote = FeeQuote(int(block.get("baseFeePerGas") or "0x0", 16), tip)
 
     async def simulate(self, call: ContractCall) -> int:
@@ -174,13 +140,13 @@ class GuardianRelayer:
                 step=ActionStep.SIGNED,
                 tx_hash=signed.tx_hash,
                 nonce=nonce,
-                detail={**intent.detail, **_detail(call.address, call.data, planned.gas, planned.fees)},
+                detail={**intent.detail, **tx_detail(call.address, call.data, planned.gas, planned.fees)},
             )
             record = Signed(self.address, nonce, signed.tx_hash, signed.raw)
             if not await self._ledger.claim(intent, "guardian", (signed_event, record)):
                 return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
             self.nonce = nonce + 1
-            sent = _Open(
+            sent = InFlight(
                 signed_event,
                 nonce,
                 call.address,
@@ -275,7 +241,7 @@ class GuardianRelayer:
                 at_ms=time.time() * 1000,
                 detail={
                     **sent.event.detail,
-                    **_detail(sent.to, sent.data, sent.gas, fees),
+                    **tx_detail(sent.to, sent.data, sent.gas, fees),
                     "replaces": sent.hashes[-1],
                 },
             )
@@ -291,6 +257,10 @@ class GuardianRelayer:
         """Receipts for open keys; bump those stuck for ``bump_after_blocks``. Returns closing events."""
         await self.refresh()
         done: list[ActionEvent] = []
+        for landed in await self.reorgs.orphaned(self.head, self.head_hash):
+            closed = await self._reopen(landed)
+            if closed is not None:
+                done.append(closed)
         for key, sent in list(self._open.items()):
             closed = await self._close_if_mined(key, sent)
             if closed is not None:
@@ -304,12 +274,13 @@ class GuardianRelayer:
                     log.warning("respond.bump_refused", key=key, error=str(exc))
         return done
 
-    async def _close_if_mined(self, key: str, sent: _Open) -> ActionEvent | None:
+    async def _close_if_mined(self, key: str, sent: InFlight) -> ActionEvent | None:
         for tx_hash in sent.hashes:
             receipt = await self._rpc.call("eth_getTransactionReceipt", tx_hash)
             if receipt is None:
                 continue
             ok = int(receipt["status"], 16) == 1
+            number, block_hash = int(receipt["blockNumber"], 16), str(receipt["blockHash"])
             event = replace(
                 sent.event,
                 step=ActionStep.CONFIRMED if ok else ActionStep.FAILED,
@@ -317,42 +288,91 @@ class GuardianRelayer:
                 at_ms=time.time() * 1000,
                 detail={
                     **sent.event.detail,
-                    "block_number": int(receipt["blockNumber"], 16),
+                    "block_number": number,
+                    "block_hash": block_hash,
                     "gas_used": int(receipt["gasUsed"], 16),
                     "replacements": len(sent.hashes) - 1,
                 },
             )
             del self._open[key]
+            self.reorgs.add(Landed(key, tx_hash, sent.nonce, number, block_hash, sent))
             await self._record(event)
             return event
         return None
 
+    async def _reopen(self, landed: Landed[InFlight]) -> ActionEvent | None:
+        """A reorg orphaned the block of ``landed``: audit it, then re-track or re-send the same bytes.
+
+        Returns the closing event if the transaction is already in a block of the new branch.
+        """
+        sent = landed.item
+        event = replace(
+            sent.event,
+            step=ActionStep.REORGED,
+            tx_hash=landed.tx_hash,
+            at_ms=time.time() * 1000,
+            detail={
+                **sent.event.detail,
+                "block_number": landed.block_number,
+                "block_hash": landed.block_hash,
+                "head": self.head,
+            },
+        )
+        self._open[landed.key] = sent
+        sent.sent_block = self.head
+        sent.delivered = False  # if anything below fails, the poll loop sends the bytes again
+        await self._record(event)
+        log.warning(
+            "respond.reorged",
+            key=landed.key,
+            tx_hash=landed.tx_hash,
+            nonce=landed.nonce,
+            orphaned_block=landed.block_number,
+        )
+        closed = await self._close_if_mined(landed.key, sent)
+        if closed is not None:  # replayed on the new branch: nothing to send
+            return closed
+        if landed.tx_hash != sent.hashes[-1]:  # an earlier version landed: send those bytes, still valid
+            rows = await self._ledger.history(landed.key)
+            sent.raw = next(
+                (bytes.fromhex(r.raw_tx[2:]) for r in rows if r.tx_hash == landed.tx_hash and r.raw_tx),
+                sent.raw,
+            )
+        sent.delivered = await self._broadcast(sent.raw, landed.key) is None
+        return None
+
     async def recover(self) -> list[str]:
-        """After a restart: re-broadcast the latest signed bytes of every open key. Returns the keys."""
+        """After a restart: re-broadcast the latest signed bytes of every open key. Returns the keys.
+
+        Transactions that landed within ``reorg_depth`` blocks of the head go back under the reorg watch.
+        """
         keys = await self._ledger.open_keys(self.address)
         for key in keys:
             rows = [r for r in await self._ledger.history(key) if r.raw_tx]
             if not rows:
                 continue
-            last = rows[-1]
-            detail = last.detail or {}
-            fees = Fees(int(detail["max_fee_per_gas"]), int(detail["max_priority_fee_per_gas"]))
-            sent = _Open(
-                last.event(),
-                int(last.nonce or 0),
-                str(detail["to"]),
-                bytes.fromhex(detail["data"][2:]),
-                int(detail["gas"]),
-                fees,
-                [str(r.tx_hash) for r in rows],
-                bytes.fromhex(last.raw_tx[2:]),  # type: ignore[index]
-                self.head,
-            )
+            sent = InFlight.from_rows(rows, self.head)
             self._open[key] = sent
             if await self._close_if_mined(key, sent) is None:
                 sent.delivered = await self._broadcast(sent.raw, key) is None
                 log.info("respond.recovered", key=key, nonce=sent.nonce, tx_hash=sent.hashes[-1])
+        await self._watch_landed()
         return keys
+
+    async def _watch_landed(self) -> None:
+        floor = self.head - self.reorgs.depth
+        for row in await self._ledger.rows(steps=(ActionStep.CONFIRMED, ActionStep.FAILED)):
+            detail = row.detail or {}
+            if "block_hash" not in detail or int(detail["block_number"]) < floor or row.key in self._open:
+                continue
+            history = await self._ledger.history(row.key)
+            last_tx_step = [r for r in history if ActionStep(r.step) in TX_STEPS][-1]
+            signed = [r for r in history if r.raw_tx]
+            if last_tx_step.id != row.id or not signed or signed[0].signer != self.address:
+                continue  # reopened since, or not this key's transaction
+            sent = InFlight.from_rows(signed, self.head)
+            number, block_hash = int(detail["block_number"]), str(detail["block_hash"])
+            self.reorgs.add(Landed(row.key, str(row.tx_hash), sent.nonce, number, block_hash, sent))
 
     async def wait(self, key: str, *, within: float = 60.0, interval: float = 0.1) -> ActionEvent:
         """Poll until ``key`` is confirmed or failed (tests, the CLI). Raises ``ResponseError`` on timeout."""
@@ -368,13 +388,3 @@ class GuardianRelayer:
                     return rows[-1].event()
             await asyncio.sleep(interval)
         raise ResponseError(f"{key}: no receipt within {within:g} s", recoverable=True)
-
-
-def _detail(to: str, data: bytes, gas: int, fees: Fees) -> dict[str, Any]:
-    return {
-        "to": to,
-        "data": "0x" + data.hex(),
-        "gas": gas,
-        "max_fee_per_gas": fees.max_fee_per_gas,
-        "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
-    }
