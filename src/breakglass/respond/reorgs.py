@@ -4,7 +4,8 @@ A receipt is not the end of a containment transaction: if its block is orphaned,
 from the canonical chain (dropped, or back in some mempool). ``ReorgWatch`` remembers each landed
 transaction (its block number and hash) until it is ``depth`` blocks deep, and on every new head (a new
 hash, so a same-height reorg counts too) compares the canonical block at that height with the one it
-landed in. The relayer reopens what comes back orphaned (``GuardianRelayer.poll``).
+landed in, highest first, down to the first one still canonical (it vouches for the blocks below it).
+The relayer reopens what comes back orphaned (``GuardianRelayer.poll``).
 
 The block hash, not a missing receipt, is the signal: with several endpoints a lagging node has no
 receipt yet for a transaction that is perfectly canonical. A node that does not have the block at all
@@ -69,16 +70,21 @@ class ReorgWatch(Generic[T]):
         for key, landed in list(self._landed.items()):
             if head - landed.block_number > self.depth:
                 del self._landed[key]
-        canonical: dict[int, str | None] = {}
-        gone: list[Landed[T]] = []
+        by_height: dict[int, list[Landed[T]]] = {}
         for landed in self._landed.values():
-            number = landed.block_number
-            if number not in canonical:
-                self.checks += 1
-                block = await self._rpc.call("eth_getBlockByNumber", hex(number), False)
-                canonical[number] = None if block is None else str(block["hash"])
-            if canonical[number] is not None and canonical[number] != landed.block_hash:
-                gone.append(landed)
+            by_height.setdefault(landed.block_number, []).append(landed)
+        gone: list[Landed[T]] = []
+        # Highest first: a block whose hash still matches vouches for every block below it (each names
+        # its parent), so the usual no-reorg head costs one lookup however many transactions are watched.
+        for number in sorted(by_height, reverse=True):
+            self.checks += 1
+            block = await self._rpc.call("eth_getBlockByNumber", hex(number), False)
+            if block is None:  # this node does not have it (behind): no verdict, look lower
+                continue
+            mismatched = [landed for landed in by_height[number] if landed.block_hash != block["hash"]]
+            gone += mismatched
+            if not mismatched:
+                break
         # only once every lookup answered: an RPC failure loses nothing and retries at the next poll
         for landed in gone:
             del self._landed[landed.key]

@@ -61,17 +61,27 @@ async def test_a_node_without_the_block_says_nothing_and_the_next_head_checks_ag
     assert [g.key for g in await watch.orphaned(13, "0xhead13")] == ["1"]
 
 
-async def test_blocks_are_looked_up_once_per_head_hash_and_once_per_height() -> None:
-    chain = Chain({10: "0xa", 11: "0xc"})
+async def test_a_head_without_a_reorg_costs_one_lookup_however_many_transactions_are_watched() -> None:
+    chain = Chain({n: f"0x{n}" for n in range(10, 20)})
     watch = watch_over(chain)
-    watch.add(landed("1", 10, "0xa"))
-    watch.add(landed("2", 10, "0xa", nonce=1))
-    watch.add(landed("3", 11, "0xc", nonce=2))
-    await watch.orphaned(12, "0xhead12")
-    await watch.orphaned(12, "0xhead12")  # same head: nothing asked
-    assert chain.lookups == [10, 11]
-    await watch.orphaned(12, "0xother12")  # same height, another hash (a reorg at the head): asked again
-    assert chain.lookups == [10, 11, 10, 11]
+    for n in range(10, 20):
+        watch.add(landed(str(n), n, f"0x{n}", nonce=n))
+    assert await watch.orphaned(21, "0xhead21") == []
+    assert chain.lookups == [19]  # the highest still canonical vouches for every block below it
+    await watch.orphaned(21, "0xhead21")  # same head: nothing asked
+    assert chain.lookups == [19]
+    await watch.orphaned(21, "0xother21")  # same height, another hash (a reorg at the head): asked again
+    assert chain.lookups == [19, 19]
+
+
+async def test_the_walk_goes_down_while_blocks_differ_and_stops_at_the_first_canonical_one() -> None:
+    chain = Chain({10: "0xa", 11: "0xc", 12: "0xnew12", 13: "0xnew13"})
+    watch = watch_over(chain)
+    for n, block_hash in [(10, "0xa"), (11, "0xc"), (12, "0xold12"), (13, "0xold13")]:
+        watch.add(landed(str(n), n, block_hash, nonce=n))
+    assert [g.key for g in await watch.orphaned(14, "0xhead14")] == ["12", "13"]
+    assert chain.lookups == [13, 12, 11]
+    assert len(watch) == 2
 
 
 async def test_orphaned_transactions_come_back_lowest_nonce_first() -> None:
