@@ -153,8 +153,8 @@ async def test_the_pause_lands_through_the_second_endpoint_when_the_first_is_dow
         await harness.close()
     assert done.step is ActionStep.CONFIRMED and done.tx_hash == sent.tx_hash
     assert venue.view("paused") and venue.guardian_nonce() == 1
-    if served is not None:
-        assert served.requests, "the first endpoint was never tried"
+    if served is not None:  # tried once (the first call), then the endpoint that answered is preferred
+        assert len(served.requests) == 1, served.requests
     # the endpoint's key is in no log line, ledger row or published event
     published = [await anext(actions) for _ in range(2)]
     text = stream.getvalue() + repr(published) + repr(details)
