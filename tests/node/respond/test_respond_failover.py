@@ -7,9 +7,11 @@ closed port; the second endpoint is anvil itself.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
@@ -97,14 +99,13 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/v3/{API_KEY}"  # nothing listens there any more: connection refused
 
 
-def harness_over(venue: Venue, urls: list[str]) -> Harness:
+def harness_over(venue: Venue, urls: list[str], timeout: float = 10.0) -> Harness:
     """A harness whose configuration lists ``urls`` as ``chain.rpc`` (in that order)."""
     path = write_config(venue.manifest.parent, PAUSE_ONLY)
     text = path.read_text(encoding="utf-8")
     rpc = ", ".join(json.dumps(u) for u in urls)
-    path.write_text(
-        text.replace("chain: {poll_interval: 0.05}", f"chain: {{poll_interval: 0.05, rpc: [{rpc}]}}")
-    )
+    chain = f"chain: {{poll_interval: 0.05, request_timeout: {timeout}, rpc: [{rpc}]}}"
+    path.write_text(text.replace("chain: {poll_interval: 0.05}", chain), encoding="utf-8")
     config = load_config(path)
     assert config.rpc_urls() == urls
     return Harness(config, venue, InProcessBus(), Redactor(config.secrets), [])
@@ -229,3 +230,29 @@ async def test_a_send_every_endpoint_refused_keeps_its_signed_bytes_and_the_poll
     )
     assert done.step is ActionStep.CONFIRMED and done.tx_hash == sent.tx_hash  # the same bytes, not re-signed
     assert done.detail["replacements"] == 0 and venue.view("paused") and venue.guardian_nonce() == 1
+
+
+async def test_a_first_endpoint_that_never_answers_costs_one_request_timeout_then_the_pause_lands(
+    venue: Venue, endpoints: Callable[[Handler], Awaitable[Endpoint]]
+) -> None:
+    """A black hole (accepts, never answers): the first call waits ``chain.request_timeout``, once."""
+    released = asyncio.Event()
+
+    async def hang(_request: web.Request) -> web.StreamResponse:
+        await released.wait()
+        return web.Response(status=504)
+
+    hole = await endpoints(hang)
+    harness = harness_over(venue, [hole.url, venue.node.url], timeout=0.5)
+    try:
+        started = time.perf_counter()
+        responder = await harness.responder()
+        ready_s = time.perf_counter() - started
+        [sent] = await responder.handle(finding())
+        done = await responder.relayer.wait(sent.key)  # type: ignore[union-attr]
+    finally:
+        released.set()
+        await harness.close()
+    assert 0.5 <= ready_s < 5 and len(hole.requests) == 1
+    assert sent.detail["total_ms"] < 500  # the send itself went straight to the endpoint that answered
+    assert done.step is ActionStep.CONFIRMED and venue.view("paused")
