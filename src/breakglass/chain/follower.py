@@ -172,6 +172,7 @@ class Follower:
         ]
         pending: list[asyncio.Task[list[Block]]] = []
         rows: list[tuple[int, str, str, int]] = []
+        self._flushed_at = time.monotonic()  # the interval counts from the start of the range
         try:
             if bar is not None:
                 bar.start()
