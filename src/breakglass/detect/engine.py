@@ -316,6 +316,9 @@ class DetectionEngine:
         return [self.detectors[i] for i in sorted(chosen)]
 
     async def on_block(self, block: Block) -> int:
+        if block.quiet and not self._quiet and not self.calls:
+            self.blocks += 1  # nothing runs on a quiet block and nothing is read: nothing to build
+            return 0
         started = time.perf_counter()
         findings = await self.evaluate(block)
         if self.bus is not None:
