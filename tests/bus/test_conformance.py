@@ -19,7 +19,7 @@ import pytest
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.domain import Finding, FindingStage, Hash32, Severity
-from breakglass.testing import eventually, wait_until
+from breakglass.testing import wait_until
 
 
 def finding(n: int) -> Finding:
@@ -139,78 +139,94 @@ async def _redelivery(bus: Any) -> None:
 # Listeners: every one hears everything published while it listens; nothing is kept or left behind.
 
 
-async def listeners_left(bus: Any, topic: str) -> int:
-    """What the bus still holds for listeners: registered inboxes, or the stream's consumers."""
+def watch(bus: Bus, topic: str, heard: list[Any]) -> asyncio.Task[None]:
+    """A listener reading in the background, as the API's event hub does."""
+
+    async def run() -> None:
+        async with contextlib.aclosing(bus.listen(topic)) as listener:
+            async for message in listener:
+                heard.append(message)
+
+    return asyncio.create_task(run())
+
+
+async def listeners(bus: Any, topic: str, n: int) -> None:
+    """Wait until ``topic`` has ``n`` listeners (a networked bus subscribes on first iteration)."""
+    await wait_until(lambda: bus.listening(topic) == n, within=10, what=f"{n} listeners of {topic}")
+
+
+async def consumers(bus: Any) -> int:
+    """What the server keeps for this test's stream (0 for the in-process bus: there is no server)."""
     if isinstance(bus, InProcessBus):
-        return bus.listening(topic)
-    info = await bus._context().stream_info(bus._prefix)  # each test has its own stream
-    return int(info.state.consumer_count)
+        return 0
+    return int((await bus._context().stream_info(bus._prefix)).state.consumer_count)
+
+
+async def stop(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_every_listener_hears_every_message_in_order_and_durables_still_get_theirs(bus: Bus) -> None:
-    first, second = bus.listen("findings"), bus.listen("findings")
+    first: list[Any] = []
+    second: list[Any] = []
+    tasks = watch(bus, "findings", first), watch(bus, "findings", second)
     work = bus.subscribe("findings", "alerts")
+    await listeners(bus, "findings", 2)
     sent = [finding(i) for i in range(5)]
     for message in sent:
         await bus.publish("findings", message)
-    assert await take(first, 5) == sent
-    assert await take(second, 5) == sent  # fan-out: not shared like a queue group
+    await wait_until(lambda: len(first) == len(second) == 5, within=10, what="both listeners heard all")
+    assert first == second == sent  # fan-out: not shared like a queue group
     assert await take(work, 5) == sent
-    await first.aclose()
-    await second.aclose()
+    await stop(*tasks)
 
 
 async def test_a_listener_hears_nothing_published_before_it_started(bus: Bus) -> None:
     await bus.publish("findings", finding(1))
-    listener = bus.listen("findings")
+    heard: list[Any] = []
+    task = watch(bus, "findings", heard)
+    await listeners(bus, "findings", 1)
     await bus.publish("findings", finding(2))
-    assert await take(listener, 1) == [finding(2)]
-    await listener.aclose()
+    await wait_until(lambda: bool(heard), within=10, what="the listener heard")
+    await bus.publish("findings", finding(3))
+    await wait_until(lambda: len(heard) == 2, within=10, what="the listener heard")
+    assert heard == [finding(2), finding(3)]
+    await stop(task)
 
 
-async def test_a_listener_hears_what_was_published_between_listen_and_iteration(bus: Bus) -> None:
+async def test_a_listener_keeps_nothing_on_the_server_and_a_closed_one_leaves_nothing_behind(
+    bus: Bus,
+) -> None:
     listener = bus.listen("findings")
-    await bus.publish("findings", finding(4))
-    await asyncio.sleep(0)  # the listener has not started iterating yet
-    assert await take(listener, 1) == [finding(4)]
-    await listener.aclose()
-
-
-async def test_a_closed_listener_leaves_nothing_behind(bus: Bus) -> None:
-    listener = bus.listen("findings")
+    reading = asyncio.create_task(take(listener, 1))
+    await listeners(bus, "findings", 1)
     await bus.publish("findings", finding(1))
-    assert await take(listener, 1) == [finding(1)]
-    assert await listeners_left(bus, "findings") == 1
+    assert await reading == [finding(1)]
+    assert await consumers(bus) == 0
     await listener.aclose()
-    assert await listeners_left(bus, "findings") == 0
+    assert bus.listening("findings") == 0  # type: ignore[attr-defined]
+    assert await consumers(bus) == 0
 
 
 async def test_a_cancelled_listener_leaves_nothing_behind(bus: Bus) -> None:
     heard: list[Any] = []
-
-    async def watch() -> None:
-        async with contextlib.aclosing(bus.listen("findings")) as listener:
-            async for message in listener:
-                heard.append(message)
-
-    task = asyncio.create_task(watch())
-    await eventually(lambda: _at_least_one_listener(bus), within=10, what="the listener registered")
+    task = watch(bus, "findings", heard)
+    await listeners(bus, "findings", 1)
     await bus.publish("findings", finding(1))
     await wait_until(lambda: bool(heard), within=10, what="the message heard")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert await listeners_left(bus, "findings") == 0
-
-
-async def _at_least_one_listener(bus: Bus) -> bool:
-    return await listeners_left(bus, "findings") > 0
+    await stop(task)
+    assert bus.listening("findings") == 0  # type: ignore[attr-defined]
+    assert await consumers(bus) == 0
 
 
 async def test_a_listener_that_does_not_read_holds_up_neither_publishers_nor_workers(bus: Bus) -> None:
     idle = bus.listen("findings")
+    reading = asyncio.create_task(take(idle, 1))
+    await listeners(bus, "findings", 1)
     await bus.publish("findings", finding(0))
-    assert await take(idle, 1) == [finding(0)]  # started, then stops reading
+    assert await reading == [finding(0)]  # started, then stops reading
     work = bus.subscribe("findings", "alerts")
     sent = [finding(i) for i in range(1, 201)]
     async with asyncio.timeout(10):
@@ -218,6 +234,15 @@ async def test_a_listener_that_does_not_read_holds_up_neither_publishers_nor_wor
             await bus.publish("findings", message)
     assert await take(work, 200) == sent
     await idle.aclose()
+
+
+async def test_an_in_process_listener_listens_from_the_call() -> None:
+    bus = InProcessBus()
+    listener = bus.listen("findings")
+    await bus.publish("findings", finding(4))  # the listener has not started iterating yet
+    assert await take(listener, 1) == [finding(4)]
+    await listener.aclose()
+    await bus.close()
 
 
 async def test_an_in_process_listener_that_falls_behind_loses_its_oldest_messages_and_they_are_counted() -> (
@@ -249,40 +274,17 @@ async def test_closing_the_in_process_bus_ends_its_listeners_after_what_they_hol
     assert [message async for message in bus.listen("findings")] == []
 
 
-async def test_closing_a_jetstream_bus_ends_its_listeners_and_deletes_their_consumers() -> None:
+async def test_closing_a_jetstream_bus_ends_its_listeners() -> None:
     async with jetstream_bus() as bus:
         from breakglass.bus.jetstream import JetStreamBus
 
         other = await JetStreamBus(bus._url, prefix=bus._prefix).connect()  # another process
         heard: list[Any] = []
-
-        async def watch() -> None:
-            async for message in other.listen("findings"):
-                heard.append(message)
-
-        task = asyncio.create_task(watch())
-        await eventually(lambda: _at_least_one_listener(bus), within=10, what="the listener registered")
+        task = watch(other, "findings", heard)
+        await listeners(other, "findings", 1)
         await bus.publish("findings", finding(1))
         await wait_until(lambda: bool(heard), within=10, what="the message heard")
         await other.close()
         async with asyncio.timeout(10):
             await task  # the iteration ended by itself
-        assert await listeners_left(bus, "findings") == 0
-
-
-async def test_a_jetstream_listener_orphaned_by_a_crash_is_removed_by_the_server() -> None:
-    async with jetstream_bus() as bus:
-        from breakglass.bus.jetstream import JetStreamBus
-
-        doomed = await JetStreamBus(bus._url, prefix=bus._prefix, listener_idle=1.0).connect()
-        listener = doomed.listen("findings")
-        await bus.publish("findings", finding(1))
-        assert await take(listener, 1) == [finding(1)]
-        assert doomed._nc is not None
-        await doomed._nc.close()  # the process dies: nobody deletes its consumer
-        await eventually(lambda: _no_listener(bus), within=15, what="the server dropped the idle consumer")
-        await listener.aclose()
-
-
-async def _no_listener(bus: Bus) -> bool:
-    return await listeners_left(bus, "findings") == 0
+        assert other.listening("findings") == 0

@@ -3,12 +3,12 @@
 Two ways to read a topic:
 
 - ``subscribe(topic, durable)``, for work: at least once. Each durable name gets every message once (a
-  queue group: several workers with the same durable name share the messages), and the bus keeps its
+  queue group: several workers with the same durable name share the messages), and JetStream keeps its
   place across restarts. The alert, incident and response stages read this way.
 - ``listen(topic)``, for watching: at most once, fan-out. Every listener gets every message published
-  after it started listening, nothing is kept for it, and it leaves nothing behind once closed. A
-  listener that cannot keep up loses messages rather than slowing publishers. Live views (the API's
-  server-sent events) read this way: each API process sees everything, however many there are.
+  while it listens, nothing is kept for it, and it leaves nothing behind once closed. A listener that
+  cannot keep up loses messages rather than slowing publishers. Live views (the API's server-sent
+  events) read this way: each API process sees everything, however many there are.
 
 The in-process bus and the NATS JetStream bus implement this one Protocol, and the same tests run over
 both (``tests/bus/test_conformance.py``).
@@ -45,9 +45,11 @@ class Bus(Protocol):
         ...
 
     def listen(self, topic: str) -> AsyncGenerator[Any, None]:
-        """Every message of ``topic`` published from now on, for this listener alone, in publish order.
+        """Every message of ``topic`` published while listening, for this listener alone, in order.
 
-        Close it (``aclose()``, or ``contextlib.aclosing``) when done: that removes it from the bus.
+        Listening starts at this call on the in-process bus, and at the first iteration on a bus
+        across machines (once the server has the subscription). Close it (``aclose()``, or
+        ``contextlib.aclosing``) or cancel its reader when done: that removes it from the bus.
         """
         ...
 

@@ -6,22 +6,27 @@ durable pull consumer named after (topic, durable): workers sharing a durable na
 when the worker asks for the next one, i.e. after it handled it: delivery is at least once, and a
 worker that dies mid-message gets it redelivered (after ``ack_wait``) to another.
 
-A listener is an ordered consumer: ephemeral, in memory, unacknowledged, pushed to this connection,
-starting at the time ``listen`` was called. nats-py recreates it from the next stream sequence when it
-sees a gap or misses heartbeats (a reconnect), so a listener skips nothing the stream still holds.
-It is deleted when the listener closes or is cancelled, and by ``close()``; one orphaned by a crash
-is removed by the server after ``listener_idle`` seconds without interest.
+A listener is a plain core-NATS subscription on the topic's subject, not a JetStream consumer: the
+server keeps nothing for it, and it ends with its ``unsubscribe``, its connection or its process. It
+hears what is published once the server has it (its first iteration subscribes and flushes), and
+loses what is published while the connection is re-established. nats-py buffers ``listener_buffer``
+messages for a listener that does not read, then drops new ones (reported as a slow consumer).
+(An ordered consumer would bridge reconnects, but nats-py 2.16 recreates it from stream sequence 1
+when it resets before its first message, replaying the whole stream, and cannot recreate one that
+started at a time.)
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -48,15 +53,15 @@ class JetStreamBus:
         ack_wait: float = 30.0,
         max_age: float = 7 * 24 * 3600,
         fetch_batch: int = 64,
-        listener_idle: float = 10.0,
+        listener_buffer: int = 10_000,
     ) -> None:
         self._url = url
         self._prefix = prefix
         self._ack_wait = ack_wait
         self._max_age = max_age
         self._fetch_batch = fetch_batch
-        self._listener_idle = listener_idle
-        self._listeners: set[JetStreamContext.PushSubscription] = set()
+        self._listener_buffer = listener_buffer
+        self._listeners: dict[str, set[Subscription]] = defaultdict(set)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
@@ -73,6 +78,11 @@ class JetStreamBus:
         except NotFoundError:
             await self._js.add_stream(config)
         return self
+
+    def _client(self) -> Client:
+        if self._nc is None:
+            raise BreakglassError("JetStreamBus is not connected: await connect() first")
+        return self._nc
 
     def _context(self) -> JetStreamContext:
         if self._js is None:
@@ -116,21 +126,16 @@ class JetStreamBus:
         return messages()
 
     def listen(self, topic: str) -> AsyncGenerator[Any, None]:
-        js = self._context()
+        self._context()  # fail now, like subscribe, when not connected
         subject = f"{self._prefix}.{topic}"
-        # As in subscribe: "from now on" is from this call, although the consumer is created when the
-        # listener is first iterated. Stream timestamps are the server's clock, ``since`` is ours.
-        since = datetime.now(UTC)
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_TIME,
-            opt_start_time=since,
-            inactive_threshold=self._listener_idle,
-        )
 
         async def messages() -> AsyncGenerator[Any, None]:
-            sub = await js.subscribe(subject, stream=self._prefix, config=config, ordered_consumer=True)
-            self._listeners.add(sub)
+            nc = self._client()
+            sub = await nc.subscribe(subject, pending_msgs_limit=self._listener_buffer)
+            listeners = self._listeners[topic]
             try:
+                await nc.flush()  # a round trip: from here on the server delivers to this listener
+                listeners.add(sub)
                 async for msg in sub.messages:  # ends when unsubscribed or the connection closes
                     try:
                         message = decode(msg.data)
@@ -139,30 +144,23 @@ class JetStreamBus:
                         continue
                     yield message
             finally:
-                self._listeners.discard(sub)
-                await self._forget(sub)
+                listeners.discard(sub)
+                with contextlib.suppress(NatsError):  # already unsubscribed, or the connection is gone
+                    await sub.unsubscribe()
 
         return messages()
 
-    async def _forget(self, sub: JetStreamContext.PushSubscription) -> None:
-        """Unsubscribe and delete the listener's consumer now, not ``listener_idle`` seconds later.
-
-        Best effort: whatever fails here (the connection went away, the consumer is already gone),
-        the server's idle timer removes the consumer anyway."""
-        if self._nc is None or self._nc.is_closed:
-            return
-        name = None
-        with contextlib.suppress(NatsError):
-            name = (await sub.consumer_info()).name  # not fixed: nats-py recreates it after a gap
-        with contextlib.suppress(NatsError):
-            await sub.unsubscribe()
-        if name is not None:
-            with contextlib.suppress(NatsError):
-                await self._context().delete_consumer(self._prefix, name)
+    def listening(self, topic: str) -> int:
+        """How many listeners of ``topic`` this connection has now."""
+        return len(self._listeners[topic])
 
     async def close(self) -> None:
-        for sub in list(self._listeners):
-            await self._forget(sub)
+        # Listeners first: unsubscribing ends their iteration at once, whereas draining would wait
+        # for them to read what nats-py buffered for them.
+        for listeners in self._listeners.values():
+            for sub in list(listeners):
+                with contextlib.suppress(NatsError):
+                    await sub.unsubscribe()
         self._listeners.clear()
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.drain()

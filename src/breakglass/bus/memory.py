@@ -64,7 +64,7 @@ class InProcessBus:
     async def publish(self, topic: str, message: Any) -> None:
         if self._closed:
             raise RuntimeError("bus is closed")
-        for inbox in list(self._listeners[topic]):
+        for inbox in list(self._listeners.get(topic, ())):
             if not inbox.offer(message):
                 self.listener_drops += 1
                 if inbox.dropped == 1:  # once per listener: the counter says how many since
