@@ -180,6 +180,9 @@ class Follower:
                 # keep `prefetch` windows in flight so the node is never idle while we process
                 while len(pending) < self.prefetch and i + len(pending) < len(windows):
                     pending.append(asyncio.create_task(self._fetch(windows[i + len(pending)])))
+                # let new fetches send their requests before this window is handled: awaiting a
+                # task that is already done does not yield, and the node would wait for us idle
+                await asyncio.sleep(0)
                 blocks = await pending.pop(0)
                 for block in blocks:
                     if self._last is not None and block.parent_hash != self._last.hash:
