@@ -32,6 +32,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from breakglass.bus import Bus, Topics
+from breakglass.bus.codec import register
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.detect.abi import AbiIndex
 from breakglass.detect.base import BlockContext, DecodedLog, Detector, Interest
@@ -51,6 +52,7 @@ __all__ = ["DetectionEngine", "Retraction"]
 log = get_logger(__name__)
 
 
+@register  # it travels on Topics.RETRACTIONS: over JetStream only registered types do
 @dataclass(frozen=True, slots=True)
 class Retraction:
     """Findings of a block that left the canonical chain. Consumers mark them; they are not deleted."""

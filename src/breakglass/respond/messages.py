@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from breakglass.bus.codec import register
+
 __all__ = ["ActionEvent", "ActionStep"]
 
 
@@ -45,6 +47,7 @@ class ActionStep(enum.StrEnum):
     """A playbook asks the incident stage to open or escalate an incident to ``detail.severity``."""
 
 
+@register  # it travels on Topics.ACTIONS: over JetStream only registered types do
 @dataclass(frozen=True, slots=True)
 class ActionEvent:
     """One step of one action, as recorded in the ledger."""
