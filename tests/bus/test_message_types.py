@@ -34,3 +34,12 @@ SAMPLES: list[Any] = [
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
 def test_each_published_message_type_round_trips_through_the_codec(message: Any) -> None:
     assert codec.decode(codec.encode(message)) == message
+
+
+def test_a_reorged_containment_tx_is_a_transaction_in_the_incident_timeline() -> None:
+    from breakglass.incidents.actions import _kind
+    from breakglass.incidents.timeline import TimelineKind
+
+    event = SAMPLES[2]
+    reorged = ActionEvent(**{**{f: getattr(event, f) for f in event.__slots__}, "step": ActionStep.REORGED})
+    assert _kind(ActionStep.REORGED, reorged) is TimelineKind.TRANSACTION

@@ -21,7 +21,7 @@ from breakglass.respond.messages import ActionEvent, ActionStep
 __all__ = ["ActionRecorder", "action_record"]
 
 _TX_STEPS = {ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.CONFIRMED,
-             ActionStep.FAILED, ActionStep.EXECUTED}  # fmt: skip
+             ActionStep.FAILED, ActionStep.EXECUTED, ActionStep.REORGED}  # fmt: skip
 _CONTAINING = {ActionStep.CONFIRMED, ActionStep.EXECUTED}
 _CONTAINABLE = {IncidentState.DETECTED, IncidentState.TRIAGED}
 
