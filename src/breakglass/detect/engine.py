@@ -40,6 +40,7 @@ from breakglass.detect.reads import (
     CallExecutor,
     MulticallExecutor,
     ReadCall,
+    ReadFailed,
     RpcBatchExecutor,
     decode_results,
 )
@@ -121,6 +122,9 @@ class DetectionEngine:
         """The chain head as last told by the follower (``on_head``); None: every block is recent."""
         self.skipped_reads = 0
         self.carried_reads = 0
+        self.retried_reads = 0
+        """calls read again by block hash after failing by number (``_retry_new_failures``)"""
+        self._failing_reads: set[str] = set()
         self.state_reads = 0
         """blocks whose state was read at their own height"""
         self.state_read_ms = 0.0
@@ -270,6 +274,27 @@ class DetectionEngine:
         }
         return decode_results(self.calls, raw), hashes
 
+    async def _retry_new_failures(self, block: Block, reads: dict[str, Any]) -> dict[str, Any]:
+        """Ask once more, by block hash, for a call that failed here but not at the previous block.
+
+        A read by number made while the node mines the next block can run on a state that is not the
+        block's (anvil, seen: a view computing ``block.timestamp - updatedAt`` underflowed on the new
+        state under the old timestamp). A call that keeps failing is not retried again."""
+        failed = {k for k, v in reads.items() if isinstance(v, ReadFailed)}
+        fresh = failed - self._failing_reads
+        self._failing_reads = failed
+        retry = [c for c in self.calls if c.key in fresh]
+        if not retry or not isinstance(self.executor, RpcBatchExecutor):
+            return reads
+        where = {"blockHash": block.hash}
+        requests = [("eth_call", ({"to": c.address, "data": "0x" + c.calldata.hex()}, where)) for c in retry]
+        answers = await self.executor.rpc.batch(requests, strict=False)
+        again = decode_results(retry, [RpcBatchExecutor.raw(a) for a in answers])
+        self.retried_reads += len(retry)
+        healed = {k: v for k, v in again.items() if not isinstance(v, ReadFailed)}
+        self._failing_reads -= set(healed)
+        return {**reads, **healed} if healed else reads
+
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []
         for tx in block.transactions:
@@ -287,6 +312,8 @@ class DetectionEngine:
         seen_ms = time.time() * 1000
         reads, hashes = await self._read(block)
         state_read = self._recent(block)
+        if state_read and reads:
+            reads = await self._retry_new_failures(block, reads)
         self._last_reads = (block.hash, reads) if state_read else None
         ctx = BlockContext(
             chain_id=self.chain_id,

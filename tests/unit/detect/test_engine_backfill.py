@@ -19,6 +19,7 @@ from breakglass.detect.filters import EventDetector
 from breakglass.detect.invariants import InvariantDetector, InvariantSet
 from breakglass.detect.reads import ReadCall, RpcBatchExecutor
 from breakglass.domain import Block, Finding, Hash32
+from breakglass.errors import RpcError
 
 
 class CountingReads:
@@ -195,3 +196,44 @@ async def test_a_multicall_address_without_the_contract_falls_back_to_call_by_ca
     assert [(f.block_number, f.evidence["values"]["balance"]) for f in found] == [(1, 400)]
     token = CONTRACTS["token"][0]
     assert node.calls[-3:] == [(token, "0x1"), (token, "0x2"), (token, "0x3")]
+
+
+class RacyNode(FakeNode):
+    """Fails every call made by block number at the given heights; by block hash it answers."""
+
+    def __init__(self, balance: int, racy: set[str], broken: bool = False) -> None:
+        super().__init__(balance)
+        self.racy = racy
+        self.broken = broken
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, strict: bool = True) -> list[Any]:
+        answers = await super().batch(calls, strict=strict)
+        out: list[Any] = []
+        for (_method, (_call, tag)), answer in zip(calls, answers, strict=True):
+            by_hash = isinstance(tag, dict)
+            fail = self.broken or (not by_hash and tag in self.racy)
+            out.append(RpcError("eth_call", "execution reverted: panic 0x11") if fail else answer)
+        return out
+
+
+async def test_a_read_racing_the_next_block_is_asked_again_by_hash_and_heals() -> None:
+    node = RacyNode(1000, racy={"0x2"})
+    engine = DetectionEngine([invariant()], chain_id=1, contracts=CONTRACTS, executor=RpcBatchExecutor(node))  # type: ignore[arg-type]
+    found = []
+    for n in (1, 2, 3):
+        engine.on_head(n)
+        found += await engine.evaluate(block(n, 100))
+    assert found == []  # no "could not be evaluated" for block 2
+    assert engine.retried_reads == 1
+    assert ({"blockHash": f"0x{2:064x}"}) in [tag for _to, tag in node.calls]
+
+
+async def test_a_call_that_keeps_failing_is_reported_once_and_retried_once() -> None:
+    node = RacyNode(1000, racy=set(), broken=True)
+    engine = DetectionEngine([invariant()], chain_id=1, contracts=CONTRACTS, executor=RpcBatchExecutor(node))  # type: ignore[arg-type]
+    found = []
+    for n in (1, 2, 3):
+        engine.on_head(n)
+        found += await engine.evaluate(block(n, 100))
+    assert [(f.block_number, f.severity.name) for f in found] == [(1, "MEDIUM")]  # could not be evaluated
+    assert engine.retried_reads == 1  # block 1 only: afterwards it is a known failure
