@@ -31,13 +31,15 @@ from eth_account import Account
 from web3 import Web3
 
 from breakglass.bus import InProcessBus
+from breakglass.chain.rpc import HttpTransport, RpcClient
 from breakglass.config import load_config
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import compile_contracts
 from breakglass.domain import Finding, Severity
 from breakglass.logs import Redactor
-from breakglass.respond import HttpRpc, Responder, build_responder
+from breakglass.respond import Responder, build_responder
+from breakglass.respond.rpc import RESPONDER_ROUNDS
 from breakglass.store.migrate import upgrade_async
 
 RESULTS = Path(__file__).parent / "results" / "containment.json"
@@ -65,11 +67,12 @@ playbooks:
 """
 
 
-class TimingRpc(HttpRpc):
-    """The real client, timing every round trip: the node's own time, to subtract."""
+class TimingRpc(RpcClient):
+    """The client production uses (``respond.connect``: ``chain.rpc``'s endpoints with failover),
+    timing every round trip: the node's own time, to subtract."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__([HttpTransport(url)], max_rounds=RESPONDER_ROUNDS)
         self.node_s = 0.0
         self.sent_at = 0.0
 
