@@ -142,6 +142,9 @@ class DrillOptions:
     time_scale: float = 0.02
     max_pause: float = 1.0
     seed: int = 7
+    settle_seconds: float = 30.0
+    """After the strike, how long to wait for the follower to catch up and every sent action to have
+    an outcome (an action that can never land, e.g. a guardian without gas, waits all of it)."""
     setup_playbook: bool = True
     """Add ``defense.SETUP_PLAYBOOK`` to the examples' playbooks (off: the examples' playbooks alone)."""
     workdir: Path | None = None
@@ -274,7 +277,7 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
                 _play, ScenarioRun(scenario, venue, build), node,
                 BenignTraffic(venue, BenignConfig(seed=opts.seed)), opts, fault, True,
             )  # fmt: skip
-            await defense.settle(w3.eth.block_number)
+            await defense.settle(w3.eth.block_number, within=opts.settle_seconds)
         finally:
             await defense.close()
             if fault is not None:

@@ -60,7 +60,8 @@ async def test_a_defended_private_drill_preserves_the_capital(build: Build, tmp_
 
 
 async def test_guardian_without_gas_costs_the_containment(build: Build, tmp_path: Path) -> None:
-    opts = DrillOptions(mode=Mode.PRIVATE, fault="guardian-no-gas", workdir=tmp_path)
+    # the pause can never land: the drill would wait its whole settle window for an outcome
+    opts = DrillOptions(mode=Mode.PRIVATE, fault="guardian-no-gas", workdir=tmp_path, settle_seconds=5)
     result = await run_drill(SCENARIOS["forwarder-oracle"], build, opts)
     assert result.fault == "guardian-no-gas" and result.to_json()["fault"] == "guardian-no-gas"
     assert result.ttd_ms is not None  # still detected: the cost is the pause that cannot be paid for
