@@ -187,43 +187,30 @@ class DetectionEngine:
         answers = await self.executor.rpc.batch(requests, strict=False)
         self.state_read_ms += (time.perf_counter() - started) * 1000
         self.state_reads += len(shapes)
-        if any(packed for _b, _c, packed in shapes) and not self._multicall_works(answers, shapes):
-            log.warning(
-                "chain.multicall does not answer as Multicall3; reading past blocks call by call",
-                multicall=self.multicall,
-            )
-            self.multicall = None
-            await self.prepare(blocks)
-            return
+        decoded: list[list[Any]] = []
         i = 0
-        for block, created, packed in shapes:
+        for _block, created, packed in shapes:
             if packed:
-                raw: list[Any] = MulticallExecutor.unpack(answers[i], len(self.calls))
+                parsed = MulticallExecutor.parse(answers[i], len(self.calls))
+                if parsed is None and isinstance(answers[i], str):  # no Multicall3 there ("0x")
+                    log.warning(
+                        "chain.multicall does not answer as Multicall3; reading past blocks call by call",
+                        multicall=self.multicall,
+                    )
+                    self.multicall = None
+                    await self.prepare(blocks)
+                    return
+                raw = parsed if parsed is not None else MulticallExecutor.unpack(answers[i], len(self.calls))
                 i += 1
             else:
                 raw = answers[i : i + len(self.calls)]
                 i += len(self.calls)
-            codes = answers[i : i + len(created)]
+            decoded.append([*raw, *answers[i : i + len(created)]])
             i += len(created)
-            self._prepared[block.hash] = self._decode_answers([*raw, *codes], created)
+        for (block, created, _packed), mine in zip(shapes, decoded, strict=True):
+            self._prepared[block.hash] = self._decode_answers(mine, created)
         while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
             self._prepared.pop(next(iter(self._prepared)))
-
-    def _multicall_works(
-        self, answers: Sequence[Any], shapes: Sequence[tuple[Block, list[str], bool]]
-    ) -> bool:
-        """False when an ``aggregate3`` answer is not one (no contract there, another contract)."""
-        i = 0
-        for _block, created, packed in shapes:
-            if packed:
-                answer = answers[i]
-                if isinstance(answer, str) and MulticallExecutor.malformed(answer, len(self.calls)):
-                    return False
-                i += 1
-            else:
-                i += len(self.calls)
-            i += len(created)
-        return True
 
     def _decode_answers(
         self, answers: Sequence[Any], created: list[str]

@@ -162,27 +162,28 @@ class MulticallExecutor:
         return "eth_call", ({"to": multicall, "data": "0x" + (cls._SELECTOR + payload).hex()}, tag)
 
     @staticmethod
-    def malformed(answer: str, count: int) -> bool:
-        """True unless ``answer`` decodes as ``count`` aggregate3 results."""
-        try:
-            (results,) = decode(["(bool,bytes)[]"], bytes.fromhex(answer[2:]))
-        except (DecodingError, ValueError, OverflowError):
-            return True
-        return len(results) != count
-
-    @staticmethod
-    def unpack(answer: Any, count: int) -> list[bytes | BaseException]:
-        """Raw return data per call from an ``aggregate3`` answer; every call failed if it did."""
+    def parse(answer: Any, count: int) -> list[bytes | BaseException] | None:
+        """Raw return data per call from an ``aggregate3`` answer (the node's error for every call if
+        the ``eth_call`` failed); None when the answer is not ``count`` aggregate3 results."""
         if isinstance(answer, BaseException):
             return [answer] * count
         try:
             (results,) = decode(["(bool,bytes)[]"], bytes.fromhex(str(answer)[2:]))
-        except (DecodingError, ValueError, OverflowError) as exc:
-            error = RpcError("eth_call", f"multicall answered {str(answer)[:42]!r}: {exc}")
-            return [error] * count
+        except (DecodingError, ValueError, OverflowError):
+            return None
         if len(results) != count:
-            return [RpcError("eth_call", f"multicall answered {len(results)} results for {count}")] * count
+            return None
         return [bytes(data) if ok else RpcError("eth_call", "reverted in multicall") for ok, data in results]
+
+    @classmethod
+    def unpack(cls, answer: Any, count: int) -> list[bytes | BaseException]:
+        """``parse``, with an answer that is no aggregate3 answer as every call's error."""
+        parsed = cls.parse(answer, count)
+        if parsed is None:
+            return [
+                RpcError("eth_call", f"multicall answered {str(answer)[:42]!r} for {count} calls")
+            ] * count
+        return parsed
 
 
 def decode_results(calls: Sequence[ReadCall], raw: Sequence[bytes | BaseException]) -> dict[str, Any]:
