@@ -27,28 +27,12 @@ from breakglass.devnet.anvil import Anvil
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.venue import Venue
 from breakglass.domain import Finding, FindingStage, Severity
+from breakglass.drills.defense import EXAMPLES, PLAYBOOK_MONITORS  # the drills' own matching
 from breakglass.drills.scenarios import Phase, ScenarioResult, ScenarioRun
 from breakglass.simulate import MempoolService, Verdict
 from breakglass.store.migrate import upgrade_async
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MARKETS = (0, 1, 2)
-PLAYBOOK_MONITORS = {
-    "contain-market": [
-        "oracle-deviation-eth",
-        "oracle-deviation-btc",
-        "oracle-deviation-thin",
-        "thin-open-interest",
-    ],
-    "last-resort": [
-        "vault-drain",
-        "vault-round-trip",
-        "insurance-floor",
-        "share-price-step",
-        "vault-books-match-balance",
-        "price-push-by-stranger",
-    ],
-}
 
 
 def defended_config(folder: Path, node: Anvil, deployer: Deployer, *, mempool: bool = True) -> Path:
