@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from breakglass.chain.rpc import RpcClient, TransportError
+from breakglass.chain.rpc import RpcClient, TransportError, _dumps, _loads
 from breakglass.errors import RpcError
 from breakglass.testing import FakeTransport
 
@@ -89,3 +90,14 @@ async def test_a_transport_error_from_the_handler_counts_as_an_outage() -> None:
 
     rpc = RpcClient([FakeTransport(flaky)], backoff=0)
     assert await rpc.call("m") == "ok"
+
+
+def test_the_json_codec_keeps_integers_beyond_64_bits_exact_both_ways() -> None:
+    # a fast JSON codec may turn them into floats (orjson does); they must stay exact
+    big = 2**70 + 1
+    assert json.loads(_dumps({"params": [big]})) == {"params": [big]}
+    assert _loads(b'{"result": 1180591620717411303425}') == {"result": big}
+    assert _loads(b'[{"id": 1, "result": "0x1"}]') == [{"id": 1, "result": "0x1"}]
+    assert _loads(b'{"result": 1e400}') == {"result": float("inf")}  # what msgspec refuses, json takes
+    with pytest.raises(ValueError):
+        _loads(b"<html>502 Bad Gateway</html>")
