@@ -121,8 +121,8 @@ class BlockContext:
 class Interest:
     """Which blocks a detector can find anything in; the engine skips it on every other block.
 
-    A detector declares it as an ``interest`` attribute; one without runs on every block (invariants,
-    flows and plugins: they look at state or keep windows). Most blocks of a backfill touch no
+    A detector declares it as an ``interest`` attribute; one without runs on every block (flows and
+    plugins: they keep windows). Most blocks of a backfill touch no
     configured contract, so most detectors are never called on them.
     """
 
@@ -130,6 +130,9 @@ class Interest:
     """(lowercase address, topic0) of decoded logs that wake it"""
     transactions: bool = False
     """any block with at least one transaction wakes it"""
+    state: bool = False
+    """any block whose state the engine read wakes it (invariants: nothing else to look at, and a
+    backfill reads no state deeper than the engine's horizon)"""
 
 
 class Detector(Protocol):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from breakglass.config.monitors import InvariantMonitor
-from breakglass.detect.base import BlockContext, FindingMaker
+from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import CallExecutor, Contracts, ReadCall, ReadFailed, decode_results, parse_call
 from breakglass.detect.rewind import UNDO_BLOCKS
@@ -54,6 +54,11 @@ class Invariant:
     previous: dict[str, Any] | None = field(default=None)
     _memo: tuple[dict[str, Any], bool, dict[str, Any]] | None = field(default=None)
     """(inputs, result) of the last evaluation, for expressions that depend on nothing else"""
+    pure: bool = field(init=False)
+    """depends on its call results alone (reads neither ``block`` nor ``prev``)"""
+
+    def __post_init__(self) -> None:
+        self.pure = not (self.expect.variables & {"block", "prev"})
 
     @classmethod
     def build(cls, cfg: InvariantMonitor, contracts: Contracts) -> Invariant:
@@ -70,7 +75,7 @@ class Invariant:
             reason = failed[0].reason if isinstance(failed[0], ReadFailed) else "no result"
             return Violation(self.cfg.id, self.cfg.expect, {}, error=f"a call failed: {reason}")
         # pure in its call results unless it reads block or prev: quiet blocks skip the evaluation
-        pure = not (self.expect.variables & {"block", "prev"})
+        pure = self.pure
         if pure and self._memo is not None and self._memo[0] == mine:
             if remember:
                 self.previous = self._memo[2]
@@ -104,6 +109,8 @@ class InvariantSet:
         self._calls = list(unique.values())
         self._history: deque[tuple[int, list[tuple[Any, Any]]]] = deque(maxlen=UNDO_BLOCKS)
         """(block number, every invariant's (previous, memo) before that block's evaluation)"""
+        self._last: tuple[Mapping[str, Any], list[Violation | None]] | None = None
+        """(values, outcomes) of the last remembered evaluation"""
 
     @classmethod
     def build(cls, cfgs: Sequence[InvariantMonitor], contracts: Contracts) -> InvariantSet:
@@ -125,7 +132,18 @@ class InvariantSet:
         block = {"number": float(block_number), "timestamp": float(timestamp)}
         if remember:
             self._history.append((block_number, [(inv.previous, inv._memo) for inv in self.invariants]))
-        out = [inv.evaluate(values, block, remember=remember) for inv in self.invariants]
+        last = self._last
+        if remember and last is not None and last[0] is values:
+            # the very reads of the last block (the engine carries them over quiet blocks): a pure
+            # invariant's outcome cannot have changed, and evaluating it again leaves it as it is
+            out = [
+                was if inv.pure else inv.evaluate(values, block, remember=True)
+                for inv, was in zip(self.invariants, last[1], strict=True)
+            ]
+        else:
+            out = [inv.evaluate(values, block, remember=remember) for inv in self.invariants]
+        if remember:
+            self._last = (values, out)
         return [v for v in out if v is not None]
 
     def rewind(self, to_block: int) -> None:
@@ -136,6 +154,7 @@ class InvariantSet:
         if restored is not None:
             for inv, (previous, memo) in zip(self.invariants, restored, strict=True):
                 inv.previous, inv._memo = previous, memo
+            self._last = None
 
     async def check(
         self,
@@ -155,6 +174,7 @@ class InvariantDetector:
     """The block-path adapter: evaluates the set on the reads the engine did, makes findings."""
 
     monitor_id = "invariants"
+    interest = Interest(state=True)  # on_block finds nothing in a block whose state was not read
 
     def __init__(self, invariants: InvariantSet) -> None:
         self.set = invariants

@@ -237,3 +237,57 @@ async def test_a_call_that_keeps_failing_is_reported_once_and_retried_once() -> 
         found += await engine.evaluate(block(n, 100))
     assert [(f.block_number, f.severity.name) for f in found] == [(1, "MEDIUM")]  # could not be evaluated
     assert engine.retried_reads == 1  # block 1 only: afterwards it is a known failure
+
+
+async def test_invariants_are_not_called_on_blocks_deeper_than_the_state_horizon() -> None:
+    detector = invariant()
+    seen: list[int] = []
+    original = detector.on_block
+
+    def counted(ctx: BlockContext) -> list[Finding]:
+        seen.append(ctx.block.number)
+        return original(ctx)
+
+    detector.on_block = counted  # type: ignore[method-assign]
+    reads = CountingReads(1000)
+    engine = DetectionEngine([detector], chain_id=1, contracts=CONTRACTS, executor=reads, state_horizon=3)
+    engine.on_head(10)
+    for n in range(1, 11):
+        await engine.on_block(block(n, 100 if n in (2, 9) else None))
+    # 1..6 are beyond the horizon: not read, and the invariants are not even called (quiet or not)
+    assert seen == [7, 8, 9, 10]
+    assert reads.blocks == [7, 9, 10]  # 8 carries 7's reads
+    assert engine.skipped_reads == 6
+
+
+async def test_carried_reads_reevaluate_only_invariants_that_read_the_block_or_prev() -> None:
+    reads = CountingReads(1000)
+    pure = InvariantMonitor(
+        id="floor", kind="invariant", calls={"balance": "token.balanceOf(vault)"}, expect="balance >= 500"
+    )
+    # broken from block 3 on by time alone (timestamp = 12 * number): must still fire on a carried block
+    stale = InvariantMonitor(
+        id="stale",
+        kind="invariant",
+        calls={"balance": "token.balanceOf(vault)"},
+        expect="block.timestamp < 30.0",
+    )
+    detector = InvariantDetector(InvariantSet.build([pure, stale], CONTRACTS))
+    pure_evaluations = 0
+    floor = detector.set.invariants[0]
+    original = floor.expect.holds
+
+    def counted(variables: dict[str, Any]) -> bool:
+        nonlocal pure_evaluations
+        pure_evaluations += 1
+        return original(variables)
+
+    floor.expect.holds = counted  # type: ignore[method-assign]
+    engine = DetectionEngine([detector], chain_id=1, contracts=CONTRACTS, executor=reads)
+    engine.on_head(6)
+    found: list[Finding] = []
+    for n in range(1, 7):
+        found += await engine.evaluate(block(n, None))
+    assert reads.blocks == [1, 6]  # 2..5 carried block 1's reads
+    assert [(f.monitor_id, f.block_number) for f in found] == [("stale", 3)]
+    assert pure_evaluations == 1  # block 1; after it the outcome is carried or memoized
