@@ -16,8 +16,9 @@ findings on ``Topics.RETRACTIONS`` (the alerting stage marks them retracted; not
 it rewinds every stateful detector to the common ancestor (``detect/rewind.py``).
 
 Dispatch: a detector that declares an ``Interest`` (``base.py``) is called only on blocks that have
-what it looks at (a matching decoded log, or any transaction); the others run on every block. A
-quiet block behind the head takes its parent's reads (``_carries``).
+what it looks at (a matching decoded log, any transaction, or state the engine read: invariants); the
+others run on every block. A quiet block behind the head takes its parent's reads (``_carries``); in
+a backfill the windows within the state horizon are fetched and read first (``reads_state_from``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class DetectionEngine:
         self.calls = list(unique.values())
         # dispatch: which detectors a block wakes (``base.Interest``); the rest are not called
         self._always: list[int] = []
+        self._on_state: list[int] = []
         self._on_transactions: list[int] = []
         self._on_log: dict[tuple[str, str], list[int]] = {}
         for i, detector in enumerate(self.detectors):
@@ -105,11 +107,14 @@ class DetectionEngine:
             if interest is None:
                 self._always.append(i)
                 continue
+            if interest.state:
+                self._on_state.append(i)
             if interest.transactions:
                 self._on_transactions.append(i)
             for key in interest.logs:
                 self._on_log.setdefault(key, []).append(i)
         self._quiet = [self.detectors[i] for i in self._always]
+        self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
         self._prepared: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self._keep = keep_blocks
@@ -135,6 +140,13 @@ class DetectionEngine:
 
     def on_head(self, number: int) -> None:
         self.head = number
+
+    def reads_state_from(self) -> int | None:
+        """The lowest block whose state ``prepare`` reads (the follower fetches those windows
+        first); None when it reads no state or has not been told the head (nothing to bound it)."""
+        if (not self.calls and not self.want_code) or self.head is None:
+            return None
+        return self.head - self.state_horizon
 
     def _recent(self, block: Block) -> bool:
         return self.head is None or self.head - block.number <= self.state_horizon
@@ -313,7 +325,7 @@ class DetectionEngine:
             observed_at_ms=seen_ms,
         )
         findings: list[Finding] = []
-        for detector in self._woken(block, ctx.logs):
+        for detector in self._woken(block, ctx.logs, state_read):
             try:
                 findings += detector.on_block(ctx)
             except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
@@ -321,19 +333,26 @@ class DetectionEngine:
                 log.error("detector failed", monitor=detector.monitor_id, block=block.number, error=str(exc))
         return findings
 
-    def _woken(self, block: Block, logs: Sequence[DecodedLog]) -> list[Detector]:
+    def _woken(self, block: Block, logs: Sequence[DecodedLog], state_read: bool) -> list[Detector]:
         """The detectors this block can interest, in configuration order."""
         if not block.transactions:
-            return self._quiet
+            return self._quiet_state if state_read else self._quiet
         chosen = set(self._always)
         chosen.update(self._on_transactions)
+        if state_read:
+            chosen.update(self._on_state)
         for item in logs:
             chosen.update(self._on_log.get((item.log.address.lower(), item.event.topic0), ()))
         return [self.detectors[i] for i in sorted(chosen)]
 
     async def on_block(self, block: Block) -> int:
-        if block.quiet and not self._quiet and not self.calls:
-            self.blocks += 1  # nothing runs on a quiet block and nothing is read: nothing to build
+        if block.quiet and not self._quiet and (not self.calls or not self._recent(block)):
+            # nothing runs on a quiet block whose state is not read (none configured, or a backfill
+            # deeper than the horizon): nothing to build
+            if self.calls:
+                self.skipped_reads += 1
+                self._last_reads = None
+            self.blocks += 1
             return 0
         started = time.perf_counter()
         findings = await self.evaluate(block)
