@@ -65,12 +65,6 @@ class RawBlock(TypedDict, total=False):
     withdrawals: list[dict[str, str]]
 
 
-def _field(raw: Any, key: str, method: str, where: str) -> Any:
-    if not isinstance(raw, dict) or key not in raw:
-        raise ChainDataError(method, f"{where}{key}", None, "missing")
-    return raw[key]
-
-
 def hex_int(value: Any, method: str, field: str) -> int:
     """A JSON-RPC quantity (``0x``-hex string) as int."""
     return _int(value, method, field, "")
@@ -195,17 +189,36 @@ def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Blo
     method = "eth_getBlockByNumber"
     if raw is None:
         raise ChainDataError(method, "result", None, "block not found")
-    r: dict[str, Any] = dict(raw)
+    r: dict[str, Any] = raw  # type: ignore[assignment]
+    if not isinstance(r, dict):
+        raise ChainDataError(method, "result", r, "not an object")
+    if receipts is not None and not isinstance(receipts, list):
+        raise ChainDataError("eth_getBlockReceipts", "result", receipts, "not a list")
+    txs = _get(r, "transactions", method, "")
+    if not isinstance(txs, list):
+        raise ChainDataError(method, "transactions", txs, "not a list")
+    base_fee = r.get("baseFeePerGas")
+    withdrawals = r.get("withdrawals")
+    if withdrawals is not None and not isinstance(withdrawals, list):
+        raise ChainDataError(method, "withdrawals", withdrawals, "not a list")
+    return Block(
+        number=_int(_get(r, "number", method, ""), method, "", "number"),
+        hash=_hash(_get(r, "hash", method, ""), method, "", "hash"),
+        parent_hash=_hash(_get(r, "parentHash", method, ""), method, "", "parentHash"),
+        timestamp=_int(_get(r, "timestamp", method, ""), method, "", "timestamp"),
+        base_fee=None if base_fee is None else _int(base_fee, method, "", "baseFeePerGas"),
+        # most blocks of a quiet chain have none: nothing to join
+        transactions=_transactions(txs, receipts, method) if txs or receipts else (),
+        withdrawals=len(withdrawals or ()),
+    )
+
+
+def _transactions(txs: list[Any], receipts: list[RawReceipt] | None, method: str) -> tuple[Tx, ...]:
     by_hash: dict[str, Receipt] = {}
     if receipts is not None:
-        if not isinstance(receipts, list):
-            raise ChainDataError("eth_getBlockReceipts", "result", receipts, "not a list")
         for i, raw_receipt in enumerate(receipts):
             receipt = decode_receipt(raw_receipt, "eth_getBlockReceipts", f"[{i}].")
             by_hash[receipt.tx_hash] = receipt
-    txs = _field(r, "transactions", method, "")
-    if not isinstance(txs, list):
-        raise ChainDataError(method, "transactions", txs, "not a list")
     decoded: list[Tx] = []
     for i, raw_tx in enumerate(txs):
         if not isinstance(raw_tx, dict):
@@ -216,16 +229,4 @@ def decode_block(raw: RawBlock | None, receipts: list[RawReceipt] | None) -> Blo
             raise ChainDataError("eth_getBlockReceipts", "result", tx_hash, "no receipt for this transaction")
         tx_raw: RawTx = raw_tx  # type: ignore[assignment]
         decoded.append(decode_tx(tx_raw, receipt_of, method, f"transactions[{i}]."))
-    base_fee = r.get("baseFeePerGas")
-    withdrawals = r.get("withdrawals")
-    if withdrawals is not None and not isinstance(withdrawals, list):
-        raise ChainDataError(method, "withdrawals", withdrawals, "not a list")
-    return Block(
-        number=_int(_field(r, "number", method, ""), method, "", "number"),
-        hash=_hash(_field(r, "hash", method, ""), method, "", "hash"),
-        parent_hash=_hash(_field(r, "parentHash", method, ""), method, "", "parentHash"),
-        timestamp=_int(_field(r, "timestamp", method, ""), method, "", "timestamp"),
-        base_fee=None if base_fee is None else _int(base_fee, method, "", "baseFeePerGas"),
-        transactions=tuple(decoded),
-        withdrawals=len(withdrawals or ()),
-    )
+    return tuple(decoded)
