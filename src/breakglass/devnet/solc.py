@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,9 +137,12 @@ def compile_contracts(
     if errors:
         raise CompileError(errors)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    tmp.replace(cached)
+    # A file of this compile's own: concurrent compiles (pytest-xdist workers on a cold cache) would
+    # otherwise write one shared temporary file, and the second rename would find it gone.
+    fd, name = tempfile.mkstemp(dir=cache_dir, prefix=f"{key}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(result))
+    Path(name).replace(cached)
     return _decode(key, result, cached=False)
 
 
