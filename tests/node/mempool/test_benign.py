@@ -1,7 +1,7 @@
 """Benign traffic through a public mempool: every pending transaction that can touch the venue is
 simulated, and nothing is flagged high or critical before inclusion, so no pre-execution action is taken.
 
-The generator's own pace (~0.16 s a block) sets this test's length, so ``make test`` plays 300 blocks;
+The generator's own pace (~0.16 s a block) sets this test's length, so ``make test`` plays 200 blocks;
 the issue's 2,000-block run is ``BREAKGLASS_BENIGN_BLOCKS=2000 pytest tests/node/mempool/test_benign.py``
 (passed in 582 s on 2 cores, docs/mempool.md)."""
 
@@ -27,7 +27,7 @@ from breakglass.simulate import MempoolService
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-BLOCKS = int(os.environ.get("BREAKGLASS_BENIGN_BLOCKS", "300"))
+BLOCKS = int(os.environ.get("BREAKGLASS_BENIGN_BLOCKS", "200"))
 
 
 class JudgedTraffic(BenignTraffic):
