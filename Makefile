@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# pytest-xdist workers: most of the suite waits on anvil, blocks and servers, so two processes fit two
+# cores. PYTEST_WORKERS=0 runs it in one process (what `pytest -s` output needs).
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint format typecheck pytest bench clean
 
@@ -37,7 +40,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 pytest: setup
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup ## every performance benchmark; JSON in benchmarks/results/
 	$(BIN)/python -m benchmarks

@@ -14,6 +14,13 @@ import pytest
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.solc import Build, compile_contracts
 
+# pytest-xdist gives its workers COLUMNS=80 and LINES=24. A rich Console created at import (the CLI
+# modules') would keep that width for good, so a CLI test's own COLUMNS would never reach it and its
+# output would wrap where a plain run's does not. A worker has no terminal: let consoles size themselves.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 
 @pytest.fixture(scope="session")
 def build() -> Build:
