@@ -104,7 +104,11 @@ def _run_child(tmp_path: Path, body: str) -> subprocess.Popen[str]:
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(body))
     return subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
 
 
@@ -147,20 +151,28 @@ def test_no_orphan_when_the_owner_dies(tmp_path: Path, how: str) -> None:
         from breakglass.devnet.anvil import Anvil
         node = Anvil().start()
         print(node.pid, flush=True)
+        sys.stdin.readline()  # the test has seen the node running: the owner may die now
         if {how!r} == "exception":
             raise SystemExit("owner crashed")
         time.sleep(120)
         """,
     )
-    assert child.stdout is not None
-    anvil_pid = int(child.stdout.readline())
-    assert pid_alive(anvil_pid)
-    if how == "sigterm":
-        child.send_signal(signal.SIGTERM)
-    elif how == "sigkill":
-        child.kill()
-    child.wait(timeout=30)
-    child.stdout.close()
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        anvil_pid = int(child.stdout.readline())
+        assert pid_alive(anvil_pid)
+        child.stdin.write("die\n")
+        child.stdin.flush()
+        if how == "sigterm":
+            child.send_signal(signal.SIGTERM)
+        elif how == "sigkill":
+            child.kill()
+        child.wait(timeout=30)
+    finally:
+        child.kill()  # a no-op once it has exited; a failed check leaves no child for a later test
+        child.wait(timeout=30)
+        child.stdin.close()
+        child.stdout.close()
     wait_until(lambda: not pid_alive(anvil_pid))
 
 
