@@ -1,11 +1,15 @@
 """The dashboard end to end in headless chromium: sign in, watch an incident appear live, acknowledge
-it, add a note; and the refusals a viewer and a stranger meet."""
+it, add a note; an incident opened before the page's event stream connected; and the refusals a viewer
+and a stranger meet."""
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 from dashboard_support import LiveServer, shot, sign_in
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from breakglass.api.auth import Role
 from breakglass.domain import Severity
@@ -120,3 +124,30 @@ def test_a_responder_creates_and_expires_a_silence(live_server: LiveServer, page
     page.fill("#comment", "bad regex")
     page.get_by_role("button", name="Create silence").click()
     expect(page.locator("#silence-list .error")).to_be_visible()  # the matcher error, not a blank page
+
+
+def test_an_incident_opened_before_the_live_stream_connects_is_listed(
+    live_server: LiveServer, page: Page
+) -> None:
+    """The page renders, then its event stream opens: what happened in between was never streamed, so
+    the panels refresh once the stream is open (a page loaded while the pipeline opened an incident
+    otherwise never listed it)."""
+    held: list[Route] = []
+    page.route("**/api/v1/events", lambda route: held.append(route))  # held until the test lets it go
+    page.goto(live_server.base_url + "/")
+    page.fill("#token", live_server.tokens[Role.VIEWER])
+    with page.expect_request("**/api/v1/events"):
+        page.click("button[type=submit]")
+    while not held:  # Playwright hands the request to the route while it is busy
+        page.wait_for_timeout(10)
+    expect(page.locator("#live")).to_have_text("connecting")
+    expect(page.locator("#incident-list tr[data-incident]")).to_have_count(0)
+    live_server.publish_finding(make_finding("vault-solvency", severity=Severity.CRITICAL, block=11))
+    admin = {"Authorization": f"Bearer {live_server.tokens[Role.ADMIN]}"}
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{live_server.base_url}/api/v1/incidents", headers=admin, timeout=5).json() == []:
+        assert time.monotonic() < deadline, "the pipeline opened no incident"
+        time.sleep(0.02)
+    held[0].continue_()
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator("#incident-list tr[data-incident]")).to_have_count(1)

@@ -1,19 +1,18 @@
 // Live updates: one EventSource on /api/v1/events; each server-sent event becomes a "live:<topic>"
-// event on <body>, which panels refresh on (hx-trigger="live:incidents from:body"). After a
-// reconnect every panel refreshes once, so nothing missed while disconnected stays missing.
+// event on <body>, which panels refresh on (hx-trigger="live:incidents from:body"). Each time the
+// stream opens, the first time included, every panel refreshes once: what happened between the page's
+// render and the stream's opening, or while disconnected, would otherwise stay missing.
 (function () {
   var badge = document.getElementById("live");
   var topics = ["incidents", "timeline", "actions", "alerts", "findings"];
   function set(state) { if (badge) { badge.dataset.state = state; badge.textContent = state; } }
   set("connecting");
   var source = new EventSource("/api/v1/events");
-  var lost = false;
   source.addEventListener("open", function () {
     set("live");
-    if (lost) { topics.forEach(function (t) { htmx.trigger(document.body, "live:" + t); }); }
-    lost = false;
+    topics.forEach(function (t) { htmx.trigger(document.body, "live:" + t); });
   });
-  source.addEventListener("error", function () { lost = true; set("reconnecting"); });
+  source.addEventListener("error", function () { set("reconnecting"); });
   topics.forEach(function (topic) {
     source.addEventListener(topic, function () { htmx.trigger(document.body, "live:" + topic); });
   });
