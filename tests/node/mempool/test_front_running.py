@@ -86,13 +86,17 @@ async def test_with_automine_there_is_no_window_and_the_block_path_catches_the_s
                     await asyncio.sleep(0.02)
         finally:
             await defense.close()
-    assert result.first_strike_block is not None
+        assert result.first_strike_block is not None
+        head = w3.eth.block_number
+        pauses = guardian_txs(w3, venue.key("guardian").address, result.first_strike_block, head)
+    # automine: each strike transaction was mined as it was sent, so the pause could only follow it
+    assert pauses and min(b for b, _i, _h in pauses) > result.first_strike_block
     block_path = [
         f for f in defense.serious(FindingStage.BLOCK) if f.block_number >= result.first_strike_block
     ]
     setup = [f for f in defense.serious(FindingStage.BLOCK) if f.monitor_id == "attack-setup"]
     assert min(f.block_number for f in setup) < result.first_strike_block  # set-up signals came first
     assert {"oracle-deviation-eth", "price-push-by-stranger"} <= {f.monitor_id for f in block_path}
-    # every strike transaction was mined at once: nothing was flagged before its inclusion
-    strike = {s.tx_hash for s in result.steps if s.phase is Phase.STRIKE}
-    assert not [f for f in defense.serious(FindingStage.PENDING) if f.tx_hash in strike]
+    # A pending finding on a strike transaction may still appear: anvil announces a transaction to
+    # newPendingTransactions before it mines it, and the watcher can win that race under load. It
+    # comes too late to act on, which the pause's block above shows.
