@@ -8,17 +8,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from breakglass.config import load_config
 from breakglass.errors import ConfigError
 
-console = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def check(
     config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")],
 ) -> None:
     """Validate CONFIG: keys, types, references to contracts and monitors. Exit 2 on errors."""
+    from breakglass.config import load_config
+
+    stderr, console = _stderr(), _stdout()
     try:
         loaded = load_config(config)
     except ConfigError as exc:

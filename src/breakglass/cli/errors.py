@@ -16,7 +16,12 @@ __all__ = ["EXIT_CODES", "exit_code_for", "handle_errors", "stderr"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def stderr() -> Console:
+    """The console for error messages, made when one is printed: it sizes itself to the terminal of the
+    moment rather than to the one seen at import (the CLI modules create no console at import)."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
 
 EXIT_CODES: dict[type[BreakglassError], int] = {
     ConfigError: 2,
@@ -41,7 +46,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except BreakglassError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            stderr().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(exit_code_for(exc)) from exc
 
     return wrapper

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from breakglass.app import build_app
 from breakglass.cli.errors import handle_errors, stderr
-from breakglass.config import LoadedConfig, load_config
-from breakglass.store.migrate import upgrade_async
+
+if TYPE_CHECKING:
+    from breakglass.config import LoadedConfig
 
 __all__ = ["serve"]
 
@@ -23,12 +23,14 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
     # Imported here so that every other command starts without loading the web stack.
     from breakglass.api.application import create_api
     from breakglass.api.server import serve
+    from breakglass.app import build_app
+    from breakglass.store.migrate import upgrade_async
 
     await upgrade_async(config.settings.store.url)
     app = build_app(config)
     secret = os.environ.get(SECRET_ENV)
     if not secret:
-        stderr.print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")
+        stderr().print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")
     api = create_api(app, session_secret=secret)
     await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
 
@@ -47,6 +49,8 @@ def serve(
 
     Upgrades the store's schema first. Set BREAKGLASS_SESSION_SECRET (32+ characters) so dashboard
     sessions survive a restart."""
+    from breakglass.config import load_config
+
     loaded = load_config(config)
-    stderr.print(f"breakglass: serving {loaded.settings.protocol} on http://{host}:{port}/")
+    stderr().print(f"breakglass: serving {loaded.settings.protocol} on http://{host}:{port}/")
     asyncio.run(_serve(loaded, host, port, forwarded_allow_ips))
