@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,22 +11,22 @@ from rich.table import Table
 
 from breakglass.cli.db import DEFAULT_CONFIG, ConfigOpt, UrlOpt, database_url, open_store
 from breakglass.cli.errors import handle_errors
-from breakglass.incidents.metrics import format_time
-from breakglass.incidents.timeline import (
-    ChainReport,
-    TimelineEntry,
-    TimelineKind,
-    list_events,
-    verify_chain,
-)
+
+if TYPE_CHECKING:
+    from breakglass.incidents.timeline import ChainReport, TimelineEntry
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Verify the tamper-evident timeline and read the audit log.")
-console = Console(highlight=False, soft_wrap=True)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
 
 
 async def _verify(url: str) -> ChainReport:
+    from breakglass.incidents.timeline import verify_chain
+
     async with open_store(url) as sessions, sessions() as session:
         return await verify_chain(session)
 
@@ -37,9 +37,9 @@ def verify(config: ConfigOpt = DEFAULT_CONFIG, url: UrlOpt = None) -> None:
     """Recompute every timeline row's hash; name the first row that does not verify (exit 1)."""
     report = asyncio.run(_verify(database_url(config, url)))
     if report.ok:
-        console.print(f"ok: {report.checked} events verify; head {report.head_hash}")
+        _console().print(f"ok: {report.checked} events verify; head {report.head_hash}")
         return
-    console.print(
+    _console().print(
         f"[bold red]TAMPERED[/]: row {report.bad_seq}: {report.reason} "
         f"({report.checked} rows before it verify; last good hash {report.head_hash})",
         markup=True,
@@ -48,6 +48,8 @@ def verify(config: ConfigOpt = DEFAULT_CONFIG, url: UrlOpt = None) -> None:
 
 
 async def _log(url: str, limit: int, everything: bool) -> list[TimelineEntry]:
+    from breakglass.incidents.timeline import TimelineKind, list_events
+
     kinds = None if everything else {TimelineKind.AUDIT}
     async with open_store(url) as sessions, sessions() as session:
         events = await list_events(session, kinds=kinds, limit=1_000_000)
@@ -63,8 +65,11 @@ def log(
     url: UrlOpt = None,
 ) -> None:
     """The newest audit events: who did what to which target."""
+    from breakglass.incidents.metrics import format_time
+    from breakglass.incidents.timeline import TimelineKind
+
     table = Table("#", "when", "who", "kind", "what")
     for e in asyncio.run(_log(database_url(config, url), limit, everything)):
         what = f"{e.data.get('action')} {e.data.get('target') or ''}" if e.kind is TimelineKind.AUDIT else ""
         table.add_row(str(e.seq), format_time(e.at), e.actor, e.kind.value, what or str(dict(e.data))[:80])
-    console.print(table)
+    _console().print(table)

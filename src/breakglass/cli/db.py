@@ -10,22 +10,20 @@ import getpass
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.cli.errors import handle_errors
-from breakglass.config import load_config
 from breakglass.logs import redact_url
-from breakglass.store import migrate
-from breakglass.store.db import make_engine, make_sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 __all__ = ["ConfigOpt", "UrlOpt", "app", "cli_actor", "database_url", "open_store"]
 
 app = typer.Typer(help="Create, upgrade and downgrade the database schema (Alembic migrations).")
-console = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path,
@@ -38,8 +36,14 @@ UrlOpt = Annotated[
 DEFAULT_CONFIG = Path("breakglass.yaml")
 
 
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
 def database_url(config: Path, url: str | None) -> str:
     """``--url`` if given, else the configuration's ``store.url``."""
+    from breakglass.config import load_config
+
     return url or load_config(config).settings.store.url
 
 
@@ -54,6 +58,9 @@ def cli_actor() -> str:
 @asynccontextmanager
 async def open_store(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Sessions on ``url`` (migrated to head first, so a fresh install just works)."""
+    from breakglass.store import migrate
+    from breakglass.store.db import make_engine, make_sessionmaker
+
     await migrate.upgrade_async(url)
     engine = make_engine(url)
     try:
@@ -70,9 +77,11 @@ def upgrade(
     url: UrlOpt = None,
 ) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
+    from breakglass.store import migrate
+
     target = database_url(config, url)
     migrate.upgrade(target, revision)
-    console.print(f"{redact_url(target)}: at {migrate.current(target)}")
+    _console().print(f"{redact_url(target)}: at {migrate.current(target)}")
 
 
 @app.command("downgrade")
@@ -83,17 +92,21 @@ def downgrade(
     url: UrlOpt = None,
 ) -> None:
     """Migrate the database down to REVISION (``base`` removes every table)."""
+    from breakglass.store import migrate
+
     target = database_url(config, url)
     migrate.downgrade(target, revision)
-    console.print(f"{redact_url(target)}: at {migrate.current(target) or 'base (empty)'}")
+    _console().print(f"{redact_url(target)}: at {migrate.current(target) or 'base (empty)'}")
 
 
 @app.command("current")
 @handle_errors
 def current(config: ConfigOpt = DEFAULT_CONFIG, url: UrlOpt = None) -> None:
     """Show the database's revision and the newest one. Exit 1 when they differ."""
+    from breakglass.store import migrate
+
     target = database_url(config, url)
     now, head = migrate.current(target), migrate.head()
-    console.print(f"{redact_url(target)}: at {now or 'base (empty)'}, newest {head}")
+    _console().print(f"{redact_url(target)}: at {now or 'base (empty)'}, newest {head}")
     if now != head:
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ running it (``cli:<user>``, or ``--as``).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,22 +17,36 @@ from breakglass.cli.db import DEFAULT_CONFIG, ConfigOpt, UrlOpt, cli_actor, data
 from breakglass.cli.errors import handle_errors
 from breakglass.domain import Severity
 from breakglass.incidents.clock import SystemClock
-from breakglass.incidents.metrics import format_duration, format_time, incident_metrics
-from breakglass.incidents.models import Incident, IncidentState, Resolution
-from breakglass.incidents.report import summarize
-from breakglass.incidents.service import IncidentService
-from breakglass.store.outbox import transaction
+
+# Typer reads these enums from the command signatures when the commands are registered.
+from breakglass.incidents.models import IncidentState, Resolution
+
+if TYPE_CHECKING:
+    from breakglass.incidents.models import Incident
+    from breakglass.incidents.service import IncidentService
 
 __all__ = ["app"]
 
 app = typer.Typer(help="List, inspect, acknowledge and move incidents; add notes.")
-console = Console(highlight=False, soft_wrap=True)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
 
 AsOpt = Annotated[str | None, typer.Option("--as", help="who is acting (default: cli:<user>)")]
 STATES = ", ".join(s.value for s in IncidentState)
 
 
+def _service() -> IncidentService:
+    from breakglass.incidents.service import IncidentService
+
+    return IncidentService(SystemClock())
+
+
 def _row(table: Table, i: Incident) -> None:
+    from breakglass.incidents.metrics import format_time
+
     table.add_row(
         i.id, str(Severity(i.severity)), i.state, i.title, str(i.alert_count), format_time(i.created_at)
     )
@@ -54,13 +68,13 @@ def list_(
 
     async def run() -> list[Incident]:
         async with open_store(database_url(config, url)) as sessions, sessions() as session:
-            return await IncidentService(SystemClock()).find(session, states=states or None, limit=limit)
+            return await _service().find(session, states=states or None, limit=limit)
 
     table = Table("severity", "state", "title", "alerts", "opened")
     table.columns.insert(0, Column("id", no_wrap=True))
     for incident in asyncio.run(run()):
         _row(table, incident)
-    console.print(table)
+    _console().print(table)
 
 
 @app.command("show")
@@ -71,28 +85,32 @@ def show(
     url: UrlOpt = None,
 ) -> None:
     """One incident: state, metrics, people, tasks and its timeline."""
-    service = IncidentService(SystemClock())
+    # incidents.report brings matplotlib along: loaded for this command only.
+    from breakglass.incidents.metrics import format_duration, format_time, incident_metrics
+    from breakglass.incidents.report import summarize
+
+    service = _service()
 
     async def run() -> None:
         async with open_store(database_url(config, url)) as sessions, sessions() as session:
             i = await service.get(session, incident_id)
             m = incident_metrics(i)
-            console.print(f"[bold]{i.id}[/] {i.title}", markup=True)
-            console.print(f"severity {Severity(i.severity)} · state {i.state}"
+            _console().print(f"[bold]{i.id}[/] {i.title}", markup=True)
+            _console().print(f"severity {Severity(i.severity)} · state {i.state}"
                           + (f" · resolution {i.resolution}" if i.resolution else "")
                           + f" · {i.alert_count} alert(s) · protocol {i.protocol}")  # fmt: skip
-            console.print(f"detected {format_time(i.detected_at)} (block {i.detected_block}) · "
+            _console().print(f"detected {format_time(i.detected_at)} (block {i.detected_block}) · "
                           f"TTD {format_duration(m.ttd_ms)} · TTC {format_duration(m.ttc_ms)}"
                           f" · TTR {format_duration(m.ttr_ms)}")  # fmt: skip
             for p in await service.participants(session, incident_id):
-                console.print(f"  {p.role}: {p.name}")
+                _console().print(f"  {p.role}: {p.name}")
             for t in await service.tasks(session, incident_id):
                 due = f", due {format_time(t.due_at)}" if t.due_at else ""
-                console.print(f"  task #{t.id} [{t.status}] {t.title} ({t.kind}{due})", markup=False)
+                _console().print(f"  task #{t.id} [{t.status}] {t.title} ({t.kind}{due})", markup=False)
             table = Table("#", "when", "kind", "who", "what")
             for e in await service.timeline(session, incident_id):
                 table.add_row(str(e.seq), format_time(e.at), e.kind.value, e.actor, summarize(e))
-            console.print(table)
+            _console().print(table)
 
     asyncio.run(run())
 
@@ -108,12 +126,14 @@ def ack(
     """Acknowledge: you become commander (if there is none) and the incident is triaged."""
     who = actor or cli_actor()
 
+    from breakglass.store.outbox import transaction
+
     async def run() -> Incident:
         async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            return await IncidentService(SystemClock()).acknowledge(session, incident_id, actor=who)
+            return await _service().acknowledge(session, incident_id, actor=who)
 
     incident = asyncio.run(run())
-    console.print(f"{incident.id}: acknowledged by {incident.acknowledged_by}; {incident.state}")
+    _console().print(f"{incident.id}: acknowledged by {incident.acknowledged_by}; {incident.state}")
 
 
 @app.command("transition")
@@ -131,15 +151,17 @@ def transition(
     """Move an incident along its lifecycle (forward only; closing needs --resolution)."""
     who = actor or cli_actor()
 
+    from breakglass.store.outbox import transaction
+
     async def run() -> Incident:
         async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            return await IncidentService(SystemClock()).transition(
+            return await _service().transition(
                 session, incident_id, state, actor=who, resolution=resolution, reason=reason,
                 duplicate_of=duplicate_of,
             )  # fmt: skip
 
     incident = asyncio.run(run())
-    console.print(
+    _console().print(
         f"{incident.id}: {incident.state}" + (f" ({incident.resolution})" if incident.resolution else "")
     )
 
@@ -156,9 +178,11 @@ def note(
     """Add a note to the incident's timeline."""
     who = actor or cli_actor()
 
+    from breakglass.store.outbox import transaction
+
     async def run() -> int:
         async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            entry = await IncidentService(SystemClock()).add_note(session, incident_id, actor=who, text=text)
+            entry = await _service().add_note(session, incident_id, actor=who, text=text)
             return entry.seq
 
-    console.print(f"{incident_id}: note #{asyncio.run(run())} added")
+    _console().print(f"{incident_id}: note #{asyncio.run(run())} added")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,13 +13,15 @@ from rich.console import Console
 from breakglass.cli.db import DEFAULT_CONFIG, ConfigOpt, UrlOpt, database_url, open_store
 from breakglass.cli.errors import handle_errors
 from breakglass.errors import BreakglassError
-from breakglass.incidents.clock import SystemClock
-from breakglass.incidents.report import ReportFiles, Series, gather, write_report
-from breakglass.incidents.service import IncidentService
+
+if TYPE_CHECKING:
+    from breakglass.incidents.report import ReportFiles, Series
 
 __all__ = ["report"]
 
-console = Console(highlight=False, soft_wrap=True)
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
 
 
 def read_series(path: Path) -> Series:
@@ -45,6 +47,11 @@ def report(
     url: UrlOpt = None,
 ) -> None:
     """Write INCIDENT's post-mortem: timeline, evidence, metrics and a value-at-risk plot."""
+    # The report stack (matplotlib among it) loads only for this command.
+    from breakglass.incidents.clock import SystemClock
+    from breakglass.incidents.report import gather, write_report
+    from breakglass.incidents.service import IncidentService
+
     points = read_series(series) if series is not None else None
 
     async def run() -> ReportFiles:
@@ -53,6 +60,6 @@ def report(
         return await asyncio.to_thread(write_report, data, out)
 
     files = asyncio.run(run())
-    console.print(
+    _console().print(
         f"wrote {files.markdown} and {files.html}" + (f" (plot {files.plot})" if files.plot else "")
     )

@@ -6,29 +6,36 @@ import asyncio
 import getpass
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from breakglass.api.auth import Role, TokenStore
 from breakglass.cli.errors import handle_errors
-from breakglass.config import load_config
-from breakglass.incidents.timeline import record_audit
-from breakglass.store.db import make_engine, make_sessionmaker
-from breakglass.store.migrate import upgrade_async
+
+if TYPE_CHECKING:
+    from breakglass.api.auth import Role
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Create, list and revoke API tokens (roles: viewer < responder < admin).")
-console = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="BREAKGLASS_CONFIG", help="the breakglass YAML configuration"),
 ]
 DEFAULT_CONFIG = Path("breakglass.yaml")
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _store_url(config: Path) -> str:
+    from breakglass.config import load_config
+
+    return load_config(config).settings.store.url
 
 
 def _actor() -> str:
@@ -40,6 +47,11 @@ def _actor() -> str:
 
 
 async def _create(url: str, name: str, role: Role) -> str:
+    from breakglass.api.auth import TokenStore
+    from breakglass.incidents.timeline import record_audit
+    from breakglass.store.db import make_engine, make_sessionmaker
+    from breakglass.store.migrate import upgrade_async
+
     await upgrade_async(url)
     engine = make_engine(url)
     try:
@@ -61,11 +73,13 @@ def create(
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Create a token and print it once; only its SHA-256 digest is stored."""
+    from breakglass.api.auth import Role
+
     try:
         parsed = Role.parse(role)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--role") from exc
-    url = load_config(config).settings.store.url
+    url = _store_url(config)
     token = asyncio.run(_create(url, name, parsed))  # a TokenError exits 1 with its message
     # Plain print, no Rich markup or wrapping: the line must copy and paste exactly.
     typer.echo(token)
@@ -73,6 +87,10 @@ def create(
 
 
 async def _list(url: str) -> list[tuple[str, str, str, str, str]]:
+    from breakglass.api.auth import TokenStore
+    from breakglass.store.db import make_engine, make_sessionmaker
+    from breakglass.store.migrate import upgrade_async
+
     await upgrade_async(url)
     engine = make_engine(url)
     try:
@@ -90,14 +108,19 @@ async def _list(url: str) -> list[tuple[str, str, str, str, str]]:
 @handle_errors
 def list_(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """List tokens (names and roles; the tokens themselves are not stored)."""
-    rows = asyncio.run(_list(load_config(config).settings.store.url))
+    rows = asyncio.run(_list(_store_url(config)))
     table = Table("name", "role", "created", "last used", "revoked")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    _console().print(table)
 
 
 async def _revoke(url: str, name: str) -> None:
+    from breakglass.api.auth import TokenStore
+    from breakglass.incidents.timeline import record_audit
+    from breakglass.store.db import make_engine, make_sessionmaker
+    from breakglass.store.migrate import upgrade_async
+
     await upgrade_async(url)
     engine = make_engine(url)
     try:
@@ -115,5 +138,5 @@ def revoke(
     name: Annotated[str, typer.Argument(help="the token's name")], config: ConfigOpt = DEFAULT_CONFIG
 ) -> None:
     """Revoke a token at once; dashboard sessions opened with it end too."""
-    asyncio.run(_revoke(load_config(config).settings.store.url, name))
-    console.print(f"token {name!r} revoked")
+    asyncio.run(_revoke(_store_url(config), name))
+    _console().print(f"token {name!r} revoked")
