@@ -14,8 +14,6 @@ from breakglass.logs import configure_logging
 
 __all__ = ["demo"]
 
-console = Console(highlight=False)
-
 
 @handle_errors
 def demo(
@@ -34,4 +32,4 @@ def demo(
     resolve(scenario)  # an unknown name is a clear error before anything starts
     if not verbose:
         configure_logging(level="warning")
-    asyncio.run(run_demo(console, folder, scenario))
+    asyncio.run(run_demo(Console(highlight=False), folder, scenario))

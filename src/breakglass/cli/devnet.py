@@ -10,12 +10,20 @@ from rich.console import Console
 from rich.table import Table
 
 from breakglass.cli.errors import handle_errors
+
+# Typer reads BlockMode from the signature of `up` when the command is registered.
 from breakglass.devnet.anvil import BlockMode
-from breakglass.devnet.deploy import DEPLOYMENT_SETS
-from breakglass.devnet.service import devnet_down, devnet_status, devnet_up
 
 app = typer.Typer(help="Run a local anvil devnet with a deployment (manifest in the state folder).")
-console = Console()
+
+# The names of breakglass.devnet.deploy.DEPLOYMENT_SETS, for the help text: importing that module loads
+# web3, which every other command would then pay for. A test keeps the two equal.
+DEPLOYMENT_SET_NAMES = ("toolchain", "venue")
+
+
+def _console() -> Console:
+    return Console()
+
 
 StateDir = Annotated[Path, typer.Option("--state-dir", help="where devnet.json and manifest.json are kept")]
 DEFAULT_STATE = Path(".breakglass/devnet")
@@ -25,7 +33,7 @@ DEFAULT_STATE = Path(".breakglass/devnet")
 @handle_errors
 def up(
     deployment_set: Annotated[
-        str, typer.Option("--set", help=f"deployment set: {', '.join(sorted(DEPLOYMENT_SETS))}")
+        str, typer.Option("--set", help=f"deployment set: {', '.join(sorted(DEPLOYMENT_SET_NAMES))}")
     ] = "toolchain",
     mode: Annotated[BlockMode, typer.Option(help="auto: a block per tx; interval; manual")] = BlockMode.AUTO,
     block_time: Annotated[float, typer.Option(help="seconds per block in interval mode")] = 1.0,
@@ -33,6 +41,8 @@ def up(
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Start anvil in the background, compile and deploy a contract set, write the manifest."""
+    from breakglass.devnet.service import devnet_up
+
     status, manifest = devnet_up(
         state_dir, deployment_set=deployment_set, mode=mode, block_time=block_time, port=port
     )
@@ -41,19 +51,21 @@ def up(
     table.add_column("address")
     for name, record in sorted(manifest.contracts.items()):
         table.add_row(name, record.address)
-    console.print(table)
-    console.print(f"manifest: {status.manifest_path}")
+    _console().print(table)
+    _console().print(f"manifest: {status.manifest_path}")
 
 
 @app.command("status")
 @handle_errors
 def status(state_dir: StateDir = DEFAULT_STATE) -> None:
     """Show whether the devnet runs, its URL, block height and deployment."""
+    from breakglass.devnet.service import devnet_status
+
     s = devnet_status(state_dir)
     if not s.running:
-        console.print("devnet: not running")
+        _console().print("devnet: not running")
         raise typer.Exit(1)
-    console.print(
+    _console().print(
         f"devnet: running (pid {s.pid}) at {s.url}, mode {s.mode}, block {s.block_number}, "
         f"{s.contracts} contracts in {s.manifest_path}"
     )
@@ -63,4 +75,6 @@ def status(state_dir: StateDir = DEFAULT_STATE) -> None:
 @handle_errors
 def down(state_dir: StateDir = DEFAULT_STATE) -> None:
     """Stop the devnet started by `devnet up`."""
-    console.print("devnet: stopped" if devnet_down(state_dir) else "devnet: was not running")
+    from breakglass.devnet.service import devnet_down
+
+    _console().print("devnet: stopped" if devnet_down(state_dir) else "devnet: was not running")

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from breakglass.cli.errors import handle_errors
-from breakglass.devnet.solc import compile_contracts
 from breakglass.logs import configure_logging
 
 __all__ = ["app"]
@@ -23,7 +22,11 @@ if TYPE_CHECKING:
     from breakglass.drills.scenarios import Scenario
 
 app = typer.Typer(help="Rehearse incidents: exploit scenarios and benign traffic on a local devnet.")
-console = Console()
+
+
+def _console() -> Console:
+    return Console()
+
 
 MODE_HELP = "public (a block a second, pending txs visible) or private (automine); auto/interval also read"
 
@@ -38,7 +41,7 @@ def list_scenarios() -> None:
         table.add_column(column, no_wrap=column == "scenario")
     for s in SCENARIOS.values():
         table.add_row(s.name, s.incident, ", ".join(s.switches), s.target_label)
-    console.print(table)
+    _console().print(table)
 
 
 def _quiet(verbose: bool) -> None:
@@ -70,6 +73,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
     """Play scenarios on a fresh devnet each: the loss undefended, and with breakglass defending."""
+    from breakglass.devnet.solc import compile_contracts
     from breakglass.drills.faults import make_fault
     from breakglass.drills.runner import DrillOptions, parse_mode, run_drill
     from breakglass.drills.scenarios.devnet import resolve
@@ -89,19 +93,19 @@ def run(
             mode=chosen_mode, defended=not no_defense, fault=fault, time_scale=time_scale,
             benign_blocks=benign_blocks, setup_playbook=not no_setup_playbook,
         )  # fmt: skip
-        with console.status(f"{s.name} ({chosen_mode}{', ' + fault if fault else ''})"):
+        with _console().status(f"{s.name} ({chosen_mode}{', ' + fault if fault else ''})"):
             results.append(asyncio.run(run_drill(s, build, opts)))
         r = results[-1]
-        console.print(f"{r.scenario}: loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD")
+        _console().print(f"{r.scenario}: loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD")
         for error in r.errors:
-            console.print(f"[red]a defense stage stopped during the drill:[/red] {error}")
-    console.print(rich_table(results))
+            _console().print(f"[red]a defense stage stopped during the drill:[/red] {error}")
+    _console().print(rich_table(results))
     if json_path:
         json_path.write_text(json.dumps([r.to_json() for r in results], indent=2), encoding="utf-8")
-        console.print(f"results: {json_path}")
+        _console().print(f"results: {json_path}")
     if out:
         files = write_scorecard(results, out)
-        console.print(f"scorecard: {files.markdown} and {files.html}")
+        _console().print(f"scorecard: {files.markdown} and {files.html}")
 
 
 def _safe_venue(
@@ -109,6 +113,7 @@ def _safe_venue(
 ) -> None:
     """The scenarios undefended on the safe venue: each must lose the attacker money."""
     from breakglass.devnet.anvil import BlockMode
+    from breakglass.devnet.solc import compile_contracts
     from breakglass.drills.runner import Mode
     from breakglass.drills.scenarios.devnet import play_on_fresh_devnet
 
@@ -120,7 +125,7 @@ def _safe_venue(
         table.add_column(column, justify="left" if left else "right", no_wrap=column == "scenario")
     results = []
     for s in scenarios:
-        with console.status(f"playing {s.name}"):
+        with _console().status(f"playing {s.name}"):
             r = play_on_fresh_devnet(
                 s,
                 vulnerable=False,
@@ -134,10 +139,10 @@ def _safe_venue(
             r.scenario, r.target_label, f"{r.target_usd:,.0f}", f"{r.loss_usd:,.0f}",
             f"{100 * r.fraction:.1f}", str(len(r.steps)), str(r.reverted),
         )  # fmt: skip
-    console.print(table)
+    _console().print(table)
     if json_path:
         json_path.write_text(json.dumps({"results": results}, indent=2), encoding="utf-8")
-        console.print(f"results: {json_path}")
+        _console().print(f"results: {json_path}")
 
 
 @app.command("benign")
@@ -151,18 +156,19 @@ def benign(
     verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
     """Honest traffic on the safe venue with breakglass defending: alerts by severity, actions taken."""
+    from breakglass.devnet.solc import compile_contracts
     from breakglass.drills.benign import BenignConfig, run_on_fresh_devnet
     from breakglass.drills.falsepositives import run_defended_benign
 
     config = BenignConfig(seed=seed)
     if no_defense:
-        with console.status(f"generating {blocks} blocks of benign traffic"):
+        with _console().status(f"generating {blocks} blocks of benign traffic"):
             report = run_on_fresh_devnet(config, blocks)
         payload = report.to_json()
         alerts = None
     else:
         _quiet(verbose)
-        with console.status(f"{blocks} blocks of benign traffic, breakglass defending"):
+        with _console().status(f"{blocks} blocks of benign traffic, breakglass defending"):
             defended = asyncio.run(
                 run_defended_benign(compile_contracts(), blocks, config, mempool=not no_mempool)
             )
@@ -179,7 +185,7 @@ def benign(
             table.add_row(f"alerts {severity}", str(count))
         table.add_row("automatic actions", str(len(alerts.actions)))
         table.add_row("findings by monitor", json.dumps(alerts.findings))
-    console.print(table)
+    _console().print(table)
     if json_path:
         json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     if report.unexpected_reverts or (alerts is not None and alerts.actions):

@@ -10,25 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from breakglass.bus import InProcessBus
 from breakglass.cli.errors import handle_errors
-from breakglass.config import load_config
 from breakglass.domain import Finding, FindingStage, Severity
 from breakglass.errors import ConfigError, ConfigIssue
-from breakglass.logs import Redactor
-from breakglass.respond import build_responder, create_tables
-from breakglass.respond.signer import AddressOnlySigner, Signer
-from breakglass.store.db import make_engine, make_sessionmaker
+
+if TYPE_CHECKING:
+    from breakglass.respond.signer import Signer
 
 __all__ = ["app", "read_finding"]
 
 app = typer.Typer(help="Playbooks: dry runs against a finding.", no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
 
 
 def read_finding(path: Path) -> Finding:
@@ -54,6 +54,14 @@ def read_finding(path: Path) -> Finding:
 
 
 async def _dry_run(config: Path, finding: Finding, sender: str | None) -> list[dict[str, Any]]:
+    # The responder stack (web3, Safe, SQLAlchemy) loads only when a dry run is asked for.
+    from breakglass.bus import InProcessBus
+    from breakglass.config import load_config
+    from breakglass.logs import Redactor
+    from breakglass.respond import build_responder, create_tables
+    from breakglass.respond.signer import AddressOnlySigner
+    from breakglass.store.db import make_engine, make_sessionmaker
+
     loaded = load_config(config)
     engine = make_engine("sqlite:///:memory:")
     await create_tables(engine)
@@ -83,21 +91,21 @@ def test(
     """Show what the playbooks matching FINDING would send, simulated on the chain; nothing is sent."""
     steps = asyncio.run(_dry_run(config, read_finding(finding), sender))
     if as_json:
-        console.print_json(json.dumps(steps, default=str))
+        _console().print_json(json.dumps(steps, default=str))
         return
     if not steps:
-        console.print("no playbook matches this finding")
+        _console().print("no playbook matches this finding")
         return
-    console.print("dry run: each call simulated alone on the latest block; nothing is signed or sent")
+    _console().print("dry run: each call simulated alone on the latest block; nothing is signed or sent")
     for i, step in enumerate(steps, 1):
         head = step.get("call") or step.get("text") or step.get("error")
-        console.print(f"[bold]{i}. {step['playbook']}.{step['action']}[/]: {head}")
+        _console().print(f"[bold]{i}. {step['playbook']}.{step['action']}[/]: {head}")
         for name in ("via", "policy", "simulation", "key", "to", "data", "error"):
             if name in step and step[name] != head:
-                console.print(f"   {name}: {step[name]}")
+                _console().print(f"   {name}: {step[name]}")
         plan = step.get("plan")
         if plan:
-            console.print(
+            _console().print(
                 f"   from {plan['from']} nonce {plan['nonce']} gas {plan['gas']} "
                 f"(estimate {plan['gas_estimate']}) max fee {plan['max_fee_per_gas']} "
                 f"tip {plan['max_priority_fee_per_gas']} chain {plan['chain_id']}"

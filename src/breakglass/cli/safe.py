@@ -12,29 +12,39 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from breakglass.bus import InProcessBus
 from breakglass.cli.errors import handle_errors
-from breakglass.config import LoadedConfig, load_config
-from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.errors import ResponseError
-from breakglass.logs import Redactor
-from breakglass.respond import Responder, build_responder, load_guardian
-from breakglass.store.migrate import upgrade_async
+
+if TYPE_CHECKING:
+    from breakglass.config import LoadedConfig
+    from breakglass.respond import Responder
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Safe multisig proposals: review, sign, execute.", no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
 ConfigArg = Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")]
 T = TypeVar("T")
 
 
 def _with_responder(config: Path, work: Callable[[Responder, LoadedConfig], Awaitable[T]]) -> T:
+    # The responder stack (web3, safe-eth-py, SQLAlchemy) loads only for the safe commands.
+    from breakglass.bus import InProcessBus
+    from breakglass.config import load_config
+    from breakglass.logs import Redactor
+    from breakglass.respond import build_responder
+    from breakglass.store.migrate import upgrade_async
+
     async def run() -> T:
         loaded = load_config(config)
         await upgrade_async(loaded.settings.store.url)
@@ -50,14 +60,14 @@ def _with_responder(config: Path, work: Callable[[Responder, LoadedConfig], Awai
 
 
 def _show(shown: dict[str, Any]) -> None:
-    console.print(
+    _console().print(
         f"[bold]Safe[/] {shown['safe']} {shown['safe_address']} on chain {shown['chain_id']}, "
         f"Safe nonce {shown['safe_nonce']}"
     )
-    console.print(f"[bold]call[/] {shown['call']}  ({shown['function']} at {shown['to']}), value 0, CALL")
-    console.print(f"[bold]data[/] {shown['data']}")
-    console.print(f"[bold]Safe tx hash (EIP-712)[/] {shown['safe_tx_hash']}")
-    console.print(
+    _console().print(f"[bold]call[/] {shown['call']}  ({shown['function']} at {shown['to']}), value 0, CALL")
+    _console().print(f"[bold]data[/] {shown['data']}")
+    _console().print(f"[bold]Safe tx hash (EIP-712)[/] {shown['safe_tx_hash']}")
+    _console().print(
         f"signed by {len(shown['signed_by'])} of {shown['threshold']} needed: "
         f"{', '.join(shown['signed_by']) or 'nobody yet'}"
     )
@@ -71,7 +81,7 @@ def pending(config: ConfigArg) -> None:
     async def work(responder: Responder, _: LoadedConfig) -> None:
         assert responder.safes is not None
         for row in await responder.safes.pending():
-            console.print(f"{row.safe_tx_hash}  {row.safe} nonce {row.safe_nonce}  {row.target}")
+            _console().print(f"{row.safe_tx_hash}  {row.safe} nonce {row.safe_nonce}  {row.target}")
 
     _with_responder(config, work)
 
@@ -90,6 +100,10 @@ def sign(
     as_json: Annotated[bool, typer.Option("--json", help="print the description as JSON")] = False,
 ) -> None:
     """Show exactly what SAFE_TX_HASH is, then sign it with your key and store the signature."""
+    from breakglass.config.playbooks import GuardianKeyConfig
+    from breakglass.logs import Redactor
+    from breakglass.respond import load_guardian
+
     if (keystore is None) == (key_env is None):
         raise ResponseError("give exactly one of --keystore or --key-env")
     source = (
@@ -104,7 +118,7 @@ def sign(
         assert responder.safes is not None
         shown = await responder.safes.describe(safe_tx_hash)
         if as_json:
-            console.print_json(json.dumps(shown, default=str))
+            _console().print_json(json.dumps(shown, default=str))
         else:
             _show(shown)
         if not yes and not typer.confirm("Sign this Safe transaction?", default=False):
@@ -113,7 +127,7 @@ def sign(
         owner = await responder.safes.add_signature(
             shown["safe_tx_hash"], signer.sign_hash(bytes.fromhex(shown["safe_tx_hash"][2:]))
         )
-        console.print(f"signed by {owner}")
+        _console().print(f"signed by {owner}")
 
     _with_responder(config, work)
 
@@ -130,9 +144,9 @@ def execute(
         await responder.start()
         event = await responder.safes.execute_if_ready(safe_tx_hash)
         if event is None:
-            console.print("not executed: below the threshold, or already executed")
+            _console().print("not executed: below the threshold, or already executed")
             raise typer.Exit(1)
         done = await responder.relayer.wait(event.key)  # type: ignore[union-attr]
-        console.print(f"{done.step}: {done.tx_hash}")
+        _console().print(f"{done.step}: {done.tx_hash}")
 
     _with_responder(config, work)

@@ -7,24 +7,24 @@ import contextlib
 import json
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from breakglass.app import build_app
-from breakglass.bus import Topics
 from breakglass.cli.errors import handle_errors
-from breakglass.config import load_config
-from breakglass.detect.service import Watcher, build_watcher
-from breakglass.domain import Finding
-from breakglass.store.migrate import upgrade_async
+
+if TYPE_CHECKING:
+    from breakglass.domain import Finding
 
 __all__ = ["test_monitor", "watch"]
 
-console = Console(highlight=False, soft_wrap=True)
 ConfigArg = Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")]
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
 
 
 def _line(finding: Finding, as_json: bool) -> str:
@@ -50,6 +50,13 @@ def _line(finding: Finding, as_json: bool) -> str:
 
 
 async def _watch(config: Path, start: int | None, until: int | None, as_json: bool) -> None:
+    # The pipeline (web3, detectors, store) loads only for the commands that run it.
+    from breakglass.app import build_app
+    from breakglass.bus import Topics
+    from breakglass.config import load_config
+    from breakglass.detect.service import Watcher, build_watcher
+    from breakglass.store.migrate import upgrade_async
+
     loaded = load_config(config)
     app = build_app(loaded)
     watcher = app.components.get("watcher")
@@ -96,6 +103,9 @@ def watch(
 
 
 async def _test(config: Path, block: int, monitors: list[str] | None) -> list[Finding]:
+    from breakglass.config import load_config
+    from breakglass.detect.service import build_watcher
+
     loaded = load_config(config)
     watcher = build_watcher(loaded, None, only=monitors)
     try:
@@ -128,4 +138,4 @@ def test_monitor(
         table.add_row(
             str(f.severity), f.monitor_id, f.title, f.tx_hash or "", json.dumps(dict(f.evidence), default=str)
         )
-    console.print(table)
+    _console().print(table)
