@@ -47,9 +47,7 @@ class BlockHandler(Protocol):
 
     # Optional: ``async def prepare(self, blocks: Sequence[Block]) -> None`` runs right after a window
     # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there);
-    # ``def on_head(self, number: int) -> None`` is told the chain head before each step;
-    # ``def reads_state_from(self) -> int | None``: the lowest block whose state ``prepare`` reads
-    # (None: none), whose windows the follower then fetches first (``Follower._state_windows``).
+    # ``def on_head(self, number: int) -> None`` is told the chain head before each step.
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -148,7 +146,8 @@ class Follower:
 
     async def step(self) -> int:
         """Process every block available now (up to head - confirmations). Returns how many."""
-        _, (head, head_hash) = await asyncio.gather(self._load(), self._head())  # one wait, not two
+        await self._load()
+        head, head_hash = await self._head()
         on_head = getattr(self.handler, "on_head", None)
         if on_head is not None:
             on_head(head)
@@ -171,29 +170,20 @@ class Follower:
             list(range(s, min(s + self.batch_blocks, last + 1)))
             for s in range(first, last + 1, self.batch_blocks)
         ]
-        tasks: dict[int, asyncio.Task[list[Block]]] = {}
-
-        def fetch(index: int) -> None:
-            if index < len(windows) and index not in tasks:
-                tasks[index] = asyncio.create_task(self._fetch(windows[index]))
-
+        pending: list[asyncio.Task[list[Block]]] = []
         rows: list[tuple[int, str, str, int]] = []
         self._flushed_at = time.monotonic()  # the interval counts from the start of the range
         try:
             if bar is not None:
                 bar.start()
-            for i in range(min(self.prefetch, len(windows))):
-                fetch(i)
-            for i in self._state_windows(windows):
-                fetch(i)
             for i, _ in enumerate(windows):
                 # keep `prefetch` windows in flight so the node is never idle while we process
-                for ahead in range(i, i + self.prefetch):
-                    fetch(ahead)
+                while len(pending) < self.prefetch and i + len(pending) < len(windows):
+                    pending.append(asyncio.create_task(self._fetch(windows[i + len(pending)])))
                 # let new fetches send their requests before this window is handled: awaiting a
                 # task that is already done does not yield, and the node would wait for us idle
                 await asyncio.sleep(0)
-                blocks = await tasks.pop(i)
+                blocks = await pending.pop(0)
                 for block in blocks:
                     if self._last is not None and block.parent_hash != self._last.hash:
                         await self._flush(rows, wait=True)
@@ -208,27 +198,15 @@ class Follower:
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=len(blocks))
         finally:
-            for task in tasks.values():
+            for task in pending:
                 task.cancel()
-            for task in tasks.values():
+            for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if bar is not None:
                 bar.stop()
             await self._flush(rows, wait=True)  # a step returns with its checkpoints written
         return done
-
-    def _state_windows(self, windows: Sequence[list[int]]) -> list[int]:
-        """Windows beyond the prefetch whose blocks' state the handler reads (``reads_state_from``).
-
-        Fetched (and prepared: their state read) at the start of a range rather than in turn: a
-        node serves historical ``eth_call`` slowly, and in turn those reads come last, when there is
-        nothing left to process while waiting for them. At most a state horizon of blocks is held."""
-        reads_from = getattr(self.handler, "reads_state_from", None)
-        floor = reads_from() if reads_from is not None else None
-        if floor is None:
-            return []
-        return [i for i in range(self.prefetch, len(windows)) if windows[i][-1] >= floor]
 
     def _bar(self, total: int) -> Progress:
         bar = Progress(

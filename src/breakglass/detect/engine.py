@@ -17,8 +17,7 @@ it rewinds every stateful detector to the common ancestor (``detect/rewind.py``)
 
 Dispatch: a detector that declares an ``Interest`` (``base.py``) is called only on blocks that have
 what it looks at (a matching decoded log, any transaction, or state the engine read: invariants); the
-others run on every block. A quiet block behind the head takes its parent's reads (``_carries``); in
-a backfill the windows within the state horizon are fetched and read first (``reads_state_from``).
+others run on every block. A quiet block behind the head takes its parent's reads (``_carries``).
 """
 
 from __future__ import annotations
@@ -140,13 +139,6 @@ class DetectionEngine:
 
     def on_head(self, number: int) -> None:
         self.head = number
-
-    def reads_state_from(self) -> int | None:
-        """The lowest block whose state ``prepare`` reads (the follower fetches those windows
-        first); None when it reads no state or has not been told the head (nothing to bound it)."""
-        if (not self.calls and not self.want_code) or self.head is None:
-            return None
-        return self.head - self.state_horizon
 
     def _recent(self, block: Block) -> bool:
         return self.head is None or self.head - block.number <= self.state_horizon

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from breakglass.chain.checkpoint import CheckpointStore
 from breakglass.chain.follower import Follower
-from breakglass.chain.rpc import Call, RpcClient
+from breakglass.chain.rpc import RpcClient
 from breakglass.devnet.anvil import Anvil
 from breakglass.testing import RecordingHandler as Recorder
 from breakglass.testing import wait_until
@@ -175,47 +174,4 @@ async def test_a_backfill_checkpoints_every_interval_not_every_window(
     assert await eager.step() == 30
     assert [len(w) for w in writes] == [7, 7, 7, 7, 2]  # interval 0: every window, as before
     assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(91))
-    await rpc.close()
-
-
-class StateReader(Recorder):
-    """A handler that reads the state of blocks from ``floor`` on, as the engine does near the head."""
-
-    def __init__(self, floor: int | None) -> None:
-        super().__init__()
-        self.floor = floor
-
-    def reads_state_from(self) -> int | None:
-        return self.floor
-
-
-class WindowLog(RpcClient):
-    """Records the first block of every window of blocks requested, in the order sent."""
-
-    requested: list[int]
-
-    async def batch(self, calls: Sequence[Call], *, strict: bool = True) -> list[Any]:
-        if len(calls) > 1 and calls[0][0] == "eth_getBlockByNumber":
-            self.requested.append(int(calls[0][1][0], 16))
-        return await super().batch(calls, strict=strict)
-
-
-async def test_windows_whose_state_is_read_are_requested_first_and_handled_in_order(
-    anvil: Anvil, checkpoints: CheckpointStore
-) -> None:
-    anvil.mine(99)  # blocks 0..99, windows of 10, two in flight
-    rpc = WindowLog.from_urls([anvil.url])
-    rpc.requested = []
-    handler = StateReader(floor=75)
-    follower = Follower(rpc, checkpoints, handler, chain_id=31337, start_block=0, batch_blocks=10, prefetch=2)
-    assert await follower.step() == 100
-    assert handler.numbers == list(range(100))  # still every block once, in order
-    # the windows holding 75..99 went out right after the first two, before 20..69
-    assert rpc.requested == [0, 10, 70, 80, 90, 20, 30, 40, 50, 60]
-    # a handler that reads no state: the plain order
-    anvil.mine(30)
-    rpc.requested = []
-    again = Follower(rpc, checkpoints, StateReader(None), chain_id=31337, batch_blocks=10, prefetch=2)
-    assert await again.step() == 30
-    assert rpc.requested == [100, 110, 120]
     await rpc.close()
