@@ -51,6 +51,19 @@ class Spy:
         return []
 
 
+def record_calls(detector: Any) -> list[int]:
+    """Wrap ``detector.on_block`` so that the returned list collects the blocks it is called on."""
+    seen: list[int] = []
+    original = detector.on_block
+
+    def counted(ctx: BlockContext) -> list[Finding]:
+        seen.append(ctx.block.number)
+        return original(ctx)  # type: ignore[no-any-return]
+
+    detector.on_block = counted
+    return seen
+
+
 def invariant(expect: str = "balance >= 500") -> InvariantDetector:
     cfg = InvariantMonitor(
         id="floor",
@@ -70,14 +83,7 @@ async def test_an_event_monitor_is_not_called_on_blocks_without_its_log() -> Non
     )
     every = Spy()
     engine = DetectionEngine([events, every], chain_id=1, contracts=CONTRACTS, executor=CountingReads(1000))
-    calls: list[int] = []
-    original = events.on_block
-
-    def counted(ctx: BlockContext) -> list[Finding]:
-        calls.append(ctx.block.number)
-        return original(ctx)
-
-    events.on_block = counted  # type: ignore[method-assign]
+    calls = record_calls(events)
     found = 0
     for number, outflow in [(1, None), (2, 100), (3, None), (4, 5)]:
         found += await engine.on_block(block(number, outflow))
@@ -241,14 +247,7 @@ async def test_a_call_that_keeps_failing_is_reported_once_and_retried_once() -> 
 
 async def test_invariants_are_not_called_on_blocks_deeper_than_the_state_horizon() -> None:
     detector = invariant()
-    seen: list[int] = []
-    original = detector.on_block
-
-    def counted(ctx: BlockContext) -> list[Finding]:
-        seen.append(ctx.block.number)
-        return original(ctx)
-
-    detector.on_block = counted  # type: ignore[method-assign]
+    seen = record_calls(detector)
     reads = CountingReads(1000)
     engine = DetectionEngine([detector], chain_id=1, contracts=CONTRACTS, executor=reads, state_horizon=3)
     engine.on_head(10)
