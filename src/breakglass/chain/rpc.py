@@ -36,6 +36,10 @@ Call = tuple[str, Sequence[Any]]
 
 # Codes nodes and providers use for "slow down" or "try another node"; retried like a transport error.
 _TRANSIENT_CODES = frozenset({-32005, 429})
+# HTTP statuses that say "not this endpoint" (a revoked or unpaid API key, a wrong path), not "not this
+# request": the next endpoint may well answer. 400 is not among them: providers send JSON-RPC errors
+# for bad params with it.
+_ENDPOINT_REFUSED = frozenset({401, 402, 403, 404, 405, 407, 410})
 _TRANSIENT_WORDS = ("rate limit", "too many requests", "header not found", "timeout")
 
 
@@ -84,7 +88,7 @@ class HttpTransport:
                 content = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        if status == 429 or status >= 500:
+        if status == 429 or status >= 500 or status in _ENDPOINT_REFUSED:
             raise TransportError(f"HTTP {status}")
         try:
             answer = _loads(content)
@@ -94,6 +98,9 @@ class HttpTransport:
             answer = [answer]
         if not isinstance(answer, list):
             raise TransportError(f"HTTP {status}: unexpected JSON {type(answer).__name__}")
+        if answer and not (type(answer[0]) is dict and "id" in answer[0]):
+            # e.g. a gateway's {"message": "Unauthorized"}: whatever answered, it was not a node
+            raise TransportError(f"HTTP {status}: not a JSON-RPC answer")
         return answer
 
     async def close(self) -> None:
