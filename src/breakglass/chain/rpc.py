@@ -7,10 +7,11 @@ receipts cost ~1.6 ms of CPU through httpx and ~0.5 ms through aiohttp (measured
 backfill is CPU-bound in this process. Raw answers leave this module as plain JSON; ``chain.decode`` turns
 them into domain types.
 
-Transient failures (connection errors, timeouts, HTTP 5xx/429, JSON-RPC rate-limit codes) move on to
-the next endpoint, and after a full round of endpoints wait with exponential backoff, up to
-``max_rounds``. A JSON-RPC error object from a healthy node is not transient: it is raised (or, in a
-batch with ``strict=False``, returned in place of the result) as ``RpcError``.
+Transient failures (connection errors, timeouts, HTTP 5xx/429, JSON-RPC rate-limit codes) and an
+endpoint refusing us (HTTP 401/403 and kin, an answer that is not JSON-RPC) move on to the next
+endpoint, and after a full round of endpoints wait with exponential backoff, up to ``max_rounds``. A
+JSON-RPC error object from a healthy node is not transient: it is raised (or, in a batch with
+``strict=False``, returned in place of the result) as ``RpcError``.
 """
 
 from __future__ import annotations
