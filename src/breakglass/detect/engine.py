@@ -277,8 +277,7 @@ class DetectionEngine:
         retry = [c for c in self.calls if c.key in fresh]
         if not retry or not isinstance(self.executor, RpcBatchExecutor):
             return reads
-        where = {"blockHash": block.hash}
-        requests = [("eth_call", ({"to": c.address, "data": "0x" + c.calldata.hex()}, where)) for c in retry]
+        requests = RpcBatchExecutor.requests(retry, {"blockHash": block.hash})
         answers = await self.executor.rpc.batch(requests, strict=False)
         again = decode_results(retry, [RpcBatchExecutor.raw(a) for a in answers])
         self.retried_reads += len(retry)

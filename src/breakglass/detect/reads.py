@@ -117,7 +117,10 @@ class RpcBatchExecutor:
         self.rpc = rpc
 
     @staticmethod
-    def requests(calls: Sequence[ReadCall], block: int | str) -> list[tuple[str, tuple[Any, ...]]]:
+    def requests(
+        calls: Sequence[ReadCall], block: int | str | Mapping[str, str]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """``block``: a number, a tag ("latest", "pending") or an EIP-1898 object ``{"blockHash": h}``."""
         tag = hex(block) if isinstance(block, int) else block
         return [("eth_call", ({"to": c.address, "data": "0x" + c.calldata.hex()}, tag)) for c in calls]
 
