@@ -19,7 +19,7 @@ from breakglass.domain import Severity
 from breakglass.incidents.clock import SystemClock
 
 # Typer reads these enums from the command signatures when the commands are registered.
-from breakglass.incidents.models import IncidentState, Resolution
+from breakglass.incidents.states import IncidentState, Resolution
 
 if TYPE_CHECKING:
     from breakglass.incidents.models import Incident

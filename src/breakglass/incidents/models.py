@@ -14,6 +14,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.incidents.messages import IncidentChange
+from breakglass.incidents.states import IncidentState, Resolution
 from breakglass.store.db import Base
 
 __all__ = [
@@ -29,24 +30,6 @@ __all__ = [
     "TaskStatus",
     "Transition",
 ]
-
-
-class IncidentState(enum.StrEnum):
-    """The lifecycle, in order (NIST 800-61 phases). Valid moves: ``breakglass.incidents.lifecycle``."""
-
-    DETECTED = "detected"
-    TRIAGED = "triaged"
-    CONTAINED = "contained"
-    ERADICATED = "eradicated"
-    RECOVERED = "recovered"
-    CLOSED = "closed"
-
-
-class Resolution(enum.StrEnum):
-    TRUE_POSITIVE = "true_positive"
-    FALSE_POSITIVE = "false_positive"
-    DUPLICATE = "duplicate"
-    BENIGN = "benign"
 
 
 class Role(enum.StrEnum):

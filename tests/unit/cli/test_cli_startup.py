@@ -16,7 +16,17 @@ from breakglass.cli.devnet import DEPLOYMENT_SET_NAMES
 from breakglass.devnet.deploy import DEPLOYMENT_SETS
 
 # Each costs from tenths of a second to seconds to import; the commands that need one import it.
-HEAVY = ("web3", "eth_account", "safe_eth", "matplotlib", "fastapi", "uvicorn", "playwright", "cel")
+HEAVY = (
+    "web3",
+    "eth_account",
+    "safe_eth",
+    "matplotlib",
+    "fastapi",
+    "uvicorn",
+    "playwright",
+    "cel",
+    "sqlalchemy",
+)
 
 CLI_MODULES = sorted(
     info.name
@@ -25,7 +35,7 @@ CLI_MODULES = sorted(
 )
 
 
-def test_importing_the_cli_loads_no_chain_web_or_plotting_library() -> None:
+def test_importing_the_cli_loads_no_chain_web_store_or_plotting_library() -> None:
     # A fresh interpreter: this test process may have loaded them for other tests.
     probe = (
         "import json, sys, breakglass.cli.main; "
