@@ -13,6 +13,7 @@ import pytest
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.solc import Build, compile_contracts
+from breakglass.testing import service_url
 
 # pytest-xdist gives its workers COLUMNS=80 and LINES=24. A rich Console created at import (the CLI
 # modules') would keep that width for good, so a CLI test's own COLUMNS would never reach it and its
@@ -50,16 +51,8 @@ def anvil_factory() -> Iterator[Callable[..., Anvil]]:
         node.stop()
 
 
-def _service(env: str, what: str) -> str:
-    url = os.environ.get(env)
-    if not url:
-        message = f"{what} tests need {env} (e.g. {env}=postgresql://postgres@127.0.0.1:5432/test)"
-        if os.environ.get("BREAKGLASS_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
-        pytest.skip(message)
-    return url
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    return _service("BREAKGLASS_TEST_POSTGRES_URL", "PostgreSQL")
+    return service_url(
+        "BREAKGLASS_TEST_POSTGRES_URL", "PostgreSQL", "postgresql://postgres@127.0.0.1:5432/test"
+    )

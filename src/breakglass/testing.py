@@ -7,6 +7,7 @@ clock; tests of pure logic use these, tests of I/O use the real thing (anvil).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "RecordingHandler",
     "eventually",
     "make_finding",
+    "service_url",
     "wait_until",
 ]
 
@@ -214,3 +216,17 @@ class RecordingChannel:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def service_url(env: str, what: str, example: str) -> str:
+    """The URL of a service a test needs (PostgreSQL, NATS) from ``env``. Unset: the test is skipped
+    with the instruction, or fails when ``BREAKGLASS_REQUIRE_SERVICES=1`` (CI) forbids skipping."""
+    import pytest  # only tests call this; pytest is a development dependency
+
+    url = os.environ.get(env)
+    if not url:
+        message = f"{what} tests need {env} (e.g. {env}={example})"
+        if os.environ.get("BREAKGLASS_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
+        pytest.skip(message)
+    return url

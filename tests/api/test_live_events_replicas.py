@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ from breakglass.bus import Topics
 from breakglass.bus.jetstream import JetStreamBus
 from breakglass.config import load_config
 from breakglass.incidents.models import IncidentChange
-from breakglass.testing import wait_until
+from breakglass.testing import service_url, wait_until
 
 SECRET = "s" * 48
 
@@ -35,12 +34,7 @@ SECRET = "s" * 48
 @pytest.fixture
 async def probe() -> AsyncIterator[JetStreamBus]:
     """A connection to a stream of this test's own, to look at its consumers; deleted afterwards."""
-    url = os.environ.get("BREAKGLASS_TEST_NATS_URL")
-    if not url:
-        message = "JetStream tests need BREAKGLASS_TEST_NATS_URL (e.g. nats://127.0.0.1:4222)"
-        if os.environ.get("BREAKGLASS_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
-        pytest.skip(message)
+    url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
     bus = await JetStreamBus(url, prefix=f"bgtest_{uuid.uuid4().hex[:10]}").connect()
     try:
         yield bus

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.domain import Finding, FindingStage, Hash32, Severity
-from breakglass.testing import wait_until
+from breakglass.testing import service_url, wait_until
 
 
 def finding(n: int) -> Finding:
@@ -38,12 +37,7 @@ def finding(n: int) -> Finding:
 
 @contextlib.asynccontextmanager
 async def jetstream_bus() -> AsyncIterator[Any]:
-    url = os.environ.get("BREAKGLASS_TEST_NATS_URL")
-    if not url:
-        message = "JetStream tests need BREAKGLASS_TEST_NATS_URL (e.g. nats://127.0.0.1:4222)"
-        if os.environ.get("BREAKGLASS_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
-        pytest.skip(message)
+    url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
     from breakglass.bus.jetstream import JetStreamBus
 
     prefix = f"bgtest_{uuid.uuid4().hex[:10]}"

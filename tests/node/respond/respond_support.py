@@ -86,6 +86,14 @@ playbooks:
 {playbooks}
 """
 
+PAUSE_ONLY = """
+- id: pause
+  match: {monitors: [oracle-deviation]}
+  actions:
+    - {kind: call, id: pause-venue, contract: venue, function: pause, once_per: target}
+"""
+"""One playbook: pause the venue once on an oracle-deviation finding."""
+
 DEFAULT_PLAYBOOKS = """
   - id: contain
     match: {monitors: [oracle-deviation], min_severity: high}

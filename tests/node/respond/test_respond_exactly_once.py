@@ -7,20 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from respond_support import Harness, Venue, finding
+from respond_support import PAUSE_ONLY, Harness, Venue, finding
 
 from breakglass.bus import Topics
 from breakglass.errors import RpcError
 from breakglass.respond import ActionStep, HttpRpc
 
 pytestmark = pytest.mark.node
-
-PAUSE_ONLY = """
-- id: pause
-  match: {monitors: [oracle-deviation]}
-  actions:
-    - {kind: call, id: pause-venue, contract: venue, function: pause, once_per: target}
-"""
 
 
 class Crash(BaseException):

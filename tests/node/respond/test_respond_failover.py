@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
-from respond_support import Harness, Venue, finding, write_config
+from respond_support import PAUSE_ONLY, Harness, Venue, finding, write_config
 
 from breakglass.bus import InProcessBus, Topics
 from breakglass.chain.rpc import RpcClient
@@ -27,13 +27,6 @@ from breakglass.logs import Redactor, configure_logging
 from breakglass.respond import ActionStep
 
 pytestmark = pytest.mark.node
-
-PAUSE_ONLY = """
-- id: pause
-  match: {monitors: [oracle-deviation]}
-  actions:
-    - {kind: call, id: pause-venue, contract: venue, function: pause, once_per: target}
-"""
 
 API_KEY = "k3yOfTheProviderAbCdEf0123456789"
 """Stands for the API key a provider URL carries: it must not reach a log line, the ledger or the bus."""

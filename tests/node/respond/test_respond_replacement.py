@@ -5,18 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from respond_support import Harness, Venue, finding
+from respond_support import PAUSE_ONLY, Harness, Venue, finding
 
 from breakglass.respond import ActionStep
 
 pytestmark = pytest.mark.node
-
-PAUSE_ONLY = """
-- id: pause
-  match: {monitors: [oracle-deviation]}
-  actions:
-    - {kind: call, id: pause-venue, contract: venue, function: pause, once_per: target}
-"""
 
 
 async def test_a_transaction_priced_out_by_a_base_fee_spike_is_bumped_and_the_replacement_lands(
