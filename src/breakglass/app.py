@@ -28,10 +28,17 @@ class App:
     """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
 
     async def start(self) -> None:
-        """Open what needs opening before the stages run (the JetStream connection)."""
+        """Open what needs opening before the stages run (the JetStream connection), then take every
+        consumer's bus subscriptions: a durable subscription exists before any producer publishes, so
+        the in-process bus (which keeps nothing for a topic nobody subscribed) loses no finding to a
+        consumer that was still starting (a slow migration, a node answering late)."""
         connect = getattr(self.bus, "connect", None)
         if connect is not None:
             await connect()
+        for component in self.components.values():
+            subscribe = getattr(component, "subscribe", None)
+            if subscribe is not None:
+                subscribe()
 
     async def close(self) -> None:
         for component in reversed(list(self.components.values())):

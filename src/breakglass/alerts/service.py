@@ -59,6 +59,7 @@ class AlertService:
         self.clock = clock
         self.default_labels = dict(default_labels or {})
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[tuple[str, AsyncIterator[Any]]] = []
 
     async def process(self, findings: Sequence[Finding]) -> list[Candidate]:
         """Run findings through the pipeline in one transaction; returns what reached an incident."""
@@ -115,10 +116,17 @@ class AlertService:
             except Exception:  # one bad message must not stop the stage; it is logged in full
                 log.exception("alerts.message_failed", topic=topic)
 
+    def subscribe(self) -> None:
+        """Subscribe to findings and retractions now: nothing published after this is missed, even
+        before ``start`` consumes (``App.start`` subscribes every consumer before any producer runs)."""
+        if not self._subscriptions:
+            topics = (Topics.FINDINGS, Topics.RETRACTIONS)
+            self._subscriptions = [(t, self.bus.subscribe(t, "alerts")) for t in topics]
+
     def start(self) -> None:
-        """Subscribe now (nothing published after this is missed) and consume in the background."""
-        for topic in (Topics.FINDINGS, Topics.RETRACTIONS):
-            messages = self.bus.subscribe(topic, "alerts")
+        """Subscribe (if not yet) and consume in the background."""
+        self.subscribe()
+        for topic, messages in self._subscriptions:
             self._tasks.append(asyncio.create_task(self._consume(topic, messages)))
 
     async def close(self) -> None:
@@ -128,3 +136,4 @@ class AlertService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._subscriptions = []

@@ -30,6 +30,7 @@ class ActionConsumer:
         self.bus = bus
         self.recorder = recorder
         self._task: asyncio.Task[None] | None = None
+        self._messages: AsyncIterator[Any] | None = None
 
     async def handle(self, event: ActionEvent) -> Incident | None:
         async def work(session: AsyncSession) -> Incident | None:
@@ -47,8 +48,15 @@ class ActionConsumer:
             except Exception:  # keep consuming; the failure is logged with its traceback
                 log.exception("incidents.action_failed", key=message.key, step=str(message.step))
 
+    def subscribe(self) -> None:
+        """Subscribe now; ``start`` consumes what arrived meanwhile."""
+        if self._messages is None:
+            self._messages = self.bus.subscribe(Topics.ACTIONS, "incidents")
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._consume(self.bus.subscribe(Topics.ACTIONS, "incidents")))
+        self.subscribe()
+        assert self._messages is not None
+        self._task = asyncio.create_task(self._consume(self._messages))
 
     async def close(self) -> None:
         if self._task is not None:
@@ -56,3 +64,4 @@ class ActionConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._messages = None

@@ -1,8 +1,10 @@
 """The incident-management stage as one component: alerts, action recording and notifications.
 
-``build_incident_stage`` wires it from configuration (no I/O); ``start()`` migrates the store and
-starts its three bus consumers in the background (findings and retractions -> alerts -> incidents;
-actions -> incidents; incident changes -> notifications); ``run(stop)`` does the same until ``stop``.
+``build_incident_stage`` wires it from configuration (no I/O); ``subscribe()`` takes its three bus
+subscriptions (``App.start`` calls it before any producer runs, so no finding published during a slow
+migration is lost); ``start()`` subscribes if not yet, migrates the store and consumes in the
+background (findings and retractions -> alerts -> incidents; actions -> incidents; incident changes ->
+notifications); ``run(stop)`` does the same until ``stop``.
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ class IncidentStage:
         self.notifier = notifier
         self._started = False
 
+    def subscribe(self) -> None:
+        """Take the stage's bus subscriptions now (no I/O): what is published from here on waits for it."""
+        self.alerts.subscribe()
+        self.actions.subscribe()
+        self.dispatcher.subscribe()
+
     async def start(self) -> None:
-        """Migrate the schema, then subscribe and consume in the background. Idempotent."""
+        """Subscribe, migrate the schema, then consume in the background. Idempotent."""
         if self._started:
             return
+        self.subscribe()  # before the migration's awaits: a producer may already be publishing
         await self.store.upgrade()
         self.alerts.start()
         self.actions.start()

@@ -44,6 +44,7 @@ class NotificationDispatcher:
         self.notifier = notifier
         self.default_receivers = tuple(default_receivers)
         self._task: asyncio.Task[None] | None = None
+        self._messages: AsyncIterator[Any] | None = None
 
     async def handle(self, change: IncidentChange) -> dict[str, str]:
         key = event_key(change)
@@ -64,8 +65,15 @@ class NotificationDispatcher:
                 except Exception:  # a broken notification must not stop the next ones
                     log.exception("notify.dispatch_failed", incident=message.incident_id)
 
+    def subscribe(self) -> None:
+        """Subscribe now; ``start`` consumes what arrived meanwhile."""
+        if self._messages is None:
+            self._messages = self.bus.subscribe(Topics.INCIDENTS, "notify")
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._consume(self.bus.subscribe(Topics.INCIDENTS, "notify")))
+        self.subscribe()
+        assert self._messages is not None
+        self._task = asyncio.create_task(self._consume(self._messages))
 
     async def close(self) -> None:
         if self._task is not None:
@@ -73,3 +81,4 @@ class NotificationDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._messages = None

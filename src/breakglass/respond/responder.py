@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -82,6 +82,12 @@ class Responder:
         self._poll_interval = poll_interval
         self._started = False
         self._starting = asyncio.Lock()
+        self._findings: AsyncIterator[Any] | None = None
+
+    def subscribe(self) -> None:
+        """Subscribe to findings now (``App.start`` does it before any producer runs)."""
+        if self._findings is None:
+            self._findings = self.bus.subscribe(Topics.FINDINGS, "respond")
 
     async def start(self) -> None:
         """Fetch nonce and fees, re-broadcast what a previous process left in flight, reopen ratifications."""
@@ -255,7 +261,9 @@ class Responder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
-        findings = self.bus.subscribe(Topics.FINDINGS, "respond")  # before any await: nothing is missed
+        self.subscribe()  # before any await: nothing is missed
+        findings = self._findings
+        assert findings is not None
         while True:  # a node that fails a request at start-up (a 503, a restart) must not end containment
             try:
                 await self.start()
