@@ -51,6 +51,7 @@ MATRIX: tuple[Row, ...] = (
     Row("GET", f"{I_}/{INC}/timeline", f"{I_}/{{incident_id}}/timeline", V),
     Row("POST", f"{I_}/{INC}/acknowledge", f"{I_}/{{incident_id}}/acknowledge", R),
     Row("POST", f"{I_}/{INC}/transition", f"{I_}/{{incident_id}}/transition", R, {"to": "contained"}),
+    Row("POST", f"{I_}/{INC}/reopen", f"{I_}/{{incident_id}}/reopen", R, {"reason": "new evidence"}),
     Row("POST", f"{I_}/{INC}/severity", f"{I_}/{{incident_id}}/severity", R, {"severity": "critical"}),
     Row("POST", f"{I_}/{INC}/notes", f"{I_}/{{incident_id}}/notes", R, {"text": "looking"}),
     Row(

@@ -1,17 +1,18 @@
 """What every route can reach: the wired application, the store, the services, the live-event hub.
 
 Routes get an :class:`ApiContext` through the ``Ctx`` dependency and open their own transaction with
-:meth:`ApiContext.transaction`, which commits, then publishes what the services queued on the bus.
+:meth:`ApiContext.transaction`, which commits, then publishes what the services queued on the bus, or
+hand their work to :meth:`ApiContext.write`, which does the same and reruns work that lost a race.
 The services are the incident stage's own (``IncidentService``, ``SilenceService``) and the response
 engine's (``SafeService``, ``Ledger``); the API adds access control and shapes, never logic.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,9 +26,11 @@ from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineEntry, record_audit
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.safe import SafeService
-from breakglass.store.outbox import transaction
+from breakglass.store.outbox import in_transaction, transaction
 
 __all__ = ["ApiContext", "Ctx", "context"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,6 +73,11 @@ class ApiContext:
         """A session that commits on success, rolls back on error, and publishes its outbox after."""
         async with transaction(self.sessions, self.app.bus) as session:
             yield session
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``work`` in one transaction (committed, then its outbox published), rerun from the start
+        when it lost a race: a lifecycle compare-and-set another writer won re-reads and decides again."""
+        return await in_transaction(self.sessions, self.app.bus, work)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

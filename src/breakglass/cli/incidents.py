@@ -22,6 +22,8 @@ from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.states import IncidentState, Resolution
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from breakglass.incidents.models import Incident
     from breakglass.incidents.service import IncidentService
 
@@ -126,11 +128,13 @@ def ack(
     """Acknowledge: you become commander (if there is none) and the incident is triaged."""
     who = actor or cli_actor()
 
-    from breakglass.store.outbox import transaction
+    from breakglass.store.outbox import in_transaction
 
     async def run() -> Incident:
-        async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            return await _service().acknowledge(session, incident_id, actor=who)
+        async with open_store(database_url(config, url)) as sessions:
+            return await in_transaction(
+                sessions, None, lambda session: _service().acknowledge(session, incident_id, actor=who)
+            )
 
     incident = asyncio.run(run())
     _console().print(f"{incident.id}: acknowledged by {incident.acknowledged_by}; {incident.state}")
@@ -151,14 +155,17 @@ def transition(
     """Move an incident along its lifecycle (forward only; closing needs --resolution)."""
     who = actor or cli_actor()
 
-    from breakglass.store.outbox import transaction
+    from breakglass.store.outbox import in_transaction
+
+    async def move(session: AsyncSession) -> Incident:
+        return await _service().transition(
+            session, incident_id, state, actor=who, resolution=resolution, reason=reason,
+            duplicate_of=duplicate_of,
+        )  # fmt: skip
 
     async def run() -> Incident:
-        async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            return await _service().transition(
-                session, incident_id, state, actor=who, resolution=resolution, reason=reason,
-                duplicate_of=duplicate_of,
-            )  # fmt: skip
+        async with open_store(database_url(config, url)) as sessions:
+            return await in_transaction(sessions, None, move)  # reruns a move that lost a race
 
     incident = asyncio.run(run())
     _console().print(
@@ -178,11 +185,15 @@ def note(
     """Add a note to the incident's timeline."""
     who = actor or cli_actor()
 
-    from breakglass.store.outbox import transaction
+    from breakglass.store.outbox import in_transaction
+
+    async def add(session: AsyncSession) -> int:
+        await _service().hold_open(session, incident_id)  # a closed incident takes no notes
+        entry = await _service().add_note(session, incident_id, actor=who, text=text)
+        return entry.seq
 
     async def run() -> int:
-        async with open_store(database_url(config, url)) as sessions, transaction(sessions) as session:
-            entry = await _service().add_note(session, incident_id, actor=who, text=text)
-            return entry.seq
+        async with open_store(database_url(config, url)) as sessions:
+            return await in_transaction(sessions, None, add)
 
     _console().print(f"{incident_id}: note #{asyncio.run(run())} added")

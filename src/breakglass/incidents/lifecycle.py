@@ -1,7 +1,8 @@
 """The incident lifecycle as data: which state may follow which, and what closing requires.
 
 Moves only go forward (a step may be skipped: automatic containment can come before anyone triaged);
-any open incident may be closed, with a resolution. Pure logic, unit-tested without a database.
+any open incident may be closed, with a resolution. A closed incident takes no change but a reopen,
+which returns it to the state it was closed from. Pure logic, unit-tested without a database.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from breakglass.incidents.errors import InvalidTransition
 from breakglass.incidents.models import IncidentState, Resolution
 
-__all__ = ["NEXT", "TIMESTAMP_FIELD", "check_transition"]
+__all__ = ["NEXT", "TIMESTAMP_FIELD", "check_reopen", "check_transition"]
 
 S = IncidentState
 NEXT: dict[IncidentState, frozenset[IncidentState]] = {
@@ -49,3 +50,13 @@ def check_transition(
         raise InvalidTransition(incident_id, current, target, "a resolution is given when closing")
     if resolution is Resolution.DUPLICATE and not duplicate_of:
         raise InvalidTransition(incident_id, current, target, "a duplicate names its original")
+    if duplicate_of is not None and resolution is not Resolution.DUPLICATE:
+        raise InvalidTransition(incident_id, current, target, "duplicate_of goes with resolution duplicate")
+    if duplicate_of == incident_id:
+        raise InvalidTransition(incident_id, current, target, "an incident cannot duplicate itself")
+
+
+def check_reopen(incident_id: str, current: IncidentState) -> None:
+    """Raise ``InvalidTransition`` unless the incident is closed (only closed incidents reopen)."""
+    if current is not S.CLOSED:
+        raise InvalidTransition(incident_id, current, "reopened", "only a closed incident is reopened")

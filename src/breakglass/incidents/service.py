@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from breakglass.bus import Topics
 from breakglass.domain import Finding, Severity
 from breakglass.incidents.clock import Clock
-from breakglass.incidents.errors import IncidentNotFound
-from breakglass.incidents.lifecycle import TIMESTAMP_FIELD, check_transition
+from breakglass.incidents.errors import IncidentClosed, IncidentNotFound
+from breakglass.incidents.lifecycle import TIMESTAMP_FIELD, check_reopen, check_transition
 from breakglass.incidents.models import (
     Incident,
     IncidentChange,
@@ -203,20 +204,25 @@ class IncidentService:
         duplicate_of: str | None = None,
         block: int | None = None,
     ) -> Incident:
-        """Move to ``to`` if the lifecycle allows it; stamps the state's timestamp and the timeline."""
+        """Move to ``to`` if the lifecycle allows it; stamps the state's timestamp and the timeline.
+
+        A compare-and-set on the state the move was checked against: when another transaction moved
+        the incident meanwhile, nothing is written and ``StaleDataError`` asks the caller to rerun
+        its transaction (``in_transaction`` does), which re-reads the state and decides again.
+        """
         incident = await self.get(session, incident_id)
         current = IncidentState(incident.state)
         check_transition(incident_id, current, to, resolution, duplicate_of)
         if duplicate_of is not None:
             await self.get(session, duplicate_of)
         now = self.clock.now_ms()
-        incident.state = to.value
-        setattr(incident, TIMESTAMP_FIELD[to], now)
+        values: dict[str, Any] = {"state": to.value, TIMESTAMP_FIELD[to]: now}
         if to is IncidentState.CONTAINED and block is not None:
-            incident.contained_block = block
+            values["contained_block"] = block
         if resolution is not None:
-            incident.resolution = resolution.value
-            incident.duplicate_of = duplicate_of
+            values["resolution"] = resolution.value
+            values["duplicate_of"] = duplicate_of
+        await _compare_and_set(session, incident, current, values)
         session.add(Transition(incident_id=incident_id, from_state=current.value,
                                to_state=to.value, at=now, actor=actor, reason=reason))  # fmt: skip
         data: dict[str, Any] = {"from": current.value, "to": to.value, "reason": reason}
@@ -228,9 +234,47 @@ class IncidentService:
         enqueue(session, Topics.INCIDENTS, IncidentChange(incident_id, "state", to.value))
         return incident
 
+    async def reopen(self, session: AsyncSession, incident_id: str, *, actor: str, reason: str) -> Incident:
+        """Open a closed incident again, in the state it was closed from; its resolution is cleared.
+
+        The only change a closed incident takes. A compare-and-set like :meth:`transition`.
+        """
+        incident = await self.get(session, incident_id)
+        current = IncidentState(incident.state)
+        check_reopen(incident_id, current)
+        query = (
+            select(Transition.from_state)
+            .where(Transition.incident_id == incident_id, Transition.to_state == current.value)
+            .order_by(Transition.id.desc())
+            .limit(1)
+        )
+        before = IncidentState((await session.scalar(query)) or IncidentState.TRIAGED.value)
+        values = {"state": before.value, "closed_at": None, "resolution": None, "duplicate_of": None}
+        await _compare_and_set(session, incident, current, values)
+        now = self.clock.now_ms()
+        session.add(Transition(incident_id=incident_id, from_state=current.value,
+                               to_state=before.value, at=now, actor=actor, reason=reason))  # fmt: skip
+        data = {"from": current.value, "to": before.value, "reason": reason, "reopened": True}
+        await self._event(session, incident_id, TimelineKind.STATE_CHANGE, actor, data)
+        enqueue(session, Topics.INCIDENTS, IncidentChange(incident_id, "state", before.value))
+        return incident
+
+    async def hold_open(self, session: AsyncSession, incident_id: str) -> Incident:
+        """The incident, if it is open, held so until this transaction ends; else ``IncidentClosed``.
+
+        For people's changes (notes, severity, tasks, participants): a closed incident takes none
+        but a reopen. The row is written (its state onto itself), which serialises the change with a
+        concurrent close: on PostgreSQL by the row lock, on SQLite by the write lock.
+        """
+        incident = await self.get(session, incident_id)
+        if incident.state == IncidentState.CLOSED.value:
+            raise IncidentClosed(incident_id)
+        await _compare_and_set(session, incident, IncidentState(incident.state), {"state": incident.state})
+        return incident
+
     async def acknowledge(self, session: AsyncSession, incident_id: str, *, actor: str) -> Incident:
         """Someone took it: records who, makes them commander if there is none, and triages it."""
-        incident = await self.get(session, incident_id)
+        incident = await self.hold_open(session, incident_id)
         if incident.acknowledged_by is None:
             incident.acknowledged_by = actor
             incident.acknowledged_at = self.clock.now_ms()
@@ -351,6 +395,21 @@ class IncidentService:
     ) -> TimelineEntry:
         return await append_event(session, kind=kind, actor=actor, at=self.clock.now_ms(),
                                   data=data, incident_id=incident_id)  # fmt: skip
+
+
+async def _compare_and_set(
+    session: AsyncSession, incident: Incident, expected: IncidentState, values: dict[str, Any]
+) -> None:
+    """Write ``values`` only if the incident is still in ``expected``; else ``StaleDataError``."""
+    statement = (
+        update(Incident)
+        .where(Incident.id == incident.id, Incident.state == expected.value)
+        .values(**values)
+        .execution_options(synchronize_session="evaluate")
+    )
+    result = await session.execute(statement)
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        raise StaleDataError(f"incident {incident.id} left {expected} meanwhile; rerun the transaction")
 
 
 def _int(value: Any, default: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from breakglass.bus import Bus
 
@@ -56,12 +57,13 @@ async def in_transaction(
     attempts: int = 3,
 ) -> T:
     """Run ``work`` in one ``transaction``; rerun it when it lost a race (a unique key another
-    writer took first, a lock that timed out). The losing attempt rolled back, so nothing doubles."""
+    writer took first, a lock that timed out, a compare-and-set on a row another writer changed:
+    ``StaleDataError``). The losing attempt rolled back, so nothing doubles."""
     for attempt in range(1, attempts + 1):
         try:
             async with transaction(sessions, bus) as session:
                 return await work(session)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, StaleDataError):
             if attempt == attempts:
                 raise
             await asyncio.sleep(0.05 * attempt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from breakglass.incidents.errors import InvalidTransition
-from breakglass.incidents.lifecycle import NEXT, check_transition
+from breakglass.incidents.lifecycle import NEXT, check_reopen, check_transition
 from breakglass.incidents.models import IncidentState as S
 from breakglass.incidents.models import Resolution as R
 
@@ -48,3 +48,20 @@ def test_a_duplicate_names_its_original() -> None:
     with pytest.raises(InvalidTransition, match="names its original"):
         check_transition("inc-1", S.DETECTED, S.CLOSED, R.DUPLICATE)
     check_transition("inc-1", S.DETECTED, S.CLOSED, R.DUPLICATE, "inc-0")
+
+
+def test_an_incident_cannot_be_closed_as_a_duplicate_of_itself() -> None:
+    with pytest.raises(InvalidTransition, match="cannot duplicate itself"):
+        check_transition("inc-1", S.TRIAGED, S.CLOSED, R.DUPLICATE, "inc-1")
+
+
+def test_duplicate_of_goes_only_with_the_duplicate_resolution() -> None:
+    with pytest.raises(InvalidTransition, match="goes with resolution duplicate"):
+        check_transition("inc-1", S.TRIAGED, S.CLOSED, R.TRUE_POSITIVE, "inc-0")
+
+
+@pytest.mark.parametrize("current", [s for s in S if s is not S.CLOSED])
+def test_only_a_closed_incident_is_reopened(current: S) -> None:
+    check_reopen("inc-1", S.CLOSED)
+    with pytest.raises(InvalidTransition, match="only a closed incident"):
+        check_reopen("inc-1", current)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from breakglass.api.access import Responder, Viewer
 from breakglass.api.context import Ctx
@@ -27,14 +28,16 @@ from breakglass.incidents.models import (
     Transition,
 )
 from breakglass.incidents.models import Role as IncidentRole
-from breakglass.incidents.timeline import TimelineKind
+from breakglass.incidents.timeline import TimelineEntry, TimelineKind
 
-__all__ = ["IncidentDetail", "IncidentOut", "NoteIn", "TransitionIn", "router"]
+__all__ = ["IncidentDetail", "IncidentOut", "NoteIn", "ReopenIn", "TransitionIn", "router"]
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 IncidentId = Annotated[str, Field(min_length=1, max_length=32)]
-CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "the lifecycle does not allow it"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the lifecycle does not allow it (a closed incident takes nothing but a reopen)"}
+}
 
 
 class IncidentOut(BaseModel):
@@ -129,6 +132,10 @@ class TransitionIn(BaseModel):
     block: int | None = Field(default=None, ge=0)
 
 
+class ReopenIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class NoteIn(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
 
@@ -197,77 +204,118 @@ async def incident_timeline(
     return [TimelineOut.of(e) for e in entries if not kinds or e.kind in kinds]
 
 
-@router.post("/{incident_id}/acknowledge", response_model=IncidentOut, responses=NOT_FOUND)
+@router.post("/{incident_id}/acknowledge", response_model=IncidentOut, responses={**NOT_FOUND, **CONFLICT})
 async def acknowledge(incident_id: IncidentId, ctx: Ctx, who: Responder) -> IncidentOut:
     """Take the incident: records who, makes them commander if there is none, moves detected -> triaged."""
-    async with ctx.transaction() as session:
+
+    async def work(session: AsyncSession) -> Incident:
         incident = await ctx.incidents.acknowledge(session, incident_id, actor=who.name)
         await ctx.audit(session, who, "incident.acknowledge", incident_id, incident_id=incident_id)
-    return IncidentOut.of(incident)
+        return incident
+
+    return IncidentOut.of(await ctx.write(work))
 
 
 @router.post("/{incident_id}/transition", response_model=IncidentOut, responses={**NOT_FOUND, **CONFLICT})
 async def transition(incident_id: IncidentId, body: TransitionIn, ctx: Ctx, who: Responder) -> IncidentOut:
     """Move along the lifecycle (forward only; closing needs a resolution)."""
-    async with ctx.transaction() as session:
+
+    async def work(session: AsyncSession) -> Incident:
         incident = await ctx.incidents.transition(
             session, incident_id, body.to, actor=who.name, resolution=body.resolution,
             reason=body.reason, duplicate_of=body.duplicate_of, block=body.block,
         )  # fmt: skip
         await ctx.audit(session, who, "incident.transition", incident_id, incident_id=incident_id,
                         details=body.model_dump(mode="json", exclude_none=True))  # fmt: skip
-    return IncidentOut.of(incident)
+        return incident
+
+    return IncidentOut.of(await ctx.write(work))
 
 
-@router.post("/{incident_id}/severity", response_model=IncidentOut, responses=NOT_FOUND)
+@router.post("/{incident_id}/reopen", response_model=IncidentOut, responses={**NOT_FOUND, **CONFLICT})
+async def reopen(incident_id: IncidentId, body: ReopenIn, ctx: Ctx, who: Responder) -> IncidentOut:
+    """Open a closed incident again, in the state it was closed from (the only change a closed one takes)."""
+
+    async def work(session: AsyncSession) -> Incident:
+        incident = await ctx.incidents.reopen(session, incident_id, actor=who.name, reason=body.reason)
+        await ctx.audit(session, who, "incident.reopen", incident_id, incident_id=incident_id,
+                        details={"reason": body.reason})  # fmt: skip
+        return incident
+
+    return IncidentOut.of(await ctx.write(work))
+
+
+@router.post("/{incident_id}/severity", response_model=IncidentOut, responses={**NOT_FOUND, **CONFLICT})
 async def escalate(incident_id: IncidentId, body: SeverityIn, ctx: Ctx, who: Responder) -> IncidentOut:
     """Raise the severity (never lowers it)."""
-    async with ctx.transaction() as session:
+
+    async def work(session: AsyncSession) -> Incident:
+        await ctx.incidents.hold_open(session, incident_id)
         incident = await ctx.incidents.escalate(
             session, incident_id, Severity.parse(body.severity), actor=who.name
         )
         await ctx.audit(session, who, "incident.escalate", incident_id, incident_id=incident_id,
                         details={"severity": body.severity})  # fmt: skip
-    return IncidentOut.of(incident)
+        return incident
 
-
-@router.post("/{incident_id}/notes", response_model=TimelineOut, status_code=201, responses=NOT_FOUND)
-async def add_note(incident_id: IncidentId, body: NoteIn, ctx: Ctx, who: Responder) -> TimelineOut:
-    async with ctx.transaction() as session:
-        entry = await ctx.incidents.add_note(session, incident_id, actor=who.name, text=body.text)
-        await ctx.audit(session, who, "incident.note", incident_id, incident_id=incident_id,
-                        details={"seq": entry.seq})  # fmt: skip
-    return TimelineOut.of(entry)
+    return IncidentOut.of(await ctx.write(work))
 
 
 @router.post(
-    "/{incident_id}/participants", response_model=ParticipantOut, status_code=201, responses=NOT_FOUND
+    "/{incident_id}/notes", response_model=TimelineOut, status_code=201, responses={**NOT_FOUND, **CONFLICT}
+)
+async def add_note(incident_id: IncidentId, body: NoteIn, ctx: Ctx, who: Responder) -> TimelineOut:
+    async def work(session: AsyncSession) -> TimelineEntry:
+        await ctx.incidents.hold_open(session, incident_id)
+        entry = await ctx.incidents.add_note(session, incident_id, actor=who.name, text=body.text)
+        await ctx.audit(session, who, "incident.note", incident_id, incident_id=incident_id,
+                        details={"seq": entry.seq})  # fmt: skip
+        return entry
+
+    return TimelineOut.of(await ctx.write(work))
+
+
+@router.post(
+    "/{incident_id}/participants",
+    response_model=ParticipantOut,
+    status_code=201,
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def add_participant(
     incident_id: IncidentId, body: ParticipantIn, ctx: Ctx, who: Responder
 ) -> ParticipantOut:
-    async with ctx.transaction() as session:
+    async def work(session: AsyncSession) -> Participant:
+        await ctx.incidents.hold_open(session, incident_id)
         row = await ctx.incidents.add_participant(
             session, incident_id, name=body.name, role=body.role, actor=who.name
         )
         await ctx.audit(session, who, "incident.participant", incident_id, incident_id=incident_id,
                         details=body.model_dump(mode="json"))  # fmt: skip
-    return ParticipantOut.of(row)
+        return row
+
+    return ParticipantOut.of(await ctx.write(work))
 
 
-@router.post("/{incident_id}/tasks", response_model=TaskOut, status_code=201, responses=NOT_FOUND)
+@router.post(
+    "/{incident_id}/tasks", response_model=TaskOut, status_code=201, responses={**NOT_FOUND, **CONFLICT}
+)
 async def add_task(incident_id: IncidentId, body: TaskIn, ctx: Ctx, who: Responder) -> TaskOut:
-    async with ctx.transaction() as session:
+    async def work(session: AsyncSession) -> Task:
+        await ctx.incidents.hold_open(session, incident_id)
         task = await ctx.incidents.add_task(
             session, incident_id, title=body.title, actor=who.name, due_at=body.due_at,
             assignee=body.assignee,
         )  # fmt: skip
         await ctx.audit(session, who, "incident.task", incident_id, incident_id=incident_id,
                         details={"task": task.id, "title": body.title})  # fmt: skip
-    return TaskOut.of(task)
+        return task
+
+    return TaskOut.of(await ctx.write(work))
 
 
-@router.post("/{incident_id}/tasks/{task_id}/status", response_model=TaskOut, responses=NOT_FOUND)
+@router.post(
+    "/{incident_id}/tasks/{task_id}/status", response_model=TaskOut, responses={**NOT_FOUND, **CONFLICT}
+)
 async def set_task_status(
     incident_id: IncidentId,
     task_id: Annotated[int, Field(ge=1, le=2**62)],
@@ -275,11 +323,14 @@ async def set_task_status(
     ctx: Ctx,
     who: Responder,
 ) -> TaskOut:
-    async with ctx.transaction() as session:
+    async def work(session: AsyncSession) -> Task:
+        await ctx.incidents.hold_open(session, incident_id)
         tasks = {t.id for t in await ctx.incidents.tasks(session, incident_id)}
         if task_id not in tasks:  # a task id of another incident is "not found" here
             raise IncidentNotFound(str(task_id), "task")
         task = await ctx.incidents.set_task_status(session, task_id, body.status, actor=who.name)
         await ctx.audit(session, who, "incident.task_status", incident_id, incident_id=incident_id,
                         details={"task": task_id, "status": body.status.value})  # fmt: skip
-    return TaskOut.of(task)
+        return task
+
+    return TaskOut.of(await ctx.write(work))
