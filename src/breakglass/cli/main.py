@@ -15,6 +15,7 @@ from breakglass.cli import (
     devnet,
     drill,
     incidents,
+    init,
     playbook,
     report,
     safe,
@@ -47,6 +48,7 @@ def version() -> None:
 
 
 app.command("check")(check.check)
+app.command("init")(init.init)
 app.command("watch")(watch.watch)
 app.command("test-monitor")(watch.test_monitor)
 app.add_typer(devnet.app, name="devnet")
