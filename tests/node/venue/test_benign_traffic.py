@@ -6,6 +6,7 @@ import pytest
 
 from breakglass.devnet.anvil import Anvil
 from breakglass.devnet.venue import Venue
+from breakglass.devnet.venue.tx import build_tx, call_data, sign_tx
 from breakglass.drills.benign import BenignConfig, BenignTraffic
 
 pytestmark = pytest.mark.node
@@ -41,3 +42,45 @@ def test_the_same_seed_generates_the_same_traffic(venue: Venue, chain: Anvil) ->
     assert reports[0].by_kind == reports[1].by_kind
     assert reports[0].price_range == reports[1].price_range
     assert reports[0].transactions > 50
+
+
+@pytest.mark.slow
+def test_traffic_goes_on_with_the_ids_the_chain_gave_when_a_pause_reverts_orders_under_it(
+    venue: Venue, chain: Anvil
+) -> None:
+    # A defense that pauses a market on honest traffic makes the orders sent meanwhile revert; the
+    # generator once predicted order ids by counting its own sends, so the next order after the pause
+    # was looked up at an id the market never gave and the run crashed (issue 20). Here market 0 is
+    # paused for 20 blocks, then governance unpauses it and trading resumes.
+    traffic = BenignTraffic(venue, BenignConfig(seed=11))
+    traffic.fund()
+    guard, timelock = venue.guard, venue["timelock"].address
+    guardian = venue.key("guardian")
+    chain.rpc("anvil_setBalance", timelock, hex(10**18))
+    chain.rpc("anvil_impersonateAccount", timelock)
+    first = traffic.w3.eth.block_number + 1
+
+    def pause_then_unpause(number: int) -> None:
+        if number == first + 10:  # sent now, mined with the next block
+            tx = build_tx(traffic.w3, guardian.address, to=guard.address, gas=200_000,
+                          data=call_data(guard.functions.pauseMarket(0)))  # fmt: skip
+            traffic.w3.eth.send_raw_transaction(sign_tx(guardian, tx))
+        elif number == first + 30:
+            data = call_data(guard.functions.unpauseMarket(0))
+            chain.rpc("eth_sendTransaction", {"from": timelock, "to": guard.address, "data": data})
+
+    report = traffic.run(90, on_block=pause_then_unpause)
+    assert not guard.functions.isMarketPaused(0).call()
+    paused = range(first + 11, first + 32)  # the unpause shares block first + 31 with trades
+    order_reverts = [r for r in report.reverts if r["kind"] == "order"]
+    assert order_reverts and all(r["block"] in paused for r in order_reverts)  # the pause did bite
+    assert all(r["block"] in paused for r in report.reverts), (first, report.reverts)  # nothing else
+    # every order was executed (or cancelled) by its keeper under the id the market gave it, the ones
+    # caught by the pause once it was lifted; only those of the last block may still wait
+    events = venue.market(0).events
+    span = {"from_block": first, "to_block": report.last_block}
+    created = {e["args"]["orderId"]: e["blockNumber"] for e in events.OrderCreated().get_logs(**span)}
+    done = {e["args"]["orderId"] for e in events.OrderExecuted().get_logs(**span)}
+    done |= {e["args"]["orderId"] for e in events.OrderCancelled().get_logs(**span)}
+    assert any(block > first + 31 for block in created.values())  # orders after the pause, too
+    assert {i for i, block in created.items() if block < report.last_block} <= done

@@ -1,4 +1,12 @@
-"""The benign traffic generator: one venue driven block by block by seeded honest participants."""
+"""The benign traffic generator: one venue driven block by block by seeded honest participants.
+
+A participant acts on what the chain says happened, never on what it expects to happen: a keeper
+order's id is the one its ``OrderCreated`` event carries once the order is mined, a timelock call is
+executed only after its scheduling was mined, and a failed transaction leaves no state behind in the
+generator (a reverted order is not waited for). Reverts are counted in the report, not raised: a
+defense that pauses the venue on honest traffic makes the following transactions revert, which is
+what a false-positive run must show rather than crash on.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +58,9 @@ class _Pending:
     kind: str
     sender: str
     on_success: Callable[[], None] | None
+    on_receipt: Callable[[dict[str, Any]], None] | None = None
+    """Told the mined receipt (raw JSON-RPC) when the transaction succeeded."""
+    on_revert: Callable[[], None] | None = None
 
 
 class BenignTraffic:
@@ -70,8 +81,8 @@ class BenignTraffic:
         self.keeper, self.pricer = role_key("keeper"), role_key("price_keeper")
         self.owners = [role_key("safe_owner_1"), role_key("safe_owner_2")]
         self.positions: dict[tuple[int, str], bool] = {}  # (market, trader) -> is_long
-        self.orders: list[tuple[int, int, str, bool]] = []  # (market, order id, trader, is_increase)
-        self.next_order = {m: venue.market(m).functions.orderCount().call() for m in range(3)}
+        # (market, order id, trader, is_increase, is_long), appended once the order is mined
+        self.orders: list[tuple[int, int, str, bool, bool]] = []
         self.proposals: list[tuple[int, tuple[str, bytes, bytes]]] = []  # (ready block, call)
         self.start_price = {m: venue.price(m) for m in (0, 1)}
         self.report = BenignReport()
@@ -168,6 +179,9 @@ class BenignTraffic:
         fn: ContractFunction,
         on_success: Callable[[], None] | None = None,
         value: int = 0,
+        *,
+        on_receipt: Callable[[dict[str, Any]], None] | None = None,
+        on_revert: Callable[[], None] | None = None,
     ) -> None:
         nonce = self._nonces.get(who.address)
         if nonce is None:
@@ -185,7 +199,9 @@ class BenignTraffic:
         )
         tx_hash = self.w3.eth.send_raw_transaction(sign_tx(who, tx))
         self._nonces[who.address] = nonce + 1
-        self._pending[HexBytes(tx_hash).to_0x_hex()] = _Pending(kind, who.address, on_success)
+        self._pending[HexBytes(tx_hash).to_0x_hex()] = _Pending(
+            kind, who.address, on_success, on_receipt, on_revert
+        )
 
     def _hold_mining(self) -> tuple[bool, int]:
         """Take over block production; returns the node's (automine, interval seconds) to restore."""
@@ -220,7 +236,11 @@ class BenignTraffic:
             if int(r["status"], 16) == 1:
                 if pending.on_success:
                     pending.on_success()
+                if pending.on_receipt:
+                    pending.on_receipt(r)
             else:
+                if pending.on_revert:
+                    pending.on_revert()
                 self.report.reverts.append(
                     {
                         "block": number,
@@ -299,11 +319,11 @@ class BenignTraffic:
 
     def _keeper_orders(self) -> None:
         waiting, self.orders = self.orders, []
-        for market, order_id, trader, is_increase in waiting:
+        for market, order_id, trader, is_increase, is_long in waiting:
             key = (market, trader)
             m = self.venue.market(market).functions
             if key in self._busy:  # being liquidated this block: look again next block
-                self.orders.append((market, order_id, trader, is_increase))
+                self.orders.append((market, order_id, trader, is_increase, is_long))
                 continue
             self._busy.add(key)
             if not is_increase and key not in self.positions:
@@ -311,7 +331,7 @@ class BenignTraffic:
                 owner = next(t for t in self.traders if t.address == trader)
                 self._send("cancel", owner, m.cancelOrder(order_id), self._unordered(key))
                 continue
-            opened = self._opened(market, trader, m.orders(order_id).call()[2])
+            opened = self._opened(market, trader, is_long)
             closed = self._closed(market, trader)
 
             def done(
@@ -323,7 +343,9 @@ class BenignTraffic:
                 (opened if inc else closed)()
                 self._ordered.discard(key)
 
-            self._send("execute", self.keeper, m.executeOrder(order_id), done)
+            # a reverted execution (the venue paused meanwhile) leaves the order active: try it again
+            retry = self._requeue((market, order_id, trader, is_increase, is_long))
+            self._send("execute", self.keeper, m.executeOrder(order_id), done, on_revert=retry)
 
     def _governance(self, i: int) -> None:
         v, tl = self.venue, self.venue["timelock"]
@@ -348,8 +370,8 @@ class BenignTraffic:
         salt = Web3.keccak(text=f"benign/{self.cfg.seed}/{i}")
         schedule = tl.functions.schedule(target.address, 0, data, ZERO32, salt, delay)
         fn = safe_exec_function(v["safe"], tl.address, call_data(schedule), self.owners)
-        self._send("safe", self.owners[0], fn)
-        self.proposals.append((number + delay // self.cfg.block_seconds + 2, (target.address, data, salt)))
+        proposal = (number + delay // self.cfg.block_seconds + 2, (target.address, data, salt))
+        self._send("safe", self.owners[0], fn, lambda: self.proposals.append(proposal))  # once scheduled
 
     def _governed(self) -> None:
         self.report.governance_executed += 1
@@ -441,20 +463,33 @@ class BenignTraffic:
     def _order(
         self, market: int, trader: LocalAccount, inc: bool, is_long: bool, margin: int, size: int
     ) -> None:
-        m = self.venue.market(market).functions
-        order_id = self.next_order[market]
-        self.next_order[market] += 1
+        market_contract = self.venue.market(market)
+        m = market_contract.functions
+        key = (market, trader.address)
+        self._ordered.add(key)
+        created_topic = market_contract.events.OrderCreated.topic
+        address = market_contract.address.lower()
 
-        self._ordered.add((market, trader.address))
-
-        def created() -> None:
-            self.orders.append((market, order_id, trader.address, inc))
+        def created(receipt: dict[str, Any]) -> None:
+            """The order's id, as the market assigned it (other orders may have been mined first)."""
+            for log in receipt["logs"]:
+                topics = [HexBytes(t) for t in log["topics"]]
+                if log["address"].lower() == address and topics and topics[0] == HexBytes(created_topic):
+                    self.orders.append(
+                        (market, int.from_bytes(topics[1], "big"), trader.address, inc, is_long)
+                    )
+                    return
+            raise DevnetError(f"createOrder {receipt['transactionHash']} succeeded without OrderCreated")
 
         fn = m.createOrder(inc, is_long, margin, size, 0)
-        self._send("order", trader, fn, created, value=m.minExecutionFee().call() * 2)
+        self._send("order", trader, fn, value=m.minExecutionFee().call() * 2, on_receipt=created,
+                   on_revert=self._unordered(key))  # fmt: skip
 
     def _opened(self, market: int, trader: str, is_long: bool) -> Callable[[], None]:
         return lambda: self.positions.__setitem__((market, trader), is_long)
+
+    def _requeue(self, order: tuple[int, int, str, bool, bool]) -> Callable[[], None]:
+        return lambda: self.orders.append(order)
 
     def _unordered(self, key: tuple[int, str]) -> Callable[[], None]:
         return lambda: self._ordered.discard(key)
