@@ -7,7 +7,7 @@ import pytest
 
 from breakglass.devnet.anvil import Anvil
 from breakglass.devnet.solc import Build
-from breakglass.devnet.venue import Venue
+from breakglass.devnet.venue import USD, Venue, dev_key
 from breakglass.drills.scenarios import SCENARIOS, Phase, ScenarioRun, play
 
 pytestmark = pytest.mark.node
@@ -53,3 +53,51 @@ def test_a_guardian_pause_mid_strike_is_recorded_and_stops_the_loss(
     assert all(s.ok for s in strike[:3])
     assert not any(s.ok for s in strike[3:-1])  # every later loop reverted and was recorded
     assert 0 < result.fraction < 0.25
+
+
+def test_a_keeper_step_executes_the_order_the_chain_recorded_and_none_when_its_creation_reverted(
+    venues: dict[str, Venue], chain: Anvil, build: Build
+) -> None:
+    # reentrant-aum's keeper once executed `orderCount() - 1`, read before it knew whether the
+    # attacker's createOrder had created anything: when the defense blocked the attack contract first,
+    # that was order -1 and the drill crashed (issue 20). The id now comes from the order's receipt.
+    scenario = SCENARIOS["reentrant-aum"]
+    venue = venues[scenario.switches[0]]
+    run = ScenarioRun(scenario, venue, build)
+    run.fund_dirty_wallet()
+    for phase, step in run.steps():
+        result = run.execute(phase, step)
+        if result.label == "fund attack contract":  # the set-up playbook's block lands now
+            attack = run.ctx.contracts["ReentrantAumAttack"]
+            venue.send(venue.key("guardian"), venue.guard.functions.blockAccount(attack))
+    played = run.finish()
+    labels = {s.label: s for s in played.steps}
+    assert not labels["increase order (short)"].ok and not labels["decrease order (the trigger)"].ok
+    assert not any("keeper executes" in s.label for s in played.steps)  # no order, nothing to execute
+    assert played.loss <= 0
+
+
+def test_the_keeper_executes_the_attackers_order_by_its_id_though_an_honest_order_came_after_it(
+    venues: dict[str, Venue], chain: Anvil, build: Build
+) -> None:
+    scenario = SCENARIOS["reentrant-aum"]
+    venue = venues[scenario.switches[0]]
+    market = venue.market(0)
+    honest = dev_key(40)
+    venue.fund(honest.address, usd=50_000 * USD, eth=10**18)
+    venue.send(honest, venue.usd.functions.approve(market.address, 2**255))
+    run = ScenarioRun(scenario, venue, build)
+    run.fund_dirty_wallet()
+    executed: list[int] = []
+    for phase, step in run.steps():
+        if "keeper executes" in step.label:
+            executed.append(int.from_bytes(bytes(step.data)[4:36], "big"))
+        run.execute(phase, step)
+        if step.label.endswith("order (short)") or step.label.startswith("decrease order"):
+            # an honest trader's order lands right after the attacker's, before the keeper looks
+            fee = 2 * market.functions.minExecutionFee().call()
+            create = market.functions.createOrder(True, True, 2_000 * USD, 10_000 * USD, 0)
+            venue.send(honest, create, value=fee)
+    assert len(executed) == 2
+    attack = run.ctx.contracts["ReentrantAumAttack"]
+    assert [market.functions.orders(i).call()[0] for i in executed] == [attack, attack]

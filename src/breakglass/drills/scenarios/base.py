@@ -19,6 +19,7 @@ from eth_typing import HexStr
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import TxReceipt
 
 from breakglass.devnet.solc import Build
 from breakglass.devnet.venue import USD, Venue, attacker_key, role_key
@@ -108,6 +109,18 @@ class AttackContext:
 
     def last_ok(self) -> bool:
         return bool(self.results) and self.results[-1].ok
+
+    def receipt(self, label: str) -> TxReceipt | None:
+        """The mined receipt of the latest step called ``label``; None if it was never mined.
+
+        A later step that needs what an earlier one produced (an order id, an address) reads it here,
+        from what the chain recorded, never from a count or a guess made before it was mined."""
+        for result in reversed(self.results):
+            if result.label == label:
+                if result.tx_hash is None or result.block is None:
+                    return None
+                return self.venue.w3.eth.get_transaction_receipt(HexStr(result.tx_hash))
+        return None
 
     # ---- step builders ----
 

