@@ -28,13 +28,17 @@ class App:
     """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
 
     async def start(self) -> None:
-        """Open what needs opening before the stages run (the JetStream connection), then take every
-        consumer's bus subscriptions: a durable subscription exists before any producer publishes, so
-        the in-process bus (which keeps nothing for a topic nobody subscribed) loses no finding to a
-        consumer that was still starting (a slow migration, a node answering late)."""
+        """Open what needs opening before the stages run (the JetStream connection)."""
         connect = getattr(self.bus, "connect", None)
         if connect is not None:
             await connect()
+
+    def subscribe(self) -> None:
+        """Take every consumer's bus subscriptions now, before any producer runs (``serve`` calls it
+        after ``start``): the in-process bus keeps nothing for a topic without a subscriber, so a
+        consumer still starting (a slow migration) would lose what the watcher publishes meanwhile.
+        Only for an app that runs all its consumers: the follower checkpoints a block once every
+        subscribed consumer handled its findings (``Bus.settled``), so one never run would hold it."""
         for component in self.components.values():
             subscribe = getattr(component, "subscribe", None)
             if subscribe is not None:

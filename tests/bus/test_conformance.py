@@ -116,6 +116,24 @@ async def test_topics_are_separate(bus: Bus) -> None:
     assert await take(actions, 1) == [finding(2)]
 
 
+async def test_settled_is_done_once_what_was_published_before_it_is_durable_for_every_consumer(
+    bus: Bus,
+) -> None:
+    alerts = bus.subscribe("findings", "alerts")
+    for i in range(3):
+        await bus.publish("findings", finding(i))
+    mark = bus.settled("findings")
+    if isinstance(bus, InProcessBus):  # its queues die with the process: durable once handled
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.ensure_future(mark), 0.2)
+        await take(alerts, 3)  # the third is taken, not yet handled: the worker has not come back
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.ensure_future(mark), 0.2)
+        await bus.publish("findings", finding(3))  # after the mark: not waited for
+        await take(alerts, 1)
+    await asyncio.wait_for(asyncio.ensure_future(mark), 5)  # JetStream: the server stored them
+
+
 async def test_jetstream_redelivers_what_a_dead_worker_did_not_finish() -> None:
     async with jetstream_bus() as bus:
         await _redelivery(bus)

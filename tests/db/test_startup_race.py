@@ -40,6 +40,7 @@ async def test_findings_published_during_a_slow_migration_all_become_alerts(
     stage.store.upgrade = slow_upgrade  # type: ignore[method-assign]
     stop = asyncio.Event()
     await app.start()  # what `serve` does before it runs the components
+    app.subscribe()
     running = asyncio.create_task(stage.run(stop))
     try:
         await asyncio.wait_for(migrating.wait(), 10)

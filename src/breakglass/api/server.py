@@ -63,6 +63,7 @@ async def serve(
         on_started,
     )
     await app.start()
+    app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
     tasks: list[asyncio.Task[None]] = []
 
     def failed(task: asyncio.Task[None]) -> None:

@@ -10,13 +10,18 @@ Two ways to read a topic:
   cannot keep up loses messages rather than slowing publishers. Live views (the API's server-sent
   events) read this way: each API process sees everything, however many there are.
 
+``settled(topic)`` is the hand-off a producer waits for before it records progress (the follower's
+checkpoint): every message published on the topic so far is durable for its consumers — stored by the
+server (JetStream), or, on the in-process bus, whose queues die with the process, handled by every
+durable subscription.
+
 The in-process bus and the NATS JetStream bus implement this one Protocol, and the same tests run over
 both (``tests/bus/test_conformance.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 __all__ = ["Bus", "Topics"]
@@ -42,6 +47,11 @@ class Bus(Protocol):
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
         """Messages of ``topic`` for the subscription ``durable``, from now on, in publish order."""
+        ...
+
+    def settled(self, topic: str) -> Awaitable[None]:
+        """Done once everything published on ``topic`` before this call is durable for its consumers
+        (see the module docstring). The mark is taken at the call, not when awaited."""
         ...
 
     def listen(self, topic: str) -> AsyncGenerator[Any, None]:

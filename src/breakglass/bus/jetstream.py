@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,17 @@ from breakglass.logs import get_logger
 __all__ = ["JetStreamBus"]
 
 log = get_logger(__name__)
+
+
+class _Done:
+    """An awaitable that is already done (``settled`` on a bus that stores what it was given)."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that yields nothing: awaiting it returns at once
+
+
+_DONE = _Done()
 
 
 class JetStreamBus:
@@ -91,6 +102,11 @@ class JetStreamBus:
 
     async def publish(self, topic: str, message: Any) -> None:
         await self._context().publish(f"{self._prefix}.{topic}", encode(message))
+
+    def settled(self, topic: str) -> Awaitable[None]:
+        """At once: ``publish`` returned after the server acknowledged storing the message (its
+        PubAck), and durable consumers resume from the stream after any crash."""
+        return _DONE
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
         js = self._context()

@@ -1,11 +1,17 @@
-"""The embedded bus: asyncio queues in one process. The default for one machine and for tests."""
+"""The embedded bus: asyncio queues in one process. The default for one machine and for tests.
+
+Its queues die with the process, so a message is durable only once its consumers handled it:
+``settled(topic)`` waits for that (a message counts as handled when its worker asks for the next one,
+as JetStream acknowledges), and the follower waits for it before it checkpoints a block, so a crash
+re-delivers the block rather than losing its findings.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator
 from typing import Any
 
 from breakglass.logs import get_logger
@@ -38,6 +44,38 @@ class _Inbox:
         return not full
 
 
+class _Durable:
+    """One durable subscription's queue, and how many of its messages were taken and handled."""
+
+    __slots__ = ("changed", "handled", "published", "queue")
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.published = 0
+        self.handled = 0
+        self.changed = asyncio.Event()
+
+
+class _Mark:
+    """What ``settled`` returns: an awaitable holding the counts to reach. No coroutine exists until
+    it is awaited, so a mark dropped unawaited (a cancelled checkpoint write) warns of nothing."""
+
+    __slots__ = ("_bus", "_marks")
+
+    def __init__(self, bus: InProcessBus, marks: list[tuple[_Durable, int]]) -> None:
+        self._bus = bus
+        self._marks = marks
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        for durable, mark in self._marks:
+            while durable.handled < mark and not self._bus._closed:
+                durable.changed.clear()
+                await durable.changed.wait()
+
+
 class InProcessBus:
     """Topics fan out to durable subscriptions and listeners; a durable name shared by workers is a
     queue group. Durable queues hold up to ``maxsize`` messages (publishers wait beyond that);
@@ -47,7 +85,7 @@ class InProcessBus:
     def __init__(self, maxsize: int = 100_000, *, listener_buffer: int = 10_000) -> None:
         self._maxsize = maxsize
         self._listener_buffer = listener_buffer
-        self._queues: dict[str, dict[str, asyncio.Queue[Any]]] = defaultdict(dict)
+        self._queues: dict[str, dict[str, _Durable]] = defaultdict(dict)
         # Weak: a listener dropped without ever being iterated (so its ``finally`` never runs) must
         # not stay registered and keep receiving copies.
         self._listeners: dict[str, weakref.WeakSet[_Inbox]] = defaultdict(weakref.WeakSet)
@@ -55,10 +93,10 @@ class InProcessBus:
         self.listener_drops = 0
         """Messages listeners lost because they were ``listener_buffer`` behind, since the start."""
 
-    def _queue(self, topic: str, durable: str) -> asyncio.Queue[Any]:
+    def _queue(self, topic: str, durable: str) -> _Durable:
         queues = self._queues[topic]
         if durable not in queues:
-            queues[durable] = asyncio.Queue(self._maxsize)
+            queues[durable] = _Durable(self._maxsize)
         return queues[durable]
 
     async def publish(self, topic: str, message: Any) -> None:
@@ -69,19 +107,27 @@ class InProcessBus:
                 self.listener_drops += 1
                 if inbox.dropped == 1:  # once per listener: the counter says how many since
                     log.warning("bus listener too slow, dropping its oldest messages", topic=topic)
-        for queue in list(self._queues[topic].values()):
-            await queue.put(message)
+        for durable in list(self._queues[topic].values()):
+            durable.published += 1
+            await durable.queue.put(message)
+
+    def settled(self, topic: str) -> Awaitable[None]:
+        """Waits until every durable subscription of ``topic`` handled what was published before
+        this call (its worker came back for the next message); at once when the bus is closed."""
+        return _Mark(self, [(d, d.published) for d in self._queues.get(topic, {}).values()])
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
-        queue = self._queue(topic, durable)  # registered now, so nothing published after is missed
+        entry = self._queue(topic, durable)  # registered now, so nothing published after is missed
 
         async def messages() -> AsyncIterator[Any]:
             while True:
-                message = await queue.get()
+                message = await entry.queue.get()
                 if message is _CLOSED:
-                    queue.put_nowait(_CLOSED)  # wake the other workers of this queue group too
+                    entry.queue.put_nowait(_CLOSED)  # wake the other workers of this queue group too
                     return
                 yield message
+                entry.handled += 1  # the worker is back for more: it handled this one
+                entry.changed.set()
 
         return messages()
 
@@ -110,8 +156,9 @@ class InProcessBus:
     async def close(self) -> None:
         self._closed = True
         for queues in self._queues.values():
-            for queue in queues.values():
-                queue.put_nowait(_CLOSED)
+            for durable in queues.values():
+                durable.queue.put_nowait(_CLOSED)
+                durable.changed.set()
         for inboxes in self._listeners.values():
             for inbox in list(inboxes):
                 inbox.offer(_CLOSED)  # after what it holds (at the cost of the oldest when full)

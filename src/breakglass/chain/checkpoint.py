@@ -110,6 +110,22 @@ class CheckpointStore:
                     )
                 )
 
+    async def above(self, chain_id: int, ancestor: int) -> list[Checkpoint]:
+        """The canonical blocks above ``ancestor``, newest first (what ``rewind`` would orphan)."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(BlockRow.number, BlockRow.hash)
+                    .where(
+                        BlockRow.chain_id == chain_id,
+                        BlockRow.number > ancestor,
+                        BlockRow.orphaned.is_(False),
+                    )
+                    .order_by(BlockRow.number.desc())
+                )
+            ).all()
+        return [Checkpoint(n, h) for n, h in rows]
+
     async def rewind(self, chain_id: int, ancestor: int) -> list[Checkpoint]:
         """Mark every block above ``ancestor`` orphaned; return them, newest first."""
         async with self._sessions() as session, session.begin():

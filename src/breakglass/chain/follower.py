@@ -2,8 +2,10 @@
 
 Guarantees (``docs/detection.md`` has the long form):
 - blocks reach the handler in strictly increasing order, each after its parent; none is skipped;
-- a block is checkpointed only after its handler returned, so a crash re-delivers at most the blocks
-  handled since the last checkpoint write that completed (a block or two at the head; in a backfill,
+- a block is checkpointed only after its handler returned and what it published is durable for its
+  consumers (the handler's optional ``settled()``: on the in-process bus, every consumer handled the
+  block's findings), so a crash re-delivers at most the blocks handled since the last checkpoint
+  write that completed (a block or two at the head; in a backfill,
   which writes every ``checkpoint_interval`` seconds, the blocks of about two intervals); findings
   carry fingerprints for dedup; a restart resumes at last checkpointed + 1;
 - a parent-hash mismatch walks back to the common ancestor, marks the orphaned blocks, tells the
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -47,7 +49,9 @@ class BlockHandler(Protocol):
 
     # Optional: ``async def prepare(self, blocks: Sequence[Block]) -> None`` runs right after a window
     # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there);
-    # ``def on_head(self, number: int) -> None`` is told the chain head before each step.
+    # ``def on_head(self, number: int) -> None`` is told the chain head before each step;
+    # ``def settled(self) -> Awaitable[None]``: done once what it published so far is durable for its
+    # consumers (the follower awaits it before writing the checkpoint of the blocks handled so far).
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -248,10 +252,17 @@ class Follower:
             rows.clear()
             self.blocks_processed += len(batch)
             self._flushed_at = time.monotonic()
-            self._writing = asyncio.create_task(self.checkpoints.advance_many(self.chain_id, batch))
+            settled = getattr(self.handler, "settled", None)
+            mark = settled() if settled is not None else None  # taken now: this batch's findings
+            self._writing = asyncio.create_task(self._write(batch, mark))
         if wait and self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
+
+    async def _write(self, batch: list[tuple[int, str, str, int]], settled: Awaitable[None] | None) -> None:
+        if settled is not None:
+            await settled  # the blocks' findings are in every consumer's hands before they count as done
+        await self.checkpoints.advance_many(self.chain_id, batch)
 
     async def _reorg(self) -> None:
         """Walk back to the newest stored block still canonical; orphan everything above it."""
@@ -267,10 +278,16 @@ class Follower:
             number -= 1
         else:
             raise ChainError(f"chain {self.chain_id}: reorg deeper than {self.max_reorg_depth} blocks")
-        orphaned = await self.checkpoints.rewind(self.chain_id, number)
+        # Retract first, mark the blocks orphaned once the retractions are in the consumers' hands: a
+        # crash in between finds the old branch still checkpointed and walks the same reorg again.
+        orphaned = await self.checkpoints.above(self.chain_id, number)
         self.reorgs += 1
         log.warning("reorg", chain=self.chain_id, ancestor=number, orphaned=len(orphaned))
         await self.handler.on_reorg(orphaned)
+        settled = getattr(self.handler, "settled", None)
+        if settled is not None:
+            await settled()
+        await self.checkpoints.rewind(self.chain_id, number)
         ancestor_hash = await self.checkpoints.hash_at(self.chain_id, number)
         self._last = Checkpoint(number, ancestor_hash) if ancestor_hash else None
         if self._last is None and orphaned:

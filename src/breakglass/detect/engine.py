@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,22 @@ class Retraction:
     block_hash: str
     fingerprints: tuple[str, ...]
     reason: str = "reorg"
+
+
+class _AllOf:
+    """Awaits each of ``parts`` in turn; makes no coroutine until awaited (see ``bus.memory._Mark``)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: tuple[Awaitable[None], ...]) -> None:
+        self._parts = parts
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        for part in self._parts:
+            await part
 
 
 class DetectionEngine:
@@ -357,6 +373,14 @@ class DetectionEngine:
             while len(self._raised) > self._keep:
                 self._raised.popitem(last=False)
         return len(findings)
+
+    def settled(self) -> Awaitable[None]:
+        """Done once the findings and retractions published so far are durable for their consumers
+        (``Bus.settled``): the follower waits for it before it checkpoints the blocks that raised them."""
+        settled = getattr(self.bus, "settled", None)
+        if settled is None:
+            return _AllOf(())
+        return _AllOf((settled(Topics.FINDINGS), settled(Topics.RETRACTIONS)))
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """One ``Retraction`` per orphaned block. Fingerprints are listed when this process raised

@@ -175,3 +175,28 @@ async def test_a_backfill_checkpoints_every_interval_not_every_window(
     assert [len(w) for w in writes] == [7, 7, 7, 7, 2]  # interval 0: every window, as before
     assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(91))
     await rpc.close()
+
+
+async def test_a_block_is_checkpointed_only_once_its_findings_are_in_every_consumers_hands(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    """The handler's ``settled()`` (the bus's hand-off, issue 20 item 4) gates the checkpoint."""
+    anvil.mine(5)
+    handed = asyncio.Event()
+
+    class Handler(Recorder):
+        def settled(self) -> asyncio.Future[None]:
+            return asyncio.ensure_future(handed.wait())  # type: ignore[return-value]
+
+    recorder = Handler()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0)
+    step = asyncio.create_task(follower.step())
+    await wait_until(lambda: len(recorder.numbers) == 6, what="six blocks handled")
+    await asyncio.sleep(0.3)  # time for a checkpoint write that does not wait (none may happen)
+    assert await checkpoints.processed(31337) == []
+    assert not step.done()
+    handed.set()
+    assert await step == 6
+    assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(6))
+    await rpc.close()
