@@ -9,6 +9,11 @@ interface IVenueGuard {
     function hasRole(bytes32 role, address account) external view returns (bool);
     function checkMarket(address account, uint256 marketId) external view;
     function checkVenue(address account) external view;
+    function checkIncrease(address account, uint256 marketId) external view;
+    function checkExit(address account, uint256 marketId) external view;
+    function checkDeposit(address account) external view;
+    function withdrawalLimit() external view returns (uint256);
+    function withdrawalWindow() external view returns (uint64);
     function maxLeverage(uint256 marketId) external view returns (uint256);
     function openInterestCap(uint256 marketId) external view returns (uint256);
 }

@@ -19,6 +19,8 @@ contract LPVault is ERC20 {
     uint256 public idle;
     address[] public markets; // index = marketId
     mapping(uint256 marketId => uint256) public compartment;
+    uint256 public withdrawalWindowStart;
+    uint256 public withdrawnInWindow;
 
     event Deposit(address indexed account, uint256 assets, uint256 shares);
     event Withdraw(address indexed account, uint256 assets, uint256 shares);
@@ -33,6 +35,7 @@ contract LPVault is ERC20 {
     error NotMarket(address account);
     error InsufficientLiquidity(uint256 wanted, uint256 available);
     error ZeroAmount();
+    error WithdrawalLimitExceeded(uint256 requested, uint256 available);
 
     constructor(IERC20 usd_, IVenueGuard guard_) ERC20("breakglass venue LP", "bgLP") {
         usd = usd_;
@@ -51,7 +54,7 @@ contract LPVault is ERC20 {
     // ---- LPs ----
 
     function deposit(uint256 assets) external returns (uint256 shares) {
-        guard.checkVenue(msg.sender);
+        guard.checkDeposit(msg.sender);
         if (assets == 0) revert ZeroAmount();
         shares = previewDeposit(assets);
         usd.safeTransferFrom(msg.sender, address(this), assets);
@@ -64,6 +67,7 @@ contract LPVault is ERC20 {
         guard.checkVenue(msg.sender);
         assets = previewRedeem(shares);
         if (assets == 0) revert ZeroAmount();
+        _useWithdrawal(assets);
         _burn(msg.sender, shares);
         uint256 fromIdle = assets < idle ? assets : idle;
         idle -= fromIdle;
@@ -77,6 +81,24 @@ contract LPVault is ERC20 {
         if (rest > 0) revert InsufficientLiquidity(assets, assets - rest);
         usd.safeTransfer(msg.sender, assets);
         emit Withdraw(msg.sender, assets, shares);
+    }
+
+    /// @notice Assets LPs may still redeem in the current window (the guard's withdrawal limit).
+    function withdrawalAvailable() public view returns (uint256) {
+        uint256 limit = guard.withdrawalLimit();
+        if (limit == type(uint256).max) return limit;
+        uint256 used = block.timestamp >= withdrawalWindowStart + guard.withdrawalWindow() ? 0 : withdrawnInWindow;
+        return used >= limit ? 0 : limit - used;
+    }
+
+    function _useWithdrawal(uint256 assets) internal {
+        if (block.timestamp >= withdrawalWindowStart + guard.withdrawalWindow()) {
+            withdrawalWindowStart = block.timestamp;
+            withdrawnInWindow = 0;
+        }
+        uint256 available = withdrawalAvailable();
+        if (assets > available) revert WithdrawalLimitExceeded(assets, available);
+        withdrawnInWindow += assets;
     }
 
     function previewDeposit(uint256 assets) public view returns (uint256) {

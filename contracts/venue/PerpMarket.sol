@@ -125,20 +125,24 @@ contract PerpMarket {
     }
 
     // ---- traders ----
+    // New risk (open, increase, withdraw or donate margin) passes guard.checkIncrease: refused in
+    // reduce-only and paused markets. The way out (close, liquidate, top up) passes guard.checkExit:
+    // refused only when exits are halted (the price is the attack path) or the account is blocked.
+    // Keeper orders pass guard.checkMarket too: a paused market's order book is frozen.
 
     function openPosition(bool isLong, uint256 margin, uint256 size) external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkIncrease(msg.sender, marketId);
         usd.safeTransferFrom(msg.sender, address(this), margin);
         _open(msg.sender, isLong, margin, size, oracle.getPrice(marketId), true);
     }
 
     function closePosition() external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkExit(msg.sender, marketId);
         _settle(msg.sender, oracle.getPrice(marketId), address(0));
     }
 
     function depositMargin(uint256 amount) external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkExit(msg.sender, marketId);
         Position storage p = _position(msg.sender);
         usd.safeTransferFrom(msg.sender, address(this), amount);
         p.margin += int256(amount);
@@ -148,7 +152,7 @@ contract PerpMarket {
     /// @notice Cross-margin: unrealized profit counts as margin, so equity beyond the initial margin
     /// may be withdrawn; what exceeds the deposited margin is advanced by the market's compartment.
     function withdrawMargin(uint256 amount) external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkIncrease(msg.sender, marketId);
         Position storage p = _position(msg.sender);
         uint256 price = oracle.getPrice(marketId);
         _requireInitialMargin(p.size, _equity(p, price) - int256(amount));
@@ -163,7 +167,7 @@ contract PerpMarket {
 
     /// @notice Give margin to another account's position in this market (sub-accounts, desks).
     function donateMargin(address to, uint256 amount) external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkIncrease(msg.sender, marketId);
         Position storage p = _position(msg.sender);
         Position storage q = _position(to);
         if (p.margin < int256(amount)) revert InsufficientMargin(p.margin, amount);
@@ -174,7 +178,7 @@ contract PerpMarket {
     }
 
     function liquidate(address account) external guarded {
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkExit(msg.sender, marketId);
         Position storage p = _position(account);
         uint256 price = oracle.getPrice(marketId);
         int256 eq = _equity(p, price);
@@ -192,6 +196,7 @@ contract PerpMarket {
         returns (uint256 id)
     {
         guard.checkMarket(msg.sender, marketId);
+        if (isIncrease) guard.checkIncrease(msg.sender, marketId);
         if (msg.value < minExecutionFee) revert InsufficientExecutionFee(msg.value, minExecutionFee);
         if (isIncrease) usd.safeTransferFrom(msg.sender, address(this), margin);
         else _position(msg.sender);
@@ -215,6 +220,8 @@ contract PerpMarket {
         Order storage o = orders[id];
         if (!o.active) revert OrderNotActive(id);
         guard.checkMarket(o.account, marketId);
+        if (o.isIncrease) guard.checkIncrease(o.account, marketId);
+        else guard.checkExit(o.account, marketId);
         o.active = false;
         uint256 price = oracle.getPrice(marketId);
         if (o.acceptablePrice != 0) {
@@ -244,7 +251,7 @@ contract PerpMarket {
     /// path updates before calling it. Only open while a keeper executes an order.
     function increasePositionDirect(bool isLong, uint256 margin, uint256 size) external guarded {
         if (!leverageEnabled) revert LeverageDisabled();
-        guard.checkMarket(msg.sender, marketId);
+        guard.checkIncrease(msg.sender, marketId);
         usd.safeTransferFrom(msg.sender, address(this), margin);
         _open(msg.sender, isLong, margin, size, oracle.getPrice(marketId), false);
     }
