@@ -44,20 +44,11 @@ __all__ = [
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PLAYBOOK_MONITORS = {
-    "contain-market": [
-        "oracle-deviation-eth",
-        "oracle-deviation-btc",
-        "oracle-deviation-thin",
-        "thin-open-interest",
-    ],
-    "last-resort": [
-        "vault-drain",
-        "vault-round-trip",
-        "insurance-floor",
-        "share-price-step",
-        "vault-books-match-balance",
-        "price-push-by-stranger",
-    ],
+    "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
+    "contain-price-push": ["price-push-by-stranger"],
+    "contain-exposure": ["thin-open-interest"],
+    "contain-extraction": ["vault-round-trip", "lp-value-extraction", "share-price-step", "insurance-floor"],
+    "last-resort": ["vault-books-match-balance"],
 }
 SETUP_PLAYBOOK: dict[str, Any] = {
     "id": "contain-setup",

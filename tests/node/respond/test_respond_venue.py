@@ -69,15 +69,15 @@ async def test_the_example_playbooks_contain_a_market_then_pause_the_venue_as_a_
         for event in events[:3]:
             assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
         assert guard.blocked(ATTACKER).call() and guard.isMarketPaused(1).call()
-        assert guard.maxLeverage(1).call() == 2 and not guard.isVenuePaused().call()  # targeted only
+        assert guard.areExitsHalted(1).call() and not guard.isVenuePaused().call()  # targeted only
         assert not guard.isMarketPaused(0).call()  # the other markets keep trading
         [task] = responder.ratifier.open_tasks  # type: ignore[union-attr]
         assert task.check["view"] == "guardian.marketPause(1)"
 
-        [pause, *_] = await responder.handle(finding("vault-drain"))
+        [pause, *_] = await responder.handle(finding("vault-books-match-balance"))
         await responder.relayer.wait(pause.key)  # type: ignore[union-attr]
         assert guard.isVenuePaused().call()
-        again = await responder.handle(finding("vault-drain", other="x"))  # another finding: still once
+        again = await responder.handle(finding("vault-books-match-balance", other="x"))  # still once
         assert again[0].step is ActionStep.DUPLICATE
 
         # Governance lets both pauses lapse: the venue resumes by itself and breakglass records it.
@@ -86,5 +86,29 @@ async def test_the_example_playbooks_contain_a_market_then_pause_the_venue_as_a_
         closed = await responder.poll()
         assert sorted(e.step for e in closed) == [ActionStep.LAPSED, ActionStep.LAPSED]
         assert not guard.isVenuePaused().call() and not guard.isMarketPaused(1).call()
+    finally:
+        await responder.close()
+
+
+async def test_the_example_playbooks_take_the_least_mode_that_stops_each_threat(
+    anvil: Anvil, build: Build, tmp_path: Path
+) -> None:
+    venue, responder = responder_for(anvil, build, tmp_path)
+    await upgrade_async(f"sqlite:///{tmp_path / 'bg.db'}")
+    guard = venue.guard.functions
+    try:
+        # exposure past the thin pool's depth: that market reduce-only, nothing else
+        events = await responder.handle(finding("thin-open-interest", market="2"))
+        await responder.relayer.wait(events[0].key)  # type: ignore[union-attr]
+        assert guard.isReduceOnly(2).call() and not guard.isMarketPaused(2).call()
+        assert not guard.isReduceOnly(0).call() and not guard.areExitsHalted(2).call()
+        # value extracted from the LP vault: venue reduce-only and a withdrawal limit, no pause
+        events = await responder.handle(finding("vault-round-trip"))
+        sent = [e for e in events if e.step is ActionStep.SUBMITTED]
+        assert [e.action for e in sent] == ["block-attacker", "reduce-only-venue", "limit-withdrawals"]
+        for event in sent:
+            assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
+        assert guard.isReduceOnly(0).call() and guard.withdrawalLimit().call() == 1_000_000 * 10**6
+        assert not guard.isVenuePaused().call() and not guard.isMarketPaused(0).call()
     finally:
         await responder.close()
