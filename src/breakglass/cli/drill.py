@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -189,4 +189,67 @@ def benign(
     if json_path:
         json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     if report.unexpected_reverts or (alerts is not None and alerts.actions):
+        raise typer.Exit(1)
+
+
+@app.command("hard-days")
+@handle_errors
+def hard_days(
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segment",
+            help="crash, squeeze, bank-run, cap-raise, zap-epoch or bots (repeat); all by default",
+        ),
+    ] = None,
+    bounded: Annotated[bool, typer.Option("--bounded", help="the short run make test plays")] = False,
+    steps: Annotated[int | None, typer.Option(help="price steps of a crash or squeeze")] = None,
+    step_pct: Annotated[float | None, typer.Option(help="price move per step (0.03 = 3%)")] = None,
+    crowd: Annotated[
+        float | None, typer.Option(help="crowded side's open interest, fraction of the cap")
+    ] = None,
+    run_fraction: Annotated[
+        float | None, typer.Option(help="fraction of the vault a bank run redeems")
+    ] = None,
+    no_defense: Annotated[bool, typer.Option("--no-defense", help="traffic only, nobody watching")] = False,
+    no_mempool: Annotated[bool, typer.Option("--no-mempool", help="defend from blocks only")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the report as JSON")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
+) -> None:
+    """Hard honest days (crash, squeeze, bank run, cap raise, zaps, bots), each undefended and defended:
+    exits 1 if breakglass made an honest transaction revert, acted, or made a segment lose more."""
+    import dataclasses
+
+    from breakglass.devnet.solc import compile_contracts
+    from breakglass.drills.benign.harddays import HardDayConfig
+    from breakglass.drills.hard_days import run_hard_days
+
+    config = HardDayConfig.bounded() if bounded else HardDayConfig()
+    changes: dict[str, Any] = {
+        "steps": steps, "step_pct": step_pct, "crowd_fraction": crowd, "run_fraction": run_fraction
+    }  # fmt: skip
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    _quiet(verbose)
+    with _console().status("hard honest days" + ("" if no_defense else ", breakglass defending")):
+        report = asyncio.run(
+            run_hard_days(
+                compile_contracts(), config, segment or None, defended=not no_defense, mempool=not no_mempool
+            )
+        )
+    table = Table(title="hard honest days" + ("" if no_defense else ", defended"))
+    for column in ("segment", "honest txs", "reverted by us", "other reverts", "actions", "withheld",
+                   "alerts (high+critical)", "containment loss USD", "pass"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "segment" else "right")
+    for s in report.segments:
+        serious = {m: c for m, c in s.alerts.items() if c.get("high", 0) + c.get("critical", 0)}
+        table.add_row(
+            s.segment, str(s.defended.transactions), str(len(s.defended.ours)),
+            str(len(s.defended.other_reverts)), str(len(s.actions)), str(len(s.withheld)),
+            ", ".join(f"{m} {c.get('high', 0) + c.get('critical', 0)}" for m, c in serious.items()) or "-",
+            f"{s.containment_loss / 1e6:,.0f}", "yes" if s.passed else "NO",
+        )  # fmt: skip
+    _console().print(table)
+    if json_path:
+        json_path.write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    if not report.passed:
         raise typer.Exit(1)

@@ -21,6 +21,7 @@ __all__ = [
     "FeeConfig",
     "GuardianKeyConfig",
     "IncidentAction",
+    "LookConfig",
     "NotifyAction",
     "PlaybookAction",
     "PlaybookConfig",
@@ -163,8 +164,42 @@ class FeeConfig(Strict):
     bump_factor: float = Field(default=1.25, ge=1.1, le=10, description="fee factor of a replacement")
 
 
+class LookConfig(Strict):
+    """Look before acting: every guardian call is first simulated against honest traffic (the node's
+    pending protocol transactions and a replay of the last blocks' ones, as the next blocks' flow); one
+    that would make a ``never_revert`` function revert, or whose harm exceeds the value it protects, is
+    withheld and escalated to people instead of sent (docs/response.md)."""
+
+    pending: bool = Field(default=True, description="sample the node's pending protocol transactions")
+    recent_blocks: int = Field(
+        default=2, ge=0, le=16, description="replay the protocol transactions of the last N blocks"
+    )
+    max_transactions: int = Field(default=64, ge=1, le=1000, description="sampled transactions at most")
+    never_revert: list[str] = Field(
+        default_factory=lambda: ["liquidate*"],
+        description="function-name patterns (fnmatch): an action that would make an honest call of one "
+        "revert is escalated whatever the value at risk (liquidations above all)",
+    )
+    attack_path: list[str] = Field(
+        default_factory=list,
+        description="'playbook.action' ids whose finding proves the never_revert calls are the attack "
+        "path (halting a market whose price is manipulated): for them only harm and value are weighed",
+    )
+    harm_per_transaction: int = Field(
+        default=0, ge=0, description="token units one other honest transaction that would revert costs"
+    )
+    protects: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="'playbook.action' -> view calls 'contract.function(args)' (args templated like a "
+        "call's) whose sum is the value at risk the action protects",
+    )
+
+
 class ResponderConfig(Strict):
     guardian: GuardianKeyConfig | None = None
+    look: LookConfig | None = Field(
+        default=None, description="look before acting: simulate each call's harm on honest traffic first"
+    )
     fees: FeeConfig = Field(default_factory=FeeConfig)
     gas_margin: float = Field(default=1.25, ge=1, le=5, description="gas limit = estimate x this")
     bump_after_blocks: int = Field(default=2, ge=1, le=100)

@@ -80,6 +80,13 @@ class ActionRecorder:
                 if task.ref == event.key and task.kind == TaskKind.RATIFICATION.value:
                     done = TaskStatus.DONE if step is ActionStep.RATIFIED else TaskStatus.CANCELLED
                     await self.incidents.set_task_status(session, task.id, done, actor=actor)
+        elif step is ActionStep.WITHHELD:  # the lookout left the decision to people
+            look = event.detail.get("look") or {}
+            await self.incidents.add_task(
+                session, incident.id, actor=actor, kind=TaskKind.TASK, ref=event.key,
+                title=f"Decide: {event.target} withheld ({look.get('reason', 'harm to honest traffic')})",
+                data=dict(event.detail),
+            )  # fmt: skip
         elif step is ActionStep.ESCALATE:
             try:
                 severity = Severity.parse(str(event.detail.get("severity", "")))

@@ -16,6 +16,7 @@ from breakglass.config import LoadedConfig
 from breakglass.logs import Redactor
 from breakglass.respond.fees import FeePolicy
 from breakglass.respond.ledger import Ledger, make_hot_engine
+from breakglass.respond.lookout import Lookout
 from breakglass.respond.playbook import PlaybookBook
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
@@ -86,6 +87,9 @@ def build_responder(
             bump_after_blocks=settings.responder.bump_after_blocks,
             emit=responder.emit,
         )
+    look = settings.responder.look
+    if look is not None:
+        responder.lookout = Lookout(rpc, look, config.contracts, file=str(config.path))
     responder.safes = SafeService(
         sessions,
         rpc,

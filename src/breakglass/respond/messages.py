@@ -45,6 +45,11 @@ class ActionStep(enum.StrEnum):
     """A playbook asks the notification stage to send ``detail.message``."""
     ESCALATE = "escalate"
     """A playbook asks the incident stage to open or escalate an incident to ``detail.severity``."""
+    ASSESSED = "assessed"
+    """Looked at before it was sent (``detail.look``: sampled honest transactions, those the call makes
+    revert, harm, value at risk, decision)."""
+    WITHHELD = "withheld"
+    """Not sent: its harm to honest traffic outweighs what it protects (``detail.look``); people decide."""
 
 
 @register  # it travels on Topics.ACTIONS: over JetStream only registered types do

@@ -5,6 +5,10 @@ one checked by the policy (refusals audited), deduplicated by its idempotency ke
 guardian relayer, proposed to a Safe, or published for the notification and incident stages. A
 background loop tracks receipts, bumps stuck transactions and watches ratification deadlines.
 
+With ``lookout`` set (``responder.look``), a guardian call is first simulated against honest traffic
+(``respond.lookout``): one that would harm more than it protects is withheld (``withheld``, with the
+numbers) and left to people; a sent one is followed by an ``assessed`` event with the same numbers.
+
 The mempool stage asks for outbidding by passing the pending transaction's fees, either as
 ``handle(finding, outbid=PendingFees(...))`` or in the finding's ``evidence["pending_fees"]``
 (``max_fee_per_gas``, ``max_priority_fee_per_gas``, ``gas_price``: integers in wei).
@@ -27,6 +31,7 @@ from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
 from breakglass.respond.fees import PendingFees
 from breakglass.respond.ledger import Ledger
+from breakglass.respond.lookout import Lookout
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.playbook import CallStep, FailedStep, MessageStep, PlaybookBook, Step, describe_steps
 from breakglass.respond.policy import Policy
@@ -67,6 +72,7 @@ class Responder:
         safes: SafeService | None = None,
         ratifier: RatificationWatcher | None = None,
         rpc: Rpc | None = None,
+        lookout: Lookout | None = None,
         poll_interval: float = 0.5,
     ) -> None:
         self.book = book
@@ -77,6 +83,7 @@ class Responder:
         self.safes = safes
         self.ratifier = ratifier
         self.rpc = rpc
+        self.lookout = lookout
         self.owned_engine: AsyncEngine | None = None
         """The database engine ``build_responder`` made for itself (disposed on close)."""
         self._poll_interval = poll_interval
@@ -166,13 +173,29 @@ class Responder:
             self.policy.check_call(step.call.contract, step.call.function, step.call.value)
             if await self.ledger.is_claimed(step.key):
                 return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
-            self.policy.take_rate(f"{step.playbook}.{step.action}")
             if step.via == "guardian":
                 if self.relayer is None:
                     raise ResponseError("no guardian key configured (responder.guardian)")
+                look = None
+                if self.lookout is not None:
+                    assessment = await self.lookout.assess(
+                        f"{step.playbook}.{step.action}", step.call, finding, self.relayer.address
+                    )
+                    look = assessment.as_detail()
+                    if assessment.withhold:
+                        log.warning("respond.withheld", key=step.key, call=step.call.target, **look)
+                        return await self._audit(
+                            replace(intent, step=ActionStep.WITHHELD, detail={**detail, "look": look})
+                        )
+                self.policy.take_rate(f"{step.playbook}.{step.action}")
                 sent = await self.relayer.execute(intent, step.call, outbid)
+                if look is not None and sent.step is not ActionStep.DUPLICATE:
+                    await self.emit(
+                        replace(intent, step=ActionStep.ASSESSED, detail={**detail, "look": look})
+                    )
                 # A concurrent handler of the same finding claimed it first: audit the duplicate too.
                 return await self._audit(sent) if sent.step is ActionStep.DUPLICATE else sent
+            self.policy.take_rate(f"{step.playbook}.{step.action}")
             return await self._propose(intent, step)
         except PolicyViolation as exc:
             log.warning(
@@ -236,6 +259,11 @@ class Responder:
                                 await self.relayer.plan(step.call, outbid_from(finding))
                             ).as_dict()
                             shown["simulation"] = "ok"
+                            if self.lookout is not None:
+                                look = await self.lookout.assess(
+                                    f"{step.playbook}.{step.action}", step.call, finding, self.relayer.address
+                                )
+                                shown["look"] = look.as_detail()
                     except PolicyViolation as exc:
                         shown["policy"] = f"refused ({exc.rule}): {exc.detail}"
                     except ResponseError as exc:
