@@ -239,7 +239,9 @@ def hard_days(
     table = Table(title="hard honest days" + ("" if no_defense else ", defended"))
     for column in ("segment", "honest txs", "reverted by us", "other reverts", "actions", "withheld",
                    "alerts (high+critical)", "containment loss USD", "pass"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "segment" else "right")
+        table.add_column(
+            column, justify="left" if column == "segment" else "right", no_wrap=column == "segment"
+        )
     for s in report.segments:
         serious = {m: c for m, c in s.alerts.items() if c.get("high", 0) + c.get("critical", 0)}
         table.add_row(

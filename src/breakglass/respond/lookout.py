@@ -39,6 +39,8 @@ __all__ = ["Assessment", "Lookout", "SampledTx"]
 
 log = get_logger(__name__)
 
+SAMPLE_TTL = 2.0
+"""Seconds a finding's sample serves its further steps (its playbooks' calls are handled together)."""
 _VIEW = re.compile(
     r"^(?P<contract>[A-Za-z_][A-Za-z0-9_]*)\.(?P<function>[A-Za-z_][A-Za-z0-9_]*)\((?P<args>.*)\)$"
 )
@@ -161,22 +163,24 @@ class Lookout:
         self.views = _views(config, contracts, file)
         self.names = _selectors(contracts)
         self._blocks: dict[int, list[Mapping[str, Any]]] = {}
+        self._samples: dict[tuple[Any, ...], tuple[float, list[SampledTx], list[bool] | None]] = {}
 
     async def assess(self, action: str, call: ContractCall, finding: Finding, sender: str) -> Assessment:
         """The verdict on sending ``call`` (the playbook's ``action``) from ``sender`` for ``finding``."""
         started = time.perf_counter()
         try:
-            sample = await self._sample(finding)
+            sample, before = await self._sampled(finding)
         except BreakglassError as exc:  # no look possible: containment goes on, the reason is recorded
             log.warning("respond.look_failed", error=str(exc)[:200])
             return Assessment(0, (), (), 0, None, False, f"look failed: {exc}"[:200], 0.0)
         harmed: list[SampledTx] = []
-        if sample:
-            harmed = await self._harmed(call, sender, sample)
+        if sample and before is not None:
+            harmed = await self._harmed(call, sender, sample, before)
         proven = action in self.config.attack_path
         never = () if proven else tuple(t for t in harmed if self._never(t.call))
         harm = len(harmed) * self.config.harm_per_transaction
-        value = await self._value(action, finding)
+        # the value at risk only matters against some harm: no read on the hot path otherwise
+        value = await self._value(action, finding) if harm else None
         if never:
             withhold = True
             reason = f"{len(never)} honest {never[0].call} call(s) would revert (never_revert)"
@@ -200,6 +204,21 @@ class Lookout:
     def _never(self, call: str) -> bool:
         function = call.rsplit(".", 1)[-1]
         return any(fnmatch.fnmatchcase(function, p) for p in self.config.never_revert)
+
+    async def _sampled(self, finding: Finding) -> tuple[list[SampledTx], list[bool] | None]:
+        """The sample for ``finding`` and how it runs without any action: made once for all the steps
+        of the finding's playbooks (they are handled within moments of each other)."""
+        now = time.monotonic()
+        key = (finding.fingerprint, finding.monitor_id, finding.tx_hash, finding.block_number)
+        cached = self._samples.get(key)
+        if cached is not None and now - cached[0] < SAMPLE_TTL:
+            return cached[1], cached[2]
+        sample = await self._sample(finding)
+        before = await self._simulate(sample) if sample else None
+        self._samples[key] = (now, sample, before)
+        while len(self._samples) > 64:
+            self._samples.pop(next(iter(self._samples)))
+        return sample, before
 
     async def _sample(self, finding: Finding) -> list[SampledTx]:
         """Honest protocol transactions: pending first, then the last blocks', newest first."""
@@ -256,8 +275,9 @@ class Lookout:
                 self._blocks.pop(min(self._blocks))
         return cached
 
-    async def _harmed(self, call: ContractCall, sender: str, sample: Sequence[SampledTx]) -> list[SampledTx]:
-        replay = [
+    @staticmethod
+    def _replay(sample: Sequence[SampledTx]) -> list[dict[str, Any]]:
+        return [
             {
                 "from": t.body.get("from"),
                 "to": t.body.get("to"),
@@ -267,24 +287,33 @@ class Lookout:
             }
             for t in sample
         ]
-        action = {"from": sender, "to": call.address, "input": "0x" + call.data.hex(), "value": "0x0"}
 
-        def request(calls: list[dict[str, Any]]) -> Any:
-            return self.rpc.call(
+    async def _simulate(
+        self, sample: Sequence[SampledTx], first: dict[str, Any] | None = None
+    ) -> list[bool] | None:
+        """Which of ``sample`` succeed, run in order on the latest state (after ``first``, if given)."""
+        calls = ([first] if first else []) + self._replay(sample)
+        try:
+            answer = await self.rpc.call(
                 "eth_simulateV1", {"blockStateCalls": [{"calls": calls}], "validation": False}, "latest"
             )
-
-        try:
-            without, with_action = await asyncio.gather(request(replay), request([action, *replay]))
         except BreakglassError as exc:
             log.warning("respond.look_failed", error=str(exc)[:200])
-            return []
-        before = _status(without, len(replay))
-        after = _status(with_action, len(replay) + 1)
-        if before is None or after is None:
+            return None
+        statuses = _status(answer, len(calls))
+        if statuses is None:
             log.warning("respond.look_malformed")
+            return None
+        return statuses[1:] if first else statuses
+
+    async def _harmed(
+        self, call: ContractCall, sender: str, sample: Sequence[SampledTx], before: Sequence[bool]
+    ) -> list[SampledTx]:
+        action = {"from": sender, "to": call.address, "input": "0x" + call.data.hex(), "value": "0x0"}
+        after = await self._simulate(sample, first=action)
+        if after is None:
             return []
-        return [t for t, ok, now in zip(sample, before, after[1:], strict=True) if ok and not now]
+        return [t for t, ok, now in zip(sample, before, after, strict=True) if ok and not now]
 
     async def _value(self, action: str, finding: Finding) -> int | None:
         views = self.views.get(action)
