@@ -44,7 +44,8 @@ policy:
 playbooks:
   - id: halt
     match: {monitors: [price]}
-    actions: [{kind: call, id: halt-exits, contract: guardian, function: haltExits, args: ["{labels.market}"]}]
+    actions:
+      - {kind: call, id: halt-exits, contract: guardian, function: haltExits, args: ["{labels.market}"]}
   - id: pause
     match: {monitors: [price]}
     actions: [{kind: call, id: pause-venue, contract: guardian, function: pauseVenue}]
