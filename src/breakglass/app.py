@@ -7,6 +7,7 @@ Each stage contributes one builder call below, in pipeline order.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,21 @@ from breakglass.incidents.stage import build_incident_stage
 from breakglass.logs import Redactor, active_redactor
 from breakglass.store.db import Store
 
-__all__ = ["App", "build_app"]
+__all__ = ["RECURSION_LIMIT", "App", "build_app", "restore_recursion_limit"]
+
+RECURSION_LIMIT = 1000
+"""CPython's own default. ``py_ecc`` (through ``eth-account``) and ``py-evm`` (through
+``safe-eth-py``) raise the limit to 100,000 when imported, past the point where a deeply nested
+JSON document (an API body, an RPC answer) overflows the C stack and kills the process instead of
+raising ``RecursionError``. Nothing in breakglass recurses deeply."""
+
+
+def restore_recursion_limit(limit: int = RECURSION_LIMIT) -> int:
+    """Lower the interpreter's recursion limit to ``limit`` (never raise it); returns the old one."""
+    old = sys.getrecursionlimit()
+    if old > limit:
+        sys.setrecursionlimit(limit)
+    return old
 
 
 @dataclass
@@ -81,4 +96,5 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
         app.components["respond"] = build_responder(config, app.bus, redactor, store=store)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     app.components["incidents"] = build_incident_stage(config, app.bus, store)
+    restore_recursion_limit()  # after the imports above, which raise it (see RECURSION_LIMIT)
     return app

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,8 +26,10 @@ __all__ = [
     "HttpReceiver",
     "RecordingChannel",
     "RecordingHandler",
+    "empty_store",
     "eventually",
     "make_finding",
+    "postgres_database",
     "service_url",
     "wait_until",
 ]
@@ -230,3 +234,35 @@ def service_url(env: str, what: str, example: str) -> str:
             pytest.fail(message + "; BREAKGLASS_REQUIRE_SERVICES=1 forbids skipping them")
         pytest.skip(message)
     return url
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (a unique name), dropped
+    afterwards even while connections remain; yields its URL."""
+    import psycopg  # the [postgres] extra
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"bg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def empty_store(engine: Any) -> None:
+    """Delete every row of a migrated store (an ``AsyncEngine``), leaving it as migrated: faster
+    than a new database per test."""
+    from sqlalchemy import delete, insert
+
+    from breakglass.incidents.timeline import GENESIS, TimelineHead
+    from breakglass.store.tables import metadata
+
+    async with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))
+        await conn.execute(insert(TimelineHead).values(id=1, seq=0, hash=GENESIS))  # as migrated

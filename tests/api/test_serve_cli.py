@@ -26,7 +26,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(url: str, headers: dict[str, str], within: float = 30) -> httpx.Response:
+def _wait_for(url: str, headers: dict[str, str], within: float = 90) -> httpx.Response:
     deadline = time.monotonic() + within
     while True:
         try:
@@ -70,6 +70,23 @@ def test_a_token_created_on_the_command_line_opens_the_served_api_and_ctrl_c_sto
         assert health.status_code == 200 and health.json()["status"] == "ok"
         assert httpx.get(base + "/api/v1/health", timeout=5).status_code == 401
         assert "server" not in {k.lower() for k in health.headers}  # no version banner
+
+        # Issue 13: a body nested 100,000 deep killed the process (segfault, exit 139).
+        deep = b"[" * 100_000 + b"]" * 100_000
+        json_headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+        answer = httpx.post(base + "/api/v1/silences", content=deep, headers=json_headers, timeout=10)
+        assert answer.status_code == 422, answer.text
+        assert (
+            httpx.get(base + "/api/v1/health", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
+
+        # No proxy is trusted unless named: a local process cannot claim HTTPS (a Secure cookie) or
+        # another client address with X-Forwarded-* headers.
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        login = httpx.post(base + "/login", data={"token": token}, headers=forwarded, timeout=10)
+        assert login.status_code == 303 and "bg_session=" in login.headers["set-cookie"]
+        assert "secure" not in login.headers["set-cookie"].lower()
     finally:
         server.send_signal(signal.SIGINT)
         _out, err = server.communicate(timeout=30)

@@ -6,20 +6,15 @@ dropped after), migrated to head once; every test starts from empty tables.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import delete, insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.incidents.timeline import GENESIS, TimelineHead
 from breakglass.store import migrate
 from breakglass.store.db import make_engine, make_sessionmaker
-from breakglass.store.tables import metadata
+from breakglass.testing import empty_store, postgres_database
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -27,25 +22,13 @@ BACKENDS = [
 ]
 
 
-def _admin_dsn(url: str) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
-
-
 def fresh_database(request: pytest.FixtureRequest, backend: str, tmp: Path) -> Iterator[str]:
     """A new, empty database URL for ``backend``; a PostgreSQL database is dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp / 'breakglass.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    name = f"bg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -64,10 +47,7 @@ def migrated_url(db_url: str) -> str:
 async def sessions(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A sessionmaker on the migrated database, its tables emptied before the test."""
     engine = make_engine(migrated_url)
-    async with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            await conn.execute(delete(table))
-        await conn.execute(insert(TimelineHead).values(id=1, seq=0, hash=GENESIS))  # as migrated
+    await empty_store(engine)
     try:
         yield make_sessionmaker(engine)
     finally:

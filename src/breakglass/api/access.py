@@ -3,7 +3,9 @@
 Authentication runs as ASGI middleware *before* routing, so an unauthenticated caller learns nothing:
 not whether a path exists (no 404 vs 405), not what a body should look like (no 422), only ``401``.
 Routes then state the least role they need with :func:`require`. A caller with too small a role gets
-``403`` and nothing else.
+``403`` and nothing else, before its body is read: every router is built with
+:class:`GuardedRoute`, which checks the role ahead of FastAPI's body parsing (a dependency alone runs
+after it, so a viewer's body was parsed, and could crash the parser, before its 403).
 
 CSRF: the browser attaches the session cookie by itself, so a mutating request authenticated by the
 cookie must also carry the session's CSRF secret in ``X-CSRF-Token`` (the dashboard sets it on every
@@ -14,11 +16,14 @@ need neither: nothing sends their header for them.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,6 +35,7 @@ __all__ = [
     "PUBLIC_PATHS",
     "AccessMiddleware",
     "Admin",
+    "GuardedRoute",
     "Responder",
     "Viewer",
     "make_authenticator",
@@ -142,20 +148,90 @@ def _unauthenticated(request: Request) -> Response:
     return JSONResponse({"detail": "unauthorized"}, status_code=401, headers=headers)
 
 
-def require(role: Role) -> Callable[[Request], Principal]:
+_BEARER = HTTPBearer(auto_error=False, description="an API token: `breakglass tokens create`")
+"""Declares the bearer scheme in the OpenAPI spec; the token itself is checked by the middleware."""
+
+
+def _principal(request: Request, role: Role) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        # Unreachable behind AccessMiddleware; kept so a route mounted elsewhere still fails closed.
+        raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    if principal.role < role:
+        raise HTTPException(403, "forbidden")
+    return principal
+
+
+def require(role: Role) -> Callable[..., Principal]:
     """A route dependency: the caller's principal, if its role is at least ``role``; else 403."""
 
-    def dependency(request: Request) -> Principal:
-        principal = getattr(request.state, "principal", None)
-        if not isinstance(principal, Principal):
-            # Unreachable behind AccessMiddleware; kept so a route mounted elsewhere still fails closed.
-            raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
-        if principal.role < role:
-            raise HTTPException(403, "forbidden")
-        return principal
+    def dependency(request: Request, _bearer: Annotated[Any, Security(_BEARER)]) -> Principal:
+        return _principal(request, role)
 
     dependency.__name__ = f"require_{role}"
+    dependency.least_role = role  # type: ignore[attr-defined]  # read by GuardedRoute
     return dependency
+
+
+def _least_role(dependant: Dependant) -> Role | None:
+    roles = [_least_role(d) for d in dependant.dependencies]
+    own = getattr(dependant.call, "least_role", None)
+    found = [r for r in [own, *roles] if isinstance(r, Role)]
+    return max(found) if found else None
+
+
+_ERRORS: dict[int, str] = {
+    401: "no valid token (send `Authorization: Bearer <token>`)",
+    403: "the token's role may not do this (or a dashboard write without its CSRF token)",
+    413: "the request body is over the size limit",
+    422: "invalid input: `detail` lists each problem (or says why the body could not be read)",
+    503: "the store or the chain does not answer",
+}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class GuardedRoute(APIRoute):
+    """An API route that checks the caller's role (from its :func:`require` dependency) before
+    FastAPI reads and parses the request body; the dependency checks it again, harmlessly.
+
+    It also documents the error answers every route can give, each with the ``Problem`` shape:
+    401/403 when a role is required, 413 and 422 when a body may be sent (the request limits apply
+    to any), 422 when it takes parameters, and 503.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        from breakglass.api.schemas import Problem  # schemas imports the domain; access stays light
+
+        responses: dict[int | str, dict[str, Any]] = dict(kwargs.pop("responses", None) or {})
+        for code, description in _ERRORS.items():
+            responses.setdefault(code, {"description": description})
+        for status, response in list(responses.items()):
+            if int(status) >= 400 and "model" not in response and "content" not in response:
+                responses[status] = {**response, "model": Problem}
+        super().__init__(path, endpoint, responses=responses, **kwargs)
+        takes_body = bool(set(self.methods or ()) & _BODY_METHODS)
+        params = self.dependant.path_params or self.dependant.query_params or self.body_field
+        unused = set()
+        if _least_role(self.dependant) is None:
+            unused |= {401, 403}
+        if not takes_body:
+            unused.add(413)
+            if not params:
+                unused.add(422)
+        for status in unused:
+            self.responses.pop(status, None)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Any]]:
+        handler = super().get_route_handler()
+        role = _least_role(self.dependant)
+        if role is None:
+            return handler
+
+        async def guarded(request: Request) -> Any:
+            _principal(request, role)
+            return await handler(request)
+
+        return guarded
 
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]

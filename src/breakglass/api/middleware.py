@@ -1,4 +1,5 @@
-"""The HTTP layers around every route: request metrics, security headers, redaction of secrets.
+"""The HTTP layers around every route: request metrics, security headers, redaction of secrets,
+``OPTIONS`` answers.
 
 Pure ASGI middleware (no buffering of streams except where stated), so the live event stream flows
 through untouched.
@@ -6,12 +7,16 @@ through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from breakglass.api.routes.metrics import REQUESTS
 from breakglass.logs import Redactor
 
-__all__ = ["CSP", "RedactSecrets", "RequestMetrics", "SecurityHeaders"]
+__all__ = ["CSP", "AllowedMethods", "RedactSecrets", "RequestMetrics", "SecurityHeaders"]
 
 CSP = "; ".join(
     [
@@ -127,3 +132,39 @@ class RedactSecrets:
             await send(message)
 
         await self.app(scope, receive, send_redacted)
+
+
+def _routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI keeps included routers as nodes
+        out += _routes(included.routes) if included is not None else [route]
+    return out
+
+
+class AllowedMethods:
+    """``OPTIONS`` on a path answers ``204`` with ``Allow`` naming its methods (RFC 9110), instead
+    of a 405 without one; a path nothing serves goes on to its 404. No CORS: the API is same-origin."""
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+        self.app = app
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        methods: set[str] = set()
+        for route in _routes(self._routes()):
+            if isinstance(route, Mount):
+                continue
+            match, _child = route.matches(scope)
+            if match is not Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+        if not methods:
+            await self.app(scope, receive, send)
+            return
+        if "GET" in methods:
+            methods.add("HEAD")
+        allow = ", ".join(sorted(methods | {"OPTIONS"}))
+        await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)

@@ -42,13 +42,17 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
-    forwarded_allow_ips: str = "127.0.0.1",
+    forwarded_allow_ips: str | None = None,
     on_started: Callable[[uvicorn.Server], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Start the app and every component with a ``run(stop)``, serve HTTP until interrupted (or
     ``stop`` is set), then stop the components and close the app. A component that fails stops the
-    server too: a dashboard over a dead pipeline would look calm while nothing is watched."""
+    server too: a dashboard over a dead pipeline would look calm while nothing is watched.
+
+    ``X-Forwarded-*`` headers are believed only from ``forwarded_allow_ips`` (comma-separated proxy
+    addresses); by default from nobody, so no local process can claim HTTPS or another client
+    address by setting them."""
     stop = stop or asyncio.Event()
     server = _Server(
         uvicorn.Config(
@@ -56,8 +60,8 @@ async def serve(
             host=host,
             port=port,
             log_config=None,  # structlog (configured by the CLI) owns the output
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
             server_header=False,
         ),
         on_started,

@@ -19,7 +19,7 @@ __all__ = ["serve"]
 SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not its value)
 
 
-async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips: str) -> None:
+async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips: str | None) -> None:
     # Imported here so that every other command starts without loading the web stack.
     from breakglass.api.application import create_api
     from breakglass.api.server import serve
@@ -41,8 +41,9 @@ def serve(
     host: Annotated[str, typer.Option(help="listen address; put TLS in front for others")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
     forwarded_allow_ips: Annotated[
-        str, typer.Option(help="proxies trusted for X-Forwarded-Proto/For (comma-separated IPs)")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(help="proxies trusted for X-Forwarded-Proto/For (comma-separated IPs); default: none"),
+    ] = None,
 ) -> None:
     """Run the pipeline and serve the API (/api/v1, /metrics, /openapi.json) and the dashboard (/)
     until interrupted.

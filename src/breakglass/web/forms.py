@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from breakglass.api.access import Responder
+from breakglass.api.access import GuardedRoute, Responder
 from breakglass.api.context import Ctx
 from breakglass.api.routes import incidents as incidents_api
 from breakglass.api.routes import safe as safe_api
@@ -26,7 +26,7 @@ from breakglass.incidents.models import IncidentState, Resolution
 from breakglass.web.pages import actions_view, incident_panel
 from breakglass.web.templating import render
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=GuardedRoute)
 
 
 def _message(exc: Exception) -> str:

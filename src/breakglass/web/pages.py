@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import ApiContext, Ctx
 from breakglass.api.routes import actions as actions_api
 from breakglass.api.routes import alerts as alerts_api
@@ -30,7 +30,7 @@ from breakglass.web.templating import render
 
 __all__ = ["actions_view", "incident_panel", "router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=GuardedRoute)
 
 OPEN: set[IncidentState] = {s for s in IncidentState if s is not IncidentState.CLOSED}
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from breakglass.api.access import Viewer, same_origin
+from breakglass.api.access import GuardedRoute, Viewer, same_origin
 from breakglass.api.auth import TokenStore
 from breakglass.api.context import Ctx
 from breakglass.logs import get_logger
@@ -16,7 +16,7 @@ from breakglass.web.templating import render
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=GuardedRoute)
 log = get_logger(__name__)
 
 

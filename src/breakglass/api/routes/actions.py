@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
-from breakglass.api.schemas import NOT_FOUND
+from breakglass.api.schemas import NO_NUL, NOT_FOUND
 from breakglass.respond.ledger import LedgerRow
 from breakglass.respond.messages import ActionStep
 
 __all__ = ["ActionOut", "StepOut", "router", "summarise"]
 
-router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
+router = APIRouter(prefix="/api/v1/actions", tags=["actions"], route_class=GuardedRoute)
 
 FINAL_STEPS = frozenset(
     {ActionStep.CONFIRMED, ActionStep.FAILED, ActionStep.REFUSED, ActionStep.DUPLICATE,
@@ -93,7 +93,9 @@ async def list_actions(
 
 
 @router.get("/{key:path}", response_model=ActionOut, responses=NOT_FOUND)
-async def get_action(key: str, ctx: Ctx, _who: Viewer) -> ActionOut:
+async def get_action(
+    key: Annotated[str, Path(min_length=1, max_length=500, pattern=NO_NUL)], ctx: Ctx, _who: Viewer
+) -> ActionOut:
     rows = await ctx.ledger.history(key) if len(key) <= 300 else []
     if not rows:
         raise HTTPException(404, f"no action {key!r}")

@@ -10,13 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from breakglass.alerts.models import AlertRow, AlertStatus
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
-from breakglass.api.schemas import severity_name
+from breakglass.api.schemas import NO_NUL, severity_name
 
 __all__ = ["AlertOut", "router"]
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=GuardedRoute)
 
 
 class AlertOut(BaseModel):
@@ -50,8 +50,8 @@ async def list_alerts(
     ctx: Ctx,
     _who: Viewer,
     status: Annotated[list[AlertStatus] | None, Query()] = None,
-    incident_id: Annotated[str | None, Query(max_length=32)] = None,
-    monitor_id: Annotated[str | None, Query(max_length=100)] = None,
+    incident_id: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
+    monitor_id: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[AlertOut]:

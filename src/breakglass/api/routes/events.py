@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.auth import Principal, TokenStore
 from breakglass.api.context import ApiContext, Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], route_class=GuardedRoute)
 
 
 async def _while_authorised(ctx: ApiContext, who: Principal) -> AsyncIterator[str]:

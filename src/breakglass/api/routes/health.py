@@ -10,12 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from breakglass import __version__
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
 
 __all__ = ["Health", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix="/api/v1", tags=["health"], route_class=GuardedRoute)
 
 _STARTED = time.monotonic()
 

@@ -12,9 +12,19 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from breakglass.api.access import Responder, Viewer
+from breakglass.api.access import GuardedRoute, Responder, Viewer
 from breakglass.api.context import Ctx
-from breakglass.api.schemas import NOT_FOUND, TimelineOut, severity_name
+from breakglass.api.schemas import (
+    INT32_MAX,
+    INT64_MAX,
+    NO_NUL,
+    NOT_FOUND,
+    ApiInput,
+    BodyInt,
+    TimelineOut,
+    severity_name,
+    text,
+)
 from breakglass.domain import Severity
 from breakglass.incidents.errors import IncidentNotFound
 from breakglass.incidents.metrics import incident_metrics
@@ -32,9 +42,9 @@ from breakglass.incidents.timeline import TimelineEntry, TimelineKind
 
 __all__ = ["IncidentDetail", "IncidentOut", "NoteIn", "ReopenIn", "TransitionIn", "router"]
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], route_class=GuardedRoute)
 
-IncidentId = Annotated[str, Field(min_length=1, max_length=32)]
+IncidentId = Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "the lifecycle does not allow it (a closed incident takes nothing but a reopen)"}
 }
@@ -124,38 +134,40 @@ class IncidentDetail(BaseModel):
     transitions: list[TransitionOut]
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(ApiInput):
     to: IncidentState
     resolution: Resolution | None = None
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
     duplicate_of: IncidentId | None = None
-    block: int | None = Field(default=None, ge=0)
+    block: BodyInt | None = Field(default=None, ge=0, le=INT64_MAX)
+    """The block containment took effect in (``contained`` only)."""
 
 
-class ReopenIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+class ReopenIn(ApiInput):
+    reason: str = text(2000)
 
 
-class NoteIn(BaseModel):
-    text: str = Field(min_length=1, max_length=10_000)
+class NoteIn(ApiInput):
+    text: str = text(10_000)
 
 
-class ParticipantIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+class ParticipantIn(ApiInput):
+    name: str = text(100)
     role: IncidentRole
 
 
-class TaskIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
-    due_at: int | None = Field(default=None, ge=0, le=2**53)
-    assignee: str | None = Field(default=None, min_length=1, max_length=100)
+class TaskIn(ApiInput):
+    title: str = text(300)
+    due_at: BodyInt | None = Field(default=None, ge=0, le=2**53)
+    """Milliseconds since the epoch."""
+    assignee: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
 
 
-class TaskStatusIn(BaseModel):
+class TaskStatusIn(ApiInput):
     status: TaskStatus
 
 
-class SeverityIn(BaseModel):
+class SeverityIn(ApiInput):
     severity: str = Field(pattern=r"^(info|low|medium|high|critical)$")
 
 
@@ -318,7 +330,7 @@ async def add_task(incident_id: IncidentId, body: TaskIn, ctx: Ctx, who: Respond
 )
 async def set_task_status(
     incident_id: IncidentId,
-    task_id: Annotated[int, Field(ge=1, le=2**62)],
+    task_id: Annotated[int, Field(ge=1, le=INT32_MAX)],
     body: TaskStatusIn,
     ctx: Ctx,
     who: Responder,

@@ -11,14 +11,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import ApiContext, Ctx
 from breakglass.chain.checkpoint import CheckpointStore
 from breakglass.incidents.models import Incident, IncidentFinding, IncidentState
 
 __all__ = ["InvariantHealth", "InvariantOut", "invariant_health", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["invariants"])
+router = APIRouter(prefix="/api/v1", tags=["invariants"], route_class=GuardedRoute)
 
 _KINDS = ("invariant", "flow")
 

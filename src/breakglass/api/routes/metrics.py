@@ -7,11 +7,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
-from breakglass.api.access import Viewer
+from breakglass.api.access import GuardedRoute, Viewer
 
 __all__ = ["REQUESTS", "router"]
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=GuardedRoute)
 
 REQUESTS = Counter(
     "breakglass_api_requests",

@@ -14,15 +14,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from breakglass.api.access import Responder, Viewer
+from breakglass.api.access import GuardedRoute, Responder, Viewer
 from breakglass.api.context import ApiContext, Ctx
-from breakglass.api.schemas import NOT_FOUND
+from breakglass.api.schemas import NOT_FOUND, ApiInput
 from breakglass.errors import ResponseError
 from breakglass.respond.safe import SafeProposalRow
 
 __all__ = ["ProposalOut", "SignatureIn", "SignatureOut", "router"]
 
-router = APIRouter(prefix="/api/v1/safe/proposals", tags=["safe"])
+router = APIRouter(prefix="/api/v1/safe/proposals", tags=["safe"], route_class=GuardedRoute)
 
 SafeTxHash = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -49,7 +49,7 @@ class ProposalOut(BaseModel):
         return cls(**{name: getattr(row, name) for name in cls.model_fields})
 
 
-class SignatureIn(BaseModel):
+class SignatureIn(ApiInput):
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
     """65 bytes r‖s‖v over the Safe transaction hash, v = 27 or 28."""
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from breakglass.alerts.models import Silence
-from breakglass.api.access import Responder, Viewer
+from breakglass.api.access import GuardedRoute, Responder, Viewer
 from breakglass.api.context import Ctx
-from breakglass.api.schemas import NOT_FOUND
+from breakglass.api.schemas import INT32_MAX, NOT_FOUND, ApiInput, BodyInt
 
 __all__ = ["SilenceIn", "SilenceOut", "router"]
 
-router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+router = APIRouter(prefix="/api/v1/silences", tags=["silences"], route_class=GuardedRoute)
 
 _MS_MAX = 2**53  # JSON-safe integers; far beyond any real deadline
-INVALID: dict[int | str, dict[str, Any]] = {422: {"description": "bad matchers, comment or window"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "invalid input, a matcher that does not parse (a bad regex), or a window that ends "
+        "before it starts"
+    }
+}
 
 
 class SilenceOut(BaseModel):
@@ -37,14 +42,26 @@ class SilenceOut(BaseModel):
                    active=row.starts_at <= now_ms < row.ends_at)  # fmt: skip
 
 
-class SilenceIn(BaseModel):
-    matchers: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(min_length=1, max_length=20)
+_MATCHER = r"^\s*[A-Za-z_][A-Za-z0-9_.-]*\s*(=~|!~|!=|>=|<=|=|>|<)[^\x00]*$"
+
+
+class SilenceIn(ApiInput):
+    """Exactly one of ``ends_at`` and ``duration_minutes``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["ends_at"]}, {"required": ["duration_minutes"]}]}
+    )
+
+    matchers: list[Annotated[str, Field(min_length=1, max_length=500, pattern=_MATCHER)]] = Field(
+        min_length=1, max_length=20
+    )
     """Label matchers, all of which must match: ``name=value``, ``!=``, ``=~regex``, ``!~regex``."""
-    comment: str = Field(min_length=1, max_length=2000)
-    ends_at: int | None = Field(default=None, ge=0, le=_MS_MAX)
+    comment: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+    """Why (not blank)."""
+    ends_at: BodyInt | None = Field(default=None, ge=0, le=_MS_MAX)
     """End, in ms since the epoch; or give ``duration_minutes``."""
-    duration_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 365)
-    starts_at: int | None = Field(default=None, ge=0, le=_MS_MAX)
+    duration_minutes: BodyInt | None = Field(default=None, ge=1, le=60 * 24 * 365)
+    starts_at: BodyInt | None = Field(default=None, ge=0, le=_MS_MAX)
 
 
 @router.get("", response_model=list[SilenceOut])
@@ -76,7 +93,7 @@ async def create_silence(body: SilenceIn, ctx: Ctx, who: Responder) -> SilenceOu
 
 @router.post("/{silence_id}/expire", response_model=SilenceOut, responses=NOT_FOUND)
 async def expire_silence(
-    silence_id: Annotated[int, Field(ge=1, le=2**62)], ctx: Ctx, who: Responder
+    silence_id: Annotated[int, Field(ge=1, le=INT32_MAX)], ctx: Ctx, who: Responder
 ) -> SilenceOut:
     """End a silence now (audited by the service); expiring an ended one changes nothing."""
     async with ctx.transaction() as session:

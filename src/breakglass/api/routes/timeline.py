@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from breakglass.api.access import Admin, Viewer
+from breakglass.api.access import Admin, GuardedRoute, Viewer
 from breakglass.api.context import Ctx
-from breakglass.api.schemas import TimelineOut
+from breakglass.api.schemas import NO_NUL, TimelineOut
 from breakglass.incidents.timeline import TimelineKind, list_events, verify_chain
 
 __all__ = ["ChainCheck", "router"]
 
-router = APIRouter(prefix="/api/v1/timeline", tags=["timeline"])
+router = APIRouter(prefix="/api/v1/timeline", tags=["timeline"], route_class=GuardedRoute)
 
 
 class ChainCheck(BaseModel):
@@ -32,7 +32,7 @@ async def list_timeline(
     _who: Viewer,
     after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
     kind: Annotated[list[TimelineKind] | None, Query()] = None,
-    incident_id: Annotated[str | None, Query(max_length=32)] = None,
+    incident_id: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[TimelineOut]:
     """Chain order from ``after_seq`` (exclusive): page with the last ``seq`` seen, or catch up after
