@@ -7,10 +7,11 @@ price. Here, on PerpsV2: the ETH feed publishes 1.9x the market (inside Syntheti
 whose threshold factor is 3 on this deployment), the attacker opens a 500 ETH short at the wrong price,
 the feed corrects, the attacker closes and withdraws. The debt pool pays the profit in freshly minted sUSD.
 
-Public mempool: every step is broadcast right after a block on a node mining a block a second with a
-fee-ordered mempool. Defended, breakglass sees the misreport pending (``eth-price-step`` breaks on its
-simulated post-state), and the guardian's ``SystemStatus.suspendFuturesMarket(sETHPERP)`` outbids it into
-the same block; every later trade on that market reverts with "Market suspended".
+Public mempool: every step is broadcast right after a block on a node mining a block every two seconds
+(OP Mainnet's block time, where PerpsV2 runs) with a fee-ordered mempool. Defended, breakglass sees the
+misreport pending (``eth-price-step`` breaks on its simulated post-state), and the guardian's
+``SystemStatus.suspendFuturesMarket(sETHPERP)`` outbids it into the same block; every later trade on that
+market reverts with "Market suspended".
 
 Honest traffic: traders opening, resizing and closing positions and moving margin, the feeds walking at
 most 1% a block, a keeper flagging and liquidating what can be liquidated.
@@ -50,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "breakglass.yaml"
 NODE_ARGS = ("--prune-history", "512")
 CODE_SIZE_LIMIT = 0x10000  # Synthetix's PerpsV2 delayed-execution module is 26 kB (OP allows it)
+BLOCK_TIME = 2  # seconds, as on OP Mainnet: the public-mempool window the suspension has to land in
 ETH_PRICE = 2_000
 BAD_PRICE = 3_800  # 1.9x: inside the circuit breaker's factor of 3
 ATTACK_MARGIN = dec(200_000)
@@ -151,7 +153,7 @@ def play(node: Anvil, w3: Web3, steps: list[Step], *, public: bool) -> tuple[int
     hashes: list[tuple[str, str]] = []
     if public:
         node.rpc("evm_setAutomine", False)
-        node.rpc("evm_setIntervalMining", 1)
+        node.rpc("evm_setIntervalMining", BLOCK_TIME)
     first = w3.eth.block_number
     try:
         for step in steps:
