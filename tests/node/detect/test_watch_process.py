@@ -95,8 +95,9 @@ def test_a_killed_watch_process_resumes_at_the_next_block_and_loses_no_finding(
     assert processed(db) == list(range(first, head + 1))  # every block once, none skipped
     seen = [str(f["tx"]) for f in findings(out1) + findings(out2)]
     assert set(seen) == set(sent)  # every deposit raised its finding
-    # only blocks after the last checkpoint, in the two windows in flight at the kill (the one being
-    # handled and the one whose checkpoint was being written), are handled again
+    # only blocks after the last checkpoint are handled again: a checkpointed block never is. How many
+    # follow it depends on how far the handling ran ahead of the write-behind checkpoint when the kill
+    # came (one or two intervals on an idle machine; under heavy load a backlog of several windows)
     blocks_seen = [int(str(f["block"])) for f in findings(out1) + findings(out2)]
     repeated = {b for b in blocks_seen if blocks_seen.count(b) > 1}
-    assert all(checkpoint < b <= checkpoint + 2 * 20 for b in repeated), (checkpoint, sorted(repeated))
+    assert all(b > checkpoint for b in repeated), (checkpoint, sorted(repeated))
