@@ -85,7 +85,7 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
     if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
         from breakglass.detect.service import build_watcher
 
-        app.components["watcher"] = watcher = build_watcher(config, app.bus)
+        app.components["watcher"] = watcher = build_watcher(config, app.bus, health=store.health)
         if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
             from breakglass.simulate import build_mempool
 

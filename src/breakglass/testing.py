@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -26,6 +29,7 @@ __all__ = [
     "HttpReceiver",
     "RecordingChannel",
     "RecordingHandler",
+    "SqliteLock",
     "empty_store",
     "eventually",
     "make_finding",
@@ -35,6 +39,61 @@ __all__ = [
 ]
 
 Handler = Callable[[str, list[Any]], Any]
+
+
+class SqliteLock:
+    """Another holder of a SQLite database's write lock (``BEGIN EXCLUSIVE``), as a backup tool or an
+    open ``sqlite3`` shell: other connections' writes fail with 'database is locked' after their busy
+    timeout, reads go on (WAL). In this process by default, or in a child process with
+    ``process=True``. ``with SqliteLock(path): ...``, or ``acquire()`` and ``release()``."""
+
+    _CHILD = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+        "c.execute('ROLLBACK')\n"
+    )
+
+    def __init__(self, path: str | os.PathLike[str], *, process: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.process = process
+        self._conn: Any = None
+        self._child: subprocess.Popen[str] | None = None
+
+    def acquire(self) -> SqliteLock:
+        if self.process:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", self._CHILD, self.path],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert self._child.stdout is not None
+            if self._child.stdout.readline().strip() != "locked":
+                raise RuntimeError(f"the lock holder could not lock {self.path}")
+        else:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._conn.execute("BEGIN EXCLUSIVE")
+        return self
+
+    def release(self) -> None:
+        if self._child is not None:
+            assert self._child.stdin is not None
+            self._child.stdin.close()
+            self._child.wait(timeout=30)
+            if self._child.stdout is not None:
+                self._child.stdout.close()
+            self._child = None
+        if self._conn is not None:
+            self._conn.execute("ROLLBACK")
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SqliteLock:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
 
 class FakeTransport:

@@ -4,6 +4,8 @@ pipeline, one transaction per batch; what changed is published after commit.
 Retractions (a reorg removed the block, or a detector withdrew a finding) never delete: the alert is
 marked ``retracted`` and its incident's timeline says so. A retraction names a finding (a
 ``Finding`` or its fingerprint) or a block (anything with ``block_hash`` or a checkpoint's ``hash``).
+While the store is unavailable a message is retried with backoff, in order, until it is written
+(``store/health.py``): nothing is dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -23,6 +26,7 @@ from breakglass.domain import Finding
 from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
+from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import enqueue, in_transaction
 
 __all__ = ["AlertService", "retraction_keys"]
@@ -52,8 +56,10 @@ class AlertService:
         clock: Clock,
         *,
         default_labels: Mapping[str, str] | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self.sessions = sessions
+        self.health = health or StoreHealth()
         self.bus = bus
         self.pipeline = pipeline
         self.clock = clock
@@ -110,9 +116,9 @@ class AlertService:
                     if not isinstance(message, Finding):
                         log.warning("alerts.not_a_finding", type=type(message).__name__)
                         continue
-                    await self.process([message])
+                    await until_stored(self.health, "alerts.process", partial(self.process, [message]))
                 else:
-                    await self.retract(message)
+                    await until_stored(self.health, "alerts.retract", partial(self.retract, message))
             except Exception:  # one bad message must not stop the stage; it is logged in full
                 log.exception("alerts.message_failed", topic=topic)
 

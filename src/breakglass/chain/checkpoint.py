@@ -9,7 +9,7 @@ what was retracted. Old canonical rows beyond ``keep`` blocks are pruned.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -42,6 +42,7 @@ _INSERT_FORMAT = (  # psycopg's
     "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
 )
+_SKIP_EXISTING = " ON CONFLICT DO NOTHING"  # SQLite 3.24+ and PostgreSQL alike
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +88,28 @@ class CheckpointStore:
         """Record block ``number`` as processed."""
         await self.advance_many(chain_id, [(number, block_hash, parent_hash, findings)])
 
-    async def advance_many(self, chain_id: int, rows: Sequence[tuple[int, str, str, int]]) -> None:
+    async def advance_many(
+        self,
+        chain_id: int,
+        rows: Sequence[tuple[int, str, str, int]],
+        *,
+        orphaned: Collection[str] = (),
+        replay: bool = False,
+    ) -> None:
         """Record consecutive blocks (number, hash, parent hash, findings) in one transaction; prunes
-        canonical rows older than ``keep`` blocks now and then."""
+        canonical rows older than ``keep`` blocks now and then. Rows whose hash is in ``orphaned`` are
+        recorded as orphaned (a reorg retracted them before they could be written). ``replay`` skips
+        rows already recorded (a retry after an attempt whose commit may have reached the database)."""
         if not rows:
             return
         async with self._sessions() as session, session.begin():
             # the driver's own executemany: SQLAlchemy's per-parameter processing cost ~9 us a row
             # (18 ms for a 2,000-block backfill), the driver's ~1 us
             conn = await session.connection()
+            insert = _INSERT_QMARK if conn.dialect.paramstyle == "qmark" else _INSERT_FORMAT
             await conn.exec_driver_sql(
-                _INSERT_QMARK if conn.dialect.paramstyle == "qmark" else _INSERT_FORMAT,
-                [(chain_id, n, h, p, f, False) for n, h, p, f in rows],
+                insert + _SKIP_EXISTING if replay else insert,
+                [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows],
             )
             newest = rows[-1][0]
             if self._keep and newest // 256 != (rows[0][0] - 1) // 256:

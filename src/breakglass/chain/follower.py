@@ -11,7 +11,12 @@ Guarantees (``docs/detection.md`` has the long form):
 - a parent-hash mismatch walks back to the common ancestor, marks the orphaned blocks, tells the
   handler (which retracts their findings) and processes the new branch;
 - only blocks ``confirmations`` deep are processed (0 = the head, fastest reaction);
-- an unreachable node is retried with backoff forever; the follower resumes where it was.
+- an unreachable node is retried with backoff forever; the follower resumes where it was;
+- an unavailable store (locked, stopped) does not stop it: blocks go on being handled and their
+  checkpoint rows wait in memory (``backlog``), written in order, with backoff, once the store takes
+  writes again; a reorg within the unwritten rows is handled in memory. Only where it must read the
+  store (where to resume at start-up, a reorg deeper than the backlog) does it wait for it. A crash
+  meanwhile loses the unwritten rows: their blocks are handled again after the restart.
 
 New heads arrive by WebSocket subscription when a ``ws_url`` is given; polling every
 ``poll_interval`` seconds always runs underneath, so a dead subscription only costs latency.
@@ -24,7 +29,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -34,10 +39,12 @@ from breakglass.chain.rpc import Call, RpcClient
 from breakglass.domain import Block
 from breakglass.errors import ChainError, RpcError
 from breakglass.logs import get_logger
+from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable
 
 __all__ = ["BlockHandler", "Follower", "fetch_blocks"]
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class BlockHandler(Protocol):
@@ -105,6 +112,7 @@ class Follower:
         progress: bool = False,
         max_reorg_depth: int = 256,
         checkpoint_interval: float = 0.25,
+        health: StoreHealth | None = None,
     ) -> None:
         self.rpc = rpc
         self.checkpoints = checkpoints
@@ -129,6 +137,17 @@ class Follower:
         self.reorgs = 0
         self.errors = 0
         self._writing: asyncio.Task[None] | None = None
+        self.health = health or StoreHealth()
+        self.backlog: list[tuple[int, str, str, int]] = []
+        """Handled blocks whose checkpoint rows the store has not taken yet (oldest first)."""
+        self._orphaned: set[str] = set()
+        """Hashes of backlog rows a reorg retracted before they were written."""
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        self._inserting = False
+        self.write_wait = 1.0
+        """Seconds a step waits at its end for its checkpoint write (the rest continues behind)."""
+        self.health.track("checkpoints", lambda: len(self.backlog))
         self.subscribed = False
         self.last_head_seen: float | None = None
         """``time.monotonic()`` of the last newHeads notification, for latency measurements."""
@@ -139,8 +158,19 @@ class Follower:
 
     async def _load(self) -> None:
         if not self._loaded:
-            self._last = await self.checkpoints.last(self.chain_id)
+            self._last = await self._read("checkpoint.load", self.checkpoints.last(self.chain_id))
             self._loaded = True
+
+    async def _read(self, operation: str, query: Awaitable[T]) -> T:
+        """A store read the follower cannot do without; ``StoreUnavailable`` (retried by ``run``)."""
+        try:
+            result = await query
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.health.failed(operation, exc)
+            raise StoreUnavailable(f"chain {self.chain_id}: {operation}: store unavailable") from exc
+        return result
 
     async def _head(self) -> tuple[int, str]:
         raw = await self.rpc.call("eth_getBlockByNumber", "latest", False)
@@ -163,6 +193,8 @@ class Follower:
                 await self._reorg()  # same-height reorg: no child block will reveal it
             first = self._last.number + 1 if self._last else (self.start_block or 0)
         if target < first:
+            if self.backlog:  # no new block, but checkpoints still wait for the store: try again
+                await self._flush([])
             return 0
         return await self._range(first, target)
 
@@ -238,39 +270,100 @@ class Follower:
         return blocks
 
     async def _flush(self, rows: list[tuple[int, str, str, int]], *, wait: bool = False) -> None:
-        """Checkpoint the handled blocks in ``rows`` in one transaction, and empty it.
+        """Move the handled blocks in ``rows`` to the backlog (emptying ``rows``) and write it.
 
-        Write-behind: the write runs while the next blocks are handled; writes stay in order (each
-        waits for the previous) and ``wait=True`` (end of a step, before a reorg) drains them. In a
-        backfill the follower flushes every ``checkpoint_interval`` seconds rather than every window:
-        a crash meanwhile only makes the checkpoint lag, so blocks are re-delivered, never skipped."""
+        Write-behind: the write runs while the next blocks are handled; writes stay in order (one at a
+        time, each the whole backlog) and ``wait=True`` (end of a step, before a reorg) waits for the
+        write in flight. In a backfill the follower flushes every ``checkpoint_interval`` seconds
+        rather than every window: a crash meanwhile only makes the checkpoint lag, so blocks are
+        re-delivered, never skipped. While the store is unavailable nothing waits for it: the rows
+        stay in the backlog and a write is tried again after a backoff (0.1 s doubling to 5 s)."""
+        if rows:
+            self.backlog.extend(rows)
+            self.blocks_processed += len(rows)
+            rows.clear()
+            self._flushed_at = time.monotonic()
+        await self._wait_write()  # the previous write first: they stay in order
+        if self._writing is None and self.backlog and time.monotonic() >= self._retry_at:
+            self._writing = asyncio.create_task(self._write())
+            if wait:
+                await self._wait_write()
+
+    async def _wait_write(self) -> None:
+        """Wait for the write in flight, unless the store is unavailable, and for ``write_wait``
+        seconds at most: a store that just locked up must not hold detection for its busy timeout."""
+        writing = self._writing
+        if writing is None:
+            return
+        if not writing.done() and self.health.available:
+            await asyncio.wait({writing}, timeout=self.write_wait)
+        if writing.done():
+            if self._writing is writing:
+                self._writing = None
+            writing.result()  # a write that failed for another reason than an outage raises here
+
+    async def settle(self) -> None:
+        """Wait for the checkpoint write in flight and try the backlog once more (``run(until=)``,
+        shutdown): returns with every handled block checkpointed unless the store is unavailable."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
-        if rows:
-            batch = list(rows)
-            rows.clear()
-            self.blocks_processed += len(batch)
-            self._flushed_at = time.monotonic()
-            settled = getattr(self.handler, "settled", None)
-            mark = settled() if settled is not None else None  # taken now: this batch's findings
-            self._writing = asyncio.create_task(self._write(batch, mark))
-        if wait and self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
+        if self.backlog:
+            await self._write()
 
-    async def _write(self, batch: list[tuple[int, str, str, int]], settled: Awaitable[None] | None) -> None:
-        if settled is not None:
-            await settled  # the blocks' findings are in every consumer's hands before they count as done
-        await self.checkpoints.advance_many(self.chain_id, batch)
+    async def _write(self) -> None:
+        """One attempt at writing the backlog, once its blocks' findings are in every consumer's hands
+        (the handler's optional ``settled()``, marked now); an unavailable store leaves the rows for
+        the next attempt."""
+        batch = self.backlog[: len(self.backlog)]
+        settled = getattr(self.handler, "settled", None)
+        mark = settled() if settled is not None else None  # taken now: this batch's findings
+        if mark is not None:
+            await mark  # during an outage the consumers wait for the store, and so does this write
+        started = self.health.now()
+        self._inserting = True
+        try:
+            # after a failed attempt, one may have committed before the connection dropped: skip rows
+            # the store already has
+            await self.checkpoints.advance_many(
+                self.chain_id, batch, orphaned=self._orphaned, replay=self._retry_delay > 0
+            )
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.health.failed("checkpoint.write", exc)
+            self._retry_delay = min(max(self._retry_delay * 2, 0.1), 5.0)
+            self._retry_at = time.monotonic() + self._retry_delay
+            return
+        finally:
+            self._inserting = False
+        del self.backlog[: len(batch)]
+        self._orphaned.difference_update(h for _n, h, _p, _f in batch)
+        self._retry_delay = self._retry_at = 0.0
+        self.health.succeeded("checkpoint.write", started=started)
+
+    async def _hash_at(self, number: int) -> str | None:
+        """The hash recorded for ``number``: from the backlog if it is there, else from the store."""
+        for n, h, _p, _f in reversed(self.backlog):
+            if n == number and h not in self._orphaned:
+                return h
+        if self.backlog and self.backlog[0][0] <= number:
+            return None  # unwritten and orphaned: nothing canonical recorded
+        return await self._read("checkpoint.read", self.checkpoints.hash_at(self.chain_id, number))
 
     async def _reorg(self) -> None:
         """Walk back to the newest stored block still canonical; orphan everything above it."""
         assert self._last is not None
+        if self._writing is not None:  # the rows it is writing must not change under it
+            writing, self._writing = self._writing, None
+            if not self._inserting:  # still waiting for the consumers (an outage): nothing written yet
+                writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
         number = self._last.number
         floor = max(number - self.max_reorg_depth, 0)
         while number >= floor:
-            stored = await self.checkpoints.hash_at(self.chain_id, number)
+            stored = await self._hash_at(number)
             raw = await self.rpc.call("eth_getBlockByNumber", hex(number), False)
             canonical = str(raw.get("hash", "")).lower() if isinstance(raw, dict) else None
             if stored is None or stored == canonical:
@@ -278,17 +371,32 @@ class Follower:
             number -= 1
         else:
             raise ChainError(f"chain {self.chain_id}: reorg deeper than {self.max_reorg_depth} blocks")
-        # Retract first, mark the blocks orphaned once the retractions are in the consumers' hands: a
-        # crash in between finds the old branch still checkpointed and walks the same reorg again.
-        orphaned = await self.checkpoints.above(self.chain_id, number)
+        in_memory = bool(self.backlog) and self.backlog[0][0] <= number + 1
+        if in_memory:  # every orphaned block is still in the backlog: no store needed
+            orphaned = [
+                Checkpoint(n, h)
+                for n, h, _p, _f in reversed(self.backlog)
+                if n > number and h not in self._orphaned
+            ]
+        else:
+            await self._write()  # the store's rows must be current before they are rewound
+            if self.backlog:
+                raise StoreUnavailable(f"chain {self.chain_id}: reorg below unwritten checkpoints")
+            orphaned = await self._read("checkpoint.read", self.checkpoints.above(self.chain_id, number))
         self.reorgs += 1
         log.warning("reorg", chain=self.chain_id, ancestor=number, orphaned=len(orphaned))
+        # Retract first, mark the blocks orphaned once the retractions are in the consumers' hands: a
+        # crash in between finds the old branch still checkpointed and walks the same reorg again.
         await self.handler.on_reorg(orphaned)
-        settled = getattr(self.handler, "settled", None)
-        if settled is not None:
-            await settled()
-        await self.checkpoints.rewind(self.chain_id, number)
-        ancestor_hash = await self.checkpoints.hash_at(self.chain_id, number)
+        if in_memory:  # written as orphaned by the next write, whose settled mark covers the retractions
+            self._orphaned.update(c.hash for c in orphaned)
+        else:
+            settled = getattr(self.handler, "settled", None)
+            if settled is not None:
+                await settled()
+            await self._read("checkpoint.rewind", self.checkpoints.rewind(self.chain_id, number))
+            self.health.succeeded("checkpoint.rewind")
+        ancestor_hash = await self._hash_at(number)
         self._last = Checkpoint(number, ancestor_hash) if ancestor_hash else None
         if self._last is None and orphaned:
             self.start_block = orphaned[-1].number  # nothing older is stored: restart at the oldest orphan
@@ -310,7 +418,12 @@ class Follower:
                     self.errors += 1
                     log.warning("follower retrying", chain=self.chain_id, error=str(exc))
                     delay = min(delay * 2, 10.0)
+                except StoreUnavailable as exc:  # already logged loudly by the store's health
+                    self.errors += 1
+                    log.info("follower waiting for the store", chain=self.chain_id, error=str(exc))
+                    delay = min(max(delay, 0.1) * 2, 5.0)
                 if until is not None and self._last is not None and self._last.number >= until:
+                    await self.settle()
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait(stop), timeout=delay)
@@ -319,6 +432,15 @@ class Follower:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            if self.backlog or self._writing is not None:
+                with contextlib.suppress(Exception):  # a last try; what stays unwritten is handled again
+                    await asyncio.wait_for(self.settle(), timeout=10)
+                if self.backlog:
+                    log.error(
+                        "checkpoints not written at stop; their blocks are handled again at the next start",
+                        chain=self.chain_id,
+                        blocks=len(self.backlog),
+                    )
 
     async def _wait(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,10 +25,13 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
     from breakglass.api.application import create_api
     from breakglass.api.server import serve
     from breakglass.app import build_app
+    from breakglass.store.health import until_stored
     from breakglass.store.migrate import upgrade_async
 
-    await upgrade_async(config.settings.store.url)
     app = build_app(config)
+    # a store that is down at start-up is waited for (loudly), not a reason to exit
+    await until_stored(app.components["store"].health, "store.upgrade",
+                       partial(upgrade_async, config.settings.store.url), write=False)  # fmt: skip
     secret = os.environ.get(SECRET_ENV)
     if not secret:
         stderr().print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")

@@ -63,6 +63,12 @@ class StoreConfig(Strict):
         default="sqlite:///.breakglass/breakglass.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
     )
+    journal: str | None = Field(
+        default=None,
+        description="folder of the response ledger's journal, where claims are kept while the store "
+        "is locked or down (relative to this file; default: beside a SQLite file, else .breakglass/ "
+        "next to this file). Put it on persistent storage: docs/reliability.md",
+    )
 
 
 class BusConfig(Strict):

@@ -24,6 +24,7 @@ from breakglass.detect.reads import RpcBatchExecutor
 from breakglass.domain import Finding
 from breakglass.errors import ConfigError, ConfigIssue
 from breakglass.store.db import make_engine, make_sessionmaker
+from breakglass.store.health import StoreHealth
 
 __all__ = ["Watcher", "build_watcher"]
 
@@ -81,8 +82,10 @@ def build_watcher(
     start_block: int | None = None,
     only: Sequence[str] | None = None,
     progress: bool = False,
+    health: StoreHealth | None = None,
 ) -> Watcher:
-    """Everything between the chain and the findings topic, for ``config``. No I/O."""
+    """Everything between the chain and the findings topic, for ``config``. No I/O. ``health``: the
+    process's store health (``Store.health``), which the follower reports its checkpoint writes to."""
     chain = config.settings.chain
     urls = config.rpc_urls()
     if not urls:
@@ -112,5 +115,6 @@ def build_watcher(
         start_block=start_block,
         ws_url=chain.ws.get_secret_value() if chain.ws else None,
         progress=progress,
+        health=health,
     )
     return Watcher(config, rpc, built, engine, follower, db)

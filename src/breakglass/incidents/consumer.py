@@ -1,11 +1,13 @@
 """The incident stage's running part: the response engine's action events from the bus into
-incident timelines (through ``ActionRecorder``), one transaction per event."""
+incident timelines (through ``ActionRecorder``), one transaction per event; retried with backoff, in
+order, while the store is unavailable."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +17,7 @@ from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.models import Incident
 from breakglass.logs import get_logger
 from breakglass.respond.messages import ActionEvent
+from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import in_transaction
 
 __all__ = ["ActionConsumer"]
@@ -24,9 +27,15 @@ log = get_logger(__name__)
 
 class ActionConsumer:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], bus: Bus, recorder: ActionRecorder
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        recorder: ActionRecorder,
+        *,
+        health: StoreHealth | None = None,
     ) -> None:
         self.sessions = sessions
+        self.health = health or StoreHealth()
         self.bus = bus
         self.recorder = recorder
         self._task: asyncio.Task[None] | None = None
@@ -44,7 +53,7 @@ class ActionConsumer:
                 log.warning("incidents.unknown_action_message", type=type(message).__name__)
                 continue
             try:
-                await self.handle(message)
+                await until_stored(self.health, "incidents.action", partial(self.handle, message))
             except Exception:  # keep consuming; the failure is logged with its traceback
                 log.exception("incidents.action_failed", key=message.key, step=str(message.step))
 

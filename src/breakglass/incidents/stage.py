@@ -22,6 +22,7 @@ from breakglass.incidents.service import IncidentService
 from breakglass.notify.dispatch import NotificationDispatcher
 from breakglass.notify.service import Notifier
 from breakglass.store.db import Store
+from breakglass.store.health import until_stored
 
 __all__ = ["IncidentStage", "build_incident_stage"]
 
@@ -55,7 +56,7 @@ class IncidentStage:
         if self._started:
             return
         self.subscribe()  # before the migration's awaits: a producer may already be publishing
-        await self.store.upgrade()
+        await until_stored(self.store.health, "store.upgrade", self.store.upgrade, write=False)  # waits
         self.alerts.start()
         self.actions.start()
         self.dispatcher.start()
@@ -80,9 +81,11 @@ def build_incident_stage(
     clock = clock or SystemClock()
     incidents = IncidentService(clock, protocol=settings.protocol)
     alerts = AlertService(store.sessions, bus, build_pipeline(settings.alerting, incidents), clock,
-                          default_labels={"protocol": settings.protocol})  # fmt: skip
-    notifier = Notifier.from_config(settings.notifications, store.sessions, clock)
-    dispatcher = NotificationDispatcher(store.sessions, bus, notifier,
-                                        default_receivers=settings.alerting.default_receivers)  # fmt: skip
-    actions = ActionConsumer(store.sessions, bus, ActionRecorder(incidents))
+                          default_labels={"protocol": settings.protocol}, health=store.health)  # fmt: skip
+    notifier = Notifier.from_config(settings.notifications, store.sessions, clock, health=store.health)
+    dispatcher = NotificationDispatcher(store.sessions, bus, notifier, health=store.health,
+                                        default_receivers=settings.alerting.default_receivers,
+                                        protocol=settings.protocol)  # fmt: skip
+    store.health.listen(dispatcher.announce_store)  # an outage is announced through the channels
+    actions = ActionConsumer(store.sessions, bus, ActionRecorder(incidents), health=store.health)
     return IncidentStage(store, incidents, alerts, actions, dispatcher, notifier)

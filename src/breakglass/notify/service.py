@@ -2,13 +2,17 @@
 
 Stages of one send, in order: severity filter -> dedup against the notification log -> render ->
 deliver with retries -> record (log row and a timeline event, in one transaction). A channel that
-fails never blocks the others; a permanent error (``recoverable=False``) is not retried.
+fails never blocks the others; a permanent error (``recoverable=False``) is not retried. While the
+store is unavailable the log is read and written with backoff until it answers: a notice is neither
+lost nor sent twice. ``announce`` sends an operational notice that needs no store at all (the store's
+own outage).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +26,7 @@ from breakglass.logs import get_logger
 from breakglass.notify.channels import Channel, build_channels
 from breakglass.notify.message import Notice, TemplateSet
 from breakglass.notify.models import NotificationLog
+from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import in_transaction
 
 __all__ = ["Notifier"]
@@ -42,8 +47,10 @@ class Notifier:
         attempts: int = 4,
         backoff: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        health: StoreHealth | None = None,
     ) -> None:
         self.sessions = sessions
+        self.health = health or StoreHealth()
         self.channels = dict(channels)
         self.clock = clock
         self.templates = templates or TemplateSet()
@@ -55,7 +62,12 @@ class Notifier:
 
     @classmethod
     def from_config(
-        cls, config: NotificationsConfig, sessions: async_sessionmaker[AsyncSession], clock: Clock
+        cls,
+        config: NotificationsConfig,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        health: StoreHealth | None = None,
     ) -> Notifier:
         return cls(
             sessions,
@@ -66,6 +78,7 @@ class Notifier:
             min_severity={c.name: Severity.parse(c.min_severity) for c in config.channels},
             attempts=config.attempts,
             backoff=config.backoff,
+            health=health,
         )
 
     async def close(self) -> None:
@@ -85,27 +98,59 @@ class Notifier:
             return "unknown_channel"
         if notice.severity < self.min_severity.get(name, Severity.INFO):
             return "below_severity"
-        async with self.sessions() as session:
-            if await _sent(session, notice, name):
-                return "duplicate"
+
+        async def sent() -> bool:
+            async with self.sessions() as session:
+                return await _sent(session, notice, name)
+
+        if await until_stored(self.health, "notify.log", sent, write=False):
+            return "duplicate"
         rendered = self.templates.render(notice, self.channel_templates.get(name))
+        attempts, error = await self._deliver(channel, rendered.title, rendered.body, notice.payload())
+        status = "sent" if error is None else "failed"
+        await until_stored(
+            self.health,
+            "notify.record",
+            lambda: self._record(notice, name, status, attempts, None if error is None else str(error)),
+        )
+        return status
+
+    async def _deliver(
+        self, channel: Channel, title: str, body: str, payload: Mapping[str, Any]
+    ) -> tuple[int, NotifyError | None]:
+        """Send with retries and backoff; returns (attempts, the last error or None)."""
         attempts, error = 0, None
         for attempt in range(self.attempts):
             attempts = attempt + 1
             try:
-                await channel.send(rendered.title, rendered.body, notice.payload())
-                error = None
-                break
+                await channel.send(title, body, payload)
+                return attempts, None
             except NotifyError as exc:
                 error = exc
-                log.warning("notify.failed", channel=name, attempt=attempts, error=str(exc),
+                log.warning("notify.failed", channel=channel.name, attempt=attempts, error=str(exc),
                             recoverable=exc.recoverable)  # fmt: skip
                 if not exc.recoverable or attempts == self.attempts:
                     break
                 await self._sleep(self.backoff * 2**attempt)
-        status = "sent" if error is None else "failed"
-        await self._record(notice, name, status, attempts, None if error is None else str(error))
-        return status
+        return attempts, error
+
+    async def announce(
+        self, title: str, body: str, payload: Mapping[str, Any], receivers: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """An operational notice about breakglass itself (the store's outage), to ``receivers`` or,
+        when none are named, to every channel. It touches no store: no notification log, no dedup, no
+        timeline. Returns channel -> ``sent`` or ``failed``."""
+        names = tuple(receivers) or tuple(self.channels)
+
+        async def one(name: str) -> str:
+            channel = self.channels.get(name)
+            if channel is None:
+                return "unknown_channel"
+            _attempts, error = await self._deliver(channel, title, body, payload)
+            return "sent" if error is None else "failed"
+
+        outcomes = await asyncio.gather(*(one(name) for name in names))
+        return dict(zip(names, outcomes, strict=True))
 
     async def _record(
         self, notice: Notice, channel: str, status: str, attempts: int, error: str | None

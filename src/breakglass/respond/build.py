@@ -15,6 +15,7 @@ from breakglass.bus import Bus
 from breakglass.config import LoadedConfig
 from breakglass.logs import Redactor
 from breakglass.respond.fees import FeePolicy
+from breakglass.respond.journal import LedgerJournal, journal_path
 from breakglass.respond.ledger import Ledger, make_hot_engine
 from breakglass.respond.lookout import Lookout
 from breakglass.respond.playbook import PlaybookBook
@@ -27,7 +28,10 @@ from breakglass.respond.safe import SafeService
 from breakglass.respond.signer import Signer, load_guardian
 from breakglass.store.db import Store, make_engine, make_sessionmaker
 
-__all__ = ["build_responder"]
+__all__ = ["STORE_TIMEOUT", "build_responder"]
+
+STORE_TIMEOUT = 1.0
+"""Seconds a ledger write waits for a locked or silent store before it goes to the journal instead."""
 
 
 def build_responder(
@@ -53,14 +57,17 @@ def build_responder(
     policy = Policy(settings.policy, time.monotonic)
     engine = None
     hot = None
+    # a claim the store does not take within a second goes to the journal (docs/reliability.md)
     if store is not None:
         sessions = store.sessions
-        hot = make_hot_engine(store.url)
+        hot = make_hot_engine(store.url, busy_timeout=STORE_TIMEOUT)
     elif sessions is None:
         engine = make_engine(settings.store.url)
         sessions = make_sessionmaker(engine)
-        hot = make_hot_engine(settings.store.url)
-    ledger = Ledger(sessions, hot=hot)
+        hot = make_hot_engine(settings.store.url, busy_timeout=STORE_TIMEOUT)
+    journal = LedgerJournal(journal_path(settings.store.url, settings.store.journal, config.path.parent))
+    health = store.health if store is not None else None
+    ledger = Ledger(sessions, hot=hot, journal=journal, health=health, store_timeout=STORE_TIMEOUT + 2)
     if rpc is None:
         urls = config.rpc_urls()
         # every endpoint of chain.rpc, in its order: a containment must not hang on one dead provider

@@ -7,15 +7,20 @@ are only ever inserted. A signed transaction is committed here *before* it is br
 re-broadcasts the very same bytes (same nonce, same hash) instead of signing a second pause.
 
 The ledger commits its own short transactions: durability before the send is its whole point.
+While the store is locked or down, a ledger given a journal (``respond/journal.py``) keeps the claims
+and steps in a local, fsynced file instead, and replays them into the store once it takes writes again
+(``reconcile``); its reads merge what is still in the journal. Without a journal, a store error is
+raised as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -37,10 +42,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.errors import StoreError
+from breakglass.logs import get_logger
+from breakglass.respond.journal import Entry, LedgerJournal
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.store.db import Base
+from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable, short_error
 
 __all__ = ["OPEN_STEPS", "ClaimRow", "Ledger", "LedgerRow", "make_hot_engine"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
 
 OPEN_STEPS = frozenset(
     {ActionStep.INTENT, ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.REORGED}
@@ -128,11 +139,13 @@ def _values(event: ActionEvent, signed: Signed | None) -> dict[str, Any]:
     )
 
 
-def make_hot_engine(url: str) -> Engine:
+def make_hot_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
     """A synchronous engine on the store's database, for the one write on the containment hot path.
 
     Through the async engine the claim costs ~2.5 ms (each statement is a hop to aiosqlite's thread);
     as one synchronous transaction in one worker-thread hop it costs ~0.3 ms (benchmarks/containment.py).
+    ``busy_timeout``: seconds a SQLite write waits for another writer's lock (and a PostgreSQL
+    connection attempt for the server, at least 2 s) before the store counts as unavailable.
     """
     parsed = make_url(url)
     if parsed.drivername in ("sqlite+aiosqlite", "postgresql+asyncpg"):
@@ -141,13 +154,16 @@ def make_hot_engine(url: str) -> Engine:
         )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_engine(parsed, connect_args={"connect_timeout": max(2, round(busy_timeout))})
+        return engine
     engine = create_engine(parsed)
     if parsed.get_backend_name() == "sqlite":
 
         def pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
@@ -158,14 +174,41 @@ def make_hot_engine(url: str) -> Engine:
 class Ledger:
     """Claims and steps over one database; every method is one short committed transaction.
 
-    With ``hot`` (``make_hot_engine``), ``claim`` runs as one synchronous transaction in a worker thread.
+    With ``hot`` (``make_hot_engine``), writes run as one synchronous transaction in a worker thread.
+    With ``journal``, a write the store does not take within ``store_timeout`` seconds (or at all, the
+    store being known unavailable by ``health``) goes to the journal; until ``reconcile`` has replayed
+    the journal into the store, every write goes there too, so the store receives them in order.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, hot: Engine | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        hot: Engine | None = None,
+        journal: LedgerJournal | None = None,
+        health: StoreHealth | None = None,
+        store_timeout: float = 6.0,
+    ) -> None:
         self._sessions = sessions
         self._hot = hot
         self._claimed: set[str] = set()
         self._loaded = False
+        self._journal = journal
+        self._health = health or StoreHealth()
+        self._store_timeout = store_timeout
+        self._pending: list[Entry] = []
+        """Journaled writes the store has not taken yet, oldest first (the journal file's content)."""
+        self._journal_lock = asyncio.Lock()
+        self._replaying = asyncio.Lock()
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        if journal is not None:
+            self._health.track("ledger journal", lambda: len(self._pending))
+
+    @property
+    def journaling(self) -> bool:
+        """Whether writes go to the journal (it holds entries the store has not taken yet)."""
+        return bool(self._pending)
 
     async def claim(
         self, event: ActionEvent, executor: str, *steps: tuple[ActionEvent, Signed | None]
@@ -181,21 +224,22 @@ class Ledger:
             "created_at_ms": event.at_ms or time.time() * 1000,
         }
         rows = [_values(event, None), *(_values(step, signed) for step, signed in steps)]
-        if self._hot is not None:
-            claimed = await asyncio.to_thread(self._claim_sync, claim, rows)
-            self._claimed.add(event.key)
-            return claimed
-        try:
-            # Core inserts, not the ORM unit of work: this commit is on the containment hot path. A
-            # colliding key fails the first insert and rolls the whole transaction back.
-            async with self._sessions() as session, session.begin():
-                await session.execute(_INSERT_CLAIM, [claim])
-                await session.execute(_INSERT_ROW, rows)
-        except IntegrityError:
-            self._claimed.add(event.key)
+        if not await self._journals("ledger.claim"):
+            try:
+                claimed = await self._store(
+                    "ledger.claim",
+                    partial(self._claim_sync, claim, rows),
+                    partial(self._claim_async, claim, rows),
+                )
+            except StoreUnavailable:
+                if self._journal is None:
+                    raise
+            else:
+                self._claimed.add(event.key)
+                return claimed
+        if event.key in self._claimed:  # this process is the one writer of its keys: its memory is whole
             return False
-        except SQLAlchemyError as exc:
-            raise StoreError(f"ledger: cannot claim {event.key!r}: {exc}") from exc
+        await self._journal_write(Entry("claim", event.key, rows, claim))
         self._claimed.add(event.key)
         return True
 
@@ -207,19 +251,146 @@ class Ledger:
                 conn.execute(_INSERT_ROW, rows)
         except IntegrityError:
             return False
-        except SQLAlchemyError as exc:
-            raise StoreError(f"ledger: cannot claim {claim['key']!r}: {exc}") from exc
         return True
+
+    async def _claim_async(self, claim: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+        try:
+            # Core inserts, not the ORM unit of work: this commit is on the containment hot path. A
+            # colliding key fails the first insert and rolls the whole transaction back.
+            async with self._sessions() as session, session.begin():
+                await session.execute(_INSERT_CLAIM, [claim])
+                await session.execute(_INSERT_ROW, rows)
+        except IntegrityError:
+            return False
+        return True
+
+    async def _journals(self, operation: str) -> bool:
+        """Whether this write goes straight to the journal: it holds entries not yet replayed (the
+        store must get writes in order), or the store is known to be unavailable right now."""
+        if self._journal is None:
+            return False
+        if self._pending:
+            return True
+        if not self._health.available:
+            log.info("respond.journaling", operation=operation, reason="store unavailable")
+            return True
+        return False
+
+    async def _store(
+        self,
+        operation: str,
+        sync: Callable[[], T],
+        run_async: Callable[[], Awaitable[T]],
+    ) -> T:
+        """One store write (``sync`` on the hot engine, else ``run_async``); ``StoreUnavailable`` when
+        the database did not take it (locked, down) within ``store_timeout`` (with a journal)."""
+        timeout = self._store_timeout if self._journal is not None else None
+        try:
+            if self._hot is not None:
+                return await asyncio.wait_for(asyncio.to_thread(sync), timeout)
+            return await asyncio.wait_for(run_async(), timeout)
+        except TimeoutError as exc:
+            self._health.failed(operation, exc)
+            raise StoreUnavailable(f"ledger: {operation}: no answer within {timeout:g} s") from exc
+        except SQLAlchemyError as exc:
+            if is_unavailable(exc):
+                self._health.failed(operation, exc)
+                raise StoreUnavailable(f"ledger: {operation}: {short_error(exc)}") from exc
+            raise StoreError(f"ledger: {operation}: {exc}") from exc
+
+    async def _journal_write(self, entry: Entry) -> None:
+        assert self._journal is not None
+        async with self._journal_lock:
+            if not self._pending:
+                log.warning("respond.journal_opened", path=str(self._journal.path), key=entry.key)
+            await asyncio.to_thread(self._journal.append, entry)
+            self._pending.append(entry)
 
     async def close(self) -> None:
         if self._hot is not None:
             self._hot.dispose()
 
     async def load(self) -> None:
-        """Remember every claimed key, so that ``is_claimed`` answers from memory on the hot path."""
-        async with self._sessions() as session:
-            self._claimed.update(await session.scalars(select(ClaimRow.key)))
+        """Remember every claimed key (in the store and in the journal), so that ``is_claimed``
+        answers from memory on the hot path; then replay the journal if the store takes it."""
+        if self._journal is not None:
+            self._pending = await asyncio.to_thread(self._journal.read)
+        try:
+            async with self._sessions() as session:
+                claimed = set(await session.scalars(select(ClaimRow.key)))
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            self._health.failed("ledger.load", exc)
+            raise StoreUnavailable(f"ledger: cannot read the claims: {short_error(exc)}") from exc
+        for entry in self._pending:
+            if entry.op == "claim":
+                claimed.add(entry.key)
+            elif entry.op == "release":
+                claimed.discard(entry.key)
+        self._claimed.update(claimed)
         self._loaded = True
+        if self._pending:
+            log.warning(
+                "respond.journal_found",
+                entries=len(self._pending),
+                path=str(self._journal and self._journal.path),
+            )
+            await self.reconcile()
+
+    async def reconcile(self) -> bool:
+        """Replay the journal into the store, oldest entry first; True once it is empty.
+
+        Each entry is one transaction, idempotent (a claim already in the store, or an identical step
+        row, is not written again), so a crash or an outage in the middle only means replaying more
+        later. Called by the responder's poll loop; backs off while the store is still unavailable."""
+        if not self._pending or time.monotonic() < self._retry_at:
+            return not self._pending
+        async with self._replaying:
+            replayed, started = 0, self._health.now()
+            while self._pending:
+                try:
+                    await self._apply(self._pending[0])
+                except SQLAlchemyError as exc:
+                    if not is_unavailable(exc):
+                        raise StoreError(f"ledger: cannot replay the journal: {exc}") from exc
+                    self._health.failed("ledger.replay", exc)
+                    self._retry_delay = min(max(self._retry_delay * 2, 0.1), 5.0)
+                    self._retry_at = time.monotonic() + self._retry_delay
+                    return False
+                replayed += 1
+                async with self._journal_lock:
+                    self._pending.pop(0)
+                    if not self._pending and self._journal is not None:
+                        await asyncio.to_thread(self._journal.clear)
+            self._retry_delay = self._retry_at = 0.0
+            self._health.succeeded("ledger.replay", started=started)
+            log.warning("respond.journal_replayed", entries=replayed)
+            return True
+
+    async def _apply(self, entry: Entry) -> None:
+        async with self._sessions() as session, session.begin():
+            if entry.op == "claim":
+                assert entry.claim is not None
+                existing = await session.get(ClaimRow, entry.key)
+                if existing is not None:
+                    if existing.created_at_ms == entry.claim["created_at_ms"]:
+                        return  # this entry was replayed (or committed late) before
+                    log.error(
+                        "ledger.conflict: a key claimed in the journal during an outage was claimed "
+                        "by another process too; both are recorded",
+                        key=entry.key,
+                    )
+                else:
+                    await session.execute(_INSERT_CLAIM, [entry.claim])
+                await session.execute(_INSERT_ROW, entry.rows)
+                return
+            for row in entry.rows:
+                if await _has_row(session, row):
+                    continue
+                if entry.op == "release":
+                    await session.execute(delete(ClaimRow).where(ClaimRow.key == entry.key))
+                await session.execute(_INSERT_ROW, [row])
 
     async def release(self, event: ActionEvent) -> None:
         """Give ``event.key`` back (nothing was sent under it) and record why, atomically.
@@ -227,13 +398,31 @@ class Ledger:
         For a claim whose action could not even be started (a Safe proposal the store refused): the
         next finding may try again. Never for a signed transaction: that one may be on its way.
         """
-        try:
-            async with self._sessions() as session, session.begin():
-                await session.execute(delete(ClaimRow).where(ClaimRow.key == event.key))
-                await session.execute(_INSERT_ROW, [_values(event, None)])
-        except SQLAlchemyError as exc:
-            raise StoreError(f"ledger: cannot release {event.key!r}: {exc}") from exc
+        row = _values(event, None)
+        if not await self._journals("ledger.release"):
+            try:
+                await self._store(
+                    "ledger.release", partial(self._release_sync, row), partial(self._release_async, row)
+                )
+            except StoreUnavailable:
+                if self._journal is None:
+                    raise
+            else:
+                self._claimed.discard(event.key)
+                return
+        await self._journal_write(Entry("release", event.key, [row]))
         self._claimed.discard(event.key)
+
+    def _release_sync(self, row: dict[str, Any]) -> None:
+        assert self._hot is not None
+        with self._hot.begin() as conn:
+            conn.execute(delete(ClaimRow).where(ClaimRow.key == row["key"]))
+            conn.execute(_INSERT_ROW, [row])
+
+    async def _release_async(self, row: dict[str, Any]) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(ClaimRow).where(ClaimRow.key == row["key"]))
+            await session.execute(_INSERT_ROW, [row])
 
     async def is_claimed(self, key: str) -> bool:
         """Whether ``key`` was claimed: from memory once ``load()`` ran, else from the database.
@@ -248,24 +437,63 @@ class Ledger:
             return (await session.get(ClaimRow, key)) is not None
 
     async def append(self, event: ActionEvent, signed: Signed | None = None) -> None:
+        row = _values(event, signed)
+        if not await self._journals("ledger.append"):
+            try:
+                await self._store(
+                    "ledger.append", partial(self._append_sync, row), partial(self._append_async, row)
+                )
+            except StoreUnavailable:
+                if self._journal is None:
+                    raise
+            else:
+                return
+        await self._journal_write(Entry("append", event.key, [row]))
+
+    def _append_sync(self, row: dict[str, Any]) -> None:
+        assert self._hot is not None
+        with self._hot.begin() as conn:
+            conn.execute(_INSERT_ROW, [row])
+
+    async def _append_async(self, row: dict[str, Any]) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(_INSERT_ROW, [row])
+
+    def _journaled_rows(self) -> list[LedgerRow]:
+        """The rows still in the journal, as (unsaved) ledger rows, oldest first."""
+        return [LedgerRow(**row) for entry in self._pending for row in entry.rows]
+
+    async def _read(self, operation: str, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
-            async with self._sessions() as session, session.begin():
-                await session.execute(_INSERT_ROW, [_values(event, signed)])
+            async with self._sessions() as session:
+                return await query(session)
         except SQLAlchemyError as exc:
-            raise StoreError(f"ledger: cannot append {event.step} of {event.key!r}: {exc}") from exc
+            if not is_unavailable(exc):
+                raise
+            self._health.failed(operation, exc)
+            raise StoreUnavailable(f"ledger: {operation}: {short_error(exc)}") from exc
 
     async def history(self, key: str) -> list[LedgerRow]:
-        async with self._sessions() as session:
-            rows = await session.scalars(select(LedgerRow).where(LedgerRow.key == key).order_by(LedgerRow.id))
-            return list(rows)
+        async def query(session: AsyncSession) -> list[LedgerRow]:
+            return list(
+                await session.scalars(select(LedgerRow).where(LedgerRow.key == key).order_by(LedgerRow.id))
+            )
+
+        stored = await self._read("ledger.history", query)
+        return stored + [r for r in self._journaled_rows() if r.key == key]
 
     async def rows(self, *, steps: Sequence[ActionStep] = ()) -> list[LedgerRow]:
         """Every row (of ``steps``), oldest first: the audit trail."""
         query = select(LedgerRow).order_by(LedgerRow.id)
         if steps:
             query = query.where(LedgerRow.step.in_([s.value for s in steps]))
-        async with self._sessions() as session:
+
+        async def run(session: AsyncSession) -> list[LedgerRow]:
             return list(await session.scalars(query))
+
+        wanted = {s.value for s in steps}
+        journaled = [r for r in self._journaled_rows() if not wanted or r.step in wanted]
+        return await self._read("ledger.rows", run) + journaled
 
     async def open_keys(self, signer: str) -> list[str]:
         """Keys of ``signer`` whose last step is not final: to re-broadcast or track after a restart."""
@@ -276,12 +504,33 @@ class Ledger:
             .subquery()
         )
         query = select(LedgerRow).join(last, LedgerRow.id == last.c.last).order_by(LedgerRow.id)
-        async with self._sessions() as session:
-            rows = await session.scalars(query)
-            return [r.key for r in rows if ActionStep(r.step) in OPEN_STEPS]
+
+        async def run(session: AsyncSession) -> dict[str, str]:
+            return {r.key: r.step for r in await session.scalars(query)}
+
+        steps = await self._read("ledger.open_keys", run)
+        for row in self._journaled_rows():  # later than anything stored: each overrides its key's last step
+            if row.key in steps or row.signer == signer:
+                steps.pop(row.key, None)
+                steps[row.key] = row.step
+        return [key for key, step in steps.items() if ActionStep(step) in OPEN_STEPS]
 
     async def next_nonce(self, signer: str) -> int | None:
         """One above the highest nonce ``signer`` ever signed with, or None if it never signed."""
-        async with self._sessions() as session:
+
+        async def run(session: AsyncSession) -> int | None:
             top = await session.scalar(select(func.max(LedgerRow.nonce)).where(LedgerRow.signer == signer))
-        return None if top is None else int(top) + 1
+            return None if top is None else int(top)
+
+        nonces = [n for n in [await self._read("ledger.next_nonce", run)] if n is not None]
+        nonces += [int(r.nonce) for r in self._journaled_rows() if r.signer == signer and r.nonce is not None]
+        return max(nonces) + 1 if nonces else None
+
+
+async def _has_row(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Whether the ledger already holds ``row`` (same key, step, time and transaction hash)."""
+    tx_hash = LedgerRow.tx_hash.is_(None) if row["tx_hash"] is None else LedgerRow.tx_hash == row["tx_hash"]
+    query = select(LedgerRow.id).where(
+        LedgerRow.key == row["key"], LedgerRow.step == row["step"], LedgerRow.at_ms == row["at_ms"], tx_hash
+    )
+    return (await session.execute(query.limit(1))).first() is not None

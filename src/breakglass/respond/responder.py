@@ -316,6 +316,8 @@ class Responder:
         async def tick() -> None:
             while not stop.is_set():
                 try:
+                    if self.ledger.journaling:  # the store may be back: replay what it missed, in order
+                        await self.ledger.reconcile()
                     await self.poll()
                 except BreakglassError as exc:
                     log.warning("respond.poll_failed", error=str(exc))

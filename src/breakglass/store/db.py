@@ -7,6 +7,7 @@ the caller owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from breakglass.store.health import StoreHealth
 
 __all__ = ["Base", "Store", "async_url", "make_engine", "make_sessionmaker"]
 
@@ -45,24 +48,28 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return pragmas
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url``; creates the folder of a SQLite file."""
+def make_engine(url: str, *, busy_timeout: float = 5.0, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url``; creates the folder of a SQLite file. ``busy_timeout``: seconds a
+    SQLite statement waits for another connection's lock before 'database is locked'."""
     full = async_url(url)
     parsed = make_url(full)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(full, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout))
         return engine
     return create_async_engine(full, pool_pre_ping=True, **kwargs)
 
@@ -75,12 +82,15 @@ class Store:
     """The application's database: one engine and its session factory (``app.components["store"]``).
 
     Constructing it does no I/O; ``upgrade()`` migrates the schema to head; ``close()`` disposes.
+    ``health`` is the process's view of the database's availability, shared by every component that
+    writes to it (``store/health.py``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, health: StoreHealth | None = None, busy_timeout: float = 5.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_timeout=busy_timeout)
         self.sessions = make_sessionmaker(self.engine)
+        self.health = health or StoreHealth()
 
     async def upgrade(self) -> None:
         from breakglass.store.migrate import upgrade_async  # Alembic only when migrating
@@ -88,4 +98,5 @@ class Store:
         await upgrade_async(self.url)
 
     async def close(self) -> None:
+        await self.health.close()
         await self.engine.dispose()

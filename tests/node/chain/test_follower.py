@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,9 +156,9 @@ async def test_a_backfill_checkpoints_every_interval_not_every_window(
     writes: list[list[int]] = []
     original = checkpoints.advance_many
 
-    async def counted(chain_id: int, rows: list[tuple[int, str, str, int]]) -> None:
+    async def counted(chain_id: int, rows: list[tuple[int, str, str, int]], **options: Any) -> None:
         writes.append([n for n, _h, _p, _f in rows])
-        await original(chain_id, rows)
+        await original(chain_id, rows, **options)
 
     checkpoints.advance_many = counted  # type: ignore[method-assign]
     rpc = RpcClient.from_urls([anvil.url])

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from breakglass import __version__
 from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
+from breakglass.store.health import StoreHealth
 
 __all__ = ["Health", "router"]
 
@@ -22,7 +23,8 @@ _STARTED = time.monotonic()
 
 class Health(BaseModel):
     status: str
-    """``ok`` when every check passes, ``degraded`` otherwise."""
+    """``ok`` when every check passes, ``degraded`` otherwise (the store unreachable, or refusing the
+    pipeline's writes: detection and containment go on, the record lags; docs/reliability.md)."""
     version: str
     uptime_seconds: float
     checks: dict[str, str]
@@ -39,6 +41,14 @@ async def health(ctx: Ctx, _who: Viewer) -> Health:
     except (SQLAlchemyError, OSError) as exc:
         # The exception text may carry a URL with a password: only its class goes out.
         checks["store"] = f"error: {type(exc).__name__}"
+    # A locked SQLite still answers reads: what the pipeline saw of its writes says more.
+    store_health = getattr(ctx.app.components.get("store"), "health", None)
+    if isinstance(store_health, StoreHealth):
+        checks["store_writes"] = "ok"
+        if not store_health.available:
+            since = time.time() - (store_health.since or time.time())
+            waiting = sum(store_health.backlog().values())
+            checks["store_writes"] = f"unavailable for {since:.0f} s; {waiting} item(s) waiting"
     status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
     return Health(
         status=status,
