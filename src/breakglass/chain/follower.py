@@ -145,8 +145,9 @@ class Follower:
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self._inserting = False
-        self.write_wait = 1.0
-        """Seconds a step waits at its end for its checkpoint write (the rest continues behind)."""
+        self.consumer_wait = 2.0
+        """Seconds a step waits for the consumers to take its blocks' findings before it moves on
+        (their checkpoint is written once they have, whenever that is)."""
         self.health.track("checkpoints", lambda: len(self.backlog))
         self.subscribed = False
         self.last_head_seen: float | None = None
@@ -290,13 +291,18 @@ class Follower:
                 await self._wait_write()
 
     async def _wait_write(self) -> None:
-        """Wait for the write in flight, unless the store is unavailable, and for ``write_wait``
-        seconds at most: a store that just locked up must not hold detection for its busy timeout."""
+        """Wait for the write in flight while the store is available; stop waiting as soon as it is
+        not (this write, or another component, found it locked or down), or once the write has
+        waited ``consumer_wait`` seconds for the consumers (they may be stuck on a store that just
+        locked up and not know it yet): detection goes on, the write stays in flight."""
         writing = self._writing
         if writing is None:
             return
-        if not writing.done() and self.health.available:
-            await asyncio.wait({writing}, timeout=self.write_wait)
+        deadline = time.monotonic() + self.consumer_wait
+        while not writing.done() and self.health.available:
+            if not self._inserting and time.monotonic() > deadline:
+                break
+            await asyncio.wait({writing}, timeout=0.1)
         if writing.done():
             if self._writing is writing:
                 self._writing = None

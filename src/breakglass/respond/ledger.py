@@ -312,7 +312,8 @@ class Ledger:
 
     async def load(self) -> None:
         """Remember every claimed key (in the store and in the journal), so that ``is_claimed``
-        answers from memory on the hot path; then replay the journal if the store takes it."""
+        answers from memory on the hot path. A journal left by a previous process stays until
+        ``reconcile`` (the responder's poll loop) replays it; until then writes follow it there."""
         if self._journal is not None:
             self._pending = await asyncio.to_thread(self._journal.read)
         try:
@@ -330,13 +331,9 @@ class Ledger:
                 claimed.discard(entry.key)
         self._claimed.update(claimed)
         self._loaded = True
-        if self._pending:
-            log.warning(
-                "respond.journal_found",
-                entries=len(self._pending),
-                path=str(self._journal and self._journal.path),
-            )
-            await self.reconcile()
+        if self._pending:  # a previous process journaled these during an outage: replayed by reconcile()
+            path = self._journal.path if self._journal is not None else None
+            log.warning("respond.journal_found", entries=len(self._pending), path=str(path))
 
     async def reconcile(self) -> bool:
         """Replay the journal into the store, oldest entry first; True once it is empty.

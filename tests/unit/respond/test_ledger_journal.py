@@ -130,7 +130,8 @@ async def test_a_replay_interrupted_before_the_journal_was_emptied_writes_nothin
     await ledger.close()
     shutil.copy(saved, db.journal)  # as if the process died between the last insert and the unlink
     again = db.ledger()
-    await again.load()  # finds the journal and replays it at once
+    await again.load()  # finds the journal
+    assert again.journaling and await again.reconcile()  # and the first reconcile replays it
     assert not again.journaling and not db.journal.exists()
     assert [(r.step, r.at_ms) for r in await again.history("k")] == [
         ("intent", 1.0),
