@@ -18,7 +18,7 @@ __all__ = ["render", "spec"]
 
 def spec() -> dict[str, Any]:
     """The spec of the API as built for a default configuration (routes do not depend on it)."""
-    config = LoadedConfig(path=Path("breakglass.yaml"), settings=Settings(), contracts={}, manifest=None)
+    config = LoadedConfig(path=Path("breakglass.yaml"), settings=Settings(), contracts={})
     # No I/O: the engine connects lazily and nothing is served. The dashboard has no spec entries.
     api = create_api(build_app(config), session_secret="0" * 32, web=False)
     return api.openapi()

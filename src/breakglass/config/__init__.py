@@ -1,6 +1,7 @@
 """Configuration: YAML files loaded into strict pydantic models, with located errors and secrets."""
 
-from breakglass.config.loader import LoadedConfig, load_config
+from breakglass.config.deployment import ContractRecord, Deployment
+from breakglass.config.loader import LoadedConfig, inspect_config, load_config
 from breakglass.config.models import Settings
 
-__all__ = ["LoadedConfig", "Settings", "load_config"]
+__all__ = ["ContractRecord", "Deployment", "LoadedConfig", "Settings", "inspect_config", "load_config"]

@@ -17,13 +17,13 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
+from breakglass.config.deployment import Artifacts, ContractRecord, Deployment, Manifest, read_abi_file
 from breakglass.config.models import Settings
 from breakglass.config.refs import closest, find_refs
 from breakglass.config.yamlsource import Located, PathKey, format_path, read_yaml
-from breakglass.devnet.manifest import ContractRecord, Manifest
 from breakglass.errors import ConfigError, ConfigIssue
 
-__all__ = ["LoadedConfig", "load_config"]
+__all__ = ["LoadedConfig", "inspect_config", "load_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,42 +33,80 @@ class LoadedConfig:
     path: Path
     settings: Settings
     contracts: Mapping[str, ContractRecord]
-    manifest: Manifest | None
+    deployment: Deployment | None = None
     warnings: tuple[ConfigIssue, ...] = ()
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Every secret value in the file, for the log redactor. Never printed."""
+    lines: Mapping[PathKey, int] = field(default_factory=dict, repr=False, compare=False)
+    """The line of each value of the file, so that later stages can say where a problem is."""
+    unresolved: frozenset[str] = frozenset()
+    """Contract names whose address or ABI could not be read (each reported once, by ``inspect_config``):
+    what refers to them is not built, so that one missing file is one error."""
 
     def rpc_urls(self) -> list[str]:
         urls = [s.get_secret_value() for s in self.settings.chain.rpc]
-        if not urls and self.manifest is not None:
-            urls = [self.manifest.rpc_url]
+        if not urls and self.deployment is not None and self.deployment.rpc_url:
+            urls = [self.deployment.rpc_url]
         return urls
+
+    @property
+    def chain_id(self) -> int | None:
+        """The configured chain id, else the deployment manifest's."""
+        if self.settings.chain.chain_id is not None:
+            return self.settings.chain.chain_id
+        return self.deployment.chain_id if self.deployment is not None else None
+
+    def line_of(self, path: PathKey) -> int | None:
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def issue(self, path: PathKey, message: str) -> ConfigIssue:
+        """A problem found after loading (an ABI check, a policy check), located in the file."""
+        return ConfigIssue(str(self.path), self.line_of(path), format_path(path), message)
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    path = Path(path)
-    located = read_yaml(path, environ)
-    settings = _validate(located)
-    issues: list[ConfigIssue] = []
-    manifest = _manifest(path, settings, located, issues)
-    contracts: dict[str, ContractRecord] = dict(manifest.contracts) if manifest else {}
-    for i, extra in enumerate(settings.contracts):
-        abi = _read_abi(path.parent / extra.abi, located, ("contracts", i, "abi"), issues)
-        if extra.name in contracts:
-            message = f"contract {extra.name!r} is already named in the deployment manifest"
-            issues.append(_issue(located, ("contracts", i, "name"), message))
-        contracts[extra.name] = ContractRecord(address=extra.address, abi=abi)
-    issues += _check_refs(settings, located, contracts)
-    if issues:
+    """Read, validate and resolve ``path``; raise ``ConfigError`` with every problem found."""
+    loaded, issues = inspect_config(path, environ)
+    if issues or loaded is None:
         raise ConfigError(issues)
-    return LoadedConfig(
+    return loaded
+
+
+def inspect_config(
+    path: Path | str, environ: Mapping[str, str] | None = None
+) -> tuple[LoadedConfig | None, list[ConfigIssue]]:
+    """Like ``load_config``, but returns the problems with what could be resolved (``breakglass check``
+    goes on to build what does not depend on a broken part). The configuration is None when the file
+    itself is unreadable or invalid; otherwise it lacks the contracts that could not be resolved."""
+    path = Path(path)
+    try:
+        located = read_yaml(path, environ)
+        settings = _validate(located)
+    except ConfigError as exc:
+        return None, exc.issues
+    issues: list[ConfigIssue] = []
+    deployment, complete, unresolved = _deployment(path, settings, located, issues)
+    contracts = dict(deployment.contracts) if deployment is not None else {}
+    issues += _check_refs(settings, located, contracts, complete)
+    if not complete:  # every contract name not found may be one of the manifest's
+        unresolved |= {name for _p, kind, name in find_refs(settings)[1] if kind == "contract"} - set(
+            contracts
+        )
+    loaded = LoadedConfig(
         path=path,
         settings=settings,
         contracts=contracts,
-        manifest=manifest,
+        deployment=deployment,
         warnings=tuple(_warnings(settings, located)),
         secrets=tuple(_secrets(settings)),
+        lines=dict(located.lines),
+        unresolved=frozenset(unresolved),
     )
+    return loaded, issues
 
 
 def _issue(located: Located, path: PathKey, message: str) -> ConfigIssue:
@@ -197,46 +235,103 @@ def _tag_of(model: Any) -> Any:
     return None
 
 
-def _manifest(path: Path, settings: Settings, located: Located, issues: list[ConfigIssue]) -> Manifest | None:
-    if settings.deployment is None:
-        return None
-    try:
-        manifest = Manifest.read((path.parent / settings.deployment).resolve())
-    except ConfigError as exc:
-        issues += [_issue(located, ("deployment",), str(i)) for i in exc.issues]
-        return None
-    if settings.chain.chain_id is not None and manifest.chain_id != settings.chain.chain_id:
+def _deployment(
+    path: Path, settings: Settings, located: Located, issues: list[ConfigIssue]
+) -> tuple[Deployment | None, bool, set[str]]:
+    """The deployment (manifest, artifacts, contracts by hand), whether every contract name of it is
+    known, and the names known without an ABI (a file that could not be read). A manifest that cannot
+    be read is one error: the names it would have given are then not reported unknown one by one (a
+    missing manifest is one problem, not one per reference)."""
+    config = settings.deployment
+    base = path.parent
+    complete = True
+    manifest: Manifest | None = None
+    unresolved: set[str] = set()
+    if config is not None and config.manifest is not None:
+        try:
+            manifest = Manifest.read((base / config.manifest).resolve())
+        except ConfigError as exc:
+            at: PathKey = (
+                ("deployment",)
+                if isinstance(located.data.get("deployment"), str)
+                else ("deployment", "manifest")
+            )
+            issues += [_issue(located, at, str(i)) for i in exc.issues]
+            complete = False
+    if (
+        manifest is not None
+        and settings.chain.chain_id is not None
+        and manifest.chain_id != settings.chain.chain_id
+    ):
         message = f"{settings.chain.chain_id} differs from the manifest's {manifest.chain_id}"
         issues.append(_issue(located, ("chain", "chain_id"), message))
-    return manifest
+    artifacts = _artifacts(base, config.artifacts if config else [], located, issues)
+    contracts: dict[str, ContractRecord] = dict(manifest.contracts) if manifest else {}
+    for i, extra in enumerate(settings.contracts):
+        at = ("contracts", i)
+        if extra.name in contracts:
+            message = f"contract {extra.name!r} is already named in the deployment manifest"
+            issues.append(_issue(located, (*at, "name"), message))
+            continue
+        abi: list[dict[str, Any]] | None = None
+        artifact = ""
+        try:
+            if extra.abi is not None:
+                abi = read_abi_file(base / extra.abi)
+            elif artifacts is not None:
+                artifact, abi = artifacts.find(str(extra.artifact))
+            elif config is None or not config.artifacts:
+                message = (
+                    "'artifact' needs deployment.artifacts (a Foundry out/ or Hardhat artifacts/ folder)"
+                )
+                issues.append(_issue(located, (*at, "artifact"), message))
+            # else: the folder's own error is reported
+        except ValueError as exc:
+            issues.append(_issue(located, (*at, "abi" if extra.abi is not None else "artifact"), str(exc)))
+        if abi is None:  # known by name, so references to it are not errors too; its ABI is unknown
+            unresolved.add(extra.name)
+        contracts[extra.name] = ContractRecord(address=extra.address, abi=abi or [], artifact=artifact)
+    if config is None and not settings.contracts:
+        return None, complete, unresolved
+    deployer = config.deployer if config and config.deployer else (manifest.deployer if manifest else None)
+    block = config.deployment_block if config and config.deployment_block is not None else None
+    if block is None and manifest is not None:
+        block = manifest.deployment_block
+    deployment = Deployment(
+        contracts=contracts,
+        chain_id=manifest.chain_id if manifest else None,
+        rpc_url=manifest.rpc_url if manifest else None,
+        deployer=deployer,
+        block=block,
+    )
+    return deployment, complete, unresolved
 
 
-def _read_abi(file: Path, located: Located, at: PathKey, issues: list[ConfigIssue]) -> list[dict[str, Any]]:
-    try:
-        abi = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        issues.append(_issue(located, at, f"ABI file {file} not found"))
-        return []
-    except json.JSONDecodeError as exc:
-        issues.append(_issue(located, at, f"ABI file {file} is not JSON: {exc.msg} (line {exc.lineno})"))
-        return []
-    if isinstance(abi, dict) and "abi" in abi:
-        abi = abi["abi"]
-    if not isinstance(abi, list):
-        issues.append(_issue(located, at, f"ABI file {file} must hold a JSON list (or an object with 'abi')"))
-        return []
-    return abi
+def _artifacts(
+    base: Path, folders: list[str], located: Located, issues: list[ConfigIssue]
+) -> Artifacts | None:
+    if not folders:
+        return None
+    resolved: list[Path] = []
+    for i, folder in enumerate(folders):
+        full = (base / folder).resolve()
+        if not full.is_dir():
+            issues.append(
+                _issue(located, ("deployment", "artifacts", i), f"artifacts folder {full} not found")
+            )
+        resolved.append(full)
+    return Artifacts(resolved) if all(p.is_dir() for p in resolved) else None
 
 
 def _check_refs(
-    settings: Settings, located: Located, contracts: Mapping[str, ContractRecord]
+    settings: Settings, located: Located, contracts: Mapping[str, ContractRecord], complete: bool
 ) -> list[ConfigIssue]:
     declared, refs, duplicates = find_refs(settings)
     declared.setdefault("contract", {}).update({name: () for name in contracts})
     issues = [_issue(located, p, f"duplicate {kind} {name!r}") for p, kind, name in duplicates]
     for p, kind, name in refs:
         known = declared.get(kind, {})
-        if name not in known:
+        if name not in known and (complete or kind != "contract"):
             issues.append(_issue(located, p, f"unknown {kind} {name!r} {closest(name, known)}"))
     return issues
 

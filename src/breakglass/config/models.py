@@ -5,7 +5,7 @@ Each stage owns the section models of its own keys (``monitors.py``, ...); this 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -16,7 +16,15 @@ from breakglass.config.monitors import MonitorConfig
 from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
 from breakglass.config.refs import UniqueKey
 
-__all__ = ["BusConfig", "ChainConfig", "ContractConfig", "LoggingConfig", "Settings", "StoreConfig"]
+__all__ = [
+    "BusConfig",
+    "ChainConfig",
+    "ContractConfig",
+    "DeploymentConfig",
+    "LoggingConfig",
+    "Settings",
+    "StoreConfig",
+]
 
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -50,12 +58,50 @@ class ChainConfig(Strict):
         return value
 
 
+class DeploymentConfig(Strict):
+    """Where the protocol's contracts come from (``config/deployment.py``). A plain string is a manifest."""
+
+    manifest: str | None = Field(
+        default=None, description="a deployment manifest (JSON), relative to the configuration file"
+    )
+    artifacts: list[str] = Field(
+        default_factory=list,
+        description="Foundry out/ or Hardhat artifacts/ folders: ABIs by name for contracts[].artifact",
+    )
+    deployer: str | None = Field(
+        default=None,
+        pattern=_ADDRESS,
+        description="the account that deployed the protocol: its privileged changes up to "
+        "deployment_block are the deployment's own set-up (overrides the manifest's)",
+    )
+    deployment_block: int | None = Field(default=None, ge=0, description="the last block of the deployment")
+
+    @field_validator("artifacts", mode="before")
+    @classmethod
+    def _one_folder(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class ContractConfig(Strict):
-    """A contract not in the deployment manifest: by address and ABI file."""
+    """A contract by address, with its ABI from a JSON file or from the deployment's artifacts."""
 
     name: Annotated[str, UniqueKey("contract")]
     address: str = Field(pattern=_ADDRESS)
-    abi: str = Field(description="path to a JSON ABI file, relative to the configuration file")
+    abi: str | None = Field(
+        default=None, description="path to a JSON ABI (or artifact) file, relative to the configuration file"
+    )
+    artifact: str | None = Field(
+        default=None,
+        description="a contract name in deployment.artifacts (Vault, or src/Vault.sol:Vault when ambiguous)",
+    )
+
+    @model_validator(mode="after")
+    def _one_abi(self) -> ContractConfig:
+        if (self.abi is None) == (self.artifact is None):
+            raise ValueError(
+                "set exactly one of 'abi' (a JSON file) and 'artifact' (a name in deployment.artifacts)"
+            )
+        return self
 
 
 class StoreConfig(Strict):
@@ -96,10 +142,10 @@ class Settings(Strict):
     version: int = Field(default=1, ge=1, le=1)
     protocol: str = Field(default="protocol", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     chain: ChainConfig = Field(default_factory=ChainConfig)
-    deployment: str | None = Field(
+    deployment: DeploymentConfig | None = Field(
         default=None,
-        description="deployment manifest (JSON) naming the protocol's contracts; relative paths "
-        "are resolved against the configuration file",
+        description="where the contracts come from: a manifest path, or manifest/artifacts/deployer "
+        "(relative paths are resolved against the configuration file)",
     )
     contracts: list[ContractConfig] = Field(default_factory=list)
     monitors: list[MonitorConfig] = Field(default_factory=list)
@@ -113,3 +159,8 @@ class Settings(Strict):
     safes: list[SafeConfig] = Field(default_factory=list)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     mempool: MempoolConfig = Field(default_factory=MempoolConfig)
+
+    @field_validator("deployment", mode="before")
+    @classmethod
+    def _manifest_path(cls, value: Any) -> Any:
+        return {"manifest": value} if isinstance(value, str) else value

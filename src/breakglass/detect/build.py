@@ -26,7 +26,7 @@ from breakglass.detect.abi import find_event, find_function
 from breakglass.detect.base import Detector
 from breakglass.detect.filters import CallDetector, EventDetector, TransactionDetector
 from breakglass.detect.flows import FlowDetector
-from breakglass.detect.governance import Deployment, GovernanceDetector
+from breakglass.detect.governance import GovernanceDetector, SetUp
 from breakglass.detect.intel import IntelDetector
 from breakglass.detect.invariants import Invariant, InvariantDetector, InvariantSet
 from breakglass.detect.plugins import PluginDetector, load_plugin
@@ -50,7 +50,7 @@ class BuiltDetectors:
 
 
 def _one(
-    cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int, deployment: Deployment | None = None
+    cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int, deployment: SetUp | None = None
 ) -> Detector | Invariant:
     if isinstance(cfg, EventMonitor):
         address, abi = contracts[cfg.contract]
@@ -100,7 +100,7 @@ def build_detectors(
     detectors: list[Detector] = []
     invariants: list[Invariant] = []
     want_code = False
-    deployment = Deployment.of(config.manifest)
+    deployment = SetUp.of(config.deployment)
     for i, cfg in enumerate(config.settings.monitors):
         if not cfg.enabled or (only is not None and cfg.id not in only):
             continue

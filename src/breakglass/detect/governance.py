@@ -6,8 +6,8 @@ the event's own ``sender``/``by`` argument when it has one (the contract's ``msg
 when anyone executes a queued change), else the transaction's sender. A change is a finding unless
 its actor is allowlisted (``allow`` addresses, ``allow_contracts`` names).
 
-The deployment's own set-up is expected, so watching from block 0 does not flag it (``Deployment``,
-from the deployment manifest): changes made in the transaction that created one of the manifest's
+The deployment's own set-up is expected, so watching from block 0 does not flag it (``SetUp``, from
+the configuration's deployment): changes made in the transaction that created one of the manifest's
 contracts (constructor grants, ``OwnershipTransferred(0, deployer)``), and changes in transactions
 sent by the manifest's ``deployer`` up to its ``deployment_block`` (the set-up calls after the
 constructors). The same key later is judged like anyone else. Without a ``deployment_block`` only
@@ -18,17 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from breakglass.config.deployment import Deployment
 from breakglass.config.monitors import GovernanceMonitor
 from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonable
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Finding, Tx
 
-if TYPE_CHECKING:
-    from breakglass.devnet.manifest import Manifest
-
-__all__ = ["GOVERNANCE_EVENTS", "Deployment", "GovernanceDetector"]
+__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp"]
 
 GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     "roles": frozenset({"RoleGranted", "RoleRevoked", "RoleAdminChanged"}),
@@ -52,22 +49,22 @@ GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Deployment:
-    """How the protocol was deployed, as the manifest records it (see the module docstring)."""
+class SetUp:
+    """How the protocol was deployed, as its deployment records it (see the module docstring)."""
 
     contracts: frozenset[str]
-    """Lowercase addresses of the manifest's contracts."""
+    """Lowercase addresses of the deployment's contracts."""
     deployer: str | None = None
     block: int | None = None
 
     @classmethod
-    def of(cls, manifest: Manifest | None) -> Deployment | None:
-        if manifest is None:
+    def of(cls, deployment: Deployment | None) -> SetUp | None:
+        if deployment is None:
             return None
         return cls(
-            frozenset(c.address.lower() for c in manifest.contracts.values()),
-            manifest.deployer.lower() if manifest.deployer else None,
-            manifest.deployment_block,
+            frozenset(c.address.lower() for c in deployment.contracts.values()),
+            deployment.deployer.lower() if deployment.deployer else None,
+            deployment.block,
         )
 
     def set_up(self, tx: Tx, block_number: int) -> bool:
@@ -89,7 +86,7 @@ class GovernanceDetector:
         cfg: GovernanceMonitor,
         addresses: Mapping[str, str],
         allowed: Sequence[str] = (),
-        deployment: Deployment | None = None,
+        deployment: SetUp | None = None,
     ) -> None:
         """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors;
         ``deployment``: whose changes are the protocol's own set-up."""

@@ -39,9 +39,7 @@ class Watcher:
     db: AsyncEngine
 
     async def _chain_id(self) -> int:
-        configured = self.config.settings.chain.chain_id or (
-            self.config.manifest.chain_id if self.config.manifest else None
-        )
+        configured = self.config.chain_id
         answered = int(await self.rpc.call("eth_chainId"), 16)
         if configured is not None and configured != answered:
             raise ConfigError(
@@ -93,7 +91,7 @@ def build_watcher(
             [ConfigIssue(str(config.path), None, "chain.rpc", "no RPC endpoint and no manifest")]
         )
     rpc = RpcClient.from_urls(urls, timeout=chain.request_timeout)
-    chain_id = chain.chain_id or (config.manifest.chain_id if config.manifest else 0)
+    chain_id = config.chain_id or 0
     built = build_detectors(config, chain_id=chain_id, only=only)
     engine = DetectionEngine(
         built.detectors,

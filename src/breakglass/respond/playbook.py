@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from breakglass.config.deployment import ContractRecord
 from breakglass.config.playbooks import (
     CallAction,
     NotifyAction,
@@ -21,7 +22,6 @@ from breakglass.config.playbooks import (
     PlaybookConfig,
     RatifyConfig,
 )
-from breakglass.devnet.manifest import ContractRecord
 from breakglass.domain import Finding, Severity, fingerprint_of
 from breakglass.errors import ConfigError, ConfigIssue, ResponseError
 from breakglass.respond.calls import CallTemplate, ContractCall, render_arg

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from breakglass.config.deployment import ContractRecord, Manifest
 from breakglass.config.monitors import GovernanceMonitor
 from breakglass.detect.abi import EventAbi
 from breakglass.detect.base import BlockContext, DecodedLog
-from breakglass.detect.governance import Deployment, GovernanceDetector
-from breakglass.devnet.manifest import ContractRecord, Manifest
+from breakglass.detect.governance import GovernanceDetector, SetUp
 from breakglass.domain import Address, Block, Finding, Hash32, Log, Receipt, Tx
 
 GUARD = "0x" + "11" * 20
@@ -58,7 +58,7 @@ def manifest(*, deployer: str | None = None, deployment_block: int | None = None
     )
 
 
-def detector(deployment: Deployment | None) -> GovernanceDetector:
+def detector(deployment: SetUp | None) -> GovernanceDetector:
     cfg = GovernanceMonitor(id="gov", kind="governance", contracts=["guardian"])
     return GovernanceDetector(cfg, {"guardian": GUARD}, deployment=deployment)
 
@@ -68,37 +68,37 @@ def run(gov: GovernanceDetector, *blocks: BlockContext) -> list[Finding]:
 
 
 def test_the_deployers_changes_up_to_the_deployment_block_are_its_set_up() -> None:
-    gov = detector(Deployment.of(manifest(deployer=DEPLOYER, deployment_block=5)))
+    gov = detector(SetUp.of(manifest(deployer=DEPLOYER, deployment_block=5).deployment()))
     assert run(gov, grant(1, DEPLOYER, creates_guard=True), grant(3, DEPLOYER), grant(5, DEPLOYER)) == []
     assert gov.deployment_changes == 3
 
 
 def test_the_deployer_key_after_the_deployment_block_is_judged_like_anyone() -> None:
-    gov = detector(Deployment.of(manifest(deployer=DEPLOYER, deployment_block=5)))
+    gov = detector(SetUp.of(manifest(deployer=DEPLOYER, deployment_block=5).deployment()))
     [finding] = run(gov, grant(6, DEPLOYER))
     assert finding.evidence["actor"] == DEPLOYER and finding.block_number == 6
 
 
 def test_another_account_during_the_deployment_is_a_finding() -> None:
-    gov = detector(Deployment.of(manifest(deployer=DEPLOYER, deployment_block=5)))
+    gov = detector(SetUp.of(manifest(deployer=DEPLOYER, deployment_block=5).deployment()))
     assert [f.evidence["actor"] for f in run(gov, grant(3, STRANGER))] == [STRANGER]
 
 
 def test_without_a_deployment_block_only_the_constructors_are_expected() -> None:
-    gov = detector(Deployment.of(manifest(deployer=DEPLOYER)))
+    gov = detector(SetUp.of(manifest(deployer=DEPLOYER).deployment()))
     found = run(gov, grant(1, DEPLOYER, creates_guard=True), grant(2, DEPLOYER))
     assert [f.block_number for f in found] == [2]
 
 
 def test_without_a_manifest_every_change_is_judged() -> None:
-    gov = detector(Deployment.of(None))
+    gov = detector(SetUp.of(None))
     assert len(run(gov, grant(1, DEPLOYER, creates_guard=True))) == 1
 
 
 def test_the_manifest_keeps_its_deployer_and_deployment_block(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     manifest(deployer=DEPLOYER, deployment_block=42).write(path)
-    deployment = Deployment.of(Manifest.read(path))
-    assert deployment == Deployment(frozenset({GUARD}), DEPLOYER, 42)
+    deployment = SetUp.of(Manifest.read(path).deployment())
+    assert deployment == SetUp(frozenset({GUARD}), DEPLOYER, 42)
     path.write_text(path.read_text().replace('"deployment_block": 42', '"deployment_block": null'))
-    assert Deployment.of(Manifest.read(path)) == Deployment(frozenset({GUARD}), DEPLOYER, None)
+    assert SetUp.of(Manifest.read(path).deployment()) == SetUp(frozenset({GUARD}), DEPLOYER, None)

@@ -43,10 +43,7 @@ class InvariantHealth(BaseModel):
 
 
 def chain_id_of(ctx: ApiContext) -> int | None:
-    config = ctx.app.config
-    if config.settings.chain.chain_id is not None:
-        return config.settings.chain.chain_id
-    return config.manifest.chain_id if config.manifest is not None else None
+    return ctx.app.config.chain_id
 
 
 async def invariant_health(ctx: ApiContext) -> InvariantHealth:
