@@ -55,8 +55,7 @@ store: {{url: "sqlite:///{db}"}}
 monitors: [{{id: exploit, kind: event, contract: venue, event: Paused}}]
 responder: {{guardian: {{env: {env}}}, fees: {{priority_fee_gwei: 1, outbid_margin: 0.25}}}}
 policy:
-  allow: [{{contract: venue, function: pauseMarket}}]
-  tightening: [pauseMarket]
+  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
   max_fee_gwei: 1000
   rate_limit: {{count: 100000, per_seconds: 1}}
 playbooks:

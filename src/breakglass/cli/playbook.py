@@ -1,6 +1,7 @@
 """``breakglass playbook test CONFIG --finding FILE``: the exact calls a playbook would send, simulated.
 
 Nothing is signed or sent and the real ledger is not touched (the dry run keeps its ledger in memory).
+Each call gets the policy's verdict, with its bounds read on chain (``guardian.maxLeverage(1) = 50``).
 Simulation runs from the guardian's address: the configured key's, or ``--from`` when the key is not
 available on this machine.
 """
@@ -66,8 +67,15 @@ async def _dry_run(config: Path, finding: Finding, sender: str | None) -> list[d
     engine = make_engine("sqlite:///:memory:")
     await create_tables(engine)
     signer: Signer | None = AddressOnlySigner(sender) if sender else None
+    # vet=False: a call the policy always refuses is shown as refused, step by step, instead of
+    # stopping the dry run (``breakglass check`` and start-up refuse such a configuration)
     responder = build_responder(
-        loaded, InProcessBus(), Redactor(loaded.secrets), sessions=make_sessionmaker(engine), signer=signer
+        loaded,
+        InProcessBus(),
+        Redactor(loaded.secrets),
+        sessions=make_sessionmaker(engine),
+        signer=signer,
+        vet=False,
     )
     try:
         if responder.relayer is not None:

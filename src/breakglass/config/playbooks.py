@@ -2,21 +2,24 @@
 
 A playbook binds findings (by monitor, minimum severity, labels) to an ordered list of actions;
 targeted actions come first, a global pause last. The policy is default-deny: a call is sent only if
-its (contract, function) is allowlisted *and* the function is classified as tightening, and never if
-it matches a loosening pattern (built in: ``unpause*``, ``raise*``... plus the configured ones).
+its (contract, function) is allowed *and* each argument passes its rule (a fixed value, a set,
+limits, or a bound read on chain that only lets the parameter tighten), and never if the function
+matches a loosening pattern (built in: ``unpause*``, ``raise*``... plus the configured ones).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, StrictBool, StrictInt, StrictStr, model_validator
 
 from breakglass.config.base import Strict
 from breakglass.config.refs import RefTo, UniqueKey
 
 __all__ = [
     "BUILTIN_LOOSENING",
+    "ArgBounds",
+    "ArgRule",
     "CallAction",
     "FeeConfig",
     "GuardianKeyConfig",
@@ -37,6 +40,7 @@ __all__ = [
 _ID = r"^[a-z0-9][a-z0-9_.-]*$"
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 _FUNCTION = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_SIGNATURE = r"^[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,\[\]() ]*\))?$"
 
 BUILTIN_LOOSENING: tuple[str, ...] = (
     "unpause*",
@@ -211,9 +215,58 @@ class SafeConfig(Strict):
     address: str = Field(pattern=_ADDRESS)
 
 
+class ArgBounds(Strict):
+    """What an argument may be, beyond one fixed value: a set of values, static limits, and a monotonic
+    bound read on chain (the new value only ever tighter than the contract's current one)."""
+
+    one_of: list[StrictBool | StrictInt | StrictStr] | None = Field(
+        default=None, alias="in", min_length=1, description="the accepted values"
+    )
+    min: int | None = Field(default=None, description="lowest accepted value (integers)")
+    max: int | None = Field(default=None, description="highest accepted value (integers)")
+    tighter: Literal["lower", "higher"] | None = Field(
+        default=None,
+        description="which way is safer for this parameter: the value must not be above (lower) or "
+        "below (higher) `current`, read on chain before every send",
+    )
+    current: str | None = Field(
+        default=None,
+        description="the view call giving the parameter's value now, e.g. "
+        "'guardian.maxLeverage(args.marketId)' (args.NAME: an argument of the call being checked)",
+    )
+    output: str | int | None = Field(
+        default=None, description="which output of `current` is the value, when it returns several"
+    )
+
+    @model_validator(mode="after")
+    def _bound_needs_both(self) -> ArgBounds:
+        if (self.tighter is None) != (self.current is None):
+            raise ValueError("'tighter' and 'current' go together: which way is safer, and the value now")
+        if self.output is not None and self.current is None:
+            raise ValueError("'output' selects an output of 'current'")
+        if self.one_of is None and self.min is None and self.max is None and self.tighter is None:
+            raise ValueError("give 'in', 'min', 'max', or 'tighter' with 'current'")
+        return self
+
+
+ArgRule = StrictBool | StrictInt | StrictStr | ArgBounds
+"""One argument's rule: ``any``; one value (``true``, ``3``, ``"0x…"``); or ``ArgBounds``."""
+
+
 class PolicyAllow(Strict):
+    """One call the responder may send: a contract's function, and what each of its arguments may be.
+
+    Every argument must have a rule (``any`` included): a call is refused unless each value passes."""
+
     contract: Annotated[str, RefTo("contract")]
-    function: str = Field(pattern=_FUNCTION)
+    function: str = Field(
+        pattern=_SIGNATURE, description="a function name, or its signature when the ABI overloads it"
+    )
+    args: dict[str, ArgRule] = Field(
+        default_factory=dict,
+        description="argument name (or position '0', '1'... when unnamed) -> rule: any | a value | "
+        "{in, min, max, tighter, current, output}",
+    )
 
 
 class RateLimit(Strict):
@@ -223,12 +276,8 @@ class RateLimit(Strict):
 
 class PolicyConfig(Strict):
     allow: list[PolicyAllow] = Field(default_factory=list)
-    tightening: list[str] = Field(
-        default_factory=list,
-        description="function names (fnmatch patterns) that only make things safer; all else is refused",
-    )
     loosening: list[str] = Field(
-        default_factory=list, description="patterns refused, on top of the built-ins"
+        default_factory=list, description="function-name patterns refused, on top of the built-ins"
     )
     max_gas: int = Field(default=1_000_000, ge=21_000)
     max_fee_gwei: float = Field(default=1_000.0, gt=0, description="cap on max fee per gas")
@@ -236,3 +285,13 @@ class PolicyConfig(Strict):
     rate_limits: dict[str, RateLimit] = Field(
         default_factory=dict, description="per 'playbook.action' id, overriding rate_limit"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_name_classification(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tightening" in data:
+            raise ValueError(
+                "'tightening' (function-name patterns) was replaced by argument rules: list each call "
+                "under 'allow' with what each argument may be (docs/response.md, Policy)"
+            )
+        return data

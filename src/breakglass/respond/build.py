@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.bus import Bus
 from breakglass.config import LoadedConfig
+from breakglass.errors import ConfigError
 from breakglass.logs import Redactor
 from breakglass.respond.fees import FeePolicy
 from breakglass.respond.journal import LedgerJournal, journal_path
 from breakglass.respond.ledger import Ledger, make_hot_engine
 from breakglass.respond.lookout import Lookout
-from breakglass.respond.playbook import PlaybookBook
+from breakglass.respond.playbook import PlaybookBook, vet_playbooks
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
@@ -44,17 +45,23 @@ def build_responder(
     rpc: Rpc | None = None,
     signer: Signer | None = None,
     environ: Mapping[str, str] | None = None,
+    vet: bool = True,
 ) -> Responder:
     """The responder for ``config``.
 
     The database is the app's ``store`` (shared sessions, plus a hot-path engine on the same URL), or
     ``sessions``, or else engines of its own from ``store.url`` (disposed by ``Responder.close``). Its
     tables come from the store's migrations: run ``breakglass.store.migrate.upgrade_async`` first.
-    ``rpc`` and ``signer`` override what the configuration says.
+    ``rpc`` and ``signer`` override what the configuration says. A playbook call the policy always
+    refuses is a ``ConfigError`` (as ``breakglass check`` says); ``vet=False`` builds it anyway, for
+    tests of the refusals at run time.
     """
     settings = config.settings
-    book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path))
-    policy = Policy(settings.policy, time.monotonic)
+    book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path), locate=config.issue)
+    policy = Policy.compile(settings.policy, config.contracts, time.monotonic, locate=config.issue)
+    refused = vet_playbooks(book, policy, config.issue) if vet else []
+    if refused:
+        raise ConfigError(refused)
     engine = None
     hot = None
     # a claim the store does not take within a second goes to the journal (docs/reliability.md)

@@ -16,10 +16,19 @@ from eth_abi.abi import encode
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import is_address, to_checksum_address
 
+from breakglass.config.refs import closest
 from breakglass.domain import Finding
 from breakglass.errors import ResponseError
 
-__all__ = ["CallTemplate", "ContractCall", "describe_call", "find_function", "render_arg"]
+__all__ = [
+    "CallTemplate",
+    "ContractCall",
+    "coerce_arg",
+    "describe_call",
+    "find_function",
+    "render_arg",
+    "type_of",
+]
 
 _TEMPLATE = re.compile(r"\{(?P<path>[a-z_]+(?:\.[A-Za-z0-9_-]+)+)\}")
 
@@ -54,16 +63,16 @@ def find_function(abi: Sequence[Mapping[str, Any]], name: str, arity: int | None
         matches = [e for e in matches if len(e.get("inputs", [])) == arity]
     if not matches:
         known = sorted({str(e.get("name")) for e in abi if e.get("type") == "function"})
-        raise ResponseError(f"the ABI has no function {name!r} (functions: {', '.join(known)})")
+        raise ResponseError(f"the ABI has no function {name!r} {closest(name, known)}")
     if len(matches) > 1:
         raise ResponseError(f"function {name!r} is overloaded; give arguments to choose one")
     return matches[0]
 
 
-def _type_of(entry: Mapping[str, Any]) -> str:
+def type_of(entry: Mapping[str, Any]) -> str:
     kind = str(entry["type"])
     if kind.startswith("tuple"):
-        inner = ",".join(_type_of(c) for c in entry.get("components", []))
+        inner = ",".join(type_of(c) for c in entry.get("components", []))
         return f"({inner}){kind[5:]}"
     return kind
 
@@ -105,13 +114,16 @@ def _lookup(path: str, finding: Finding) -> Any:
     return value
 
 
-def _coerce(kind: str, value: Any, where: str) -> Any:
+def coerce_arg(kind: str, value: Any, where: str) -> Any:
     """Turn a templated value into what eth-abi encodes for ``kind``, or say precisely why not."""
     try:
         if kind.startswith(("uint", "int")):
             if isinstance(value, bool):
                 raise ValueError("a boolean is not a number")
-            number = value if isinstance(value, int) else int(str(value), 0)
+            try:
+                number = value if isinstance(value, int) else int(str(value).replace("_", ""), 0)
+            except ValueError:
+                raise ValueError("not a number") from None
             bits = int(kind.lstrip("uint") or 256)
             low, high = (
                 (0, 2**bits - 1) if kind.startswith("uint") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
@@ -169,7 +181,7 @@ class CallTemplate:
     ) -> CallTemplate:
         """Check ``function(args)`` against the ABI. ``view=True`` for reads (ratification checks)."""
         entry = find_function(abi, function, len(args))
-        types = tuple(_type_of(i) for i in entry.get("inputs", []))
+        types = tuple(type_of(i) for i in entry.get("inputs", []))
         if len(types) != len(args):
             raise ResponseError(
                 f"{contract}.{function} takes {len(types)} argument(s) ({', '.join(types)}), got {len(args)}"
@@ -180,7 +192,9 @@ class CallTemplate:
             )
         for i, (kind, arg) in enumerate(zip(types, args, strict=True)):
             if not (isinstance(arg, str) and "{" in arg):
-                _coerce(kind, arg, f"{contract}.{function} argument {i}")  # literals fail at load, not at use
+                coerce_arg(
+                    kind, arg, f"{contract}.{function} argument {i}"
+                )  # literals fail at load, not at use
         template = cls(
             contract,
             to_checksum_address(address),
@@ -188,7 +202,7 @@ class CallTemplate:
             types,
             bytes(function_signature_to_4byte_selector(f"{function}({','.join(types)})")),
             tuple(args),
-            tuple(_type_of(o) for o in entry.get("outputs", [])),
+            tuple(type_of(o) for o in entry.get("outputs", [])),
         )
         if not any(isinstance(a, str) and _TEMPLATE.search(a) for a in args):
             template = replace(template, static=template._encode(None))
@@ -203,7 +217,7 @@ class CallTemplate:
 
     def _encode(self, finding: Finding | None) -> ContractCall:
         values = tuple(
-            _coerce(
+            coerce_arg(
                 kind,
                 arg if finding is None else render_arg(arg, finding),
                 f"{self.contract}.{self.function} argument {i}",

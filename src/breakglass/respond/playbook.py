@@ -22,9 +22,11 @@ from breakglass.config.playbooks import (
     PlaybookConfig,
     RatifyConfig,
 )
+from breakglass.config.yamlsource import PathKey, format_path
 from breakglass.domain import Finding, Severity, fingerprint_of
 from breakglass.errors import ConfigError, ConfigIssue, ResponseError
 from breakglass.respond.calls import CallTemplate, ContractCall, render_arg
+from breakglass.respond.policy import Locate, Policy
 
 __all__ = [
     "CallStep",
@@ -34,6 +36,7 @@ __all__ = [
     "PlaybookBook",
     "Step",
     "describe_steps",
+    "vet_playbooks",
 ]
 
 
@@ -115,29 +118,38 @@ class PlaybookBook:
 
     @classmethod
     def compile(
-        cls, playbooks: list[PlaybookConfig], contracts: Mapping[str, ContractRecord], file: str = ""
+        cls,
+        playbooks: list[PlaybookConfig],
+        contracts: Mapping[str, ContractRecord],
+        file: str = "",
+        *,
+        locate: Locate | None = None,
+        issues: list[ConfigIssue] | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> PlaybookBook:
-        issues: list[ConfigIssue] = []
+        """Check every call action against its contract's ABI. Problems go to ``issues`` when given
+        (``breakglass check``), else are raised together as one ``ConfigError``; ``locate`` gives each
+        its line. Actions on a contract in ``skip`` (its ABI is unknown; reported elsewhere) are left out."""
+        where = locate or (lambda path, message: ConfigIssue(file, None, format_path(path), message))
+        found: list[ConfigIssue] = []
         compiled: list[CompiledPlaybook] = []
         for i, playbook in enumerate(playbooks):
             calls: dict[str, CallTemplate] = {}
             views: dict[str, tuple[RatifyConfig, CallTemplate]] = {}
             for j, action in enumerate(playbook.actions):
-                if not isinstance(action, CallAction):
+                if not isinstance(action, CallAction) or action.contract in skip:
                     continue
-                where = f"playbooks[{i}].actions[{j}]"
+                at: PathKey = ("playbooks", i, "actions", j)
                 record = contracts.get(action.contract)
                 if record is None:
-                    issues.append(
-                        ConfigIssue(file, None, f"{where}.contract", f"unknown contract {action.contract!r}")
-                    )
+                    found.append(where((*at, "contract"), f"unknown contract {action.contract!r}"))
                     continue
                 try:
                     calls[action.id] = CallTemplate.build(
                         action.contract, record.address, record.abi, action.function, action.args
                     )
                 except ResponseError as exc:
-                    issues.append(ConfigIssue(file, None, where, str(exc)))
+                    found.append(where((*at, _part(str(exc))), str(exc)))
                 if action.ratify is not None:
                     try:
                         views[action.id] = (
@@ -145,11 +157,13 @@ class PlaybookBook:
                             _ratify_view(action.contract, record, action.ratify),
                         )
                     except ResponseError as exc:
-                        issues.append(ConfigIssue(file, None, f"{where}.ratify", str(exc)))
+                        found.append(where((*at, "ratify"), str(exc)))
             severity = Severity.parse(playbook.match.min_severity)
             compiled.append(CompiledPlaybook(playbook, calls, severity, views))
-        if issues:
-            raise ConfigError(issues)
+        if issues is not None:
+            issues += found
+        elif found:
+            raise ConfigError(found)
         return cls(compiled)
 
     def matching(self, finding: Finding) -> list[CompiledPlaybook]:
@@ -188,6 +202,30 @@ class PlaybookBook:
         if isinstance(action, NotifyAction):
             return MessageStep(pid, action.id, key, "notify", str(render_arg(action.message, finding)))
         return MessageStep(pid, action.id, key, "escalate", action.severity)
+
+
+def vet_playbooks(book: PlaybookBook, policy: Policy, locate: Locate) -> list[ConfigIssue]:
+    """Every playbook call the policy would always refuse, judging its function and literal arguments
+    (templated arguments are judged per finding, bounds on chain): a configuration error, not a
+    refusal discovered during an attack."""
+    issues: list[ConfigIssue] = []
+    for i, playbook in enumerate(book.playbooks):
+        for j, action in enumerate(playbook.config.actions):
+            template = playbook.calls.get(action.id)
+            if template is None:
+                continue
+            reason = policy.check_static(template)
+            if reason is not None:
+                at = ("playbooks", i, "actions", j, "function")
+                issues.append(
+                    locate(at, f"the policy refuses {template.contract}.{template.function}: {reason}")
+                )
+    return issues
+
+
+def _part(message: str) -> str:
+    """Which key of a call action an ABI complaint is about (for its line in the file)."""
+    return "function" if "no function" in message or "overloaded" in message else "args"
 
 
 def _ratify_view(contract: str, record: ContractRecord, ratify: RatifyConfig) -> CallTemplate:

@@ -29,12 +29,13 @@ from breakglass.bus import Bus, Topics
 from breakglass.domain import Finding
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
+from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import PendingFees
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.lookout import Lookout
 from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.playbook import CallStep, FailedStep, MessageStep, PlaybookBook, Step, describe_steps
-from breakglass.respond.policy import Policy
+from breakglass.respond.policy import CallRule, Policy
 from breakglass.respond.ratify import RatificationWatcher
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
@@ -170,9 +171,10 @@ class Responder:
             _intent(step.key, step.playbook, step.action, step.call.target, finding), detail=detail
         )
         try:
-            self.policy.check_call(step.call.contract, step.call.function, step.call.value)
+            rule = self.policy.check_call(step.call)
             if await self.ledger.is_claimed(step.key):
                 return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
+            await self.check_bounds(step.call, rule)
             if step.via == "guardian":
                 if self.relayer is None:
                     raise ResponseError("no guardian key configured (responder.guardian)")
@@ -211,6 +213,27 @@ class Responder:
                     intent, step=ActionStep.FAILED, detail={"error": str(exc), "recoverable": exc.recoverable}
                 )
             )
+
+    async def check_bounds(self, call: ContractCall, rule: CallRule) -> list[str]:
+        """Read each bounded parameter's current value on chain (latest block) and refuse a call that
+        would loosen one (``PolicyViolation``, rule ``bound``); an unreadable value refuses too: the
+        call cannot be shown to tighten. Returns what was compared, for a dry run."""
+        seen: list[str] = []
+        for check in rule.bounds:
+            assert check.current is not None
+            read = check.current
+            if self.rpc is None:
+                raise PolicyViolation("bound", f"{call.target}: no node to read {read.text} from")
+            try:
+                raw = await self.rpc.call(
+                    "eth_call", {"to": read.address, "data": "0x" + read.calldata(call.args).hex()}, "latest"
+                )
+                current = read.decode(bytes.fromhex(str(raw).removeprefix("0x")))
+            except (BreakglassError, ValueError) as exc:
+                raise PolicyViolation("bound", f"{call.target}: could not read {read.text}: {exc}") from None
+            self.policy.check_bound(call, check, current)
+            seen.append(f"{check.name} {call.args[check.index]} vs {read.text} = {current}")
+        return seen
 
     async def _propose(self, intent: ActionEvent, step: CallStep) -> ActionEvent:
         if self.safes is None:
@@ -252,8 +275,8 @@ class Responder:
             for step, shown in zip(steps, describe_steps(steps), strict=True):
                 if isinstance(step, CallStep):
                     try:
-                        self.policy.check_call(step.call.contract, step.call.function, step.call.value)
-                        shown["policy"] = "allowed"
+                        bounds = await self.check_bounds(step.call, self.policy.check_call(step.call))
+                        shown["policy"] = "allowed" + (f" ({'; '.join(bounds)})" if bounds else "")
                         if step.via == "guardian" and self.relayer is not None:
                             shown["plan"] = (
                                 await self.relayer.plan(step.call, outbid_from(finding))

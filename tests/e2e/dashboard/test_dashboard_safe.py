@@ -48,8 +48,7 @@ responder:
   fees: {{priority_fee_gwei: 1}}
 policy:
   allow:
-    - {{contract: venue, function: pauseMarket}}
-  tightening: [pauseMarket]
+    - {{contract: venue, function: pauseMarket, args: {{marketId: any}}}}
   max_fee_gwei: 500
 safes:
   - {{name: governance, address: "{safe}"}}

@@ -75,12 +75,14 @@ responder:
 policy:
   allow:
     - {{contract: venue, function: pause}}
-    - {{contract: venue, function: pauseMarket}}
-    - {{contract: venue, function: blockAccount}}
-    - {{contract: venue, function: lowerMaxLeverage}}
-    - {{contract: venue, function: unpause}}
-    - {{contract: venue, function: setMaxLeverage}}
-  tightening: [pause, pauseMarket, blockAccount, lowerMaxLeverage, setMaxLeverage]
+    - {{contract: venue, function: pauseMarket, args: {{marketId: any}}}}
+    - {{contract: venue, function: blockAccount, args: {{account: any}}}}
+    - contract: venue
+      function: lowerMaxLeverage
+      args: {{value: {{tighter: lower, current: venue.maxLeverage()}}}}
+    - contract: venue
+      function: setMaxLeverage
+      args: {{value: {{tighter: lower, current: venue.maxLeverage(), min: 1}}}}
   max_fee_gwei: 500
 playbooks:
 {playbooks}
@@ -152,11 +154,17 @@ class Harness:
     redactor: Redactor
     made: list[Responder]
 
-    async def responder(self, *, start: bool = True, rpc: Any = None) -> Responder:
-        """As production builds it: its own engines (the hot-path claim included) from the config."""
+    async def responder(self, *, start: bool = True, rpc: Any = None, vet: bool = True) -> Responder:
+        """As production builds it: its own engines (the hot-path claim included) from the config.
+        ``vet=False``: playbook calls the policy always refuses are built too (to test the refusals)."""
         await upgrade_async(self.config.settings.store.url)  # the store's migrations own the tables
         responder = build_responder(
-            self.config, self.bus, self.redactor, rpc=rpc, environ={GUARDIAN_ENV: self.venue.guardian_key}
+            self.config,
+            self.bus,
+            self.redactor,
+            rpc=rpc,
+            environ={GUARDIAN_ENV: self.venue.guardian_key},
+            vet=vet,
         )
         self.made.append(responder)
         if start:
