@@ -40,8 +40,8 @@ def _ident(*parts: str) -> str:
 
 
 def _starter(surface: ProtocolSurface) -> EmergencyFunction | None:
-    """The broadest safe call: a global pause before a per-part one. Never a switch: the policy written
-    here allows none (see ``render``)."""
+    """The broadest safe call: a global pause before a per-part one; not a switch (its ``true`` is
+    allowed, but a plain emergency function says more plainly what it does)."""
     candidates = [f for f in surface.tightening if not f.switch]
     if not candidates:
         return None
@@ -67,6 +67,18 @@ def _args(fn: EmergencyFunction) -> tuple[list[str], list[str], list[str]]:
             args.append(_q(f"{{labels.{arg}}}"))
             labels.append(arg)
     return args, labels, notes
+
+
+def _arg_rules(fn: EmergencyFunction) -> str:
+    """The policy's rule of each argument: a switch's bool pinned to true, anything else any (an id,
+    a market key, a reason code)."""
+    if not fn.inputs:
+        return ""
+    rules = ", ".join(
+        f"{_q(name or str(i))}: {'true' if kind == 'bool' else 'any'}"
+        for i, (name, kind) in enumerate(fn.inputs)
+    )
+    return f", args: {{{rules}}}"
 
 
 def render(surface: ProtocolSurface, options: InitOptions) -> str:
@@ -168,25 +180,20 @@ def render(surface: ProtocolSurface, options: InitOptions) -> str:
         "  guardian: {env: BREAKGLASS_GUARDIAN_KEY} # or {keystore: guardian.json, password: ${GUARDIAN_PW}}",
         "  fees: {priority_fee_gwei: 2, outbid_margin: 0.25}",
         "",
-        "# Least power: the responder may only send what `allow` lists, and only if the function is",
-        "# classified tightening; every undo (unpause, resume, unfreeze, grant, raise...) is refused.",
-        "# Give the guardian key only these powers on chain too (a pause-only role).",
+        "# Least power: the responder may only send what `allow` lists, and only with arguments that pass",
+        "# their rules (any; a fixed value: a switch is pinned to true; limits; or a bound read on chain).",
+        "# Every undo (unpause, resume, unfreeze, grant, raise...) is refused. Give the guardian key only",
+        "# these powers on chain too (a pause-only role).",
         "policy:",
     ]
-    plain = [f for f in surface.tightening if not f.switch]
-    if plain:
+    if surface.tightening:
         lines.append("  allow:")
-        for f in plain:
-            lines.append(f"    - {{contract: {f.contract}, function: {f.name}}}")
-        lines.append(f"  tightening: [{', '.join(sorted({f.name for f in plain}))}]")
-    for f in surface.tightening:
-        if f.switch:  # a name-level rule would let `false` (the undo) through as well
-            lines.append(
-                f"  # not allowed: {f.contract}.{f.signature} is a switch whose `false` undoes it; allow it"
-                " only with an argument rule that pins `true`"
-            )
-    if not plain:
-        lines.append("  allow: [] # no plain pause, freeze or suspend function found: nothing may be sent")
+        for f in surface.tightening:
+            lines.append(f"    - {{contract: {f.contract}, function: {f.name}{_arg_rules(f)}}}")
+            if f.switch:
+                lines.append(f"      # {f.signature} is a switch: only true (false would undo it)")
+    else:
+        lines.append("  allow: [] # no pause, freeze or suspend function found: nothing may be sent")
     extra_loosening = sorted(
         {n for c in surface.contracts for n in c.loosening if not _BUILT_IN_LOOSENING.match(n)}
     )

@@ -4,16 +4,21 @@ raises no automatic action, and the policy refuses every loosening call."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
 
-from breakglass.config.models import PolicyConfig
+from breakglass.config.deployment import ContractRecord
+from breakglass.config.playbooks import PolicyConfig
 from breakglass.errors import PolicyViolation
+from breakglass.respond.calls import ContractCall, type_of
 from breakglass.respond.policy import Policy
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
@@ -74,17 +79,46 @@ LOOSENING = [
 ]
 
 
+PUBLISHED = EXAMPLE.parents[1] / "node_modules" / "synthetix" / "publish" / "deployed" / "sepolia-ovm"
+SOURCES = {
+    "system_status": "SystemStatus",
+    "perps_settings": "PerpsV2MarketSettings",
+    "exchange_rates": "ExchangeRates",
+    "resolver": "AddressResolver",
+}
+
+
+@functools.cache
+def _contracts() -> dict[str, ContractRecord]:
+    """The example's contract names with the ABIs the authors published (addresses do not matter)."""
+    published = json.loads((PUBLISHED / "deployment.json").read_text(encoding="utf-8"))
+    return {
+        name: ContractRecord("0x" + f"{i + 1:040x}", published["sources"][source]["abi"])
+        for i, (name, source) in enumerate(SOURCES.items())
+    }
+
+
 def _policy() -> Policy:
     config = yaml.safe_load((EXAMPLE / "breakglass.yaml").read_text(encoding="utf-8"))
-    return Policy(PolicyConfig.model_validate(config["policy"]), clock=lambda: 0.0)
+    return Policy.compile(PolicyConfig.model_validate(config["policy"]), _contracts(), clock=lambda: 0.0)
+
+
+def _call(contract: str, function: str, *args: Any) -> ContractCall:
+    record = _contracts()[contract]
+    entry = next(e for e in record.abi if e.get("type") == "function" and e["name"] == function)
+    kinds = [type_of(i) for i in entry["inputs"]]
+    values = list(args) or [b"\x01" * 32 if k == "bytes32" else ([] if k.endswith("]") else 1) for k in kinds]
+    return ContractCall(
+        contract, record.address, function, f"{function}({','.join(kinds)})", tuple(values), b""
+    )
 
 
 @pytest.mark.parametrize(("contract", "function"), LOOSENING)
 def test_the_policy_refuses_every_loosening_call(contract: str, function: str) -> None:
     with pytest.raises(PolicyViolation):
-        _policy().check_call(contract, function)
+        _policy().check_call(_call(contract, function))
 
 
 @pytest.mark.parametrize("function", ["suspendFuturesMarket", "suspendFutures"])
 def test_the_policy_allows_the_suspensions(function: str) -> None:
-    _policy().check_call("system_status", function)
+    _policy().check_call(_call("system_status", function))

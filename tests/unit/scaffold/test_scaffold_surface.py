@@ -57,7 +57,7 @@ def test_the_surface_names_pauses_roles_undos_switches_and_tokens() -> None:
     assert usd.token and surface.tokens == ["usd"] and surface.holders == ["guard", "configurator"]
 
 
-def test_the_starter_playbook_calls_the_global_pause_and_the_policy_never_allows_a_switch() -> None:
+def test_the_starter_playbook_calls_the_global_pause_and_the_policy_pins_a_switch_to_true() -> None:
     surface = discover({"guard": GUARDED, "configurator": CONFIGURATOR, "usd": TOKEN})
     text = render(surface, InitOptions(deployment="manifest.json", protocol="p", source="test"))
     config = yaml.safe_load(text)
@@ -65,10 +65,12 @@ def test_the_starter_playbook_calls_the_global_pause_and_the_policy_never_allows
     call = playbook["actions"][0]
     assert (call["contract"], call["function"], call.get("args")) == ("guard", "pause", None)
     assert playbook["match"] == {"monitors": ["outflow-usd"], "min_severity": "critical"}
-    allowed = {(a["contract"], a["function"]) for a in config["policy"]["allow"]}
-    assert allowed == {("guard", "pause"), ("guard", "freezeMarket")}
-    assert "setPoolPause" not in config["policy"]["tightening"]
-    assert "not allowed: configurator.setPoolPause(bool)" in text
+    allowed = {(a["contract"], a["function"]): a.get("args") for a in config["policy"]["allow"]}
+    assert set(allowed) >= {("guard", "pause"), ("guard", "freezeMarket"), ("configurator", "setPoolPause")}
+    assert allowed[("guard", "pause")] is None
+    [(_switch_arg, pinned)] = allowed[("configurator", "setPoolPause")].items()
+    assert pinned is True  # a switch is allowed only towards safety: setPoolPause(false) is refused
+    assert "setPoolPause(bool) is a switch: only true" in text
     ids = [m["id"] for m in config["monitors"]]
     assert ids == ["governance", "undone-guard-unpaused", "outflow-usd"]
     assert config["monitors"][0]["parameter_events"] == ["MaxLeverageSet"]
