@@ -39,8 +39,9 @@ responder:
       halt.halt-exits: ["vault.compartment({labels.market})"]
       pause.pause-venue: ["vault.cash()", "insurance.balance()"]
 policy:
-  allow: [{contract: guardian, function: haltExits}, {contract: guardian, function: pauseVenue}]
-  tightening: [haltExits, pauseVenue]
+  allow:
+    - {contract: guardian, function: haltExits, args: {marketId: any}}
+    - {contract: guardian, function: pauseVenue}
 playbooks:
   - id: halt
     match: {monitors: [price]}
