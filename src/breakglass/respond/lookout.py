@@ -27,8 +27,8 @@ from typing import Any
 
 from eth_abi.abi import decode
 
+from breakglass.config.deployment import ContractRecord
 from breakglass.config.playbooks import LookConfig
-from breakglass.devnet.manifest import ContractRecord
 from breakglass.domain import Finding
 from breakglass.errors import BreakglassError, ConfigError, ConfigIssue, ResponseError
 from breakglass.logs import get_logger
