@@ -55,8 +55,7 @@ responder:
   fees: {{priority_fee_gwei: 1}}
 policy:
   allow:
-    - {{contract: venue, function: pauseMarket}}
-  tightening: [pauseMarket]
+    - {{contract: venue, function: pauseMarket, args: {{marketId: any}}}}
   max_fee_gwei: 500
 playbooks:
   - id: contain
