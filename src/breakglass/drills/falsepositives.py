@@ -31,7 +31,7 @@ from breakglass.store.db import Store
 
 __all__ = ["DefendedBenign", "run_defended_benign"]
 
-TAKEN = (ActionStep.INTENT, ActionStep.PROPOSED, ActionStep.NOTIFY, ActionStep.ESCALATE)
+TAKEN = (ActionStep.SUBMITTED, ActionStep.PROPOSED, ActionStep.NOTIFY, ActionStep.ESCALATE)
 
 
 @dataclass

@@ -29,7 +29,10 @@ from breakglass.drills.defense import Defense, defended_config, write_keystore
 from breakglass.drills.runner import DRILL_NODE_ARGS
 from breakglass.respond.messages import ActionStep
 
-__all__ = ["HardDaysReport", "SegmentResult", "run_hard_days"]
+__all__ = ["TAKEN", "HardDaysReport", "SegmentResult", "run_hard_days"]
+
+TAKEN = (ActionStep.SUBMITTED, ActionStep.PROPOSED, ActionStep.NOTIFY, ActionStep.ESCALATE)
+"""Steps that say a playbook acted: a call sent or proposed, a notification, an escalation."""
 
 
 @dataclass
@@ -41,7 +44,7 @@ class SegmentResult:
     """LP equity (vault.totalAssets) + insurance fund at the end, undefended (collateral units)."""
     stake_defended: int | None
     actions: list[dict[str, Any]] = field(default_factory=list)
-    """Automatic calls the responder decided to send (intent), with playbook, action, target, monitor."""
+    """Automatic actions: calls sent (submitted) or proposed, and playbooks' notify/escalate steps."""
     withheld: list[dict[str, Any]] = field(default_factory=list)
     alerts: dict[str, dict[str, int]] = field(default_factory=dict)
     """monitor -> severity -> findings."""
@@ -155,11 +158,14 @@ async def run_hard_days(
             finally:
                 await defense.close()
             observed = defense.observed
+            # a call is published once sent (submitted) or proposed to a Safe; notify and escalate steps
+            # say a playbook fired without touching the chain
             actions = [
-                {"playbook": a.playbook, "action": a.action, "target": a.target, "monitor": a.monitor_id}
+                {"playbook": a.playbook, "action": a.action, "target": a.target, "monitor": a.monitor_id,
+                 "step": str(a.step)}
                 for a in observed.actions
-                if a.step is ActionStep.INTENT
-            ]
+                if a.step in TAKEN
+            ]  # fmt: skip
             withheld = [
                 {"playbook": a.playbook, "action": a.action, "target": a.target, "monitor": a.monitor_id,
                  "look": dict(a.detail.get("look") or {})}
