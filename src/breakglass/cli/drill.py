@@ -221,8 +221,13 @@ def hard_days(
     import dataclasses
 
     from breakglass.devnet.solc import compile_contracts
-    from breakglass.drills.benign.harddays import HardDayConfig
+    from breakglass.drills.benign.harddays import SEGMENTS, HardDayConfig
     from breakglass.drills.hard_days import run_hard_days
+
+    unknown = [s for s in segment or () if s not in SEGMENTS]
+    if unknown:
+        raise typer.BadParameter(f"unknown segment(s) {', '.join(unknown)}; known: {', '.join(SEGMENTS)}",
+                                 param_hint="--segment")  # fmt: skip
 
     config = HardDayConfig.bounded() if bounded else HardDayConfig()
     changes: dict[str, Any] = {

@@ -47,7 +47,7 @@ PLAYBOOK_MONITORS = {
     "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
     "contain-price-push": ["price-push-by-stranger"],
     "contain-exposure": ["thin-open-interest"],
-    "contain-extraction": ["vault-round-trip", "lp-value-extraction", "share-price-step", "insurance-floor"],
+    "contain-extraction": ["vault-round-trip", "lp-value-extraction", "share-price-step"],
     "last-resort": ["vault-books-match-balance"],
 }
 SETUP_PLAYBOOK: dict[str, Any] = {

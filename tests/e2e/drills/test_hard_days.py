@@ -44,12 +44,16 @@ async def test_every_hard_honest_segment_passes_defended_by_the_shipped_configur
 
 
 def test_the_hard_days_command_reports_per_segment_and_exits_0(tmp_path: Path) -> None:
+    # the command's plumbing (options, table, JSON, exit code); the defended run is the test above
     out = tmp_path / "hard.json"
-    args = ["hard-days", "--bounded", "--segment", "zap-epoch", "--no-mempool", "--json", str(out)]
+    args = ["hard-days", "--bounded", "--segment", "zap-epoch", "--segment", "bots", "--no-defense",
+            "--json", str(out)]  # fmt: skip
     result = CliRunner().invoke(drill_app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text(encoding="utf-8"))
-    [segment] = report["segments"]
-    assert report["passed"] and segment["segment"] == "zap-epoch"
-    assert segment["honest_transactions"] > 0 and segment["automatic_actions"] == []
-    assert "zap-epoch" in result.output
+    assert report["passed"] and not report["defended"]
+    assert [s["segment"] for s in report["segments"]] == ["zap-epoch", "bots"]
+    assert all(s["honest_transactions"] > 0 and s["reverted_by_containment"] == 0 for s in report["segments"])
+    assert "zap-epoch" in result.output and "bots" in result.output
+    bad = CliRunner().invoke(drill_app, ["hard-days", "--segment", "earthquake", "--no-defense"])
+    assert bad.exit_code != 0 and "earthquake" in bad.output

@@ -66,7 +66,7 @@ class HardDayConfig:
 
     traders: int = 30
     lps: int = 20
-    crowd_fraction: float = 0.6  # of the market's open-interest cap, on the crowded side
+    crowd_fraction: float = 0.85  # of the market's open-interest cap, on the crowded side
     leverage: tuple[float, float] = (5.0, 20.0)
     steps: int = 8  # price steps of a crash or squeeze
     step_pct: float = 0.03  # per step
@@ -365,7 +365,7 @@ class HardDays:
             for k in range(len(everyone)):
                 who = everyone[(b * 3 + k) % len(everyone)]
                 share = min(held[who.address] // 3, left)
-                if share <= 0 or len(actions) >= 6:
+                if share <= 0 or len(actions) >= 10:
                     continue
                 held[who.address] -= share
                 left -= share
