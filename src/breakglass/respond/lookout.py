@@ -168,14 +168,18 @@ class Lookout:
     async def assess(self, action: str, call: ContractCall, finding: Finding, sender: str) -> Assessment:
         """The verdict on sending ``call`` (the playbook's ``action``) from ``sender`` for ``finding``."""
         started = time.perf_counter()
+        action_call = {"from": sender, "to": call.address, "input": "0x" + call.data.hex(), "value": "0x0"}
         try:
-            sample, before = await self._sampled(finding)
+            sample, before, after = await self._sampled(finding, action_call)
         except BreakglassError as exc:  # no look possible: containment goes on, the reason is recorded
             log.warning("respond.look_failed", error=str(exc)[:200])
             return Assessment(0, (), (), 0, None, False, f"look failed: {exc}"[:200], 0.0)
         harmed: list[SampledTx] = []
         if sample and before is not None:
-            harmed = await self._harmed(call, sender, sample, before)
+            if after is None:
+                after = await self._simulate(sample, first=action_call)
+            if after is not None:
+                harmed = [t for t, ok, now in zip(sample, before, after, strict=True) if ok and not now]
         proven = action in self.config.attack_path
         never = () if proven else tuple(t for t in harmed if self._never(t.call))
         harm = len(harmed) * self.config.harm_per_transaction
@@ -205,28 +209,38 @@ class Lookout:
         function = call.rsplit(".", 1)[-1]
         return any(fnmatch.fnmatchcase(function, p) for p in self.config.never_revert)
 
-    async def _sampled(self, finding: Finding) -> tuple[list[SampledTx], list[bool] | None]:
-        """The sample for ``finding`` and how it runs without any action: made once for all the steps
-        of the finding's playbooks (they are handled within moments of each other)."""
+    async def _sampled(
+        self, finding: Finding, action: dict[str, Any]
+    ) -> tuple[list[SampledTx], list[bool] | None, list[bool] | None]:
+        """The sample for ``finding``, how it runs without any action (made once for all the steps of
+        the finding's playbooks, handled within moments of each other), and, when made now, how it runs
+        after ``action`` (simulated alongside, not after: the first step waits one round trip less)."""
         now = time.monotonic()
         key = (finding.fingerprint, finding.monitor_id, finding.tx_hash, finding.block_number)
         cached = self._samples.get(key)
         if cached is not None and now - cached[0] < SAMPLE_TTL:
-            return cached[1], cached[2]
+            return cached[1], cached[2], None
         sample = await self._sample(finding)
-        before = await self._simulate(sample) if sample else None
+        before: list[bool] | None = None
+        after: list[bool] | None = None
+        if sample:
+            before, after = await asyncio.gather(self._simulate(sample), self._simulate(sample, first=action))
         self._samples[key] = (now, sample, before)
         while len(self._samples) > 64:
             self._samples.pop(next(iter(self._samples)))
-        return sample, before
+        return sample, before, after
 
     async def _sample(self, finding: Finding) -> list[SampledTx]:
         """Honest protocol transactions: pending first, then the last blocks', newest first."""
-        head = int(await self.rpc.call("eth_blockNumber"), 16) if self.config.recent_blocks else 0
-        numbers = [n for n in range(head, head - self.config.recent_blocks, -1) if n > 0]
-        pool_answer, *blocks = await asyncio.gather(
-            self._pool(), *(self._block(n) for n in numbers), return_exceptions=True
-        )
+        # the pool and the head block in one round trip; older blocks by number (cached once seen)
+        pool_answer, head_answer = await asyncio.gather(self._pool(), self._head(), return_exceptions=True)
+        if isinstance(head_answer, BaseException):
+            raise head_answer
+        head = head_answer
+        numbers = [n for n in range(head - 1, head - self.config.recent_blocks, -1) if n > 0]
+        older = await asyncio.gather(*(self._block(n) for n in numbers), return_exceptions=True)
+        numbers = ([head] if head and self.config.recent_blocks else []) + numbers
+        blocks = [self._blocks.get(head, []), *older] if head and self.config.recent_blocks else list(older)
         raw: list[tuple[str, Mapping[str, Any]]] = []
         if isinstance(pool_answer, BaseException):
             log.warning("respond.look_no_pool", error=str(pool_answer)[:200])
@@ -264,6 +278,17 @@ class Lookout:
             return None
         answer = await self.rpc.call("txpool_content")
         return answer if isinstance(answer, Mapping) else None
+
+    async def _head(self) -> int:
+        """The latest block's number, its transactions cached (0 when no block is sampled)."""
+        if not self.config.recent_blocks:
+            return 0
+        block = await self.rpc.call("eth_getBlockByNumber", "latest", True)
+        if not isinstance(block, Mapping):
+            return 0
+        number = int(str(block.get("number", "0x0")), 16)
+        self._blocks[number] = [t for t in block.get("transactions", []) if isinstance(t, Mapping)]
+        return number
 
     async def _block(self, number: int) -> list[Mapping[str, Any]]:
         cached = self._blocks.get(number)
@@ -305,15 +330,6 @@ class Lookout:
             log.warning("respond.look_malformed")
             return None
         return statuses[1:] if first else statuses
-
-    async def _harmed(
-        self, call: ContractCall, sender: str, sample: Sequence[SampledTx], before: Sequence[bool]
-    ) -> list[SampledTx]:
-        action = {"from": sender, "to": call.address, "input": "0x" + call.data.hex(), "value": "0x0"}
-        after = await self._simulate(sample, first=action)
-        if after is None:
-            return []
-        return [t for t, ok, now in zip(sample, before, after, strict=True) if ok and not now]
 
     async def _value(self, action: str, finding: Finding) -> int | None:
         views = self.views.get(action)

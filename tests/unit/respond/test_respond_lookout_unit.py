@@ -109,6 +109,6 @@ async def test_one_sample_serves_every_step_of_a_finding_and_a_node_that_fails_l
     await look.assess("p.a", PAUSE, FINDING, "0xab")
     await look.assess("p.b", PAUSE, FINDING, "0xab")
     assert node.calls.count("txpool_content") == 1 and node.calls.count("eth_simulateV1") == 3
-    broken = Node([], reverts=set(), fail="eth_blockNumber")
+    broken = Node([], reverts=set(), fail="eth_getBlockByNumber")
     verdict = await lookout(broken).assess("p.a", PAUSE, FINDING, "0xab")
     assert not verdict.withhold and verdict.reason.startswith("look failed")
