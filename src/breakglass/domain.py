@@ -28,6 +28,7 @@ __all__ = [
     "Receipt",
     "Severity",
     "Tx",
+    "breach_of",
     "fingerprint_of",
 ]
 
@@ -200,6 +201,14 @@ def fingerprint_of(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def breach_of(monitor_id: str, chain_id: int, labels: Mapping[str, str], since: int) -> str:
+    """The identity of a breach of a state monitor (an invariant, a flow) that began at block
+    ``since``: ``<scope>@<since>``, the scope naming the monitor, chain and labels. It stays the same
+    for as long as the breach lasts, across blocks and restarts; one that ends and begins again is
+    another. The responder reads the scope and block back (``respond.responder``)."""
+    return f"{fingerprint_of('breach', chain_id, monitor_id, dict(labels))[:24]}@{since}"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """What a detector saw. Carries enough evidence for a responder, and a fingerprint for dedup.
@@ -221,8 +230,17 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     observed_at_ms: float = 0.0
     fingerprint: str = ""
+    breach: str = ""
+    """Which breach this finding reports; automatic actions happen once per breach and target.
+    State monitors set it (``breach_of``: one identity while an invariant stays broken); otherwise it
+    names the transaction (or block) and labels, the same for a pending transaction and its mined self."""
 
     def __post_init__(self) -> None:
+        if not self.breach:
+            breach = fingerprint_of(
+                "breach", self.monitor_id, self.chain_id, self.tx_hash or self.block_number, dict(self.labels)
+            )
+            object.__setattr__(self, "breach", breach)
         if not self.fingerprint:
             fp = fingerprint_of(
                 self.monitor_id,

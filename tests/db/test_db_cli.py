@@ -130,6 +130,27 @@ def test_audit_verify_passes_then_names_the_row_edited_behind_its_back(empty_url
     assert code == 1 and "TAMPERED" in out and "row 4: content does not match its hash" in out
 
 
+def test_audit_verify_names_an_incident_whose_state_was_edited_and_says_what_it_does_not_cover(
+    empty_url: str,
+) -> None:
+    db_url = empty_url
+    incident_id = _seed(db_url)
+    code, out = _cli("audit", "verify", url=db_url)
+    assert code == 0 and "not covered: the rows of respond_ledger" in out
+
+    async def tamper() -> None:
+        store = Store(db_url)
+        try:
+            async with store.sessions.begin() as session:
+                await session.execute(text("UPDATE incidents SET state = 'closed'"))
+        finally:
+            await store.close()
+
+    asyncio.run(tamper())
+    code, out = _cli("audit", "verify", url=db_url)
+    assert code == 1 and f"incident {incident_id}: state 'closed'" in out
+
+
 def test_report_writes_markdown_html_and_the_value_at_risk_plot(empty_url: str, tmp_path: Path) -> None:
     db_url = empty_url
     incident_id = _seed(db_url)

@@ -84,8 +84,14 @@ def _build(tp: Any, value: Any) -> Any:
             return tp(value)
         if dataclasses.is_dataclass(tp):
             hints = typing.get_type_hints(tp)  # resolved in the class's own module
-            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)})
+            # a field the sender did not know (an older version) takes its default
+            fields = [f for f in dataclasses.fields(tp) if f.name in value or not _has_default(f)]
+            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in fields})
     return value
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def decode(payload: bytes) -> Any:

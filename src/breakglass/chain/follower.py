@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -58,7 +58,9 @@ class BlockHandler(Protocol):
     # of blocks is fetched, inside the prefetch pipeline (the engine reads their state there);
     # ``def on_head(self, number: int) -> None`` is told the chain head before each step;
     # ``def settled(self) -> Awaitable[None]``: done once what it published so far is durable for its
-    # consumers (the follower awaits it before writing the checkpoint of the blocks handled so far).
+    # consumers (the follower awaits it before writing the checkpoint of the blocks handled so far);
+    # ``def snapshot(self) -> Mapping[str, Mapping[str, Any]]``: state to save with the checkpoint (what
+    # changed since the last call), and ``def restore(self, states) -> None`` to read it back at start.
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -139,6 +141,8 @@ class Follower:
         self._writing: asyncio.Task[None] | None = None
         self.health = health or StoreHealth()
         self.backlog: list[tuple[int, str, str, int]] = []
+        self._states: dict[str, Mapping[str, Any]] = {}
+        """Detector states (the handler's ``snapshot()``) to write with the next checkpoint write."""
         """Handled blocks whose checkpoint rows the store has not taken yet (oldest first)."""
         self._orphaned: set[str] = set()
         """Hashes of backlog rows a reorg retracted before they were written."""
@@ -160,6 +164,9 @@ class Follower:
     async def _load(self) -> None:
         if not self._loaded:
             self._last = await self._read("checkpoint.load", self.checkpoints.last(self.chain_id))
+            restore = getattr(self.handler, "restore", None)
+            if restore is not None and self._last is not None:  # the detectors as of that checkpoint
+                restore(await self._read("checkpoint.load", self.checkpoints.states(self.chain_id)))
             self._loaded = True
 
     async def _read(self, operation: str, query: Awaitable[T]) -> T:
@@ -284,11 +291,18 @@ class Follower:
             self.blocks_processed += len(rows)
             rows.clear()
             self._flushed_at = time.monotonic()
+            self._snapshot()
         await self._wait_write()  # the previous write first: they stay in order
         if self._writing is None and self.backlog and time.monotonic() >= self._retry_at:
             self._writing = asyncio.create_task(self._write())
             if wait:
                 await self._wait_write()
+
+    def _snapshot(self) -> None:
+        """Take the handler's changed detector states (as of the last handled block) for the next write."""
+        snapshot = getattr(self.handler, "snapshot", None)
+        if snapshot is not None:
+            self._states.update(snapshot())
 
     async def _wait_write(self) -> None:
         """Wait for the write in flight while the store is available; stop waiting as soon as it is
@@ -331,10 +345,13 @@ class Follower:
         try:
             # after a failed attempt, one may have committed before the connection dropped: skip rows
             # the store already has
+            states, self._states = self._states, {}
+            extra: dict[str, Any] = {"states": states} if states else {}
             await self.checkpoints.advance_many(
-                self.chain_id, batch, orphaned=self._orphaned, replay=self._retry_delay > 0
+                self.chain_id, batch, orphaned=self._orphaned, replay=self._retry_delay > 0, **extra
             )
         except Exception as exc:
+            self._states = {**states, **self._states}  # newer ones win; written with the next attempt
             if not is_unavailable(exc):
                 raise
             self.health.failed("checkpoint.write", exc)
@@ -394,13 +411,21 @@ class Follower:
         # Retract first, mark the blocks orphaned once the retractions are in the consumers' hands: a
         # crash in between finds the old branch still checkpointed and walks the same reorg again.
         await self.handler.on_reorg(orphaned)
+        self._snapshot()  # the detectors, rewound to the ancestor
         if in_memory:  # written as orphaned by the next write, whose settled mark covers the retractions
             self._orphaned.update(c.hash for c in orphaned)
         else:
             settled = getattr(self.handler, "settled", None)
             if settled is not None:
                 await settled()
-            await self._read("checkpoint.rewind", self.checkpoints.rewind(self.chain_id, number))
+            states, self._states = self._states, {}
+            try:
+                await self._read(
+                    "checkpoint.rewind", self.checkpoints.rewind(self.chain_id, number, states=states or None)
+                )
+            except Exception:
+                self._states = {**states, **self._states}
+                raise
             self.health.succeeded("checkpoint.rewind")
         ancestor_hash = await self._hash_at(number)
         self._last = Checkpoint(number, ancestor_hash) if ancestor_hash else None

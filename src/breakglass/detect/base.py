@@ -164,6 +164,7 @@ class FindingMaker:
         title: str | None = None,
         labels: Mapping[str, str] | None = None,
         severity: Severity | None = None,
+        breach: str = "",
     ) -> Finding:
         return Finding(
             monitor_id=self.monitor_id,
@@ -177,4 +178,5 @@ class FindingMaker:
             labels={**self.labels, **(labels or {})},
             evidence=dict(evidence or {}),
             observed_at_ms=ctx.observed_at_ms,
+            breach=breach,
         )

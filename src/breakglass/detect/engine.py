@@ -23,6 +23,7 @@ others run on every block. A quiet block behind the head takes its parent's read
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Generator, Mapping, Sequence
@@ -131,6 +132,8 @@ class DetectionEngine:
         self._quiet = [self.detectors[i] for i in self._always]
         self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._saved: dict[str, str] = {}
+        """each stateful detector's state as last handed to the follower (JSON), to write only changes"""
         self._prepared: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self._keep = keep_blocks
         self.errors = 0
@@ -373,6 +376,32 @@ class DetectionEngine:
             while len(self._raised) > self._keep:
                 self._raised.popitem(last=False)
         return len(findings)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state of every detector that keeps one (``snapshot()``) and changed since the last
+        call, by monitor id: the follower writes it with the checkpoint."""
+        out: dict[str, Any] = {}
+        for detector in self.detectors:
+            take = getattr(detector, "snapshot", None)
+            if take is None:
+                continue
+            state = take()
+            text = json.dumps(state, sort_keys=True, default=str)
+            if self._saved.get(detector.monitor_id) != text:
+                self._saved[detector.monitor_id] = text
+                out[detector.monitor_id] = json.loads(text)
+        return out
+
+    def restore(self, states: Mapping[str, Any]) -> None:
+        """Hand each detector its saved state (a restart): breaches in progress, windows, taint."""
+        for detector in self.detectors:
+            state = states.get(detector.monitor_id)
+            give = getattr(detector, "restore", None)
+            if give is not None and isinstance(state, Mapping):
+                give(state)
+                self._saved[detector.monitor_id] = json.dumps(state, sort_keys=True, default=str)
+        if states:
+            log.info("detector state restored", detectors=sorted(states))
 
     def settled(self) -> Awaitable[None]:
         """Done once the findings and retractions published so far are durable for their consumers

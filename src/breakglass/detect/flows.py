@@ -8,19 +8,25 @@ A flow fires once when it crosses a limit and again only after the window has sl
 On a reorg, ``rewind(ancestor)`` drops the orphaned blocks' outflow and brings back the entries that
 slid out of the window since (the last ``UNDO_BLOCKS`` are kept), so a transfer replayed on the new
 branch is counted once; the quiet period of a finding raised in an orphaned block is lifted.
+
+A flow over its limit is one breach (``domain.breach_of``, from the first block over it) until the
+outflow falls back under the limit: a finding raised again after the quiet period names the same
+breach, so actions are not repeated. The window, the quiet period and the breach survive a restart
+(``snapshot``/``restore``, written with the follower's checkpoint).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from breakglass.config.monitors import FlowMonitor
 from breakglass.detect.abi import EventAbi, find_event
 from breakglass.detect.base import BlockContext, FindingMaker
 from breakglass.detect.reads import Contracts, ReadCall, ReadFailed, parse_call
 from breakglass.detect.rewind import UNDO_BLOCKS
-from breakglass.domain import Finding
+from breakglass.domain import Finding, breach_of
 from breakglass.errors import DetectionError
 
 __all__ = ["FlowDetector"]
@@ -47,6 +53,10 @@ class FlowDetector:
         self.quiet_until: int | float = -1
         self._quiet_history: deque[tuple[int, int | float]] = deque(maxlen=UNDO_BLOCKS)
         """(block that set ``quiet_until``, its value before)"""
+        self.breach_since: int | None = None
+        """the first block of the current run over the limit (None: under it)"""
+        self._breach_history: deque[tuple[int, int | None]] = deque(maxlen=UNDO_BLOCKS)
+        """(block that changed ``breach_since``, its value before)"""
         self.make = FindingMaker(
             cfg.id,
             cfg.severity,
@@ -88,7 +98,12 @@ class FlowDetector:
             known and self.cfg.max_fraction is not None and outflow > 0 and fraction > self.cfg.max_fraction
         )
         now = block.number if self.cfg.window_blocks is not None else block.timestamp
-        if not (over_amount or over_fraction) or now <= self.quiet_until:
+        over = over_amount or over_fraction
+        since = (self.breach_since if self.breach_since is not None else block.number) if over else None
+        if since != self.breach_since:
+            self._breach_history.append((block.number, self.breach_since))
+            self.breach_since = since
+        if since is None or now <= self.quiet_until:
             return []
         self._quiet_history.append((block.number, self.quiet_until))
         self.quiet_until = now + (self.cfg.window_blocks or self.cfg.window_seconds or 0)
@@ -102,7 +117,8 @@ class FlowDetector:
             "window_seconds": self.cfg.window_seconds,
             "first_block": self.window[0][0],
         }
-        return [self.make(ctx, evidence=evidence)]
+        breach = breach_of(self.monitor_id, ctx.chain_id, self.make.labels, since)
+        return [self.make(ctx, evidence=evidence, breach=breach)]
 
     def rewind(self, to_block: int) -> None:
         """Forget blocks above ``to_block``: their outflow, and the quiet period they started."""
@@ -115,6 +131,23 @@ class FlowDetector:
             self.window.appendleft(self.expired.pop())
         while self._quiet_history and self._quiet_history[-1][0] > to_block:
             self.quiet_until = self._quiet_history.pop()[1]
+        while self._breach_history and self._breach_history[-1][0] > to_block:
+            self.breach_since = self._breach_history.pop()[1]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The window (amounts as decimal strings: they exceed JSON's safe integers), the quiet
+        period and the breach in progress."""
+        return {
+            "window": [[n, t, str(v)] for n, t, v in self.window],
+            "quiet_until": self.quiet_until,
+            "breach_since": self.breach_since,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.window = deque((int(n), int(t), int(v)) for n, t, v in state.get("window", ()))
+        self.quiet_until = state.get("quiet_until", -1)
+        since = state.get("breach_since")
+        self.breach_since = int(since) if since is not None else None
 
     def _inside(self, entry: tuple[int, int, int], number: int, timestamp: int) -> bool:
         if self.cfg.window_blocks is not None:

@@ -15,6 +15,11 @@ the ancestor, and forgets which invariants broke on the orphaned blocks, so ``pr
 a block that left the chain and a breach repeated on the new branch is reported again (its first
 finding was retracted). ``prev`` cannot be recomputed without reading the ancestor's state again, so
 the values before each of the last ``UNDO_BLOCKS`` evaluations are kept (references, not copies).
+
+A breach keeps one identity while it lasts (``domain.breach_of``: the monitor and the block it began
+in), and what the detector needs to know it (which invariants are broken since when, and ``prev``)
+survives a restart: ``snapshot()`` is written with the follower's checkpoint, ``restore()`` reads it
+back, so a restarted process does not report an ongoing breach as a new one.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.reads import CallExecutor, Contracts, ReadCall, ReadFailed, decode_results, parse_call
 from breakglass.detect.rewind import UNDO_BLOCKS
-from breakglass.domain import Finding, Severity
+from breakglass.domain import Finding, Severity, breach_of
 from breakglass.errors import DetectionError
 
 __all__ = ["Invariant", "InvariantDetector", "InvariantSet", "Violation"]
@@ -187,8 +192,9 @@ class InvariantDetector:
             )
             for inv in invariants.invariants
         }
-        self._failing: set[str] = set()
-        self._failing_history: deque[tuple[int, set[str]]] = deque(maxlen=UNDO_BLOCKS)
+        self._failing: dict[str, str] = {}
+        """monitor id -> the breach it is in (``domain.breach_of``), for every invariant now broken"""
+        self._failing_history: deque[tuple[int, dict[str, str]]] = deque(maxlen=UNDO_BLOCKS)
         """(block that changed ``_failing``, its value before)"""
 
     def reads(self) -> Sequence[ReadCall]:
@@ -201,17 +207,22 @@ class InvariantDetector:
             ctx.reads, block_number=ctx.block.number, timestamp=ctx.block.timestamp
         )
         out: list[Finding] = []
-        now_failing = {v.monitor_id for v in violations}
+        now_failing: dict[str, str] = {}
         for v in violations:
-            if v.monitor_id in self._failing:
+            breach = self._failing.get(v.monitor_id)
+            if breach is not None:
+                now_failing[v.monitor_id] = breach
                 continue  # one finding when it breaks, not one per block while it stays broken
             make = self._makers[v.monitor_id]
+            breach = now_failing[v.monitor_id] = breach_of(
+                v.monitor_id, ctx.chain_id, make.labels, ctx.block.number
+            )
             evidence = {"expect": v.expression, "values": {k: _plain(x) for k, x in v.values.items()}}
             if v.error:
                 evidence["error"] = v.error
             severity = Severity.MEDIUM if v.error and make.severity > Severity.MEDIUM else None
             title = f"invariant could not be evaluated: {v.error}" if v.error else None
-            out.append(make(ctx, evidence=evidence, severity=severity, title=title))
+            out.append(make(ctx, evidence=evidence, severity=severity, title=title, breach=breach))
         if now_failing != self._failing:
             self._failing_history.append((ctx.block.number, self._failing))
         self._failing = now_failing
@@ -223,6 +234,22 @@ class InvariantDetector:
         self.set.rewind(to_block)
         while self._failing_history and self._failing_history[-1][0] > to_block:
             self._failing = self._failing_history.pop()[1]
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a restart needs: the breaches in progress and every invariant's ``prev`` (JSON)."""
+        return {
+            "failing": dict(self._failing),
+            "prev": {inv.cfg.id: inv.previous for inv in self.set.invariants if inv.previous is not None},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``snapshot``; invariants no longer configured are ignored."""
+        known = {inv.cfg.id: inv for inv in self.set.invariants}
+        failing = state.get("failing") or {}
+        self._failing = {m: str(b) for m, b in failing.items() if m in known}
+        for monitor, previous in (state.get("prev") or {}).items():
+            if monitor in known and isinstance(previous, dict):
+                known[monitor].previous = previous
 
 
 def _plain(value: Any) -> Any:

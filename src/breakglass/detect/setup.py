@@ -10,8 +10,9 @@
 
 Funding is seen in top-level value transfers and, for mixers paying out through an internal call, in
 the address-shaped words of the mixer's own logs (a Tornado-style ``Withdrawal(to, ...)``). Internal
-transfers without a log are not visible without tracing. State is kept in memory: a restart forgets
-taint older than the blocks it re-reads.
+transfers without a log are not visible without tracing. The state (taint, fresh contracts, revert
+counts) survives a restart: ``snapshot()`` is written with the follower's checkpoint and ``restore()``
+reads it back; only the undo records of the last blocks (for a reorg) are lost.
 
 Every change of state (a taint spread, a fresh contract, a revert counted, an expiry) goes through an
 ``UndoLog`` of the last ``UNDO_BLOCKS`` blocks, so ``rewind(ancestor)`` on a reorg restores the state
@@ -22,7 +23,8 @@ fresh contract whose first touch was orphaned is reported again on the new branc
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from breakglass.config.monitors import SetupMonitor
 from breakglass.detect.base import BlockContext, FindingMaker, Interest
@@ -187,3 +189,21 @@ class SetupDetector:
     def rewind(self, to_block: int) -> None:
         """Undo the changes of blocks above ``to_block`` (taint, fresh contracts, reverts), newest first."""
         self.undo.rewind(to_block)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "taint": dict(self.taint),
+            "fresh": {a: [b, d] for a, (b, d) in self.fresh.items()},
+            "seen_fresh": sorted(self.seen_fresh),
+            "reverts": {a: list(t) for a, t in self.reverts.items() if t},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``snapshot``, over the configured sources (a source added since is tainted)."""
+        self.taint.update({str(a): int(h) for a, h in (state.get("taint") or {}).items()})
+        self.fresh = {str(a): (int(b), str(d)) for a, (b, d) in (state.get("fresh") or {}).items()}
+        self.seen_fresh = {str(a) for a in state.get("seen_fresh") or ()}
+        self.reverts.clear()
+        self.reverts.update(
+            {str(a): deque(int(n) for n in t) for a, t in (state.get("reverts") or {}).items()}
+        )

@@ -23,6 +23,7 @@ __all__ = [
     "IncidentFinding",
     "IncidentState",
     "Participant",
+    "PendingAction",
     "Resolution",
     "Role",
     "Task",
@@ -147,3 +148,17 @@ class IncidentFinding(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
     attached_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class PendingAction(Base):
+    """An action step whose finding was not in an incident yet when it arrived (the responder acts
+    before the alert stage groups): held here until the finding is attached, then recorded in that
+    incident's timeline (``incidents.actions.ActionRecorder.adopt``)."""
+
+    __tablename__ = "incident_pending_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """``incidents.actions.action_record`` of the step"""
+    at: Mapped[int] = mapped_column(BigInteger)

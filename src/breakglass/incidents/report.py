@@ -237,8 +237,12 @@ def summarize(entry: TimelineEntry) -> str:
     if entry.kind in texts:
         return texts[entry.kind]()
     if "step" in d:
-        return f"{d.get('action')} {d.get('step')}: {d.get('target')}" + (
-            f" tx {d['tx_hash']}" if d.get("tx_hash") else ""
+        detail = d.get("detail")
+        why = (detail.get("error") or detail.get("reason")) if isinstance(detail, dict) else None
+        return (
+            f"{d.get('action')} {d.get('step')}: {d.get('target')}"
+            + (f" tx {d['tx_hash']}" if d.get("tx_hash") else "")
+            + (f" ({why})" if why else "")
         )
     return json.dumps(dict(d), sort_keys=True)[:200]
 

@@ -9,7 +9,7 @@ Returned rows are ORM objects of ``breakglass.incidents.models``; read them, do 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,13 @@ from breakglass.incidents.models import (
     TaskStatus,
     Transition,
 )
-from breakglass.incidents.timeline import TimelineEntry, TimelineKind, append_event, list_events
+from breakglass.incidents.timeline import (
+    TimelineEntry,
+    TimelineEvent,
+    TimelineKind,
+    append_event,
+    list_events,
+)
 from breakglass.store.outbox import enqueue
 
 __all__ = ["Attachment", "IncidentService", "finding_record"]
@@ -76,6 +82,9 @@ class IncidentService:
     def __init__(self, clock: Clock, *, protocol: str = "protocol") -> None:
         self.clock = clock
         self.protocol = protocol
+        self.on_attach: list[Callable[[AsyncSession, str, Incident], Awaitable[object]]] = []
+        """Called in the transaction once a finding (by fingerprint) is attached to an incident
+        (the action recorder records the steps that waited for it)."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -120,6 +129,26 @@ class IncidentService:
         """The incident a finding (by fingerprint) was grouped into, if any."""
         link = await session.get(IncidentFinding, fingerprint)
         return None if link is None else await session.get(Incident, link.incident_id)
+
+    async def state_mismatches(self, session: AsyncSession) -> list[str]:
+        """Incidents whose ``state`` differs from the last state change their chained timeline records:
+        every transition writes both in one transaction, so a difference is an edit of the row."""
+        last: dict[str, str] = {}
+        entries = await session.execute(
+            select(TimelineEvent.incident_id, TimelineEvent.data)
+            .where(TimelineEvent.kind == TimelineKind.STATE_CHANGE.value)
+            .order_by(TimelineEvent.seq)
+        )
+        for incident_id, data in entries:
+            if incident_id is not None and isinstance(data, dict) and data.get("to"):
+                last[incident_id] = str(data["to"])
+        out: list[str] = []
+        for incident_id, state in await session.execute(select(Incident.id, Incident.state)):
+            if last.get(incident_id) != state:
+                out.append(
+                    f"incident {incident_id}: state {state!r}, its timeline says {last.get(incident_id)!r}"
+                )
+        return out
 
     # -- findings ------------------------------------------------------------------------------
 
@@ -181,6 +210,8 @@ class IncidentService:
         await self._event(session, incident.id, TimelineKind.FINDING, finding.monitor_id,
                           finding_record(finding))  # fmt: skip
         await session.flush()
+        for hook in self.on_attach:
+            await hook(session, finding.fingerprint, incident)
         if created:
             change = IncidentChange(incident.id, "opened")
         elif escalated:

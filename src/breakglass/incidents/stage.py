@@ -87,5 +87,7 @@ def build_incident_stage(
                                         default_receivers=settings.alerting.default_receivers,
                                         protocol=settings.protocol)  # fmt: skip
     store.health.listen(dispatcher.announce_store)  # an outage is announced through the channels
-    actions = ActionConsumer(store.sessions, bus, ActionRecorder(incidents), health=store.health)
+    recorder = ActionRecorder(incidents)
+    incidents.on_attach.append(recorder.adopt)  # steps that arrived before their finding's incident
+    actions = ActionConsumer(store.sessions, bus, recorder, health=store.health)
     return IncidentStage(store, incidents, alerts, actions, dispatcher, notifier)

@@ -4,8 +4,13 @@ Compilation (at start, not per finding) resolves every contract and checks every
 so a typo is a ``ConfigError`` naming the playbook and action, never a failure during an attack. Per
 finding, ``steps`` renders the templated arguments and builds each step's idempotency key:
 
-    once_per: finding   ->  "<finding fingerprint>/<playbook>.<action>/<target digest>"
+    once_per: finding   ->  "<finding breach>/<playbook>.<action>/<target digest>"
     once_per: target    ->  "target/<target digest>"    (a global pause happens once, whoever asks)
+
+``Finding.breach`` names the breach a finding reports: for a state monitor (an invariant, a flow) one
+identity for as long as it stays broken, across blocks and restarts, so an ongoing breach is acted on
+once per target, not once per block; for the others, its transaction (the same while pending and
+once mined). A breach that ends and begins again is a new one.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class FailedStep:
     action: str
     key: str
     error: str
+    target: str = ""
+    """what it would have called (``contract.function``), for the audit trail"""
 
 
 Step = CallStep | MessageStep | FailedStep
@@ -181,7 +188,11 @@ class PlaybookBook:
             try:
                 out.append(self._step(playbook, action, finding))
             except ResponseError as exc:
-                out.append(FailedStep(pid, action.id, f"{finding.fingerprint}/{pid}.{action.id}", str(exc)))
+                target = (
+                    f"{action.contract}.{action.function}" if isinstance(action, CallAction) else action.id
+                )
+                key = f"{finding.breach}/{pid}.{action.id}"
+                out.append(FailedStep(pid, action.id, key, str(exc), target))
         return out
 
     def _step(self, playbook: CompiledPlaybook, action: PlaybookAction, finding: Finding) -> Step:
@@ -189,7 +200,7 @@ class PlaybookBook:
         if isinstance(action, CallAction):
             call = playbook.calls[action.id].render(finding)
             digest = fingerprint_of(call.address.lower(), call.data)
-            scope = "target" if action.once_per == "target" else f"{finding.fingerprint}/{pid}.{action.id}"
+            scope = "target" if action.once_per == "target" else f"{finding.breach}/{pid}.{action.id}"
             ratify = None
             if action.id in playbook.ratify_views:
                 config, view = playbook.ratify_views[action.id]
@@ -198,7 +209,7 @@ class PlaybookBook:
                     config.within, read.address, read.data, view.outputs, config.output, read.target
                 )
             return CallStep(pid, action.id, f"{scope}/{digest}", call, action.via, ratify)
-        key = f"{finding.fingerprint}/{pid}.{action.id}"
+        key = f"{finding.breach}/{pid}.{action.id}"
         if isinstance(action, NotifyAction):
             return MessageStep(pid, action.id, key, "notify", str(render_arg(action.message, finding)))
         return MessageStep(pid, action.id, key, "escalate", action.severity)

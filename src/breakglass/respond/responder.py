@@ -9,6 +9,14 @@ With ``lookout`` set (``responder.look``), a guardian call is first simulated ag
 (``respond.lookout``): one that would harm more than it protects is withheld (``withheld``, with the
 numbers) and left to people; a sent one is followed by an ``assessed`` event with the same numbers.
 
+Actions happen once per breach and target (``respond.playbook``'s keys use ``Finding.breach``). A
+pending transaction predicted to break an invariant names the breach it would begin
+(``<scope>@<block>``); the block path, seeing the breach begin a few blocks later (the transaction was
+mined later than simulated), names its own block. So that the two are one breach, a breach of a scope
+acted on from a pending finding is adopted by any finding of that scope beginning within
+``ADOPT_BLOCKS`` blocks after it; the pending actions' intents record their stage in the ledger, so the
+adoption survives a restart.
+
 The mempool stage asks for outbidding by passing the pending transaction's fees, either as
 ``handle(finding, outbid=PendingFees(...))`` or in the finding's ``evidence["pending_fees"]``
 (``max_fee_per_gas``, ``max_priority_fee_per_gas``, ``gas_price``: integers in wei).
@@ -26,7 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from breakglass.bus import Bus, Topics
-from breakglass.domain import Finding
+from breakglass.domain import Finding, FindingStage
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
 from breakglass.respond.calls import ContractCall
@@ -41,7 +49,11 @@ from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.respond.safe import SafeService
 
-__all__ = ["Responder", "outbid_from"]
+__all__ = ["ADOPT_BLOCKS", "Responder", "outbid_from"]
+
+ADOPT_BLOCKS = 16
+"""How many blocks after a pending prediction of a breach the block path's breach of the same scope
+is taken to be that breach (the transaction mined late)."""
 
 log = get_logger(__name__)
 
@@ -91,6 +103,8 @@ class Responder:
         self._started = False
         self._starting = asyncio.Lock()
         self._findings: AsyncIterator[Any] | None = None
+        self._predicted: dict[str, list[tuple[int, str]]] = {}
+        """breach scope -> (block, breach) of breaches acted on from pending findings"""
 
     def subscribe(self) -> None:
         """Subscribe to findings now (``App.start`` does it before any producer runs)."""
@@ -107,6 +121,9 @@ class Responder:
 
     async def _start(self) -> None:
         await self.ledger.load()
+        for row in await self.ledger.rows(steps=(ActionStep.INTENT,)):
+            if (row.detail or {}).get("stage") == FindingStage.PENDING.value:
+                self._predict(row.key.split("/", 1)[0])
         await self._seed_rates()
         if self.relayer is not None:
             await self.relayer.prepare()
@@ -137,10 +154,31 @@ class Responder:
         await self.emit(event)
         return event
 
+    def _predict(self, breach: str) -> None:
+        scope, _, since = breach.partition("@")
+        if since.isdigit():
+            known = self._predicted.setdefault(scope, [])
+            if (int(since), breach) not in known:
+                known.append((int(since), breach))
+
+    def _adopt(self, finding: Finding) -> Finding:
+        """``finding`` naming the breach a pending finding predicted, if it is that breach."""
+        scope, _, since = finding.breach.partition("@")
+        if not since.isdigit():
+            return finding
+        block = int(since)
+        for predicted, breach in self._predicted.get(scope, ()):
+            if block - ADOPT_BLOCKS <= predicted <= block:
+                return finding if breach == finding.breach else replace(finding, breach=breach)
+        if finding.stage is FindingStage.PENDING:
+            self._predict(finding.breach)
+        return finding
+
     async def handle(self, finding: Finding, outbid: PendingFees | None = None) -> list[ActionEvent]:
         """Run every matching playbook for ``finding``. Returns one event per step taken."""
         if not self._started:
             await self.start()
+        finding = self._adopt(finding)
         outbid = outbid or outbid_from(finding)
         events: list[ActionEvent] = []
         for playbook in self.book.matching(finding):
@@ -151,8 +189,10 @@ class Responder:
     async def _step(self, step: Step, finding: Finding, outbid: PendingFees | None) -> ActionEvent:
         if isinstance(step, FailedStep):
             log.error("respond.step_failed", key=step.key, error=step.error)
-            intent = _intent(step.key, step.playbook, step.action, "", finding)
-            return await self._audit(replace(intent, step=ActionStep.FAILED, detail={"error": step.error}))
+            intent = _intent(step.key, step.playbook, step.action, step.target, finding)
+            return await self._audit(
+                replace(intent, step=ActionStep.FAILED, detail={**intent.detail, "error": step.error})
+            )
         if isinstance(step, MessageStep):
             intent = _intent(step.key, step.playbook, step.action, step.text, finding)
             done = replace(
@@ -164,7 +204,7 @@ class Responder:
                 return replace(intent, step=ActionStep.DUPLICATE)
             await self.emit(done)
             return done
-        detail: dict[str, Any] = {"via": step.via}
+        detail: dict[str, Any] = {"via": step.via, "stage": finding.stage.value}
         if step.ratify is not None:
             detail["ratify"] = step.ratify.as_detail()
         intent = replace(
@@ -365,5 +405,6 @@ def _intent(key: str, playbook: str, action: str, target: str, finding: Finding)
         target,
         finding.fingerprint,
         monitor_id=finding.monitor_id,
+        detail={"stage": finding.stage.value},
         at_ms=time.time() * 1000,
     )

@@ -31,7 +31,17 @@ from breakglass.detect.intel import IntelDetector
 from breakglass.detect.invariants import InvariantSet, Violation
 from breakglass.detect.plugins import PluginDetector
 from breakglass.detect.reads import ReadCall, decode_results
-from breakglass.domain import Block, Finding, FindingStage, Hash32, PendingTx, Receipt, Severity, Tx
+from breakglass.domain import (
+    Block,
+    Finding,
+    FindingStage,
+    Hash32,
+    PendingTx,
+    Receipt,
+    Severity,
+    Tx,
+    breach_of,
+)
 from breakglass.simulate.request import SimulatedBlock
 
 __all__ = ["Judge", "pending_fees"]
@@ -130,8 +140,9 @@ class Judge:
         ctx = self.context(pending, sim, observed_at_ms)
         found = self._invariants(ctx, sim)
         for flow in self.flows:
-            peek = copy.copy(flow)
-            peek.window = deque(flow.window)
+            peek = copy.copy(flow)  # the real flow's deques are not the peek's to change
+            peek.window, peek.expired = deque(flow.window), deque(flow.expired, maxlen=flow.expired.maxlen)
+            peek._quiet_history, peek._breach_history = deque(maxlen=1), deque(maxlen=1)
             found += peek.on_block(ctx)
         for detector in self.stateless:
             found += detector.on_block(ctx)
@@ -178,7 +189,8 @@ class Judge:
                 evidence["error"] = v.error
                 severity = Severity.MEDIUM if make.severity > Severity.MEDIUM else None
             title = f"invariant could not be evaluated: {v.error}" if v.error else None
-            out.append(make(ctx, evidence=evidence, severity=severity, title=title))
+            breach = breach_of(v.monitor_id, self.chain_id, make.labels, sim.number)
+            out.append(make(ctx, evidence=evidence, severity=severity, title=title, breach=breach))
         return out
 
     def _pending(
@@ -209,4 +221,7 @@ class Judge:
             block_hash=None,
             evidence=evidence,
             fingerprint="",
+            # a state monitor's breach, predicted to begin in the simulated block, is kept (the
+            # responder matches it with the block path's); any other names the pending transaction
+            breach=finding.breach if "@" in finding.breach else "",
         )

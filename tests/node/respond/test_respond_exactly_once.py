@@ -161,3 +161,38 @@ async def test_a_send_lost_in_a_node_hiccup_is_sent_again_at_the_next_poll_not_r
         and done.detail["replacements"] == 0
     )
     assert venue.view("paused") and venue.guardian_nonce() == 1
+
+
+async def test_a_breach_predicted_while_pending_is_not_paused_again_when_the_block_path_sees_it(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    """Issue 20 item 1: the pending finding pauses; the same breach seen mined two blocks later than
+    simulated (after a restart, too) is that breach, not a new one; a breach far later is a new one."""
+    from dataclasses import replace
+
+    from breakglass.domain import FindingStage, breach_of
+
+    per_breach = """
+    - id: contain
+      match: {monitors: [oracle-deviation]}
+      actions:
+        - {kind: call, id: pause-market, contract: venue, function: pauseMarket, args: ["{labels.market}"]}
+    """
+    harness = harness_factory(venue, per_breach)
+    scope = breach_of("oracle-deviation", 31337, {"market": "7"}, 0).split("@")[0]
+    pending = replace(
+        finding(), stage=FindingStage.PENDING, block_number=40, fingerprint="", breach=f"{scope}@40"
+    )
+    first = await harness.responder()
+    [sent] = await first.handle(pending)
+    assert sent.step is ActionStep.SUBMITTED
+    await first.relayer.wait(sent.key)  # type: ignore[union-attr]
+    await first.close()
+    second = await harness.responder()  # a restart between the pending pause and the mined breach
+    mined = replace(finding(tx=None), block_number=42, fingerprint="", breach=f"{scope}@42")  # type: ignore[arg-type]
+    [again] = await second.handle(mined)
+    assert again.step is ActionStep.DUPLICATE and again.key == sent.key
+    assert venue.guardian_nonce() == 1
+    later = replace(finding(tx=None), block_number=400, fingerprint="", breach=f"{scope}@400")  # type: ignore[arg-type]
+    [new] = await second.handle(later)
+    assert new.key != sent.key and new.step is not ActionStep.DUPLICATE  # (the market is paused already)
