@@ -1,17 +1,28 @@
 """Fingerprint deduplication: the first finding of a fingerprint becomes an alert; repeats only
-bump its count and last-seen time and stop here (Alertmanager's dedup against its log)."""
+bump its count and last-seen time and stop here (Alertmanager's dedup against its log).
+
+After a reorg the new branch often raises the very fingerprint the orphaned block did (a monitor
+keyed by block number, a transaction mined again): that is a new alert, not a repeat of the retracted
+one. The retracted row (and its incident link) is renamed ``<fingerprint>~<orphaned block hash>`` and
+kept as the record of what was retracted; the new-branch finding goes through the whole pipeline
+(muting, routing, grouping into the incident, a timeline entry) as a live alert.
+"""
 
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate
+from breakglass.incidents.models import IncidentFinding
 from breakglass.incidents.timeline import canonical_json
+from breakglass.logs import get_logger
 
 __all__ = ["DedupStage"]
+
+log = get_logger(__name__)
 
 
 class DedupStage:
@@ -23,6 +34,9 @@ class DedupStage:
             f = candidate.finding
             query = select(AlertRow).where(AlertRow.fingerprint == f.fingerprint)
             row = (await ctx.session.scalars(query)).first()
+            if row is not None and _new_branch(row, f.block_hash):
+                await _set_aside(ctx, row)
+                row = None
             if row is not None:
                 row.count += 1
                 row.last_seen_at = ctx.now_ms
@@ -40,6 +54,24 @@ class DedupStage:
             candidate.alert = row
             fresh.append(candidate)
         return fresh
+
+
+def _new_branch(row: AlertRow, block_hash: str | None) -> bool:
+    """A retracted alert's fingerprint raised again from another block: the reorg's new branch."""
+    return (
+        row.status == AlertStatus.RETRACTED.value and block_hash is not None and block_hash != row.block_hash
+    )
+
+
+async def _set_aside(ctx: AlertContext, row: AlertRow) -> None:
+    """Rename a retracted alert and its incident link so that its fingerprint is free again."""
+    old = row.fingerprint
+    row.fingerprint = f"{old}~{(row.block_hash or '')[2:14] or row.id}"
+    await ctx.session.execute(
+        update(IncidentFinding).where(IncidentFinding.fingerprint == old).values(fingerprint=row.fingerprint)
+    )
+    await ctx.session.flush()
+    log.info("alerts.new_branch", fingerprint=old, orphaned_block=row.block_hash, block=row.block_number)
 
 
 def _jsonable(evidence: dict[str, object]) -> dict[str, object]:
