@@ -18,8 +18,12 @@ Guarantees (``docs/detection.md`` has the long form):
   store (where to resume at start-up, a reorg deeper than the backlog) does it wait for it. A crash
   meanwhile loses the unwritten rows: their blocks are handled again after the restart.
 
-New heads arrive by WebSocket subscription when a ``ws_url`` is given; polling every
-``poll_interval`` seconds always runs underneath, so a dead subscription only costs latency.
+New heads arrive by WebSocket subscription when a ``ws_url`` is given, and are used as pushed: the
+head's number and hash come with the notification, so a new head costs one round trip, a batch of
+the block by hash, its receipts and the handler's state reads pinned to that hash
+(``state_requests``). Without a live subscription the follower polls every ``poll_interval``
+seconds (one more round trip: the head); while the subscription is live, polling is only its
+watchdog, every ``watchdog_interval`` seconds without a pushed head.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -60,7 +64,9 @@ class BlockHandler(Protocol):
     # ``def settled(self) -> Awaitable[None]``: done once what it published so far is durable for its
     # consumers (the follower awaits it before writing the checkpoint of the blocks handled so far);
     # ``def snapshot(self) -> Mapping[str, Mapping[str, Any]]``: state to save with the checkpoint (what
-    # changed since the last call), and ``def restore(self, states) -> None`` to read it back at start.
+    # changed since the last call), and ``def restore(self, states) -> None`` to read it back at start;
+    # ``def state_requests(self, number, hash) -> list[Call]`` and ``def accept_state(self, hash,
+    # answers)``: reads to send with a new head's block in one batch, and their answers.
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
@@ -115,6 +121,7 @@ class Follower:
         max_reorg_depth: int = 256,
         checkpoint_interval: float = 0.25,
         health: StoreHealth | None = None,
+        watchdog_interval: float = 5.0,
     ) -> None:
         self.rpc = rpc
         self.checkpoints = checkpoints
@@ -130,6 +137,14 @@ class Follower:
         self.max_reorg_depth = max_reorg_depth
         self.checkpoint_interval = checkpoint_interval
         """seconds between checkpoint writes inside a backfill (a step always ends with one)"""
+        self.watchdog_interval = max(watchdog_interval, poll_interval)
+        """while the subscription is live: seconds without a pushed head before polling once"""
+        self._pushed: tuple[int, str] | None = None
+        """(number, hash) of the newest head pushed by the subscription and not yet processed"""
+        self.head_listeners: list[Callable[[int], None]] = []
+        """told every head number the follower learns (the mempool simulator's cache lifetime)"""
+        self.polls = 0
+        """heads asked for (``eth_getBlockByNumber(latest)``) rather than pushed"""
         self._flushed_at = 0.0
         self._last: Checkpoint | None = None
         self._loaded = False
@@ -189,10 +204,17 @@ class Follower:
     async def step(self) -> int:
         """Process every block available now (up to head - confirmations). Returns how many."""
         await self._load()
-        head, head_hash = await self._head()
+        pushed, self._pushed = self._pushed, None
+        if pushed is not None:
+            head, head_hash = pushed
+        else:
+            head, head_hash = await self._head()
+            self.polls += 1
         on_head = getattr(self.handler, "on_head", None)
         if on_head is not None:
             on_head(head)
+        for listener in self.head_listeners:
+            listener(head)
         target = head - self.confirmations
         if self._last is None:
             first = self.start_block if self.start_block is not None else max(target, 0)
@@ -204,9 +226,9 @@ class Follower:
             if self.backlog:  # no new block, but checkpoints still wait for the store: try again
                 await self._flush([])
             return 0
-        return await self._range(first, target)
+        return await self._range(first, target, head_hash if target == head else None)
 
-    async def _range(self, first: int, last: int) -> int:
+    async def _range(self, first: int, last: int, last_hash: str | None = None) -> int:
         total = last - first + 1
         bar = self._bar(total) if self.progress and total > self.batch_blocks else None
         done = 0
@@ -223,7 +245,11 @@ class Follower:
             for i, _ in enumerate(windows):
                 # keep `prefetch` windows in flight so the node is never idle while we process
                 while len(pending) < self.prefetch and i + len(pending) < len(windows):
-                    pending.append(asyncio.create_task(self._fetch(windows[i + len(pending)])))
+                    window = windows[i + len(pending)]
+                    if len(windows) == 1 and len(window) == 1 and last_hash:  # the new head alone
+                        pending.append(asyncio.create_task(self._fetch_head(window[0], last_hash)))
+                    else:
+                        pending.append(asyncio.create_task(self._fetch(window)))
                 # let new fetches send their requests before this window is handled: awaiting a
                 # task that is already done does not yield, and the node would wait for us idle
                 await asyncio.sleep(0)
@@ -276,6 +302,27 @@ class Follower:
         if prepare is not None:
             await prepare(blocks)  # e.g. the engine's state reads, inside the prefetch pipeline
         return blocks
+
+    async def _fetch_head(self, number: int, block_hash: str) -> list[Block]:
+        """The new head by its hash, its receipts and the handler's state reads, in one batch."""
+        state_requests = getattr(self.handler, "state_requests", None)
+        if not self.receipts_by_block:
+            return await self._fetch([number])
+        state: list[Call] = state_requests(number, block_hash) if state_requests is not None else []
+        calls: list[Call] = [
+            ("eth_getBlockByHash", (block_hash, True)),
+            ("eth_getBlockReceipts", (block_hash,)),
+            *state,
+        ]
+        answers = await self.rpc.batch(calls, strict=False)
+        raw, receipts = answers[0], answers[1]
+        if isinstance(receipts, RpcError) and receipts.code == -32601:
+            return await self._fetch([number])  # no eth_getBlockReceipts: _fetch learns and says so
+        if isinstance(raw, BaseException) or isinstance(receipts, BaseException) or not raw:
+            return await self._fetch([number])  # e.g. the head was replaced meanwhile: by number
+        if state:
+            self.handler.accept_state(block_hash, answers[2:])  # type: ignore[attr-defined]
+        return [decode_block(raw, receipts)]
 
     async def _flush(self, rows: list[tuple[int, str, str, int]], *, wait: bool = False) -> None:
         """Move the handled blocks in ``rows`` to the backlog (emptying ``rows``) and write it.
@@ -456,8 +503,12 @@ class Follower:
                 if until is not None and self._last is not None and self._last.number >= until:
                     await self.settle()
                     return
+                # live subscription: pushed heads wake the loop, polling is only a watchdog (unless
+                # checkpoints wait for the store: the next step tries them again)
+                idle = self.subscribed and delay == self.poll_interval and not self.backlog
+                wait = self.watchdog_interval if idle else delay
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait(stop), timeout=delay)
+                    await asyncio.wait_for(self._wait(stop), timeout=wait)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -482,30 +533,54 @@ class Follower:
             stopper.cancel()
             waker.cancel()
 
+    def _push(self, head: Any) -> None:
+        """Keep a pushed head's number and hash for the next step (a malformed one is polled for)."""
+        try:
+            number = hex_int(head.get("number"), "newHeads", "number")
+            block_hash = str(head["hash"]).lower()
+        except (AttributeError, KeyError, TypeError, ChainError):
+            self._pushed = None
+            return
+        if self._pushed is None or number >= self._pushed[0]:
+            self._pushed = (number, block_hash)
+
     async def _listen(self, stop: asyncio.Event) -> None:
-        """``eth_subscribe("newHeads")``: each head wakes the loop; reconnects with backoff."""
+        """``eth_subscribe("newHeads")`` (each head wakes the loop) and, at confirmation depth 0 for a
+        handler that wants them (``log_addresses``), ``logs`` of those contracts, each handed to its
+        ``on_pushed_log``; reconnects with backoff."""
         import websockets  # imported here: only followers with a ws_url need it
 
         assert self.ws_url is not None
+        addresses = getattr(self.handler, "log_addresses", None)
+        wanted: list[str] = addresses() if addresses is not None and self.confirmations == 0 else []
         delay = 0.2
         while not stop.is_set():
             try:
                 async with websockets.connect(self.ws_url, max_size=2**24) as ws:
-                    await ws.send(
-                        json.dumps(
-                            {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
-                        )
-                    )
+                    requests: list[list[Any]] = [["newHeads"]]
+                    if wanted:
+                        requests.append(["logs", {"address": wanted}])
+                    for i, params in enumerate(requests, start=1):
+                        request = {"jsonrpc": "2.0", "id": i, "method": "eth_subscribe", "params": params}
+                        await ws.send(json.dumps(request))
                     delay = 0.2
+                    kinds: dict[Any, int] = {}  # subscription id -> request id (1 heads, 2 logs)
                     async for message in ws:
                         body: Any = json.loads(message)
-                        if body.get("id") == 1 and "result" in body:
-                            self.subscribed = True
+                        if body.get("id") in (1, 2) and "result" in body:
+                            kinds[body["result"]] = body["id"]
+                            self.subscribed = self.subscribed or body["id"] == 1
                         elif body.get("method") == "eth_subscription":
+                            params = body.get("params", {})
+                            if kinds.get(params.get("subscription")) == 2:
+                                await self.handler.on_pushed_log(params.get("result"))  # type: ignore[attr-defined]
+                                continue
                             self.last_head_seen = time.monotonic()
+                            self._push(params.get("result"))
                             self._wake.set()
             except (OSError, websockets.WebSocketException) as exc:
                 self.subscribed = False
+                self._pushed = None
                 log.info("newHeads subscription lost; polling meanwhile", error=str(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

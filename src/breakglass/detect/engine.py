@@ -35,8 +35,11 @@ from eth_utils.crypto import keccak
 from breakglass.bus import Bus, Topics
 from breakglass.bus.codec import register
 from breakglass.chain.checkpoint import Checkpoint
+from breakglass.chain.rpc import RpcClient
 from breakglass.detect.abi import AbiIndex
 from breakglass.detect.base import BlockContext, DecodedLog, Detector, Interest
+from breakglass.detect.proof import ProvenReads
+from breakglass.detect.pushed import PushedLogs
 from breakglass.detect.reads import (
     CallExecutor,
     MulticallExecutor,
@@ -46,12 +49,16 @@ from breakglass.detect.reads import (
     decode_results,
 )
 from breakglass.domain import Block, Finding, PendingTx
-from breakglass.errors import BreakglassError
+from breakglass.errors import BreakglassError, RpcError
 from breakglass.logs import get_logger
 
 __all__ = ["DetectionEngine", "Retraction"]
 
 log = get_logger(__name__)
+
+_REASK_AFTER = (0.0, 0.005, 0.025, 0.1)
+"""seconds before each attempt at a block's state read (an answer from the wrong state means the node
+is mid-block: anvil mines the next one; a node behind a load balancer catches up)"""
 
 
 @register  # it travels on Topics.RETRACTIONS: over JetStream only registered types do
@@ -97,10 +104,14 @@ class DetectionEngine:
         keep_blocks: int = 1024,
         state_horizon: int = 128,
         multicall: str | None = None,
+        prove_reads: bool = True,
     ) -> None:
         """``multicall``: a Multicall3 (``aggregate3``) address; with it, the reads of a block behind
         the head go in one ``eth_call`` instead of one per view call (a node serves historical calls
-        slowly: on anvil ~3 ms each, against ~6 ms for all of a block's calls in one)."""
+        slowly: on anvil ~3 ms each, against ~6 ms for all of a block's calls in one), when the node
+        cannot run the block reader. ``prove_reads``: read through the block reader (``proof.py``)
+        and check every answer is of its block's state; off, or on a node that refuses state
+        overrides, reads are made by block number (or Multicall3) without that check."""
         self.detectors = list(detectors)
         self.chain_id = chain_id
         self.abi = AbiIndex(contracts)
@@ -155,6 +166,22 @@ class DetectionEngine:
         """quiet blocks that took their parent's reads (``_carries``)"""
         self._last_reads: tuple[str, dict[str, Any]] | None = None
         """(hash, reads) of the last block evaluated with its state read"""
+        self._proof = (
+            ProvenReads(self.calls)
+            if prove_reads and self.calls and isinstance(executor, RpcBatchExecutor)
+            else None
+        )
+        """every block's view calls in one eth_call whose answer shows which block it ran on (``proof.py``)"""
+        self.pushed = PushedLogs(self.detectors, self.abi, self.addresses)
+        self._pushed_found: OrderedDict[str, set[str]] = OrderedDict()
+        """fingerprints published from pushed logs, by block hash (the block path skips them)"""
+        self._early: dict[str, Any] = {}
+        """raw reader answers that came with a head's fetch (``state_requests``), by block hash"""
+        self._reader_failures = 0
+        self.rereads = 0
+        """state reads asked again because the node ran them on another block's state"""
+        self.unproven_reads = 0
+        """blocks whose reads could not be shown to be of that block (given up loudly, or no proof)"""
 
     def on_head(self, number: int) -> None:
         self.head = number
@@ -189,6 +216,9 @@ class DetectionEngine:
         Blocks that will take their parent's reads (``_carries``) are not read."""
         blocks = [b for b in blocks if self._recent(b) and not self._carries(b)]
         if (not self.calls and not self.want_code) or not blocks:
+            return
+        if self._proof is not None:
+            await self._prepare_proven(blocks)
             return
         if not isinstance(self.executor, RpcBatchExecutor):
             results = await asyncio.gather(*(self._read(b) for b in blocks))
@@ -235,6 +265,31 @@ class DetectionEngine:
         while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
             self._prepared.pop(next(iter(self._prepared)))
 
+    def state_requests(self, number: int, block_hash: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """The state read of a block known so far by number and hash only (a new head), for the
+        follower to send in the same batch as the block and its receipts: one round trip for all.
+        ``accept_state`` takes the answers; the block's handling checks them."""
+        if self._proof is None or (self.head is not None and self.head - number > self.state_horizon):
+            return []
+        return [self._proof.request(block_hash)]
+
+    def accept_state(self, block_hash: str, answers: Sequence[Any]) -> None:
+        if answers:
+            self._early[block_hash] = answers[0]
+            while len(self._early) > 4 * self._keep:  # heads whose block never came (a reorg)
+                self._early.pop(next(iter(self._early)))
+
+    async def _prepare_proven(self, blocks: Sequence[Block]) -> None:
+        """A window's reads, each block's through the reader, all in one batch; a block whose answer
+        is not of its own state is left out (``_read`` asks for it again on its own)."""
+        assert self._proof is not None
+        requests = [self._proof.request(b.hash) for b in blocks]
+        started = time.perf_counter()
+        answers = await self._rpc().batch(requests, strict=False)
+        self.state_read_ms += (time.perf_counter() - started) * 1000
+        for block, answer in zip(blocks, answers, strict=True):
+            self._early[block.hash] = answer
+
     def _decode_answers(
         self, answers: Sequence[Any], created: list[str]
     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -261,6 +316,10 @@ class DetectionEngine:
         created = self._created(block)
         if not self.calls and not created:
             return {}, {}
+        if self._proof is not None and self.calls:
+            reads = await self._read_proven(block)
+            if reads is not None:
+                return reads, await self._codes(block, created)
         if isinstance(self.executor, RpcBatchExecutor):
             # one round trip for both: the view calls and the new contracts' code
             requests: list[tuple[str, tuple[Any, ...]]] = [
@@ -283,6 +342,78 @@ class DetectionEngine:
             if isinstance(code, str) and code.startswith("0x")
         }
         return decode_results(self.calls, raw), hashes
+
+    def _rpc(self) -> RpcClient:
+        rpc: RpcClient = self.executor.rpc  # type: ignore[attr-defined]  # an RpcBatchExecutor's
+        return rpc
+
+    async def _codes(self, block: Block, created: list[str]) -> dict[str, str]:
+        """Code hashes of the contracts ``block`` created (intel, set-up): a second round trip, made
+        only for blocks with deployments (which contracts were created is known from the receipts)."""
+        if not created:
+            return {}
+        rpc = self._rpc()
+        pin = {"blockHash": block.hash}
+        codes = await rpc.batch([("eth_getCode", (a, pin)) for a in created], strict=False)
+        return {
+            address: "0x" + keccak(hexstr=code).hex()
+            for address, code in zip(created, codes, strict=False)
+            if isinstance(code, str) and code.startswith("0x")
+        }
+
+    async def _read_proven(self, block: Block) -> dict[str, Any] | None:
+        """The block's view calls, shown to be of its own state (``proof.py``), asked up to four times;
+        then given up loudly (every call a ``ReadFailed``). None when the node cannot run the reader
+        (the caller reads without proof; after three such blocks in a row, for good)."""
+        assert self._proof is not None
+        rpc = self._rpc()
+        answer = self._early.pop(block.hash, None)
+        self.state_reads += 1
+        reason = "no answer"
+        for attempt, pause in enumerate(_REASK_AFTER):
+            if answer is None:
+                await asyncio.sleep(pause)  # the node is mid-block: let it finish
+                started = time.perf_counter()
+                [answer] = await rpc.batch([self._proof.request(block.hash)], strict=False)
+                self.state_read_ms += (time.perf_counter() - started) * 1000
+            try:
+                proof, raw = self._proof.parse(answer)
+            except RpcError as exc:
+                if exc.recoverable:
+                    raise
+                self._reader_failed(block, exc)
+                return None
+            self._reader_failures = 0
+            mismatch = self._proof.check(proof, block)
+            if mismatch is None:
+                return decode_results(self.calls, raw)
+            reason, answer = mismatch, None
+            if attempt + 1 < len(_REASK_AFTER):
+                self.rereads += 1
+                log.info("state read not of its block; asking again", block=block.number, reason=reason)
+        self.unproven_reads += 1
+        log.error(
+            "state reads are not of the block they claim; its invariants are not evaluated",
+            block=block.number,
+            hash=block.hash,
+            reason=reason,
+        )
+        failed = f"the node answered another block's state {len(_REASK_AFTER)} times ({reason})"
+        return {call.key: ReadFailed(call.key, failed) for call in self.calls}
+
+    def _reader_failed(self, block: Block, exc: RpcError) -> None:
+        """Count a block the reader could not run on; three in a row turn it off (with a warning)."""
+        self._reader_failures += 1
+        self.unproven_reads += 1
+        if self._reader_failures >= 3:
+            log.warning(
+                "the node cannot run breakglass's block reader (eth_call with state overrides); "
+                "state reads are no longer checked against their block",
+                error=str(exc),
+            )
+            self._proof = None
+        else:
+            log.info("block reader failed; reading without proof", block=block.number, error=str(exc))
 
     async def _retry_new_failures(self, block: Block, reads: dict[str, Any]) -> dict[str, Any]:
         """Ask once more, by block hash, for a call that failed here but not at the previous block.
@@ -321,7 +452,8 @@ class DetectionEngine:
         seen_ms = time.time() * 1000
         reads, hashes = await self._read(block)
         state_read = self._recent(block)
-        if state_read and reads:
+        if state_read and reads and self._proof is None:
+            # proven reads are of the block's own state: a call that failed there really fails
             reads = await self._retry_new_failures(block, reads)
         self._last_reads = (block.hash, reads) if state_read else None
         ctx = BlockContext(
@@ -355,6 +487,38 @@ class DetectionEngine:
             chosen.update(self._on_log.get((item.log.address.lower(), item.event.topic0), ()))
         return [self.detectors[i] for i in sorted(chosen)]
 
+    def log_addresses(self) -> list[str]:
+        """Contracts whose logs the follower's subscription should push (``on_pushed_log``)."""
+        return self.pushed.addresses()
+
+    async def on_pushed_log(self, raw: Mapping[str, Any]) -> None:
+        """A log the node pushed: the event monitors that need nothing else judge it now (``pushed.py``)."""
+        try:
+            entry, findings = self.pushed.judge(raw, self.chain_id, time.time() * 1000)
+        except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            self.errors += 1
+            log.error("pushed log not judged", error=str(exc))
+            return
+        published = self._pushed_found.setdefault(entry.block_hash, set())
+        if entry.removed:  # the node took the log back (a reorg): retract what it raised
+            gone = tuple(f.fingerprint for f in findings if f.fingerprint in published)
+            published.difference_update(gone)
+            if gone and self.bus is not None:
+                retraction = Retraction(self.chain_id, entry.block_number, entry.block_hash, gone)
+                await self.bus.publish(Topics.RETRACTIONS, retraction)
+            return
+        for finding in findings:
+            if finding.fingerprint in published:
+                continue
+            published.add(finding.fingerprint)
+            if self.bus is not None:
+                await self.bus.publish(Topics.FINDINGS, finding)
+        if findings:
+            _number, raised = self._raised.setdefault(entry.block_hash, (entry.block_number, []))
+            raised += [f.fingerprint for f in findings if f.fingerprint not in raised]
+        while len(self._pushed_found) > self._keep:
+            self._pushed_found.popitem(last=False)
+
     async def on_block(self, block: Block) -> int:
         if block.quiet and not self._quiet and (not self.calls or not self._recent(block)):
             # nothing runs on a quiet block whose state is not read (none configured, or a backfill
@@ -366,13 +530,17 @@ class DetectionEngine:
             return 0
         started = time.perf_counter()
         findings = await self.evaluate(block)
+        early = self._pushed_found.get(block.hash, set())
         if self.bus is not None:
             for finding in findings:
-                await self.bus.publish(Topics.FINDINGS, finding)
+                if finding.fingerprint not in early:  # not already published from the pushed log
+                    await self.bus.publish(Topics.FINDINGS, finding)
         self.blocks += 1
         self.last_latency_ms = (time.perf_counter() - started) * 1000
-        if findings:
-            self._raised[block.hash] = (block.number, [f.fingerprint for f in findings])
+        if findings or block.hash in self._raised:
+            raised = self._raised.get(block.hash, (block.number, []))[1]
+            fingerprints = [*raised, *(f.fingerprint for f in findings if f.fingerprint not in raised)]
+            self._raised[block.hash] = (block.number, fingerprints)
             while len(self._raised) > self._keep:
                 self._raised.popitem(last=False)
         return len(findings)

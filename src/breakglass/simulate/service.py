@@ -35,6 +35,9 @@ class MempoolService:
             await self.watcher.start()
         self.simulator.judge.chain_id = self.watcher.engine.chain_id
         self.simulator.new_head(int(await self.watcher.rpc.call("eth_blockNumber"), 16))
+        if self.simulator.new_head not in self.watcher.follower.head_listeners:
+            # the follower's heads (pushed by its subscription) keep the caches' lifetime
+            self.watcher.follower.head_listeners.append(self.simulator.new_head)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Watch and judge until ``stop`` is set (or cancelled)."""

@@ -8,7 +8,10 @@ findings published on ``Topics.FINDINGS`` with ``stage=pending`` for the respond
 transaction's fees so that the containment lands first in the same block.
 
 A transaction is judged once; a replacement (same sender and nonce, higher priority fee) is judged
-again. Caches live for one head: ``run()`` polls the block number and ``new_head`` drops them.
+again. Caches live for one head: ``new_head`` drops them. The follower tells it every head it learns
+(``Follower.head_listeners``: pushed by the subscription); ``run()`` polls the block number only as
+a watchdog, when no head was told for ``head_watchdog`` seconds (or every ``head_poll_interval``
+seconds when nothing tells it heads).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class PendingSimulator:
         clock: Callable[[], float] = time.monotonic,
         on_verdict: Callable[[Verdict], None] | None = None,
         batcher: RpcBatcher | None = None,
+        head_watchdog: float = 5.0,
     ) -> None:
         self.rpc = rpc
         self.batcher = batcher or RpcBatcher(rpc)
@@ -92,6 +96,10 @@ class PendingSimulator:
         self.on_verdict = on_verdict
         self.stats = SimulatorStats()
         self.head = -1
+        self.head_watchdog = head_watchdog
+        self._told_at = float("-inf")
+        """``clock()`` when a head was last told (``new_head``), by anyone"""
+        self.head_polls = 0
         self._slots = asyncio.Semaphore(max_in_flight)
         self._clock = clock
         self._remember = remember
@@ -100,7 +108,11 @@ class PendingSimulator:
         self._tasks: set[asyncio.Task[Verdict]] = set()
 
     def new_head(self, number: int) -> None:
-        """Drop what was cached for the previous head (code lookups)."""
+        """A head learnt elsewhere (the follower, a simulation): drop the previous head's caches."""
+        self._told_at = self._clock()
+        self._advance(number)
+
+    def _advance(self, number: int) -> None:
         if number > self.head:
             self.head = number
             self.relevance.new_head(number)
@@ -199,14 +211,19 @@ class PendingSimulator:
         return verdict
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Track the head (cache lifetime) until ``stop`` is set or the task is cancelled."""
+        """Track the head (cache lifetime) until ``stop`` is set or the task is cancelled: polled
+        only when nobody told one for ``head_watchdog`` seconds."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
+            quiet = self._clock() - self._told_at
+            if quiet >= self.head_watchdog:
+                try:
+                    self.head_polls += 1
+                    self._advance(int(await self.rpc.call("eth_blockNumber"), 16))
+                except ChainError as exc:
+                    log.warning("head poll failed", error=str(exc))
+            wait = self.head_poll_interval if quiet >= self.head_watchdog else self.head_watchdog - quiet
             try:
-                self.new_head(int(await self.rpc.call("eth_blockNumber"), 16))
-            except ChainError as exc:
-                log.warning("head poll failed", error=str(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), self.head_poll_interval)
+                await asyncio.wait_for(stop.wait(), max(wait, self.head_poll_interval))
             except TimeoutError:
                 continue
