@@ -59,6 +59,7 @@ RESULTS = Path(os.environ.get("BREAKGLASS_LATENCY_OUT", Path(__file__).parent / 
 DELAYS_MS = (0, 20, 80)
 BLOCKS = int(os.environ.get("BREAKGLASS_LATENCY_BLOCKS", "60"))
 CONTAINMENTS = int(os.environ.get("BREAKGLASS_LATENCY_CONTAINMENTS", "20"))
+IDLE_SECONDS = float(os.environ.get("BREAKGLASS_LATENCY_IDLE_SECONDS", "20"))
 KEY_ENV = "BENCH_GUARDIAN_KEY"
 SLACK_MS = 15.0
 """the goals' allowance for work in this process, on top of whole round trips"""
@@ -453,6 +454,45 @@ def _baseline_contain(w3: Web3, venue: Any, account: Any, market: int) -> None:
     w3.eth.send_raw_transaction(signed.raw_transaction)
 
 
+async def idle(folder: Path, port: int, seconds: float = IDLE_SECONDS) -> dict[str, Any]:
+    """The watcher and the mempool service on a chain that makes no block: CPU of this process and
+    requests sent per second of silence (subscriptions live)."""
+    path = folder / "idle.yaml"
+    path.write_text(
+        CONFIG.format(db=folder / "idle.db", http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{port}",
+                      monitors=EVENTS + INVARIANTS, env=KEY_ENV),
+        encoding="utf-8",
+    )  # fmt: skip
+    config = load_config(path, environ={KEY_ENV: "0x" + "11" * 32})
+    await upgrade_async(config.settings.store.url)
+    bus = InProcessBus()
+    watcher = build_watcher(config, bus)
+    mempool = build_mempool(config, watcher, bus)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(watcher.run(stop)), asyncio.create_task(mempool.run(stop))]
+    try:
+        await until(
+            lambda: getattr(watcher.follower, "subscribed", True) and mempool.mempool.subscribed.is_set()
+        )
+        await asyncio.sleep(1.0)
+        cpu, sent, started = time.process_time(), watcher.rpc.requests, time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        cpu_ms = (time.process_time() - cpu) * 1000
+        requests = watcher.rpc.requests - sent
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        await watcher.close()
+    return {
+        "seconds": round(elapsed, 1),
+        "cpu_ms_per_s": round(cpu_ms / elapsed, 3),
+        "requests_per_s": round(requests / elapsed, 2),
+    }
+
+
 async def plain_round_trip(port: int) -> dict[str, float]:
     rpc = RpcClient.from_urls([f"http://127.0.0.1:{port}"])
     times = []
@@ -475,6 +515,9 @@ async def run() -> dict[str, Any]:
         node.rpc("anvil_setBalance", guardian.address, hex(10**22))
         node.rpc("evm_setAutomine", False)
         upstream = int(node.url.rsplit(":", 1)[1])
+        with DelayProxy(upstream, 0) as port:
+            quiet = await idle(folder, port)
+            print(f"idle ({IDLE_SECONDS:g} s, no block): {quiet}", flush=True)
         for delay in DELAYS_MS:
             with DelayProxy(upstream, delay / 1000) as port:
                 entry: dict[str, Any] = {"round_trip_ms": await plain_round_trip(port)}
@@ -497,6 +540,7 @@ async def run() -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "load_average_1m": load,
         },
+        "idle": quiet,
         "delays_ms": results,
     }
 
@@ -504,9 +548,15 @@ async def run() -> dict[str, Any]:
 def goals(result: dict[str, Any]) -> list[str]:
     out = []
     entry = result["delays_ms"].get("80")
+    if entry is None or "round_trip_ms" not in entry:
+        return out
     if entry is None:
         return out
     rt = 160.0
+    plain = entry["round_trip_ms"]["p99"]
+    out.append(
+        f"plain round trip through the proxy in this run: p50 {entry['round_trip_ms']['p50']}, p99 {plain}"
+    )
     checks = [
         ("head -> event findings p99 (events only)", entry["events"]["head_to_findings_ms"]["event"], rt),
         ("head -> invariant findings p99", entry["full"]["head_to_findings_ms"]["invariant"], 2 * rt),
