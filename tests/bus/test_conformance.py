@@ -148,6 +148,31 @@ async def _redelivery(bus: Any) -> None:
     assert await take(survivor, 1, timeout=15) == [finding(3)]
 
 
+async def test_jetstream_does_not_redeliver_what_a_live_worker_is_still_working_on() -> None:
+    # A worker retrying one message while the store is down holds it (and the rest of its batch) for
+    # longer than ack_wait (1 s here): the server must not hand them out again to be handled twice.
+    async with jetstream_bus() as bus:
+        slow, other = bus.subscribe("findings", "alerts"), bus.subscribe("findings", "alerts")
+        for n in range(3):
+            await bus.publish("findings", finding(n))
+        first = await take(slow, 1)
+        seen: list[Any] = []
+
+        async def compete() -> None:
+            async for message in other:
+                seen.append(message)
+
+        competitor = asyncio.create_task(compete())
+        await asyncio.sleep(3.5)  # three ack_waits while the slow worker "retries" its message
+        assert seen == []  # nothing redelivered to the other worker of the group
+        rest = await take(slow, 2)
+        await asyncio.sleep(1.5)
+        await stop(competitor)
+        await slow.aclose()  # type: ignore[attr-defined]
+        await other.aclose()  # type: ignore[attr-defined]
+    assert first + rest == [finding(0), finding(1), finding(2)] and seen == []
+
+
 # Listeners: every one hears everything published while it listens; nothing is kept or left behind.
 
 

@@ -4,7 +4,10 @@ One stream (``<prefix>``) holds every topic as subject ``<prefix>.<topic>``. A s
 durable pull consumer named after (topic, durable): workers sharing a durable name share the messages
 (a queue group), and a restarted worker resumes where its group left off. A message is acknowledged
 when the worker asks for the next one, i.e. after it handled it: delivery is at least once, and a
-worker that dies mid-message gets it redelivered (after ``ack_wait``) to another.
+worker that dies mid-message gets it redelivered (after ``ack_wait``) to another. A worker that is
+alive but slow (retrying a message while the store is down) tells the server it is still working on
+the messages it holds (``in_progress`` every third of ``ack_wait``), so they are not redelivered to
+be handled twice.
 
 A listener is a plain core-NATS subscription on the topic's subject, not a JetStream consumer: the
 server keeps nothing for it, and it ends with its ``unsubscribe``, its connection or its process. It
@@ -18,6 +21,7 @@ started at a time.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator
@@ -132,14 +136,31 @@ class JetStreamBus:
                         batch = await sub.fetch(self._fetch_batch, timeout=1.0)
                     except NatsTimeout:
                         continue
-                    for msg in batch:
-                        yield decode(msg.data)
-                        await msg.ack()  # the worker came back for more: it handled this one
+                    held = list(batch)
+                    keepalive = asyncio.create_task(self._in_progress(held))
+                    try:
+                        while held:
+                            msg = held[0]
+                            yield decode(msg.data)
+                            held.pop(0)
+                            await msg.ack()  # the worker came back for more: it handled this one
+                    finally:
+                        keepalive.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await keepalive
             finally:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
 
         return messages()
+
+    async def _in_progress(self, held: list[Any]) -> None:
+        """While this worker holds messages, keep telling the server it is working on them."""
+        while True:
+            await asyncio.sleep(self._ack_wait / 3)
+            for msg in list(held):
+                with contextlib.suppress(NatsError):
+                    await msg.in_progress()
 
     def listen(self, topic: str) -> AsyncGenerator[Any, None]:
         self._context()  # fail now, like subscribe, when not connected
