@@ -51,7 +51,7 @@ def test_traffic_goes_on_with_the_ids_the_chain_gave_when_a_pause_reverts_orders
     # A defense that pauses a market on honest traffic makes the orders sent meanwhile revert; the
     # generator once predicted order ids by counting its own sends, so the next order after the pause
     # was looked up at an id the market never gave and the run crashed (issue 20). Here market 0 is
-    # paused for 20 blocks, then governance unpauses it and trading resumes.
+    # paused for 15 blocks, then governance unpauses it and trading resumes.
     traffic = BenignTraffic(venue, BenignConfig(seed=11))
     traffic.fund()
     guard, timelock = venue.guard, venue["timelock"].address
@@ -61,17 +61,17 @@ def test_traffic_goes_on_with_the_ids_the_chain_gave_when_a_pause_reverts_orders
     first = traffic.w3.eth.block_number + 1
 
     def pause_then_unpause(number: int) -> None:
-        if number == first + 10:  # sent now, mined with the next block
+        if number == first + 5:  # sent now, mined with the next block
             tx = build_tx(traffic.w3, guardian.address, to=guard.address, gas=200_000,
                           data=call_data(guard.functions.pauseMarket(0)))  # fmt: skip
             traffic.w3.eth.send_raw_transaction(sign_tx(guardian, tx))
-        elif number == first + 30:
+        elif number == first + 20:
             data = call_data(guard.functions.unpauseMarket(0))
             chain.rpc("eth_sendTransaction", {"from": timelock, "to": guard.address, "data": data})
 
-    report = traffic.run(90, on_block=pause_then_unpause)
+    report = traffic.run(50, on_block=pause_then_unpause)
     assert not guard.functions.isMarketPaused(0).call()
-    paused = range(first + 11, first + 32)  # the unpause shares block first + 31 with trades
+    paused = range(first + 6, first + 22)  # the unpause shares block first + 21 with trades
     order_reverts = [r for r in report.reverts if r["kind"] == "order"]
     assert order_reverts and all(r["block"] in paused for r in order_reverts)  # the pause did bite
     assert all(r["block"] in paused for r in report.reverts), (first, report.reverts)  # nothing else
@@ -82,5 +82,5 @@ def test_traffic_goes_on_with_the_ids_the_chain_gave_when_a_pause_reverts_orders
     created = {e["args"]["orderId"]: e["blockNumber"] for e in events.OrderCreated().get_logs(**span)}
     done = {e["args"]["orderId"] for e in events.OrderExecuted().get_logs(**span)}
     done |= {e["args"]["orderId"] for e in events.OrderCancelled().get_logs(**span)}
-    assert any(block > first + 31 for block in created.values())  # orders after the pause, too
+    assert any(block > first + 21 for block in created.values())  # orders after the pause, too
     assert {i for i, block in created.items() if block < report.last_block} <= done
