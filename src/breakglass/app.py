@@ -8,16 +8,25 @@ Each stage contributes one builder call below, in pipeline order.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.config import LoadedConfig
+from breakglass.health import CheckResult, Health
 from breakglass.incidents.stage import build_incident_stage
 from breakglass.logs import Redactor, active_redactor
 from breakglass.store.db import Store
 
-__all__ = ["RECURSION_LIMIT", "App", "build_app", "restore_recursion_limit"]
+__all__ = [
+    "READY_LAG_BLOCKS",
+    "RECURSION_LIMIT",
+    "RESERVE_TRANSACTIONS",
+    "App",
+    "build_app",
+    "restore_recursion_limit",
+]
 
 RECURSION_LIMIT = 1000
 """CPython's own default. ``py_ecc`` (through ``eth-account``) and ``py-evm`` (through
@@ -34,6 +43,14 @@ def restore_recursion_limit(limit: int = RECURSION_LIMIT) -> int:
     return old
 
 
+READY_LAG_BLOCKS = 10
+"""Readiness: the follower may be this many blocks behind head - confirmations."""
+RESERVE_TRANSACTIONS = 5
+"""Readiness: the guardian must afford this many containment transactions at today's fees."""
+STALL_SECONDS = 60.0
+"""Readiness and liveness: a loop (follower step, responder poll) silent this long is stuck."""
+
+
 @dataclass
 class App:
     config: LoadedConfig
@@ -41,6 +58,8 @@ class App:
     redactor: Redactor
     components: dict[str, Any] = field(default_factory=dict)
     """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
+    health: Health = field(default_factory=Health)
+    """Readiness and liveness checks (``/readyz``, ``/livez``); stages add theirs in ``build_app``."""
 
     async def start(self) -> None:
         """Open what needs opening before the stages run (the JetStream connection)."""
@@ -96,5 +115,71 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
         app.components["respond"] = build_responder(config, app.bus, redactor, store=store)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     app.components["incidents"] = build_incident_stage(config, app.bus, store)
+    _add_health_checks(app)
+    from breakglass.metrics.refresh import MetricsRefresher  # store-derived gauges, bus lag (issue 15)
+
+    app.components["metrics"] = MetricsRefresher(store, app.bus, app.health)
     restore_recursion_limit()  # after the imports above, which raise it (see RECURSION_LIMIT)
     return app
+
+
+def _add_health_checks(app: App) -> None:
+    """What ``/readyz`` and ``/livez`` ask of each stage (``breakglass.health``)."""
+    store: Store = app.components["store"]
+
+    async def store_writable() -> CheckResult:
+        await store.check_writable()
+        return CheckResult(True)
+
+    app.health.add_readiness("store", store_writable)
+    watcher = app.components.get("watcher")
+    if watcher is not None:
+        follower = watcher.follower
+
+        async def follower_caught_up() -> CheckResult:
+            if follower.last_step_at is None or follower.head is None or follower.last is None:
+                return CheckResult(False, "not caught up yet")
+            age = time.monotonic() - follower.last_step_at
+            if age > STALL_SECONDS:
+                return CheckResult(False, f"no successful step for {age:.0f} s")
+            behind = follower.head - follower.confirmations - follower.last.number
+            if behind > READY_LAG_BLOCKS:
+                return CheckResult(False, f"{behind} blocks behind")
+            return CheckResult(True)
+
+        async def follower_turning() -> CheckResult:
+            attempted = follower.last_attempt_at
+            if attempted is not None and time.monotonic() - attempted > STALL_SECONDS:
+                return CheckResult(False, f"no step attempted for {time.monotonic() - attempted:.0f} s")
+            return CheckResult(True)
+
+        app.health.add_readiness("follower", follower_caught_up)
+        app.health.add_liveness("follower", follower_turning)
+    responder = app.components.get("respond")
+    if responder is not None:
+
+        async def responder_ready() -> CheckResult:
+            if not responder.started:
+                return CheckResult(False, "not started")
+            relayer = responder.relayer
+            if relayer is None:
+                return CheckResult(True, "no guardian key: proposals and notices only")
+            if relayer.balance is None:
+                return CheckResult(False, "guardian balance not read yet")
+            needed = RESERVE_TRANSACTIONS * relayer.tx_cost()
+            if relayer.balance < needed:
+                return CheckResult(
+                    False,
+                    f"guardian {relayer.address} holds {relayer.balance} wei, below {RESERVE_TRANSACTIONS} "
+                    f"containment transactions ({needed} wei)",
+                )
+            return CheckResult(True)
+
+        async def responder_turning() -> CheckResult:
+            ticked = responder.last_tick_at
+            if ticked is not None and time.monotonic() - ticked > STALL_SECONDS:
+                return CheckResult(False, f"poll loop silent for {time.monotonic() - ticked:.0f} s")
+            return CheckResult(True)
+
+        app.health.add_readiness("responder", responder_ready)
+        app.health.add_liveness("responder", responder_turning)

@@ -45,7 +45,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-PUBLIC_PATHS = ("/login", "/openapi.json")
+PUBLIC_PATHS = ("/login", "/openapi.json", "/livez", "/readyz")
 """Reachable without a token: the login form, and the spec, which is the same as ``docs/openapi.json``."""
 _PUBLIC_PREFIXES = ("/static/",)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -79,6 +79,8 @@ class JetStreamBus:
         self._listeners: dict[str, set[Subscription]] = defaultdict(set)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._consumers: dict[tuple[str, str], str] = {}
+        """(topic, durable) -> JetStream consumer name, for ``lag``"""
 
     async def connect(self) -> JetStreamBus:
         try:
@@ -116,6 +118,7 @@ class JetStreamBus:
         js = self._context()
         subject = f"{self._prefix}.{topic}"
         name = f"{durable}-{topic}".replace(".", "_")
+        self._consumers[(topic, durable)] = name
         # "From now on" means from this call, not from when the consumer is first pulled: a new
         # durable starts at this instant; an existing one resumes where its group left off.
         since = datetime.now(UTC)
@@ -186,6 +189,18 @@ class JetStreamBus:
                     await sub.unsubscribe()
 
         return messages()
+
+    async def lag(self) -> dict[tuple[str, str], int]:
+        """Messages not yet delivered or not yet acknowledged, per (topic, durable) this process consumes."""
+        js = self._context()
+        out: dict[tuple[str, str], int] = {}
+        for key, name in list(self._consumers.items()):
+            try:
+                info = await js.consumer_info(self._prefix, name)
+            except NotFoundError:  # not created yet: its first pull makes it
+                continue
+            out[key] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return out
 
     def listening(self, topic: str) -> int:
         """How many listeners of ``topic`` this connection has now."""

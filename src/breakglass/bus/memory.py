@@ -153,6 +153,11 @@ class InProcessBus:
         """How many listeners ``topic`` has now."""
         return len(self._listeners[topic])
 
+    async def lag(self) -> dict[tuple[str, str], int]:
+        """Messages waiting per (topic, durable subscription): ``breakglass_bus_consumer_lag_messages``."""
+        return {(topic, durable): queue.qsize() for topic, queues in self._queues.items()
+                for durable, queue in queues.items()}  # fmt: skip
+
     async def close(self) -> None:
         self._closed = True
         for queues in self._queues.values():

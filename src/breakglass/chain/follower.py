@@ -43,6 +43,16 @@ from breakglass.chain.rpc import Call, RpcClient
 from breakglass.domain import Block
 from breakglass.errors import ChainError, RpcError
 from breakglass.logs import get_logger
+from breakglass.metrics import (
+    FOLLOWER_BLOCKS,
+    FOLLOWER_ERRORS,
+    FOLLOWER_HEAD,
+    FOLLOWER_LAG_BLOCKS,
+    FOLLOWER_LAG_SECONDS,
+    FOLLOWER_LAST_STEP,
+    FOLLOWER_PROCESSED,
+    FOLLOWER_REORGS,
+)
 from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable
 
 __all__ = ["BlockHandler", "Follower", "fetch_blocks"]
@@ -171,6 +181,15 @@ class Follower:
         self.subscribed = False
         self.last_head_seen: float | None = None
         """``time.monotonic()`` of the last newHeads notification, for latency measurements."""
+        self.head: int | None = None
+        """The chain head at the last step (readiness: caught up when head - last <= confirmations)."""
+        self._head_time = 0
+        self._last_time = 0
+        self.last_step_at: float | None = None
+        """``time.monotonic()`` when the last step succeeded (readiness)."""
+        self.last_attempt_at: float | None = None
+        """``time.monotonic()`` when the last step was attempted, successful or not (liveness)."""
+        self._metrics_chain: int | None = None
 
     @property
     def last(self) -> Checkpoint | None:
@@ -199,7 +218,32 @@ class Follower:
         raw = await self.rpc.call("eth_getBlockByNumber", "latest", False)
         if not isinstance(raw, dict):
             raise ChainError(f"eth_getBlockByNumber(latest) returned {raw!r}")
+        self._head_time = hex_int(raw.get("timestamp", "0x0"), "eth_getBlockByNumber", "timestamp")
         return hex_int(raw.get("number"), "eth_getBlockByNumber", "number"), str(raw.get("hash", "")).lower()
+
+    def _observe(self) -> None:
+        """Head, last processed block and the lag between them, as gauges (once per window)."""
+        if self._metrics_chain != self.chain_id:  # children cached: labels() costs more than set()
+            label = str(self.chain_id)
+            self._metrics_chain = self.chain_id
+            self._m_head = FOLLOWER_HEAD.labels(label)
+            self._m_processed = FOLLOWER_PROCESSED.labels(label)
+            self._m_lag = FOLLOWER_LAG_BLOCKS.labels(label)
+            self._m_lag_s = FOLLOWER_LAG_SECONDS.labels(label)
+            self._m_step = FOLLOWER_LAST_STEP.labels(label)
+        if self.head is not None:
+            self._m_head.set(self.head)
+        if self._last is not None:
+            self._m_processed.set(self._last.number)
+            if self.head is not None:
+                self._m_lag.set(max(self.head - self._last.number, 0))
+            if self._last_time:
+                self._m_lag_s.set(max(self._head_time - self._last_time, 0))
+
+    def _stepped(self) -> None:
+        self.last_step_at = time.monotonic()
+        self._observe()
+        self._m_step.set(time.time())
 
     async def step(self) -> int:
         """Process every block available now (up to head - confirmations). Returns how many."""
@@ -210,6 +254,7 @@ class Follower:
         else:
             head, head_hash = await self._head()
             self.polls += 1
+        self.head = head
         on_head = getattr(self.handler, "on_head", None)
         if on_head is not None:
             on_head(head)
@@ -225,8 +270,11 @@ class Follower:
         if target < first:
             if self.backlog:  # no new block, but checkpoints still wait for the store: try again
                 await self._flush([])
+            self._stepped()
             return 0
-        return await self._range(first, target, head_hash if target == head else None)
+        done = await self._range(first, target, head_hash if target == head else None)
+        self._stepped()
+        return done
 
     async def _range(self, first: int, last: int, last_hash: str | None = None) -> int:
         total = last - first + 1
@@ -262,7 +310,9 @@ class Follower:
                     findings = await self.handler.on_block(block)
                     rows.append((block.number, block.hash, block.parent_hash, findings))
                     self._last = Checkpoint(block.number, block.hash)
+                    self._last_time = block.timestamp
                     done += 1
+                self._observe()
                 if time.monotonic() - self._flushed_at >= self.checkpoint_interval:
                     await self._flush(rows)
                 if bar is not None:
@@ -336,6 +386,7 @@ class Follower:
         if rows:
             self.backlog.extend(rows)
             self.blocks_processed += len(rows)
+            FOLLOWER_BLOCKS.labels(str(self.chain_id)).inc(len(rows))
             rows.clear()
             self._flushed_at = time.monotonic()
             self._snapshot()
@@ -454,6 +505,7 @@ class Follower:
                 raise StoreUnavailable(f"chain {self.chain_id}: reorg below unwritten checkpoints")
             orphaned = await self._read("checkpoint.read", self.checkpoints.above(self.chain_id, number))
         self.reorgs += 1
+        FOLLOWER_REORGS.labels(str(self.chain_id)).inc()
         log.warning("reorg", chain=self.chain_id, ancestor=number, orphaned=len(orphaned))
         # Retract first, mark the blocks orphaned once the retractions are in the consumers' hands: a
         # crash in between finds the old branch still checkpointed and walks the same reorg again.
@@ -487,6 +539,7 @@ class Follower:
         try:
             while not stop.is_set():
                 self._wake.clear()  # before the step: a head arriving during it wakes the next wait
+                self.last_attempt_at = time.monotonic()
                 try:
                     await self.step()
                     delay = self.poll_interval
@@ -494,10 +547,12 @@ class Follower:
                     if not exc.recoverable and not isinstance(exc, RpcError):
                         raise
                     self.errors += 1
+                    FOLLOWER_ERRORS.labels(str(self.chain_id)).inc()
                     log.warning("follower retrying", chain=self.chain_id, error=str(exc))
                     delay = min(delay * 2, 10.0)
                 except StoreUnavailable as exc:  # already logged loudly by the store's health
                     self.errors += 1
+                    FOLLOWER_ERRORS.labels(str(self.chain_id)).inc()
                     log.info("follower waiting for the store", chain=self.chain_id, error=str(exc))
                     delay = min(max(delay, 0.1) * 2, 5.0)
                 if until is not None and self._last is not None and self._last.number >= until:

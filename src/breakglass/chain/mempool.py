@@ -23,6 +23,7 @@ from breakglass.chain.rpc import RpcClient
 from breakglass.domain import PendingTx
 from breakglass.errors import ChainDataError, ChainError, RpcError
 from breakglass.logs import get_logger, redact_url
+from breakglass.metrics import MEMPOOL_LAST_SEEN, MEMPOOL_SEEN, MEMPOOL_SUBSCRIBED
 
 __all__ = ["MempoolWatcher", "PendingHandler"]
 
@@ -78,6 +79,7 @@ class MempoolWatcher:
                     await self._subscribe(self._ws_url)
                 except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                     self.subscribed.clear()
+                    MEMPOOL_SUBSCRIBED.set(0)
                     endpoint = redact_url(self._ws_url)
                     log.warning("pending subscription lost; polling", endpoint=endpoint, error=str(exc))
             # Poll until the subscription can be tried again (or forever without a WebSocket URL).
@@ -98,6 +100,7 @@ class MempoolWatcher:
             if "error" in answer:
                 raise OSError(f"eth_subscribe refused: {answer['error']}")
             self.subscribed.set()
+            MEMPOOL_SUBSCRIBED.set(1)
             # Anything that arrived in the pool before the subscription started: pick it up once.
             await self.poll_once()
             async for message in ws:
@@ -133,5 +136,7 @@ class MempoolWatcher:
             log.warning("undecodable pending transaction", error=str(exc))
             return 0
         self.received += 1
+        MEMPOOL_SEEN.inc()
+        MEMPOOL_LAST_SEEN.set(time.time())
         await self._handler(PendingTx(tx=tx, seen_at_ms=seen_at))
         return 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -27,6 +28,14 @@ import msgspec
 
 from breakglass.errors import RpcError
 from breakglass.logs import get_logger, redact_url
+from breakglass.metrics import (
+    RPC_ERRORS,
+    RPC_EXHAUSTED,
+    RPC_FAILOVERS,
+    RPC_REQUESTS,
+    RPC_SECONDS,
+    endpoint_label,
+)
 
 __all__ = ["Call", "HttpTransport", "RpcClient", "Transport", "TransportError"]
 
@@ -68,6 +77,8 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.name = redact_url(url)
+        self.label = endpoint_label(url)
+        """What metrics may say of this endpoint: scheme, host and port."""
 
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -135,6 +146,19 @@ def _is_transient(error: dict[str, Any]) -> bool:
     return code in _TRANSIENT_CODES or any(word in message for word in _TRANSIENT_WORDS)
 
 
+class _EndpointMetrics:
+    """One endpoint's metric children, looked up once (``labels()`` costs more than ``inc()``)."""
+
+    __slots__ = ("failovers", "requests", "seconds", "throttled", "transport_errors")
+
+    def __init__(self, label: str) -> None:
+        self.requests = RPC_REQUESTS.labels(label)
+        self.seconds = RPC_SECONDS.labels(label)
+        self.transport_errors = RPC_ERRORS.labels(label, "transport")
+        self.throttled = RPC_ERRORS.labels(label, "throttled")
+        self.failovers = RPC_FAILOVERS.labels(label)
+
+
 class RpcClient:
     """Several endpoints of one chain, tried in order; the last one that worked is tried first."""
 
@@ -158,6 +182,7 @@ class RpcClient:
         self._max_batch = max_batch
         self.requests = 0
         """HTTP requests sent (round trips), for benchmarks and tests."""
+        self._metrics = [_EndpointMetrics(getattr(t, "label", t.name)) for t in self._transports]
 
     @classmethod
     def from_urls(cls, urls: Sequence[str], *, timeout: float = 10.0, **kwargs: Any) -> RpcClient:
@@ -231,27 +256,36 @@ class RpcClient:
             for step in range(len(self._transports)):
                 index = (self._preferred + step) % len(self._transports)
                 transport = self._transports[index]
+                metrics = self._metrics[index]
+                started = time.perf_counter()
                 try:
                     self.requests += 1
+                    metrics.requests.inc()
                     answers = await transport.send(payload)
                 except TransportError as exc:
+                    metrics.seconds.observe(time.perf_counter() - started)
+                    metrics.transport_errors.inc()
                     last = f"{transport.name}: {exc}"
                     log.warning("rpc endpoint failed", endpoint=transport.name, method=method, error=str(exc))
                     continue
+                metrics.seconds.observe(time.perf_counter() - started)
                 errors = [
                     a["error"] for a in answers if isinstance(a, dict) and isinstance(a.get("error"), dict)
                 ]
                 if errors and all(_is_transient(e) for e in errors) and len(errors) == len(answers):
+                    metrics.throttled.inc()
                     last = f"{transport.name}: {errors[0].get('message')}"
                     log.warning("rpc endpoint throttled", endpoint=transport.name, method=method)
                     continue
                 if index != self._preferred:
                     log.info("rpc failover", endpoint=transport.name)
+                    metrics.failovers.inc()
                     self._preferred = index
                 return answers
             if round_ + 1 < self._max_rounds:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
+        RPC_EXHAUSTED.inc()
         raise RpcError(
             method,
             f"every endpoint failed after {self._max_rounds} rounds; last: {last}",

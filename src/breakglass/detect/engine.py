@@ -51,6 +51,8 @@ from breakglass.detect.reads import (
 from breakglass.domain import Block, Finding, PendingTx
 from breakglass.errors import BreakglassError, RpcError
 from breakglass.logs import get_logger
+from breakglass.metrics import DETECTOR_ERRORS, FINDINGS
+from breakglass.metrics.collect import MonitorClock
 
 __all__ = ["DetectionEngine", "Retraction"]
 
@@ -141,6 +143,8 @@ class DetectionEngine:
             for key in interest.logs:
                 self._on_log.setdefault(key, []).append(i)
         self._quiet = [self.detectors[i] for i in self._always]
+        self.clock = MonitorClock(d.monitor_id for d in self.detectors)
+        """Seconds spent in each monitor (``breakglass_monitor_evaluation_seconds``)."""
         self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
         self._saved: dict[str, str] = {}
@@ -467,12 +471,19 @@ class DetectionEngine:
             observed_at_ms=seen_ms,
         )
         findings: list[Finding] = []
+        seconds, counts = self.clock.seconds, self.clock.counts
+        clock = time.perf_counter
         for detector in self._woken(block, ctx.logs, state_read):
+            started = clock()
             try:
                 findings += detector.on_block(ctx)
             except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 self.errors += 1
+                DETECTOR_ERRORS.labels(detector.monitor_id).inc()
                 log.error("detector failed", monitor=detector.monitor_id, block=block.number, error=str(exc))
+            monitor = detector.monitor_id
+            seconds[monitor] += clock() - started
+            counts[monitor] += 1
         return findings
 
     def _woken(self, block: Block, logs: Sequence[DecodedLog], state_read: bool) -> list[Detector]:
@@ -535,6 +546,9 @@ class DetectionEngine:
             for finding in findings:
                 if finding.fingerprint not in early:  # not already published from the pushed log
                     await self.bus.publish(Topics.FINDINGS, finding)
+                    FINDINGS.labels(
+                        finding.monitor_id, finding.severity.name.lower(), finding.stage.value
+                    ).inc()
         self.blocks += 1
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         if findings or block.hash in self._raised:

@@ -23,6 +23,7 @@ from breakglass.errors import NotifyError
 from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
+from breakglass.metrics import NOTIFICATIONS
 from breakglass.notify.channels import Channel, build_channels
 from breakglass.notify.message import Notice, TemplateSet
 from breakglass.notify.models import NotificationLog
@@ -124,6 +125,7 @@ class Notifier:
             attempts = attempt + 1
             try:
                 await channel.send(title, body, payload)
+                NOTIFICATIONS.labels(channel.name, "delivered").inc()
                 return attempts, None
             except NotifyError as exc:
                 error = exc
@@ -132,6 +134,7 @@ class Notifier:
                 if not exc.recoverable or attempts == self.attempts:
                     break
                 await self._sleep(self.backoff * 2**attempt)
+        NOTIFICATIONS.labels(channel.name, "failed").inc()
         return attempts, error
 
     async def announce(

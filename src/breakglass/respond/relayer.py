@@ -29,6 +29,7 @@ from typing import Any
 
 from breakglass.errors import PolicyViolation, ResponseError, RpcError
 from breakglass.logs import get_logger, redact_url
+from breakglass.metrics import RESPONDER_BACKLOG, RESPONDER_BALANCE, RESPONDER_FEES, RESPONDER_TX_COST
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
 from breakglass.respond.inflight import TX_STEPS, InFlight, PlannedTx, tx_detail
@@ -78,6 +79,10 @@ class GuardianRelayer:
         self.quote = FeeQuote(0, 0)
         self.head = 0
         self.head_hash = ""
+        self.balance: int | None = None
+        """The guardian's balance in wei, read at most every ``balance_interval`` seconds by ``refresh``."""
+        self.balance_interval = 5.0
+        self._balance_at = -1e9
 
     @property
     def address(self) -> str:
@@ -100,6 +105,16 @@ class GuardianRelayer:
         self.head = int(block["number"], 16)
         self.head_hash = str(block["hash"])
         self.quote = FeeQuote(int(block.get("baseFeePerGas") or "0x0", 16), tip)
+        RESPONDER_TX_COST.set(self.tx_cost())
+        if time.monotonic() - self._balance_at >= self.balance_interval:
+            self.balance = int(await self._rpc.call("eth_getBalance", self.address, "latest"), 16)
+            self._balance_at = time.monotonic()
+            RESPONDER_BALANCE.labels(self.address).set(self.balance)
+
+    def tx_cost(self) -> int:
+        """What one containment transaction may cost at today's fees: the policy's gas cap times the
+        max fee per gas this relayer would offer (wei)."""
+        return self._policy.max_gas * self._fees.price(self.quote, None).max_fee_per_gas
 
     async def simulate(self, call: ContractCall) -> int:
         """Gas the call needs, from the guardian, on the latest state; ``ResponseError`` if it reverts."""
@@ -272,6 +287,7 @@ class GuardianRelayer:
                     await self.bump(key)
                 except PolicyViolation as exc:
                     log.warning("respond.bump_refused", key=key, error=str(exc))
+        RESPONDER_BACKLOG.set(len(self._open))
         return done
 
     async def _close_if_mined(self, key: str, sent: InFlight) -> ActionEvent | None:
@@ -281,6 +297,9 @@ class GuardianRelayer:
                 continue
             ok = int(receipt["status"], 16) == 1
             number, block_hash = int(receipt["blockNumber"], 16), str(receipt["blockHash"])
+            price = receipt.get("effectiveGasPrice")
+            if price is not None:
+                RESPONDER_FEES.inc(int(receipt["gasUsed"], 16) * int(price, 16))
             event = replace(
                 sent.event,
                 step=ActionStep.CONFIRMED if ok else ActionStep.FAILED,

@@ -37,6 +37,7 @@ from breakglass.bus import Bus, Topics
 from breakglass.domain import Finding, FindingStage
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
+from breakglass.metrics import RESPONDER_ACTIONS
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import PendingFees
 from breakglass.respond.ledger import Ledger
@@ -101,6 +102,8 @@ class Responder:
         """The database engine ``build_responder`` made for itself (disposed on close)."""
         self._poll_interval = poll_interval
         self._started = False
+        self.last_tick_at: float | None = None
+        """``time.monotonic()`` of the last round of the poll loop (liveness)."""
         self._starting = asyncio.Lock()
         self._findings: AsyncIterator[Any] | None = None
         self._predicted: dict[str, list[tuple[int, str]]] = {}
@@ -145,6 +148,7 @@ class Responder:
     async def emit(self, event: ActionEvent) -> None:
         """Publish one step; a confirmed call with ``ratify`` opens its ratification task."""
         await self.bus.publish(Topics.ACTIONS, event)
+        RESPONDER_ACTIONS.labels(event.step.value).inc()
         check = event.detail.get("ratify")
         if event.step is ActionStep.CONFIRMED and isinstance(check, Mapping) and self.ratifier is not None:
             await self.ratifier.open(event, dict(check))
@@ -334,6 +338,10 @@ class Responder:
                 out.append(shown)
         return out
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     async def close(self) -> None:
         if self.rpc is not None:
             await self.rpc.close()
@@ -378,6 +386,7 @@ class Responder:
 
         async def tick() -> None:
             while not stop.is_set():
+                self.last_tick_at = time.monotonic()
                 try:
                     if self.ledger.journaling:  # the store may be back: replay what it missed, in order
                         await self.ledger.reconcile()

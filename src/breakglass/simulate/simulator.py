@@ -27,6 +27,7 @@ from breakglass.chain.rpc import Call, RpcClient
 from breakglass.domain import Finding, PendingTx, Tx
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
+from breakglass.metrics import FINDINGS, MEMPOOL_SIMULATED, MEMPOOL_SKIPPED, MEMPOOL_VERDICT_SECONDS
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import Relevance, RelevanceFilter
@@ -63,6 +64,12 @@ class SimulatorStats:
     included: int = 0
     """simulated too late: already mined when judged (verdict discarded)"""
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+_SKIPPED_DUPLICATE = MEMPOOL_SKIPPED.labels("duplicate")
+_SKIPPED_IRRELEVANT = MEMPOOL_SKIPPED.labels("irrelevant")
+_SKIPPED_INCLUDED = MEMPOOL_SKIPPED.labels("included")
+_SKIPPED_ERROR = MEMPOOL_SKIPPED.labels("error")
 
 
 def _tip(tx: Tx) -> int:
@@ -137,6 +144,7 @@ class PendingSimulator:
         self.stats.seen += 1
         if not self._first(pending.tx):
             self.stats.duplicates += 1
+            _SKIPPED_DUPLICATE.inc()
             return
         task = asyncio.create_task(self.judge_one(pending))
         self._tasks.add(task)
@@ -156,6 +164,7 @@ class PendingSimulator:
             relevance = Relevance.CONTRACT
         if not relevance.simulate:
             self.stats.skipped += 1
+            _SKIPPED_IRRELEVANT.inc()
             return self._done(Verdict(tx.hash, relevance, latency_ms=self._since(pending)))
         reads = self.judge.reads
         # The sender's nonce, read after the simulation in the same round trip, tells whether the tx
@@ -171,6 +180,7 @@ class PendingSimulator:
                 answer = nonce = exc
         if isinstance(nonce, str) and int(nonce, 16) > tx.nonce:
             self.stats.included += 1
+            _SKIPPED_INCLUDED.inc()
             return self._done(Verdict(tx.hash, Relevance.INCLUDED, latency_ms=self._since(pending)))
         try:
             if isinstance(answer, BaseException):
@@ -182,12 +192,15 @@ class PendingSimulator:
                 log.warning("the node cannot simulate deployments; they are left to the block path")
                 self.relevance.simulate_creations = False
             self.stats.errors += 1
+            _SKIPPED_ERROR.inc()
             log.warning("pending transaction not simulated", tx=tx.hash, error=str(exc))
             return self._done(Verdict(tx.hash, relevance, latency_ms=self._since(pending), error=str(exc)))
         self.new_head(sim.number - 1)
         findings = self.judge.judge(pending, sim, time.time() * 1000)
         self.stats.simulated += 1
         verdict = Verdict(tx.hash, relevance, tuple(findings), self._since(pending))
+        MEMPOOL_SIMULATED.inc()
+        MEMPOOL_VERDICT_SECONDS.observe(verdict.latency_ms / 1000)
         if findings:
             self.stats.flagged += 1
             log.warning(
@@ -199,6 +212,9 @@ class PendingSimulator:
             if self.bus is not None:
                 for finding in findings:
                     await self.bus.publish(Topics.FINDINGS, finding)
+                    FINDINGS.labels(
+                        finding.monitor_id, finding.severity.name.lower(), finding.stage.value
+                    ).inc()
         return self._done(verdict)
 
     def _since(self, pending: PendingTx) -> float:

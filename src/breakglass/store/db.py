@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -96,6 +96,18 @@ class Store:
         from breakglass.store.migrate import upgrade_async  # Alembic only when migrating
 
         await upgrade_async(self.url)
+
+    async def check_writable(self) -> None:
+        """Take the store's write lock and give it back (an UPDATE of ``alembic_version``, rolled back).
+
+        Raises when the store is unreachable, read-only, locked past its busy timeout, or not migrated
+        (readiness: ``store``)."""
+        async with self.engine.connect() as conn:
+            transaction = await conn.begin()
+            try:
+                await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            finally:
+                await transaction.rollback()
 
     async def close(self) -> None:
         await self.health.close()

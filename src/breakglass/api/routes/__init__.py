@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     invariants.router,
     events.router,
     health.router,
+    health.probes,
     tokens.router,
     metrics.router,
 )

@@ -1,10 +1,13 @@
-"""``GET /api/v1/health``: is the store reachable, how many live clients, which version."""
+"""``GET /api/v1/health``: is the store reachable, how many live clients, which version; and the
+probes for load balancers and supervisors, ``GET /readyz`` and ``GET /livez`` (no token: they say
+only which checks pass, ``breakglass.health``)."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,9 +17,10 @@ from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
 from breakglass.store.health import StoreHealth
 
-__all__ = ["Health", "router"]
+__all__ = ["Health", "Probe", "probes", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["health"], route_class=GuardedRoute)
+probes = APIRouter(tags=["health"])
 
 _STARTED = time.monotonic()
 
@@ -57,3 +61,27 @@ async def health(ctx: Ctx, _who: Viewer) -> Health:
         checks=checks,
         live_clients=ctx.hub.clients,
     )
+
+
+class Probe(BaseModel):
+    status: str
+    """``ok`` or ``fail``."""
+    checks: dict[str, str]
+    """check name -> ``ok`` or ``fail: why``"""
+
+
+_PROBE_ANSWERS: dict[int | str, dict[str, object]] = {503: {"model": Probe, "description": "a check fails"}}
+
+
+@probes.get("/readyz", response_model=Probe, responses=_PROBE_ANSWERS)
+async def readyz(request: Request) -> JSONResponse:
+    """Ready for traffic: follower caught up, responder started with a funded key, store writable."""
+    report = await request.app.state.ctx.app.health.readiness()
+    return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
+
+
+@probes.get("/livez", response_model=Probe, responses=_PROBE_ANSWERS)
+async def livez(request: Request) -> JSONResponse:
+    """Alive: no stage loop is stuck (a supervisor restarts the process when this fails)."""
+    report = await request.app.state.ctx.app.health.liveness()
+    return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)

@@ -1,0 +1,41 @@
+"""``/readyz`` and ``/livez``: public, 200 when every check passes, 503 naming the failing one."""
+
+from __future__ import annotations
+
+import httpx
+
+from breakglass.app import App
+from breakglass.health import CheckResult
+
+
+async def test_readyz_answers_without_a_token_and_reports_the_store(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"store": "ok"}}
+    live = await client.get("/livez")
+    assert live.status_code == 200
+    assert live.json()["status"] == "ok"
+
+
+async def test_a_failing_check_makes_readyz_503_and_says_which(client: httpx.AsyncClient, app: App) -> None:
+    async def behind() -> CheckResult:
+        return CheckResult(False, "40 blocks behind")
+
+    app.health.add_readiness("follower", behind)
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"store": "ok", "follower": "fail: 40 blocks behind"}
+
+
+async def test_a_store_that_is_not_migrated_is_not_ready(client: httpx.AsyncClient, app: App) -> None:
+    store = app.components["store"]
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE alembic_version")
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["store"].startswith("fail: ")
+
+
+async def test_the_probes_are_listed_in_the_public_spec(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/readyz", "/livez"} <= set(spec["paths"])
