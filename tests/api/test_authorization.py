@@ -141,8 +141,8 @@ MATRIX: tuple[Row, ...] = (
     Row("POST", "/logout", "/logout", V),
 )
 # fmt: on
-UNGUARDED = {"/login", "/openapi.json", "/static/vendor/{name}", "/livez", "/readyz"}
-"""Routes anyone may reach (the sign-in form, the public spec, vendored htmx, the health probes)."""
+UNGUARDED = {"/login", "/openapi.json", "/livez", "/readyz"}
+"""Routes anyone may reach (the sign-in form, the public spec, the probes; /static is a mount)."""
 STREAMED = {"/api/v1/events"}
 """Never-ending responses, which the in-memory transport cannot read: ``test_live_events.py`` checks
 them over a real server (viewer and up; unauthenticated 401 is in ``test_auth.py``)."""

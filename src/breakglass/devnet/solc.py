@@ -2,6 +2,10 @@
 
 An unchanged source tree is never recompiled: the cache key covers every ``.sol`` file compiled, the
 solc and OpenZeppelin versions pinned in ``node_modules``, and the compiler settings.
+
+An installed wheel has no checkout and no Node.js: it carries ``contracts/`` compiled when the wheel
+was built (``prebuilt/contracts.json``, written by ``setup.py``), which ``compile_contracts()`` returns
+when no project folder is found.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Any
 from breakglass.devnet.toolchain import find_node, node_modules, project_root
 from breakglass.errors import CompileError, ToolchainError
 
-__all__ = ["DEFAULT_SETTINGS", "Artifact", "Build", "compile_contracts", "load_build"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "PREBUILT",
+    "Artifact",
+    "Build",
+    "compile_contracts",
+    "load_build",
+    "load_prebuilt",
+]
 
 DEFAULT_SETTINGS: Mapping[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -30,6 +42,8 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {
 }
 
 _RUNNER = Path(__file__).with_name("solcjs.cjs")
+PREBUILT = Path(__file__).with_name("prebuilt") / "contracts.json"
+"""``contracts/`` compiled at wheel-build time: ``{"key": ..., "result": <solc standard JSON output>}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +111,14 @@ def compile_contracts(
 ) -> Build:
     """Compile every ``.sol`` file under ``folders`` (relative to the project root).
 
-    Returns the cached build when nothing that affects the output changed.
+    Returns the cached build when nothing that affects the output changed; without a project folder
+    (an installed wheel), the build of ``contracts/`` the wheel carries.
     """
+    if root is None and folders is None and PREBUILT.is_file():
+        try:
+            project_root()
+        except ToolchainError:
+            return load_prebuilt()
     root = root or project_root()
     folders = folders or ["contracts"]
     cache_dir = cache_dir or root / ".breakglass" / "cache" / "solc"
@@ -144,6 +164,12 @@ def compile_contracts(
         out.write(json.dumps(result))
     Path(name).replace(cached)
     return _decode(key, result, cached=False)
+
+
+def load_prebuilt(path: Path = PREBUILT) -> Build:
+    """The build a wheel carries (``setup.py`` wrote it from the pinned solc-js)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return _decode(str(data["key"]), data["result"], cached=True)
 
 
 def load_build(key_or_path: Path) -> Build:

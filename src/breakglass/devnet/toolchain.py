@@ -13,7 +13,7 @@ from pathlib import Path
 
 from breakglass.errors import ToolchainError
 
-__all__ = ["find_anvil", "find_node", "node_modules", "project_root"]
+__all__ = ["examples_dir", "find_anvil", "find_node", "node_modules", "project_root"]
 
 _PACKAGE_NAME = '"name": "breakglass-chain-toolchain"'
 
@@ -37,6 +37,15 @@ def project_root() -> Path:
         "cannot find the breakglass project folder (package.json of 'breakglass-chain-toolchain'); "
         "run from the checkout or set BREAKGLASS_HOME"
     )
+
+
+def examples_dir() -> Path:
+    """The shipped examples: ``breakglass/examples`` inside an installed wheel, else the checkout's
+    ``examples/`` (``project_root``)."""
+    packaged = Path(__file__).resolve().parents[1] / "examples"
+    if packaged.is_dir():
+        return packaged
+    return project_root() / "examples"
 
 
 def node_modules() -> Path:

@@ -26,6 +26,7 @@ from breakglass.alerts.models import AlertChange
 from breakglass.app import App, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
+from breakglass.devnet.toolchain import examples_dir
 from breakglass.domain import Finding, Severity
 from breakglass.errors import BreakglassError
 from breakglass.incidents.messages import IncidentChange
@@ -42,7 +43,8 @@ __all__ = [
     "write_keystore",
 ]
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = examples_dir()
+"""The shipped examples (a wheel's package data, or the checkout's ``examples/``)."""
 PLAYBOOK_MONITORS = {
     "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
     "contain-price-push": ["price-push-by-stranger"],
