@@ -155,8 +155,8 @@ class InProcessBus:
 
     async def lag(self) -> dict[tuple[str, str], int]:
         """Messages waiting per (topic, durable subscription): ``breakglass_bus_consumer_lag_messages``."""
-        return {(topic, durable): queue.qsize() for topic, queues in self._queues.items()
-                for durable, queue in queues.items()}  # fmt: skip
+        return {(topic, name): durable.published - durable.handled for topic, queues in self._queues.items()
+                for name, durable in queues.items()}  # fmt: skip
 
     async def close(self) -> None:
         self._closed = True
