@@ -24,6 +24,7 @@ back, so a restarted process does not report an ongoing breach as a new one.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from breakglass.detect.reads import CallExecutor, Contracts, ReadCall, ReadFaile
 from breakglass.detect.rewind import UNDO_BLOCKS
 from breakglass.domain import Finding, Severity, breach_of
 from breakglass.errors import DetectionError
+from breakglass.metrics.collect import MonitorClock
 
 __all__ = ["Invariant", "InvariantDetector", "InvariantSet", "Violation"]
 
@@ -116,6 +118,8 @@ class InvariantSet:
         """(block number, every invariant's (previous, memo) before that block's evaluation)"""
         self._last: tuple[Mapping[str, Any], list[Violation | None]] | None = None
         """(values, outcomes) of the last remembered evaluation"""
+        self.clock = MonitorClock(inv.cfg.id for inv in self.invariants)
+        """Per-invariant evaluation time on the block path (``breakglass_monitor_evaluation_seconds``)."""
 
     @classmethod
     def build(cls, cfgs: Sequence[InvariantMonitor], contracts: Contracts) -> InvariantSet:
@@ -145,8 +149,16 @@ class InvariantSet:
                 was if inv.pure else inv.evaluate(values, block, remember=True)
                 for inv, was in zip(self.invariants, last[1], strict=True)
             ]
+        elif remember:  # the block path: each invariant's time goes to its monitor's metric
+            out = []
+            seconds, counts, clock = self.clock.seconds, self.clock.counts, time.perf_counter
+            for inv in self.invariants:
+                started = clock()
+                out.append(inv.evaluate(values, block, remember=True))
+                seconds[inv.cfg.id] += clock() - started
+                counts[inv.cfg.id] += 1
         else:
-            out = [inv.evaluate(values, block, remember=remember) for inv in self.invariants]
+            out = [inv.evaluate(values, block, remember=False) for inv in self.invariants]
         if remember:
             self._last = (values, out)
         return [v for v in out if v is not None]

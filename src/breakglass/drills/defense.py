@@ -182,7 +182,7 @@ class Defense:
             stream = app.bus.subscribe(topic, f"drill-{topic}")
             defense.tasks.append(asyncio.create_task(defense._collect(topic, stream, sink)))
         await app.components["incidents"].start()
-        runners = [watcher, app.components["respond"]]
+        runners = [watcher, app.components["respond"], app.components["metrics"]]
         mempool = app.components.get("mempool")
         if mempool is not None:
             runners.append(mempool)

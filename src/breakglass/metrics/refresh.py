@@ -73,4 +73,5 @@ class MetricsRefresher:
                 await asyncio.wait_for(stop.wait(), self.interval)
 
     async def close(self) -> None:
-        return None
+        """One last round, so that the gauges end on the final state (the app closes the store after)."""
+        await self.refresh()
