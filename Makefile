@@ -12,6 +12,7 @@ PYTEST_WORKERS ?= 2
 
 setup: $(VENV)/.installed node_modules/.installed ## bootstrap .venv and node_modules (idempotent)
 	@scripts/ensure-chromium  # Debian's chromium for the browser tests (never playwright install)
+	@scripts/ensure-promtool  # Debian's prometheus for promtool: the shipped alert rules are tested
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

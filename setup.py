@@ -4,6 +4,7 @@ A wheel must work without the repository and without Node.js, so building one ad
 ``breakglass/``:
 
 - ``examples/``: the repository's ``examples/`` folder (configurations, playbooks, findings);
+- ``deploy/``: Prometheus rules, the Grafana dashboard, systemd units (``docs/going-live.md``);
 - ``devnet/prebuilt/contracts.json``: ``contracts/`` compiled by the pinned solc-js, so that drills
   deploy the reference venue without a compiler (``breakglass.devnet.solc.compile_contracts`` loads it
   when there is no checkout).
@@ -27,7 +28,8 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
 ROOT = Path(__file__).resolve().parent
-BUNDLED = ("examples", "devnet/prebuilt/contracts.json")
+COPIED = ("examples", "deploy")
+BUNDLED = (*COPIED, "devnet/prebuilt/contracts.json")
 
 
 def _compile() -> dict[str, object]:
@@ -48,10 +50,11 @@ def bundle(package_dir: Path) -> None:
     """Write the examples and the compiled contracts into ``package_dir`` (a ``breakglass`` folder)."""
     if all((package_dir / item).exists() for item in BUNDLED) and not (ROOT / "examples").is_dir():
         return  # building from an sdist: it carries them already
-    examples = package_dir / "examples"
-    if examples.exists():
-        shutil.rmtree(examples)
-    shutil.copytree(ROOT / "examples", examples, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in COPIED:
+        target = package_dir / folder
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(ROOT / folder, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     prebuilt = package_dir / "devnet" / "prebuilt"
     prebuilt.mkdir(parents=True, exist_ok=True)
     (prebuilt / "contracts.json").write_text(json.dumps(_compile()), encoding="utf-8")

@@ -73,6 +73,7 @@ class MempoolWatcher:
         self.malformed = 0
 
     async def run(self) -> None:
+        MEMPOOL_LAST_SEEN.set(time.time())  # a feed that never delivers anything is silent from here
         while True:
             if self._ws_url:
                 try:

@@ -147,7 +147,8 @@ MEMPOOL_VERDICT_SECONDS = Histogram(
     buckets=_LATENCY,
 )
 MEMPOOL_LAST_SEEN = Gauge(
-    "breakglass_mempool_last_seen_timestamp_seconds", "Unix time the last new pending transaction arrived."
+    "breakglass_mempool_last_seen_timestamp_seconds",
+    "Unix time the last new pending transaction arrived, or the mempool stage started (0: no such stage).",
 )
 MEMPOOL_SUBSCRIBED = Gauge(
     "breakglass_mempool_subscribed", "1 while the pending-transaction WebSocket subscription is live."

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CACHE = ROOT / ".breakglass" / "cache" / "wheel"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
-SOURCES = ("src", "examples", "contracts")
+SOURCES = ("src", "examples", "contracts", "deploy")
 FILES = ("pyproject.toml", "setup.py", "package-lock.json", "README.md")
 
 
@@ -107,9 +107,12 @@ def _free_port() -> int:
 
 PROBE = """
 import json
+from pathlib import Path
+import breakglass
 from breakglass.devnet import solc, toolchain
 from breakglass.web import mount
 found = {
+    "rules": (Path(breakglass.__file__).parent / "deploy/prometheus/breakglass.rules.yml").is_file(),
     "examples": sorted(p.name for p in toolchain.examples_dir().iterdir()),
     "where": str(toolchain.examples_dir()),
     "htmx": mount.HTMX.is_file(),
@@ -138,7 +141,7 @@ def test_the_installed_cli_checks_a_configuration_and_serves_the_dashboard_to_ch
     found = json.loads(probe.stdout)
     assert {"venue.yaml", "playbooks.venue.yaml"} <= set(found["examples"])
     assert found["where"].startswith(str(venv)), found["where"]  # package data, not the repository
-    assert found["htmx"] and found["contracts"] > 10
+    assert found["htmx"] and found["contracts"] > 10 and found["rules"]
 
     config = home / "breakglass.yaml"
     config.write_text(f"protocol: wheelvenue\nstore:\n  url: sqlite:///{home / 'bg.db'}\n", encoding="utf-8")
