@@ -102,7 +102,7 @@ def sign(
     """Show exactly what SAFE_TX_HASH is, then sign it with your key and store the signature."""
     from breakglass.config.playbooks import GuardianKeyConfig
     from breakglass.logs import Redactor
-    from breakglass.respond import load_guardian
+    from breakglass.respond.signer import load_local_key
 
     if (keystore is None) == (key_env is None):
         raise ResponseError("give exactly one of --keystore or --key-env")
@@ -123,7 +123,7 @@ def sign(
             _show(shown)
         if not yes and not typer.confirm("Sign this Safe transaction?", default=False):
             raise typer.Exit(1)
-        signer = load_guardian(source, Path.cwd(), Redactor())
+        signer = load_local_key(source, Path.cwd(), Redactor())
         owner = await responder.safes.add_signature(
             shown["safe_tx_hash"], signer.sign_hash(bytes.fromhex(shown["safe_tx_hash"][2:]))
         )

@@ -24,6 +24,7 @@ __all__ = [
     "FeeConfig",
     "GuardianKeyConfig",
     "IncidentAction",
+    "KmsSignerConfig",
     "LookConfig",
     "NotifyAction",
     "PlaybookAction",
@@ -33,6 +34,7 @@ __all__ = [
     "PolicyConfig",
     "RateLimit",
     "RatifyConfig",
+    "RemoteSignerConfig",
     "ResponderConfig",
     "SafeConfig",
 ]
@@ -141,8 +143,29 @@ class PlaybookConfig(Strict):
         return self
 
 
+class RemoteSignerConfig(Strict):
+    """A signer that holds the key in another process: JSON-RPC ``eth_signTransaction`` (Web3Signer,
+    Clef, geth/erigon's personal accounts)."""
+
+    url: SecretStr = Field(description="http(s) URL of the signer's JSON-RPC endpoint (may carry a token)")
+    address: str = Field(pattern=_ADDRESS, description="the guardian account the signer holds")
+    timeout: float = Field(default=5.0, gt=0, le=60, description="seconds per signing request")
+
+
+class KmsSignerConfig(Strict):
+    """An AWS KMS key of spec ECC_SECG_P256K1 (sign/verify): the key never leaves KMS."""
+
+    key_id: str = Field(min_length=1, description="key id, ARN or alias/NAME")
+    address: str = Field(pattern=_ADDRESS, description="the key's Ethereum address (checked at start)")
+    region: str | None = Field(default=None, description="AWS region; default from the environment")
+    endpoint_url: str | None = Field(
+        default=None, description="a KMS-compatible endpoint instead of AWS's (a VPC endpoint, tests)"
+    )
+
+
 class GuardianKeyConfig(Strict):
-    """Where the guardian key comes from: an encrypted keystore (preferred) or an environment variable."""
+    """Where the guardian key comes from: a remote signer or AWS KMS (the key never in this process),
+    an encrypted keystore, or an environment variable."""
 
     keystore: str | None = Field(default=None, description="eth-account keystore JSON, relative path")
     password: SecretStr | None = Field(default=None, description="keystore password, e.g. '${GUARDIAN_PW}'")
@@ -151,11 +174,14 @@ class GuardianKeyConfig(Strict):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="name of a variable holding the hex key",
     )
+    remote: RemoteSignerConfig | None = None
+    kms: KmsSignerConfig | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> GuardianKeyConfig:
-        if (self.keystore is None) == (self.env is None):
-            raise ValueError("set exactly one of 'keystore' (with 'password') or 'env'")
+        sources = [self.keystore, self.env, self.remote, self.kms]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("set exactly one of 'keystore' (with 'password'), 'env', 'remote' or 'kms'")
         if self.keystore is not None and self.password is None:
             raise ValueError("'keystore' needs 'password'")
         return self

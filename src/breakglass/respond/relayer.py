@@ -149,7 +149,7 @@ class GuardianRelayer:
         async with self._lock:
             nonce = self.nonce
             tx = self._tx(call.address, call.data, nonce, planned.gas, planned.fees)
-            signed = self._signer.sign_transaction(tx)
+            signed = await self._signer.sign_transaction(tx)
             signed_event = replace(
                 intent,
                 step=ActionStep.SIGNED,
@@ -247,7 +247,9 @@ class GuardianRelayer:
         if fees.max_fee_per_gas <= sent.fees.max_fee_per_gas:
             raise PolicyViolation("fee", f"{key}: cannot bump above policy.max_fee_gwei")
         async with self._lock:
-            signed = self._signer.sign_transaction(self._tx(sent.to, sent.data, sent.nonce, sent.gas, fees))
+            signed = await self._signer.sign_transaction(
+                self._tx(sent.to, sent.data, sent.nonce, sent.gas, fees)
+            )
             event = replace(
                 sent.event,
                 step=ActionStep.REPLACED,

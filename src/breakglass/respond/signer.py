@@ -1,8 +1,12 @@
-"""Signing keys: the guardian key from an encrypted keystore or an environment variable, signed locally.
+"""Signing keys: the guardian's ``Signer``, from a remote signer or AWS KMS (the key never in this
+process: ``remotesigner.py``, ``kms.py``), or from an encrypted keystore or an environment variable
+(signed locally).
 
-The key never leaves ``LocalSigner``: it is registered with the log ``Redactor`` the moment it is
+A local key never leaves ``LocalSigner``: it is registered with the log ``Redactor`` the moment it is
 loaded (hex with and without ``0x``), its ``repr`` shows only the address, and errors name the source
-(file, variable), never the value.
+(file, variable), never the value. ``Signer.sign_transaction`` is async: a remote signature is a
+network round trip. Whatever signs, ``checked`` decodes the signed bytes and refuses them unless they
+are the transaction asked for, signed by the guardian's address.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_typing import Hash32
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 
 from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.errors import ResponseError
 from breakglass.logs import Redactor
 
-__all__ = ["AddressOnlySigner", "LocalSigner", "SignedTx", "Signer", "load_guardian"]
+__all__ = [
+    "AddressOnlySigner",
+    "LocalSigner",
+    "SignedTx",
+    "Signer",
+    "checked",
+    "load_guardian",
+    "load_local_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +48,35 @@ class SignedTx:
 
 
 class Signer(Protocol):
-    """Signs transactions and 32-byte hashes for one address."""
+    """Signs the guardian's transactions (EIP-1559 dicts as eth-account takes them) for one address."""
 
     @property
     def address(self) -> str: ...
 
-    def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx: ...
+    async def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx: ...
 
-    def sign_hash(self, digest: bytes) -> bytes:
-        """A 65-byte r||s||v signature of ``digest`` (v = 27 or 28)."""
-        ...
+
+_FIELDS = ("chainId", "nonce", "to", "value", "data", "gas", "maxFeePerGas", "maxPriorityFeePerGas")
+
+
+def checked(raw: bytes, tx: Mapping[str, Any], address: str, source: str) -> SignedTx:
+    """``raw`` as a ``SignedTx`` if it is ``tx`` (every field) signed by ``address``; else
+    ``ResponseError`` naming ``source`` (a signer that signs something else is not used)."""
+    try:
+        sender = Account.recover_transaction(raw)
+        signed = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    except (ValueError, TypeError) as exc:
+        raise ResponseError(f"{source} returned bytes that are no signed transaction: {exc}") from None
+    if sender.lower() != address.lower():
+        raise ResponseError(f"{source} signed with {sender}, not the guardian {address}")
+    for name in _FIELDS:
+        want, got = tx.get(name), signed.get(name)
+        if name in ("to", "data"):
+            want = bytes(HexBytes(want or b"")).hex()
+            got = bytes(HexBytes(got or b"")).hex()
+        if want != got:
+            raise ResponseError(f"{source} signed a transaction whose {name} differs from the one asked")
+    return SignedTx(raw=raw, tx_hash="0x" + keccak(raw).hex(), nonce=int(tx["nonce"]))
 
 
 class LocalSigner:
@@ -67,13 +101,14 @@ class LocalSigner:
     def address(self) -> str:
         return str(self._account.address)
 
-    def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
+    async def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
         signed = self._account.sign_transaction(dict(tx))
         return SignedTx(
             raw=bytes(signed.raw_transaction), tx_hash="0x" + bytes(signed.hash).hex(), nonce=int(tx["nonce"])
         )
 
     def sign_hash(self, digest: bytes) -> bytes:
+        """A 65-byte r||s||v signature of ``digest`` (v = 27 or 28): a Safe owner's signature."""
         signed = self._account.unsafe_sign_hash(Hash32(digest))
         return int(signed.r).to_bytes(32, "big") + int(signed.s).to_bytes(32, "big") + bytes([int(signed.v)])
 
@@ -91,10 +126,7 @@ class AddressOnlySigner:
     def address(self) -> str:
         return self._address
 
-    def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
-        raise ResponseError(f"{self._address}: no key here (a dry run never signs)")
-
-    def sign_hash(self, digest: bytes) -> bytes:
+    async def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
         raise ResponseError(f"{self._address}: no key here (a dry run never signs)")
 
 
@@ -106,15 +138,34 @@ def _register(key: str | bytes, redactor: Redactor) -> None:
 
 def load_guardian(
     config: GuardianKeyConfig, base: Path, redactor: Redactor, environ: Mapping[str, str] | None = None
+) -> Signer:
+    """The guardian's signer from ``config``. A local key is registered with ``redactor`` before any
+    use; a remote signer or a KMS key is only described here (no I/O until it signs)."""
+    if config.remote is not None:
+        from breakglass.respond.remotesigner import RemoteSigner
+
+        return RemoteSigner(config.remote.url.get_secret_value(), config.remote.address,
+                            timeout=config.remote.timeout)  # fmt: skip
+    if config.kms is not None:
+        from breakglass.respond.kms import KmsSigner  # boto3 only when configured
+
+        return KmsSigner(config.kms.key_id, config.kms.address, region=config.kms.region,
+                         endpoint_url=config.kms.endpoint_url)  # fmt: skip
+    return load_local_key(config, base, redactor, environ)
+
+
+def load_local_key(
+    config: GuardianKeyConfig, base: Path, redactor: Redactor, environ: Mapping[str, str] | None = None
 ) -> LocalSigner:
-    """Load the guardian key from ``config``; the key is registered with ``redactor`` before any use."""
+    """A keystore or an environment variable's key (a Safe owner's, or the guardian's)."""
     environ = os.environ if environ is None else environ
     if config.env is not None:
         value = environ.get(config.env)
         if not value:
             raise ResponseError(f"responder.guardian.env: variable {config.env} is not set")
         return LocalSigner.from_key(value, redactor)
-    assert config.keystore is not None and config.password is not None
+    if config.keystore is None or config.password is None:
+        raise ResponseError("this key must come from 'keystore' (with 'password') or 'env'")
     path = base / config.keystore
     try:
         keystore = json.loads(path.read_text(encoding="utf-8"))
