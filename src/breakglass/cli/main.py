@@ -13,6 +13,7 @@ from breakglass.cli import (
     db,
     demo,
     devnet,
+    doctor,
     drill,
     incidents,
     init,
@@ -53,6 +54,7 @@ app.command("watch")(watch.watch)
 app.command("test-monitor")(watch.test_monitor)
 app.add_typer(devnet.app, name="devnet")
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(drill.app, name="drill")
 app.add_typer(playbook.app, name="playbook")

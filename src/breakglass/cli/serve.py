@@ -32,9 +32,13 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
     # a store that is down at start-up is waited for (loudly), not a reason to exit
     await until_stored(app.components["store"].health, "store.upgrade",
                        partial(upgrade_async, config.settings.store.url), write=False)  # fmt: skip
-    secret = os.environ.get(SECRET_ENV)
+    configured = config.settings.api.session_secret
+    secret = configured.get_secret_value() if configured is not None else os.environ.get(SECRET_ENV)
     if not secret:
-        stderr().print(f"note: {SECRET_ENV} is not set; dashboard sessions end when the server restarts")
+        stderr().print(
+            f"note: neither api.session_secret nor {SECRET_ENV} is set; dashboard sessions end when the "
+            "server restarts"
+        )
     api = create_api(app, session_secret=secret)
     await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
 
@@ -42,20 +46,31 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
 @handle_errors
 def serve(
     config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")],
-    host: Annotated[str, typer.Option(help="listen address; put TLS in front for others")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    host: Annotated[
+        str | None,
+        typer.Option(help="listen address (default: api.host, 127.0.0.1); TLS in front for others"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: api.port, 8080)")] = None,
     forwarded_allow_ips: Annotated[
         str | None,
-        typer.Option(help="proxies trusted for X-Forwarded-Proto/For (comma-separated IPs); default: none"),
+        typer.Option(
+            help="proxies trusted for X-Forwarded-Proto/For, comma-separated (default: api.trusted_proxies)"
+        ),
     ] = None,
 ) -> None:
-    """Run the pipeline and serve the API (/api/v1, /metrics, /openapi.json) and the dashboard (/)
-    until interrupted.
+    """Run the pipeline and serve the API (/api/v1, /metrics, /openapi.json, /readyz, /livez) and the
+    dashboard (/) until interrupted.
 
-    Upgrades the store's schema first. Set BREAKGLASS_SESSION_SECRET (32+ characters) so dashboard
-    sessions survive a restart."""
+    Upgrades the store's schema first. The configuration's ``api:`` section sets the listen address,
+    the trusted proxies and the session secret (32+ characters, e.g. from ${BREAKGLASS_SESSION_SECRET})
+    so that dashboard sessions survive a restart."""
     from breakglass.config import load_config
 
     loaded = load_config(config)
+    api = loaded.settings.api
+    host = host or api.host
+    port = port or api.port
+    if forwarded_allow_ips is None and api.trusted_proxies:
+        forwarded_allow_ips = ",".join(api.trusted_proxies)
     stderr().print(f"breakglass: serving {loaded.settings.protocol} on http://{host}:{port}/")
     asyncio.run(_serve(loaded, host, port, forwarded_allow_ips))

@@ -17,6 +17,7 @@ from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderC
 from breakglass.config.refs import UniqueKey
 
 __all__ = [
+    "ApiConfig",
     "BusConfig",
     "ChainConfig",
     "ContractConfig",
@@ -131,6 +132,41 @@ class BusConfig(Strict):
         return self
 
 
+class ApiConfig(Strict):
+    """``breakglass serve``'s HTTP side (its command-line flags win over these)."""
+
+    host: str = Field(default="127.0.0.1", description="listen address; put a TLS proxy in front for others")
+    port: int = Field(default=8080, ge=1, le=65535)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses (or CIDR ranges) of the proxies trusted for X-Forwarded-Proto/-For",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard cookies (32+ characters), e.g. '${BREAKGLASS_SESSION_SECRET}'; "
+        "unset: BREAKGLASS_SESSION_SECRET, else a random secret (sessions end on restart)",
+    )
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("api.session_secret must be at least 32 characters")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR range") from None
+        return value
+
+
 class LoggingConfig(Strict):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
     json_format: bool = Field(default=False, alias="json")
@@ -159,6 +195,7 @@ class Settings(Strict):
     safes: list[SafeConfig] = Field(default_factory=list)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     mempool: MempoolConfig = Field(default_factory=MempoolConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("deployment", mode="before")
     @classmethod

@@ -31,6 +31,10 @@ from breakglass.drills.scenarios import SCENARIOS
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 
+_DEFENSES: list[defense.Defense] = []
+"""The drill's running defense (``Defense.start`` wrapped by the test), for the fault to wait on."""
+
+
 class _RpcErrorsAndReorg(faults.RpcErrors):
     """The ``rpc-errors`` proxy, and a 2-block reorg after the first strike step whose new branch
     carries a transfer the old one did not (re-mining blocks with the same content, as the ``reorg``
@@ -46,11 +50,8 @@ class _RpcErrorsAndReorg(faults.RpcErrors):
             head = int(node.rpc("eth_blockNumber"), 16)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the follower has the blocks about to be orphaned
-                processed = [
-                    s.value for f in REGISTRY.collect() if f.name == "breakglass_follower_processed_block"
-                    for s in f.samples
-                ]  # fmt: skip
-                if processed and max(processed) >= head:
+                follower = _DEFENSES[-1].app.components["watcher"].follower
+                if follower.last is not None and follower.last.number >= head:
                     break
                 time.sleep(0.05)
             sender = node.rpc("eth_accounts")[9]
@@ -114,6 +115,14 @@ async def test_after_a_drill_every_stage_has_moved_its_metrics(
         return path
 
     monkeypatch.setattr(runner, "defended_config", with_channels)
+    start = defense.Defense.start
+
+    async def remembered(*args: Any, **kwargs: Any) -> defense.Defense:
+        started = await start(*args, **kwargs)
+        _DEFENSES.append(started)
+        return started
+
+    monkeypatch.setattr(defense.Defense, "start", remembered)
     monkeypatch.setitem(faults.FAULTS, _RpcErrorsAndReorg.name, _RpcErrorsAndReorg)
     before = _samples()
     started = time.time()
