@@ -122,6 +122,23 @@ print(json.dumps(found))
 """
 
 
+DEPLOYMENT = {
+    "chain_id": 31337,
+    "rpc_url": "http://127.0.0.1:8545",
+    "contracts": {
+        "vault": {
+            "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "abi": [
+                {"type": "function", "name": "pause", "inputs": [], "outputs": [],
+                 "stateMutability": "nonpayable"},
+                {"type": "function", "name": "paused", "inputs": [],
+                 "outputs": [{"name": "", "type": "bool"}], "stateMutability": "view"},
+            ],
+        }
+    },
+}  # fmt: skip
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     folder = tmp_path / "ops"  # far from the checkout: nothing there to find
@@ -151,6 +168,14 @@ def test_the_installed_cli_checks_a_configuration_and_serves_the_dashboard_to_ch
     broken.write_text("protocol: wheelvenue\nstroe: {}\n", encoding="utf-8")
     refused = _cli(venv, home, "check", str(broken))
     assert refused.returncode == 2 and "stroe" in refused.stdout + refused.stderr
+
+    # init writes a starter configuration from a deployment's ABIs, which check accepts
+    (home / "deployment.json").write_text(json.dumps(DEPLOYMENT), encoding="utf-8")
+    started = _cli(venv, home, "init", "deployment.json", "-o", "started.yaml")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "pause" in (home / "started.yaml").read_text(encoding="utf-8")
+    rechecked = _cli(venv, home, "check", "started.yaml")
+    assert rechecked.returncode == 0, rechecked.stdout + rechecked.stderr
 
     created = _cli(venv, home, "tokens", "create", "--role", "admin", "--name", "ops", "-c", str(config))
     assert created.returncode == 0, created.stderr
