@@ -16,6 +16,7 @@ from breakglass.config.base import Strict
 from breakglass.config.refs import RefTo, UniqueKey
 
 __all__ = [
+    "BalanceMonitor",
     "CallMonitor",
     "EventMonitor",
     "FlowMonitor",
@@ -181,6 +182,15 @@ class IntelMonitor(_MonitorBase):
     )
 
 
+class BalanceMonitor(_MonitorBase):
+    """An account's ether balance below a floor, read at every block: the guardian's gas (a pause it
+    cannot pay for is never sent), a keeper's, an oracle updater's."""
+
+    kind: Literal["balance"]
+    address: Address = Field(description="the account watched")
+    min_eth: float = Field(gt=0, le=1e9, description="the floor, in ether")
+
+
 class PluginMonitor(_MonitorBase):
     """A Python detector: ``module:Class`` implementing ``breakglass.detect.plugins.Plugin``."""
 
@@ -198,6 +208,7 @@ MonitorConfig = Annotated[
     | GovernanceMonitor
     | SetupMonitor
     | IntelMonitor
+    | BalanceMonitor
     | PluginMonitor,
     Field(discriminator="kind"),
 ]

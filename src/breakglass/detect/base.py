@@ -75,6 +75,8 @@ class BlockContext:
     code_hashes: Mapping[str, str] = field(default_factory=dict)
     """Lowercase address -> keccak of runtime code, for contracts created in this block."""
     observed_at_ms: float = 0.0
+    balances: Mapping[str, int] = field(default_factory=dict)
+    """Lowercase address -> ether balance in wei at this block, of accounts balance monitors watch."""
     _tx_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     _args_cache: dict[int, tuple[Mapping[str, Any], Any]] = field(default_factory=dict)
     _plain_cache: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from typing import Any
 
 from breakglass.config import LoadedConfig
 from breakglass.config.monitors import (
+    BalanceMonitor,
     CallMonitor,
     EventMonitor,
     FlowMonitor,
@@ -23,6 +24,7 @@ from breakglass.config.monitors import (
     TransactionMonitor,
 )
 from breakglass.detect.abi import find_event, find_function
+from breakglass.detect.balance import BalanceDetector
 from breakglass.detect.base import Detector
 from breakglass.detect.filters import CallDetector, EventDetector, TransactionDetector
 from breakglass.detect.flows import FlowDetector
@@ -82,6 +84,8 @@ def _one(
         return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
     if isinstance(cfg, IntelMonitor):
         return IntelDetector(cfg, base_dir)
+    if isinstance(cfg, BalanceMonitor):
+        return BalanceDetector(cfg)
     if isinstance(cfg, PluginMonitor):
         try:
             plugin = load_plugin(cfg)

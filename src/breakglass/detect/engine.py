@@ -143,6 +143,10 @@ class DetectionEngine:
             for key in interest.logs:
                 self._on_log.setdefault(key, []).append(i)
         self._quiet = [self.detectors[i] for i in self._always]
+        self.balance_accounts = sorted(
+            {a.lower() for d in self.detectors for a in (getattr(d, "balances", None) or (lambda: ()))()}
+        )
+        """Accounts balance monitors watch: ``eth_getBalance`` at each block whose state is read."""
         self.clock = MonitorClock(d.monitor_id for d in self.detectors)
         """Seconds spent in each monitor (``breakglass_monitor_evaluation_seconds``)."""
         self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
@@ -439,6 +443,17 @@ class DetectionEngine:
         self._failing_reads -= set(healed)
         return {**reads, **healed} if healed else reads
 
+    async def _balances(self, block: Block) -> dict[str, int]:
+        rpc = getattr(self.executor, "rpc", None)
+        if rpc is None:
+            return {}
+        answers = await rpc.batch(
+            [("eth_getBalance", (a, hex(block.number))) for a in self.balance_accounts], strict=False
+        )
+        return {
+            a: int(v, 16) for a, v in zip(self.balance_accounts, answers, strict=True) if isinstance(v, str)
+        }
+
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []
         for tx in block.transactions:
@@ -454,7 +469,11 @@ class DetectionEngine:
     async def evaluate(self, block: Block) -> list[Finding]:
         """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
         seen_ms = time.time() * 1000
-        reads, hashes = await self._read(block)
+        balances: dict[str, int] = {}
+        if self.balance_accounts and self._recent(block):  # one more batch, sent alongside the reads
+            (reads, hashes), balances = await asyncio.gather(self._read(block), self._balances(block))
+        else:
+            reads, hashes = await self._read(block)
         state_read = self._recent(block)
         if state_read and reads and self._proof is None:
             # proven reads are of the block's own state: a call that failed there really fails
@@ -469,6 +488,7 @@ class DetectionEngine:
             contracts=self.addresses,
             code_hashes=hashes,
             observed_at_ms=seen_ms,
+            balances=balances,
         )
         findings: list[Finding] = []
         seconds, counts = self.clock.seconds, self.clock.counts
@@ -531,7 +551,8 @@ class DetectionEngine:
             self._pushed_found.popitem(last=False)
 
     async def on_block(self, block: Block) -> int:
-        if block.quiet and not self._quiet and (not self.calls or not self._recent(block)):
+        nothing_to_read = not self.calls and not self.balance_accounts
+        if block.quiet and not self._quiet and (nothing_to_read or not self._recent(block)):
             # nothing runs on a quiet block whose state is not read (none configured, or a backfill
             # deeper than the horizon): nothing to build
             if self.calls:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from breakglass.bus import Topics
 from breakglass.cli.drill import app as drill_app
 from breakglass.cli.main import app as main_app
 from breakglass.devnet.solc import Build
+from breakglass.domain import Severity
 from breakglass.drills.runner import DrillOptions, Mode, parse_mode, run_drill
 from breakglass.drills.scenarios import SCENARIOS
 from breakglass.drills.scorecard import write_scorecard
@@ -61,8 +64,15 @@ async def test_a_defended_private_drill_preserves_the_capital(build: Build, tmp_
 
 async def test_guardian_without_gas_costs_the_containment(build: Build, tmp_path: Path) -> None:
     # the pause can never land: the drill would wait its whole settle window for an outcome
-    opts = DrillOptions(mode=Mode.PRIVATE, fault="guardian-no-gas", workdir=tmp_path, settle_seconds=5)
+    seen: list[Any] = []
+    opts = DrillOptions(
+        mode=Mode.PRIVATE, fault="guardian-no-gas", workdir=tmp_path, settle_seconds=5,
+        on_event=lambda topic, message: seen.append(message) if topic == Topics.FINDINGS else None,
+    )  # fmt: skip
     result = await run_drill(SCENARIOS["forwarder-oracle"], build, opts)
+    # breakglass says so itself: the examples' guardian-gas balance monitor, at critical
+    gas = [f for f in seen if f.monitor_id == "guardian-gas"]
+    assert gas and gas[0].severity is Severity.CRITICAL and gas[0].evidence["balance_wei"] == 0
     assert result.fault == "guardian-no-gas" and result.to_json()["fault"] == "guardian-no-gas"
     assert result.ttd_ms is not None  # still detected: the cost is the pause that cannot be paid for
     assert result.ttc_ms is None and result.preserved < 0.5, result.to_json()
