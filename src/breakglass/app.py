@@ -14,6 +14,7 @@ from typing import Any
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.config import LoadedConfig
+from breakglass.errors import StoreError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.stage import build_incident_stage
 from breakglass.logs import Redactor, active_redactor
@@ -128,7 +129,10 @@ def _add_health_checks(app: App) -> None:
     store: Store = app.components["store"]
 
     async def store_writable() -> CheckResult:
-        await store.check_writable()
+        try:
+            await store.check_writable()
+        except StoreError as exc:  # our own sentence; a driver's error is named by its class only
+            return CheckResult(False, str(exc))
         return CheckResult(True)
 
     app.health.add_readiness("store", store_writable)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from eth_abi.abi import encode
 
 from breakglass.config import LoadedConfig
-from breakglass.errors import BreakglassError
+from breakglass.errors import BreakglassError, StoreError
 from breakglass.logs import Redactor, redact_url
 
 __all__ = ["DoctorCheck", "run_doctor"]
@@ -229,7 +229,9 @@ async def _store(config: LoadedConfig) -> list[DoctorCheck]:
     store = Store(url)
     try:
         await store.check_writable()
-    except Exception as exc:
+    except StoreError as exc:
+        return [DoctorCheck("store", shown, False, str(exc))]
+    except Exception as exc:  # a driver's error may carry the password: its class only
         return [DoctorCheck("store", shown, False, f"not writable ({type(exc).__name__})")]
     finally:
         await store.close()

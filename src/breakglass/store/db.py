@@ -7,6 +7,7 @@ the caller owns the transaction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from breakglass.errors import StoreError
 from breakglass.store.health import StoreHealth
 
 __all__ = ["Base", "Store", "async_url", "make_engine", "make_sessionmaker"]
@@ -98,16 +100,24 @@ class Store:
         await upgrade_async(self.url)
 
     async def check_writable(self) -> None:
-        """Take the store's write lock and give it back (an UPDATE of ``alembic_version``, rolled back).
+        """Raise unless the store answers, is migrated and would take a write (readiness: ``store``).
 
-        Raises when the store is unreachable, read-only, locked past its busy timeout, or not migrated
-        (readiness: ``store``)."""
+        No write lock is taken (a probe every few seconds must never make a containment's claim wait):
+        the schema version is read, and then PostgreSQL is asked whether this session is read-only (a
+        standby, a read-only user), SQLite whether the database file and its folder are writable."""
         async with self.engine.connect() as conn:
-            transaction = await conn.begin()
-            try:
-                await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
-            finally:
-                await transaction.rollback()
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            if not version:
+                raise StoreError("the store is not migrated (alembic_version is empty)")
+            if conn.dialect.name == "postgresql":
+                read_only = (await conn.execute(text("SHOW transaction_read_only"))).scalar()
+                if read_only == "on":
+                    raise StoreError("the store is read-only (transaction_read_only = on)")
+        database = make_url(self.engine.url).database if self.engine.dialect.name == "sqlite" else None
+        if database and database != ":memory:":
+            path = Path(database)
+            if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise StoreError(f"the SQLite file {path.name} or its folder is not writable")
 
     async def close(self) -> None:
         await self.health.close()
