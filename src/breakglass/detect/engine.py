@@ -146,7 +146,9 @@ class DetectionEngine:
         self.balance_accounts = sorted(
             {a.lower() for d in self.detectors for a in (getattr(d, "balances", None) or (lambda: ()))()}
         )
-        """Accounts balance monitors watch: ``eth_getBalance`` at each block whose state is read."""
+        """Accounts balance monitors watch: ``eth_getBalance`` in the same batch as each block's reads."""
+        self._balance_reads: dict[str, dict[str, int]] = {}
+        self._last_balances: dict[str, int] = {}
         self.clock = MonitorClock(d.monitor_id for d in self.detectors)
         """Seconds spent in each monitor (``breakglass_monitor_evaluation_seconds``)."""
         self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
@@ -223,7 +225,7 @@ class DetectionEngine:
         after fetching them, inside its prefetch pipeline, so backfills never wait on reads).
         Blocks that will take their parent's reads (``_carries``) are not read."""
         blocks = [b for b in blocks if self._recent(b) and not self._carries(b)]
-        if (not self.calls and not self.want_code) or not blocks:
+        if (not self.calls and not self.want_code and not self.balance_accounts) or not blocks:
             return
         if self._proof is not None:
             await self._prepare_proven(blocks)
@@ -243,6 +245,7 @@ class DetectionEngine:
             else:
                 requests += RpcBatchExecutor.requests(self.calls, block.number)
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
+            requests += self._balance_requests(block)
             shapes.append((block, created, packed))
         started = time.perf_counter()
         answers = await self.executor.rpc.batch(requests, strict=False)
@@ -250,7 +253,7 @@ class DetectionEngine:
         self.state_reads += len(shapes)
         decoded: list[list[Any]] = []
         i = 0
-        for _block, created, packed in shapes:
+        for block, created, packed in shapes:
             if packed:
                 parsed = MulticallExecutor.parse(answers[i], len(self.calls))
                 if parsed is None and isinstance(answers[i], str):  # no Multicall3 there ("0x")
@@ -268,10 +271,22 @@ class DetectionEngine:
                 i += len(self.calls)
             decoded.append([*raw, *answers[i : i + len(created)]])
             i += len(created)
+            self._keep_balances(block, answers[i : i + len(self.balance_accounts)])
+            i += len(self.balance_accounts)
         for (block, created, _packed), mine in zip(shapes, decoded, strict=True):
             self._prepared[block.hash] = self._decode_answers(mine, created)
         while len(self._prepared) > 4 * self._keep:  # a reorg can leave entries nobody pops
             self._prepared.pop(next(iter(self._prepared)))
+        while len(self._balance_reads) > 4 * self._keep:
+            self._balance_reads.pop(next(iter(self._balance_reads)))
+
+    def _balance_requests(self, block: Block) -> list[tuple[str, tuple[Any, ...]]]:
+        return [("eth_getBalance", (a, hex(block.number))) for a in self.balance_accounts]
+
+    def _keep_balances(self, block: Block, answers: Sequence[Any]) -> None:
+        self._balance_reads[block.hash] = {
+            a: int(v, 16) for a, v in zip(self.balance_accounts, answers, strict=False) if isinstance(v, str)
+        }
 
     def state_requests(self, number: int, block_hash: str) -> list[tuple[str, tuple[Any, ...]]]:
         """The state read of a block known so far by number and hash only (a new head), for the
@@ -322,23 +337,26 @@ class DetectionEngine:
             self.skipped_reads += 1
             return {}, {}
         created = self._created(block)
-        if not self.calls and not created:
+        if not self.calls and not created and not self.balance_accounts:
             return {}, {}
         if self._proof is not None and self.calls:
             reads = await self._read_proven(block)
             if reads is not None:
                 return reads, await self._codes(block, created)
         if isinstance(self.executor, RpcBatchExecutor):
-            # one round trip for both: the view calls and the new contracts' code
+            # one round trip for all: the view calls, the new contracts' code, the watched balances
             requests: list[tuple[str, tuple[Any, ...]]] = [
                 *RpcBatchExecutor.requests(self.calls, block.number)
             ]
             requests += [("eth_getCode", (address, hex(block.number))) for address in created]
+            requests += self._balance_requests(block)
             started = time.perf_counter()
             answers = await self.executor.rpc.batch(requests, strict=False)
             self.state_read_ms += (time.perf_counter() - started) * 1000
             self.state_reads += 1
-            return self._decode_answers(answers, created)
+            mine = len(self.calls) + len(created)
+            self._keep_balances(block, answers[mine:])
+            return self._decode_answers(answers[:mine], created)
         raw = await self.executor.execute(self.calls, block.number)
         codes: list[Any] = []
         rpc = getattr(self.executor, "rpc", None)
@@ -443,17 +461,6 @@ class DetectionEngine:
         self._failing_reads -= set(healed)
         return {**reads, **healed} if healed else reads
 
-    async def _balances(self, block: Block) -> dict[str, int]:
-        rpc = getattr(self.executor, "rpc", None)
-        if rpc is None:
-            return {}
-        answers = await rpc.batch(
-            [("eth_getBalance", (a, hex(block.number))) for a in self.balance_accounts], strict=False
-        )
-        return {
-            a: int(v, 16) for a, v in zip(self.balance_accounts, answers, strict=True) if isinstance(v, str)
-        }
-
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []
         for tx in block.transactions:
@@ -469,12 +476,12 @@ class DetectionEngine:
     async def evaluate(self, block: Block) -> list[Finding]:
         """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
         seen_ms = time.time() * 1000
-        balances: dict[str, int] = {}
-        if self.balance_accounts and self._recent(block):  # one more batch, sent alongside the reads
-            (reads, hashes), balances = await asyncio.gather(self._read(block), self._balances(block))
-        else:
-            reads, hashes = await self._read(block)
+        carried = self._carries(block)
+        reads, hashes = await self._read(block)
         state_read = self._recent(block)
+        # read with the block's state (a quiet block keeps its parent's: no transaction moved ether)
+        balances = self._balance_reads.pop(block.hash, self._last_balances if carried else {})
+        self._last_balances = balances
         if state_read and reads and self._proof is None:
             # proven reads are of the block's own state: a call that failed there really fails
             reads = await self._retry_new_failures(block, reads)
