@@ -54,7 +54,7 @@ async def run_doctor(config: LoadedConfig, redactor: Redactor | None = None) -> 
     urls = config.rpc_urls()
     if not urls:
         out.append(DoctorCheck("rpc", "chain.rpc", False, "no RPC endpoint and no deployment manifest"))
-    expected = config.settings.chain.chain_id or (config.manifest.chain_id if config.manifest else None)
+    expected = config.chain_id
     live: list[str] = []
     for url in urls:
         client = RpcClient.from_urls([url], timeout=5.0, max_rounds=1)
@@ -103,7 +103,6 @@ async def _contracts(config: LoadedConfig, rpc: Any) -> list[DoctorCheck]:
 async def _guardian(config: LoadedConfig, rpc: Any, redactor: Redactor) -> list[DoctorCheck]:
     from breakglass.app import RESERVE_TRANSACTIONS
     from breakglass.respond.fees import FeePolicy, FeeQuote
-    from breakglass.respond.policy import Policy
     from breakglass.respond.signer import load_guardian
 
     settings = config.settings
@@ -124,10 +123,10 @@ async def _guardian(config: LoadedConfig, rpc: Any, redactor: Redactor) -> list[
     block, tip = await rpc.batch(
         [("eth_getBlockByNumber", ("latest", False)), ("eth_maxPriorityFeePerGas", ())]
     )
-    policy = Policy(settings.policy, lambda: 0.0)
-    fees = FeePolicy(settings.responder.fees, policy.max_fee_wei)
+    max_fee_wei = int(settings.policy.max_fee_gwei * 10**9)
+    fees = FeePolicy(settings.responder.fees, max_fee_wei)
     quote = FeeQuote(int(block.get("baseFeePerGas") or "0x0", 16), int(tip, 16))
-    cost = policy.max_gas * fees.price(quote, None).max_fee_per_gas
+    cost = settings.policy.max_gas * fees.price(quote, None).max_fee_per_gas
     balance = int(await rpc.call("eth_getBalance", address, "latest"), 16)
     need = RESERVE_TRANSACTIONS * cost
     out.append(

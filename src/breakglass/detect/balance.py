@@ -2,8 +2,9 @@
 
 The engine reads ``eth_getBalance`` of every watched account at each block whose state it reads, in
 the same JSON-RPC batch as the block's view calls (``DetectionEngine.balance_accounts``: no extra
-round trip), and puts the values in ``BlockContext.balances``. A breach raises one finding; the balance must come back above the
-floor before another is raised. On a reorg the breach state rewinds with the orphaned blocks.
+round trip), and puts the values in ``BlockContext.balances``. A breach raises one finding; the
+balance must come back above the floor before another is raised. On a reorg the breach state
+rewinds with the orphaned blocks.
 """
 
 from __future__ import annotations
