@@ -280,6 +280,20 @@ class DetectionEngine:
         while len(self._balance_reads) > 4 * self._keep:
             self._balance_reads.pop(next(iter(self._balance_reads)))
 
+    async def _fetch_balances(self, block: Block) -> dict[str, int]:
+        """The watched balances at ``block`` in one batch; nothing (never an error) if it fails."""
+        rpc = getattr(self.executor, "rpc", None)
+        if rpc is None:
+            return {}
+        try:
+            answers = await rpc.batch(self._balance_requests(block), strict=False)
+        except BreakglassError as exc:
+            log.warning("balances unread", block=block.number, error=str(exc))
+            return {}
+        return {
+            a: int(v, 16) for a, v in zip(self.balance_accounts, answers, strict=False) if isinstance(v, str)
+        }
+
     def _balance_requests(self, block: Block) -> list[tuple[str, tuple[Any, ...]]]:
         return [("eth_getBalance", (a, hex(block.number))) for a in self.balance_accounts]
 
@@ -477,10 +491,16 @@ class DetectionEngine:
         """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
         seen_ms = time.time() * 1000
         carried = self._carries(block)
+        fetch: asyncio.Future[dict[str, int]] | None = None
+        if self.balance_accounts and self._proof is not None and self._recent(block) and not carried:
+            # proven reads are one eth_call: the balances go in a batch of their own, sent alongside
+            fetch = asyncio.ensure_future(self._fetch_balances(block))
         reads, hashes = await self._read(block)
         state_read = self._recent(block)
         # read with the block's state (a quiet block keeps its parent's: no transaction moved ether)
         balances = self._balance_reads.pop(block.hash, self._last_balances if carried else {})
+        if fetch is not None:
+            balances = await fetch or balances
         self._last_balances = balances
         if state_read and reads and self._proof is None:
             # proven reads are of the block's own state: a call that failed there really fails
