@@ -84,8 +84,7 @@ monitors:{monitors}
   - {{id: contain-me, kind: event, contract: venue, event: MarketPaused}}
 responder: {{guardian: {{env: {env}}}, fees: {{priority_fee_gwei: 1}}}}
 policy:
-  allow: [{{contract: venue, function: pauseMarket}}]
-  tightening: [pauseMarket]
+  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
   max_fee_gwei: 1000
   rate_limit: {{count: 100000, per_seconds: 1}}
 playbooks:
