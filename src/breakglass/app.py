@@ -96,8 +96,11 @@ def _build_bus(config: LoadedConfig) -> Bus:
     return InProcessBus()
 
 
-def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None) -> App:
-    """Create every component for ``config``, in pipeline order; no I/O happens here."""
+def build_app(
+    config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None, respond: bool = True
+) -> App:
+    """Create every component for ``config``, in pipeline order; no I/O happens here. ``respond=False``
+    leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded."""
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
@@ -110,7 +113,8 @@ def build_app(config: LoadedConfig, *, bus: Bus | None = None, redactor: Redacto
             from breakglass.simulate import build_mempool
 
             app.components["mempool"] = build_mempool(config, watcher, app.bus)
-    if config.settings.playbooks:  # findings -> actions: app.components["respond"].run(stop) (issue 5)
+    # findings -> actions: app.components["respond"].run(stop) (issue 5)
+    if respond and config.settings.playbooks:
         from breakglass.respond import build_responder
 
         app.components["respond"] = build_responder(config, app.bus, redactor, store=store)

@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from breakglass.cli.errors import handle_errors
+from breakglass.cli.errors import handle_errors, stderr
 
 if TYPE_CHECKING:
+    from breakglass.config import LoadedConfig
     from breakglass.domain import Finding
 
 __all__ = ["test_monitor", "watch"]
@@ -49,16 +50,41 @@ def _line(finding: Finding, as_json: bool) -> str:
     return f"[{finding.severity}] {finding.monitor_id}: {finding.title} ({where})"
 
 
-async def _watch(config: Path, start: int | None, until: int | None, as_json: bool) -> None:
+RESPONSE_SECTIONS = ("playbooks", "responder", "policy", "safes")
+"""Sections that only ``serve`` acts on: ``watch`` detects and prints, it never sends a transaction."""
+
+
+def response_sections(loaded: LoadedConfig) -> list[str]:
+    """The response sections ``loaded`` sets, in file order."""
+    given = loaded.settings.model_fields_set
+    present = [name for name in RESPONSE_SECTIONS if name in given and getattr(loaded.settings, name)]
+    return sorted(present, key=lambda name: loaded.line_of((name,)) or 0)
+
+
+def refuse_response(loaded: LoadedConfig) -> None:
+    """A configuration that responds is refused: watching it would print a critical finding and send
+    nothing (issue 14). ``--no-respond`` says detection alone is what is wanted."""
+    from breakglass.errors import ConfigError
+
+    sections = response_sections(loaded)
+    if not sections:
+        return
+    message = (
+        f"this configuration responds ({', '.join(sections)}), and `breakglass watch` only detects: it "
+        f"would print a finding and send nothing. Run `breakglass serve {loaded.path}` to detect and "
+        f"respond, or `breakglass watch --no-respond {loaded.path}` to accept detection only"
+    )
+    raise ConfigError([loaded.issue((sections[0],), message)])
+
+
+async def _watch(loaded: LoadedConfig, start: int | None, until: int | None, as_json: bool) -> None:
     # The pipeline (web3, detectors, store) loads only for the commands that run it.
     from breakglass.app import build_app
     from breakglass.bus import Topics
-    from breakglass.config import load_config
     from breakglass.detect.service import Watcher, build_watcher
     from breakglass.store.migrate import upgrade_async
 
-    loaded = load_config(config)
-    app = build_app(loaded)
+    app = build_app(loaded, respond=False)
     watcher = app.components.get("watcher")
     if not isinstance(watcher, Watcher):
         watcher = build_watcher(loaded, app.bus, progress=not as_json)
@@ -97,9 +123,30 @@ def watch(
     start: Annotated[int | None, typer.Option("--from", help="first block when no checkpoint exists")] = None,
     until: Annotated[int | None, typer.Option("--until", help="stop after processing this block")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+    no_respond: Annotated[
+        bool,
+        typer.Option(
+            "--no-respond", help="accept a configuration with playbooks/responder/policy, detecting only"
+        ),
+    ] = False,
 ) -> None:
-    """Follow the chain of CONFIG, run its monitors on every block, publish and print findings."""
-    asyncio.run(_watch(config, start, until, as_json))
+    """Follow the chain of CONFIG, run its monitors on every block, publish and print findings.
+
+    Detection only: nothing is ever sent. A configuration with response sections (playbooks,
+    responder, policy, safes) is refused unless --no-respond is given; `breakglass serve` detects and
+    responds."""
+    from breakglass.config import load_config
+
+    loaded = load_config(config)
+    if not no_respond:
+        refuse_response(loaded)
+    elif sections := response_sections(loaded):
+        stderr().print(
+            f"[bold yellow]detection only:[/] --no-respond given, {', '.join(sections)} of {config} "
+            "will not act; `breakglass serve` responds",
+            markup=True,
+        )
+    asyncio.run(_watch(loaded, start, until, as_json))
 
 
 async def _test(config: Path, block: int, monitors: list[str] | None) -> list[Finding]:
