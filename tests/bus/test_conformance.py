@@ -134,6 +134,25 @@ async def test_settled_is_done_once_what_was_published_before_it_is_durable_for_
     await asyncio.wait_for(asyncio.ensure_future(mark), 5)  # JetStream: the server stored them
 
 
+async def test_lag_counts_per_durable_what_was_published_and_not_yet_handled(bus: Bus) -> None:
+    # breakglass_bus_consumer_lag_messages: one figure per (topic, durable), taken-but-unfinished
+    # messages included (the worker has not come back for the next one: JetStream's ack pending)
+    alerts, respond = bus.subscribe("findings", "alerts"), bus.subscribe("findings", "respond")
+    await bus.publish("findings", finding(0))
+    assert await take(respond, 1) == [finding(0)]  # a networked bus makes its consumer on first pull
+    for n in range(1, 6):
+        await bus.publish("findings", finding(n))
+    assert await take(alerts, 4) == [finding(n) for n in range(4)]  # 3 handled, the 4th in hand
+    await bus.publish("actions", finding(9))  # another topic, nobody subscribed: no figure
+    want = {("findings", "alerts"): 3, ("findings", "respond"): 6}
+    lag = bus.lag  # type: ignore[attr-defined]  # both buses have it; the metrics refresher asks
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10  # acknowledgements reach the server asynchronously
+    while (got := await lag()) != want and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert got == want
+
+
 async def test_jetstream_redelivers_what_a_dead_worker_did_not_finish() -> None:
     async with jetstream_bus() as bus:
         await _redelivery(bus)
