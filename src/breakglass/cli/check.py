@@ -1,4 +1,4 @@
-"""``breakglass check CONFIG``: validate a configuration and print every problem with its location."""
+"""``breakglass check CONFIG``: build the configuration offline and print every problem with its location."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-
-from breakglass.errors import ConfigError
 
 
 def _stdout() -> Console:
@@ -22,20 +20,24 @@ def _stderr() -> Console:
 def check(
     config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")],
 ) -> None:
-    """Validate CONFIG: keys, types, references to contracts and monitors. Exit 2 on errors."""
-    from breakglass.config import load_config
+    """Validate CONFIG offline (no chain): keys, types, references, monitors against the ABIs
+    (events, view functions, arguments, parameter_events, expression fields and types), playbooks
+    against the ABIs and the policy. Every error with file:line. Exit 2 on errors."""
+    from breakglass.check import check_config
 
     stderr, console = _stderr(), _stdout()
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            stderr.print(f"[red]error[/] {issue}", markup=True)
-        stderr.print(f"{len(exc.issues)} error(s) in {config}")
-        raise typer.Exit(2) from exc
-    for warning in loaded.warnings:
+    report = check_config(config)
+    for issue in report.errors:
+        stderr.print(f"[red]error[/] {issue}", markup=True)
+    if report.errors:
+        stderr.print(f"{len(report.errors)} error(s) in {config}")
+        raise typer.Exit(2)
+    for warning in report.warnings:
         console.print(f"[yellow]warning[/] {warning}", markup=True)
+    loaded = report.config
+    assert loaded is not None
     s = loaded.settings
     console.print(
-        f"{config}: ok — protocol {s.protocol}, {len(loaded.contracts)} contracts, {len(s.monitors)} monitors"
+        f"{config}: ok — protocol {s.protocol}, {len(loaded.contracts)} contracts, "
+        f"{len(s.monitors)} monitors, {len(s.playbooks)} playbooks"
     )

@@ -42,6 +42,9 @@ class LoadedConfig:
     unresolved: frozenset[str] = frozenset()
     """Contract names whose address or ABI could not be read (each reported once, by ``inspect_config``):
     what refers to them is not built, so that one missing file is one error."""
+    complete: bool = True
+    """False when the deployment manifest could not be read: any contract name may have been one of
+    its, so a name not found is not an error of its own."""
 
     def rpc_urls(self) -> list[str]:
         urls = [s.get_secret_value() for s in self.settings.chain.rpc]
@@ -105,6 +108,7 @@ def inspect_config(
         secrets=tuple(_secrets(settings)),
         lines=dict(located.lines),
         unresolved=frozenset(unresolved),
+        complete=complete,
     )
     return loaded, issues
 

@@ -23,6 +23,7 @@ from breakglass.config.monitors import (
     SetupMonitor,
     TransactionMonitor,
 )
+from breakglass.config.refs import closest
 from breakglass.detect.abi import find_event, find_function
 from breakglass.detect.balance import BalanceDetector
 from breakglass.detect.base import Detector
@@ -36,7 +37,7 @@ from breakglass.detect.reads import Contracts
 from breakglass.detect.setup import SetupDetector
 from breakglass.errors import ConfigError, ConfigIssue, DetectionError
 
-__all__ = ["BuiltDetectors", "build_detectors", "contracts_of"]
+__all__ = ["BuiltDetectors", "build_detectors", "build_one", "contracts_of"]
 
 
 def contracts_of(config: LoadedConfig) -> Contracts:
@@ -51,7 +52,7 @@ class BuiltDetectors:
         self.want_code = want_code
 
 
-def _one(
+def build_one(
     cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int, deployment: SetUp | None = None
 ) -> Detector | Invariant:
     if isinstance(cfg, EventMonitor):
@@ -60,14 +61,16 @@ def _one(
         if event is None:
             known = sorted({str(e["name"]) for e in abi if e.get("type") == "event"})
             raise DetectionError(
-                cfg.id, f"{cfg.contract} has no event {cfg.event!r} (known: {', '.join(known)})"
+                cfg.id, f"{cfg.contract} has no event {cfg.event!r} {closest(cfg.event, known)}"
             )
         return EventDetector(cfg, address, event)
     if isinstance(cfg, CallMonitor):
         address, abi = contracts[cfg.contract]
         function = find_function(abi, cfg.function)
         if function is None:
-            raise DetectionError(cfg.id, f"{cfg.contract} has no function {cfg.function!r}")
+            known = sorted({str(e["name"]) for e in abi if e.get("type") == "function"})
+            message = f"{cfg.contract} has no function {cfg.function!r} {closest(cfg.function, known)}"
+            raise DetectionError(cfg.id, message)
         return CallDetector(cfg, address, function)
     if isinstance(cfg, TransactionMonitor):
         return TransactionDetector(cfg, [contracts[n][0] for n in cfg.to])
@@ -109,9 +112,9 @@ def build_detectors(
         if not cfg.enabled or (only is not None and cfg.id not in only):
             continue
         try:
-            built = _one(cfg, contracts, config.path.parent, chain_id, deployment)
+            built = build_one(cfg, contracts, config.path.parent, chain_id, deployment)
         except DetectionError as exc:
-            issues.append(ConfigIssue(str(config.path), None, f"monitors[{i}]", str(exc)))
+            issues.append(config.issue(("monitors", i), str(exc)))
             continue
         if isinstance(built, Invariant):
             invariants.append(built)

@@ -18,6 +18,7 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError, EncodingError
 
 from breakglass.chain.rpc import RpcClient
+from breakglass.config.refs import closest
 from breakglass.detect.abi import FunctionAbi, find_function
 from breakglass.errors import DetectionError, RpcError
 
@@ -62,6 +63,8 @@ def _arg(text: str, typ: str, contracts: Contracts) -> Any:
     text = text.strip()
     if text in contracts:
         return contracts[text][0]
+    if re.fullmatch(r"[A-Za-z_][\w-]*", text) and text not in ("true", "false"):
+        raise ValueError(f"{text!r} is no contract {closest(text, contracts)}")
     if text.startswith(("'", '"')) and text.endswith(text[0]) and len(text) >= 2:
         return text[1:-1]
     if text in ("true", "false"):
@@ -80,7 +83,7 @@ def parse_call(text: str, contracts: Contracts, monitor_id: str) -> ReadCall:
     name, fn_name = match["contract"], match["function"]
     if name not in contracts:
         raise DetectionError(
-            monitor_id, f"call {text!r}: unknown contract {name!r} (known: {', '.join(sorted(contracts))})"
+            monitor_id, f"call {text!r}: unknown contract {name!r} {closest(name, contracts)}"
         )
     address, abi = contracts[name]
     raw_args = [a for a in match["args"].split(",")] if match["args"].strip() else []
@@ -88,7 +91,9 @@ def parse_call(text: str, contracts: Contracts, monitor_id: str) -> ReadCall:
     if not candidates:
         overloads = [e for e in abi if e.get("type") == "function" and e.get("name") == fn_name]
         if not overloads:
-            raise DetectionError(monitor_id, f"call {text!r}: {name} has no function {fn_name!r}")
+            known = sorted({str(e.get("name")) for e in abi if e.get("type") == "function"})
+            message = f"call {text!r}: {name} has no function {fn_name!r} {closest(fn_name, known)}"
+            raise DetectionError(monitor_id, message)
         candidates = [FunctionAbi.of(e) for e in overloads]
     function = next((f for f in candidates if len(f.input_types) == len(raw_args)), None)
     if function is None:
@@ -99,6 +104,8 @@ def parse_call(text: str, contracts: Contracts, monitor_id: str) -> ReadCall:
         args = [_arg(a, t, contracts) for a, t in zip(raw_args, function.input_types, strict=True)]
         calldata = function.selector + encode(list(function.input_types), args)
     except (ValueError, EncodingError) as exc:
+        raise DetectionError(monitor_id, f"call {text!r}: bad argument: {exc}") from None
+    except TypeError as exc:  # eth-abi refusing a value of the wrong kind
         raise DetectionError(monitor_id, f"call {text!r}: bad argument: {exc}") from None
     key = f"{name}.{fn_name}({','.join(a.strip() for a in raw_args)})"
     return ReadCall(key=key, contract=name, address=address, function=function, calldata=calldata)
