@@ -5,9 +5,11 @@ guardian key, printed the critical finding and sent nothing)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
@@ -33,6 +35,13 @@ RESPOND = (
     "    actions: [{kind: call, id: pause, contract: vault, function: pause}]\n"
     "policy:\n  allow: [{contract: vault, function: pause}]\n"
 )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto CliRunner's stream, which closes after each invocation."""
+    yield
+    structlog.reset_defaults()
 
 
 def _config(tmp_path: Path, text: str) -> Path:
