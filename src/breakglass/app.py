@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from breakglass.bus import Bus, InProcessBus
+from breakglass.bus.consumer import Consumer, consumers_ready
 from breakglass.config import LoadedConfig
 from breakglass.errors import StoreError
 from breakglass.health import CheckResult, Health
@@ -140,6 +141,11 @@ def _add_health_checks(app: App) -> None:
         return CheckResult(True)
 
     app.health.add_readiness("store", store_writable)
+
+    def consumers() -> list[Consumer]:
+        return [c for component in app.components.values() for c in getattr(component, "consumers", ())]
+
+    app.health.add_readiness("bus", consumers_ready(app.bus, consumers))  # every stage's subscriptions
     watcher = app.components.get("watcher")
     if watcher is not None:
         follower = watcher.follower

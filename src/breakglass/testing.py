@@ -13,8 +13,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +26,7 @@ from breakglass.domain import Block, Finding, Hash32, Severity
 __all__ = [
     "FakeClock",
     "FakeTransport",
+    "FaultyBus",
     "HttpReceiver",
     "RecordingChannel",
     "RecordingHandler",
@@ -39,6 +40,57 @@ __all__ = [
 ]
 
 Handler = Callable[[str, list[Any]], Any]
+
+
+class FaultyBus:
+    """A bus whose durable subscriptions fail on demand, around a real one: ``fail(topic, durable,
+    exc)`` makes the subscription's reader raise ``exc`` from its wait for the next message (as
+    nats-py's fetch raises), once; the wrapped subscription is cancelled in its wait, so nothing it
+    delivered is left unacknowledged. ``fired`` counts the faults raised."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.fired = 0
+        self._armed: dict[tuple[str, str], list[BaseException]] = {}
+        self._changed: dict[tuple[str, str], asyncio.Event] = {}
+
+    def fail(self, topic: str, durable: str, exc: BaseException) -> None:
+        self._armed.setdefault((topic, durable), []).append(exc)
+        self._changed.setdefault((topic, durable), asyncio.Event()).set()
+
+    def __getattr__(self, name: str) -> Any:  # publish, settled, listen, lag, close, connect, ...
+        return getattr(self.bus, name)
+
+    async def publish(self, topic: str, message: Any) -> None:
+        await self.bus.publish(topic, message)
+
+    def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
+        return self._reader((topic, durable), self.bus.subscribe(topic, durable))
+
+    async def _reader(self, key: tuple[str, str], inner: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+        while True:
+            armed = self._armed.get(key)
+            if armed:
+                self.fired += 1
+                raise armed.pop(0)
+            changed = self._changed.setdefault(key, asyncio.Event())
+            changed.clear()
+            step = asyncio.ensure_future(anext(inner))
+            wake = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({step, wake}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+            if not step.done():  # a fault was armed while waiting: abandon the wait for it
+                step.cancel()
+                with suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                continue
+            try:
+                message = step.result()
+            except StopAsyncIteration:
+                return
+            yield message
 
 
 class SqliteLock:

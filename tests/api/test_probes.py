@@ -11,7 +11,8 @@ from breakglass.health import CheckResult
 async def test_readyz_answers_without_a_token_and_reports_the_store(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"store": "ok"}}
+    # no stage consumes here: the bus check has no consumer to ask about
+    assert response.json() == {"status": "ok", "checks": {"store": "ok", "bus": "ok"}}
     live = await client.get("/livez")
     assert live.status_code == 200
     assert live.json()["status"] == "ok"
@@ -24,7 +25,7 @@ async def test_a_failing_check_makes_readyz_503_and_says_which(client: httpx.Asy
     app.health.add_readiness("follower", behind)
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"store": "ok", "follower": "fail: 40 blocks behind"}
+    assert response.json()["checks"] == {"store": "ok", "bus": "ok", "follower": "fail: 40 blocks behind"}
 
 
 async def test_a_store_that_is_not_migrated_is_not_ready(client: httpx.AsyncClient, app: App) -> None:

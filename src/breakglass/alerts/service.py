@@ -10,9 +10,7 @@ While the store is unavailable a message is retried with backoff, in order, unti
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate, MultiStage
 from breakglass.bus import Bus, Topics
+from breakglass.bus.consumer import Consumer
 from breakglass.domain import Finding
 from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
@@ -64,8 +63,9 @@ class AlertService:
         self.pipeline = pipeline
         self.clock = clock
         self.default_labels = dict(default_labels or {})
-        self._tasks: list[asyncio.Task[None]] = []
-        self._subscriptions: list[tuple[str, AsyncIterator[Any]]] = []
+        self.consumers = [Consumer(bus, Topics.FINDINGS, "alerts", self._on_finding),
+                          Consumer(bus, Topics.RETRACTIONS, "alerts", self._on_retraction)]  # fmt: skip
+        """Its supervised bus subscriptions (``breakglass.bus.consumer``)."""
 
     async def process(self, findings: Sequence[Finding]) -> list[Candidate]:
         """Run findings through the pipeline in one transaction; returns what reached an incident."""
@@ -109,37 +109,32 @@ class AlertService:
 
         return await in_transaction(self.sessions, self.bus, work)
 
-    async def _consume(self, topic: str, messages: AsyncIterator[Any]) -> None:
-        async for message in messages:
-            try:
-                if topic == Topics.FINDINGS:
-                    if not isinstance(message, Finding):
-                        log.warning("alerts.not_a_finding", type=type(message).__name__)
-                        continue
-                    await until_stored(self.health, "alerts.process", partial(self.process, [message]))
-                else:
-                    await until_stored(self.health, "alerts.retract", partial(self.retract, message))
-            except Exception:  # one bad message must not stop the stage; it is logged in full
-                log.exception("alerts.message_failed", topic=topic)
+    async def _on_finding(self, message: Any) -> None:
+        if not isinstance(message, Finding):
+            log.warning("alerts.not_a_finding", type=type(message).__name__)
+            return
+        try:
+            await until_stored(self.health, "alerts.process", partial(self.process, [message]))
+        except Exception:  # one bad message must not stop the stage; it is logged in full
+            log.exception("alerts.message_failed", topic=Topics.FINDINGS, fp=message.fingerprint)
+
+    async def _on_retraction(self, message: Any) -> None:
+        try:
+            await until_stored(self.health, "alerts.retract", partial(self.retract, message))
+        except Exception:
+            log.exception("alerts.message_failed", topic=Topics.RETRACTIONS)
 
     def subscribe(self) -> None:
         """Subscribe to findings and retractions now: nothing published after this is missed, even
         before ``start`` consumes (``App.start`` subscribes every consumer before any producer runs)."""
-        if not self._subscriptions:
-            topics = (Topics.FINDINGS, Topics.RETRACTIONS)
-            self._subscriptions = [(t, self.bus.subscribe(t, "alerts")) for t in topics]
+        for consumer in self.consumers:
+            consumer.subscribe()
 
     def start(self) -> None:
         """Subscribe (if not yet) and consume in the background."""
-        self.subscribe()
-        for topic, messages in self._subscriptions:
-            self._tasks.append(asyncio.create_task(self._consume(topic, messages)))
+        for consumer in self.consumers:
+            consumer.start()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        self._subscriptions = []
+        for consumer in self.consumers:
+            await consumer.close()

@@ -9,6 +9,11 @@ alive but slow (retrying a message while the store is down) tells the server it 
 the messages it holds (``in_progress`` every third of ``ack_wait``), so they are not redelivered to
 be handled twice.
 
+A subscription that fails otherwise (the connection closed, a JetStream API error) raises out of its
+iteration, after unsubscribing; the stage's ``Consumer`` (``bus/consumer.py``) logs it and subscribes
+again, resuming where the group left off. Messages it held unacknowledged are redelivered after
+``ack_wait``.
+
 A listener is a plain core-NATS subscription on the topic's subject, not a JetStream consumer: the
 server keeps nothing for it, and it ends with its ``unsubscribe``, its connection or its process. It
 hears what is published once the server has it (its first iteration subscribes and flushes), and
@@ -137,8 +142,8 @@ class JetStreamBus:
                 while True:
                     try:
                         batch = await sub.fetch(self._fetch_batch, timeout=1.0)
-                    except NatsTimeout:
-                        continue
+                    except TimeoutError:  # nothing came within the second; nats-py raises its own
+                        continue  # TimeoutError, or asyncio's when the event loop was busy past it
                     held = list(batch)
                     keepalive = asyncio.create_task(self._in_progress(held))
                     try:

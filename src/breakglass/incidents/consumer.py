@@ -4,15 +4,13 @@ order, while the store is unavailable."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.bus import Bus, Topics
+from breakglass.bus.consumer import Consumer
 from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.models import Incident
 from breakglass.logs import get_logger
@@ -38,8 +36,8 @@ class ActionConsumer:
         self.health = health or StoreHealth()
         self.bus = bus
         self.recorder = recorder
-        self._task: asyncio.Task[None] | None = None
-        self._messages: AsyncIterator[Any] | None = None
+        self.consumers = [Consumer(bus, Topics.ACTIONS, "incidents", self._on_message)]
+        """Its supervised bus subscription (``breakglass.bus.consumer``)."""
 
     async def handle(self, event: ActionEvent) -> Incident | None:
         async def work(session: AsyncSession) -> Incident | None:
@@ -47,30 +45,21 @@ class ActionConsumer:
 
         return await in_transaction(self.sessions, self.bus, work)
 
-    async def _consume(self, messages: AsyncIterator[Any]) -> None:
-        async for message in messages:
-            if not isinstance(message, ActionEvent):
-                log.warning("incidents.unknown_action_message", type=type(message).__name__)
-                continue
-            try:
-                await until_stored(self.health, "incidents.action", partial(self.handle, message))
-            except Exception:  # keep consuming; the failure is logged with its traceback
-                log.exception("incidents.action_failed", key=message.key, step=str(message.step))
+    async def _on_message(self, message: Any) -> None:
+        if not isinstance(message, ActionEvent):
+            log.warning("incidents.unknown_action_message", type=type(message).__name__)
+            return
+        try:
+            await until_stored(self.health, "incidents.action", partial(self.handle, message))
+        except Exception:  # keep consuming; the failure is logged with its traceback
+            log.exception("incidents.action_failed", key=message.key, step=str(message.step))
 
     def subscribe(self) -> None:
         """Subscribe now; ``start`` consumes what arrived meanwhile."""
-        if self._messages is None:
-            self._messages = self.bus.subscribe(Topics.ACTIONS, "incidents")
+        self.consumers[0].subscribe()
 
     def start(self) -> None:
-        self.subscribe()
-        assert self._messages is not None
-        self._task = asyncio.create_task(self._consume(self._messages))
+        self.consumers[0].start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._messages = None
+        await self.consumers[0].close()

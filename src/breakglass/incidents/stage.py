@@ -14,6 +14,7 @@ import asyncio
 from breakglass.alerts.pipeline import build_pipeline
 from breakglass.alerts.service import AlertService
 from breakglass.bus import Bus
+from breakglass.bus.consumer import Consumer
 from breakglass.config import LoadedConfig
 from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.clock import Clock, SystemClock
@@ -44,6 +45,11 @@ class IncidentStage:
         self.dispatcher = dispatcher
         self.notifier = notifier
         self._started = False
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        """The stage's supervised bus subscriptions (readiness, metrics)."""
+        return [*self.alerts.consumers, *self.actions.consumers, *self.dispatcher.consumers]
 
     def subscribe(self) -> None:
         """Take the stage's bus subscriptions now (no I/O): what is published from here on waits for it."""

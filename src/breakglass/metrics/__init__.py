@@ -20,6 +20,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS",
+    "BUS_CONSUMER_RESTARTS",
+    "BUS_CONSUMER_UP",
     "BUS_LAG",
     "DETECTOR_ERRORS",
     "FINDINGS",
@@ -188,6 +190,16 @@ NOTIFICATIONS = Counter(
 BUS_LAG = Gauge(
     "breakglass_bus_consumer_lag_messages",
     "Messages waiting for a durable consumer (a stage) on a topic.",
+    ["topic", "consumer"],
+)
+BUS_CONSUMER_UP = Gauge(
+    "breakglass_bus_consumer_up",
+    "1 while a stage's durable consumer reads its topic, 0 while it waits to restart or has stopped.",
+    ["topic", "consumer"],
+)
+BUS_CONSUMER_RESTARTS = Counter(
+    "breakglass_bus_consumer_restarts",
+    "Times a stage's durable consumer failed (logged as bus.consumer_failed) and subscribed again.",
     ["topic", "consumer"],
 )
 READY = Gauge("breakglass_ready", "1 when a readiness check passes, 0 when it fails.", ["check"])

@@ -5,15 +5,14 @@ and when they end."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.bus import Bus, Topics
+from breakglass.bus.consumer import Consumer
 from breakglass.incidents.models import Incident, IncidentChange
 from breakglass.logs import get_logger
 from breakglass.notify.message import notice_for
@@ -51,8 +50,8 @@ class NotificationDispatcher:
         self.bus = bus
         self.notifier = notifier
         self.default_receivers = tuple(default_receivers)
-        self._task: asyncio.Task[None] | None = None
-        self._messages: AsyncIterator[Any] | None = None
+        self.consumers = [Consumer(bus, Topics.INCIDENTS, "notify", self._on_message)]
+        """Its supervised bus subscription (``breakglass.bus.consumer``)."""
 
     async def handle(self, change: IncidentChange) -> dict[str, str]:
         key = event_key(change)
@@ -69,18 +68,16 @@ class NotificationDispatcher:
         receivers = tuple(incident.receivers or ()) or self.default_receivers
         return await self.notifier.notify(notice_for(incident, key, receivers))
 
-    async def _consume(self, messages: AsyncIterator[Any]) -> None:
-        async for message in messages:
-            if isinstance(message, IncidentChange):
-                try:
-                    await self.handle(message)
-                except Exception:  # a broken notification must not stop the next ones
-                    log.exception("notify.dispatch_failed", incident=message.incident_id)
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, IncidentChange):
+            try:
+                await self.handle(message)
+            except Exception:  # a broken notification must not stop the next ones
+                log.exception("notify.dispatch_failed", incident=message.incident_id)
 
     def subscribe(self) -> None:
         """Subscribe now; ``start`` consumes what arrived meanwhile."""
-        if self._messages is None:
-            self._messages = self.bus.subscribe(Topics.INCIDENTS, "notify")
+        self.consumers[0].subscribe()
 
     async def announce_store(self, status: StoreStatus) -> dict[str, str]:
         """Tell the default receivers (every channel when there are none) that the store became
@@ -107,14 +104,7 @@ class NotificationDispatcher:
         return outcome
 
     def start(self) -> None:
-        self.subscribe()
-        assert self._messages is not None
-        self._task = asyncio.create_task(self._consume(self._messages))
+        self.consumers[0].start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._messages = None
+        await self.consumers[0].close()

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from breakglass.bus import Bus, Topics
+from breakglass.bus.consumer import Consumer
 from breakglass.domain import Finding, FindingStage
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
@@ -105,14 +106,26 @@ class Responder:
         self.last_tick_at: float | None = None
         """``time.monotonic()`` of the last round of the poll loop (liveness)."""
         self._starting = asyncio.Lock()
-        self._findings: AsyncIterator[Any] | None = None
+        self.consumer = Consumer(bus, Topics.FINDINGS, "respond", self._on_finding)
+        """Its supervised subscription to findings (``breakglass.bus.consumer``)."""
         self._predicted: dict[str, list[tuple[int, str]]] = {}
         """breach scope -> (block, breach) of breaches acted on from pending findings"""
 
     def subscribe(self) -> None:
         """Subscribe to findings now (``App.start`` does it before any producer runs)."""
-        if self._findings is None:
-            self._findings = self.bus.subscribe(Topics.FINDINGS, "respond")
+        self.consumer.subscribe()
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return [self.consumer]
+
+    async def _on_finding(self, finding: Any) -> None:
+        if not isinstance(finding, Finding):
+            return
+        try:
+            await self.handle(finding)
+        except Exception:  # a bug must not stop containment of the next finding
+            log.exception("respond.handle_crashed", monitor=finding.monitor_id, fp=finding.fingerprint)
 
     async def start(self) -> None:
         """Fetch nonce and fees, re-broadcast what a previous process left in flight, reopen ratifications."""
@@ -361,8 +374,6 @@ class Responder:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
         self.subscribe()  # before any await: nothing is missed
-        findings = self._findings
-        assert findings is not None
         while True:  # a node that fails a request at start-up (a 503, a restart) must not end containment
             try:
                 await self.start()
@@ -372,17 +383,6 @@ class Responder:
                     raise
                 log.warning("respond.start_retry", error=str(exc))
                 await asyncio.sleep(self._poll_interval)
-
-        async def consume() -> None:
-            async for finding in findings:
-                if not isinstance(finding, Finding):
-                    continue
-                try:
-                    await self.handle(finding)
-                except Exception:  # a bug must not stop containment of the next finding
-                    log.exception(
-                        "respond.handle_crashed", monitor=finding.monitor_id, fp=finding.fingerprint
-                    )
 
         async def tick() -> None:
             while not stop.is_set():
@@ -398,7 +398,8 @@ class Responder:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._poll_interval)
 
-        tasks = [asyncio.create_task(consume()), asyncio.create_task(tick())]
+        tasks = [asyncio.create_task(self.consumer.run(), name="consumer respond/findings"),
+                 asyncio.create_task(tick())]  # fmt: skip
         await stop.wait()
         for task in tasks:
             task.cancel()

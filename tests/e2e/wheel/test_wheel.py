@@ -189,7 +189,11 @@ def test_the_installed_cli_checks_a_configuration_and_serves_the_dashboard_to_ch
     base = f"http://127.0.0.1:{port}"
     try:
         ready = _wait_for(base + "/readyz", server)
-        assert ready.json() == {"status": "ok", "checks": {"store": "ok"}}
+        deadline = time.monotonic() + 60
+        while ready.status_code != 200 and time.monotonic() < deadline:  # the stages start after it listens
+            time.sleep(0.1)
+            ready = httpx.get(base + "/readyz", timeout=5)
+        assert ready.json() == {"status": "ok", "checks": {"store": "ok", "bus": "ok: 4 consumers"}}
         _drive_dashboard(base, token)
         metrics = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert metrics.status_code == 200
