@@ -114,6 +114,10 @@ def build_app(
             from breakglass.simulate import build_mempool
 
             app.components["mempool"] = build_mempool(config, watcher, app.bus)
+        if config.settings.attack_simulation.enabled:  # new contracts probed before they act (issue 16)
+            from breakglass.simulate import build_attack_simulation
+
+            app.components["attack_simulation"] = build_attack_simulation(config, watcher, app.bus)
     # findings -> actions: app.components["respond"].run(stop) (issue 5)
     if respond and config.settings.playbooks:
         from breakglass.respond import build_responder

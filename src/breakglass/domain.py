@@ -62,10 +62,12 @@ class Severity(enum.IntEnum):
 
 
 class FindingStage(enum.StrEnum):
-    """Where a finding was made: in a block already on chain, or on a pending transaction's simulation."""
+    """Where a finding was made: in a block already on chain, on a pending transaction's simulation,
+    or on the simulation of a new contract's calls (``simulate.attack``: harm proven before it acts)."""
 
     BLOCK = "block"
     PENDING = "pending"
+    SETUP_PROVEN = "setup-proven"
 
 
 @dataclass(frozen=True, slots=True)

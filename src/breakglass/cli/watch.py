@@ -106,12 +106,16 @@ async def _watch(loaded: LoadedConfig, start: int | None, until: int | None, as_
     printer = asyncio.create_task(show())
     mempool = app.components.get("mempool")  # pending transactions simulated alongside (issue 7)
     simulating = asyncio.create_task(mempool.run(stop)) if mempool is not None else None
+    probing = app.components.get("attack_simulation")  # new contracts probed before they act (issue 16)
+    probe_task = asyncio.create_task(probing.run(stop)) if probing is not None else None
     try:
         await watcher.run(stop, until=until)
     finally:
         stop.set()
         if simulating is not None:
             await simulating
+        if probe_task is not None:
+            await probe_task
         await app.close()  # closes the bus: the printer drains what was published, then ends
         with contextlib.suppress(asyncio.CancelledError):
             await printer

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
+from breakglass.config.attack import AttackSimulationConfig
 from breakglass.config.base import Strict
 from breakglass.config.mempool import MempoolConfig
 from breakglass.config.monitors import MonitorConfig
@@ -195,6 +196,7 @@ class Settings(Strict):
     safes: list[SafeConfig] = Field(default_factory=list)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     mempool: MempoolConfig = Field(default_factory=MempoolConfig)
+    attack_simulation: AttackSimulationConfig = Field(default_factory=AttackSimulationConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("deployment", mode="before")

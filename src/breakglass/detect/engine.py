@@ -26,7 +26,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +192,9 @@ class DetectionEngine:
         """state reads asked again because the node ran them on another block's state"""
         self.unproven_reads = 0
         """blocks whose reads could not be shown to be of that block (given up loudly, or no proof)"""
+        self.block_listeners: list[Callable[[Block], None]] = []
+        """Told each block near the head once its findings are published; they must not block
+        (attack-contract simulation queues it: ``simulate.attack``)."""
 
     def on_head(self, number: int) -> None:
         self.head = number
@@ -599,6 +602,9 @@ class DetectionEngine:
                     ).inc()
         self.blocks += 1
         self.last_latency_ms = (time.perf_counter() - started) * 1000
+        if self.block_listeners and self._recent(block):
+            for listener in self.block_listeners:
+                listener(block)
         if findings or block.hash in self._raised:
             raised = self._raised.get(block.hash, (block.number, []))[1]
             fingerprints = [*raised, *(f.fingerprint for f in findings if f.fingerprint not in raised)]

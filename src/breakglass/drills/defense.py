@@ -186,6 +186,8 @@ class Defense:
         mempool = app.components.get("mempool")
         if mempool is not None:
             runners.append(mempool)
+        if "attack_simulation" in app.components:  # new contracts probed before they act (issue 16)
+            runners.append(app.components["attack_simulation"])
         defense.tasks += [asyncio.create_task(r.run(defense.stop)) for r in runners]
         if mempool is not None:
             await asyncio.wait_for(mempool.mempool.subscribed.wait(), 30)

@@ -1,13 +1,21 @@
 """Pre-execution: pending transactions simulated on the latest state and judged by the detectors."""
 
+from breakglass.simulate.attack import AttackSimulator
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge, pending_fees
 from breakglass.simulate.relevance import Relevance, RelevanceFilter
 from breakglass.simulate.request import SimulatedBlock, SimulatedTx, parse_simulation, simulation_params
-from breakglass.simulate.service import MempoolService, build_mempool
+from breakglass.simulate.service import (
+    AttackSimulationService,
+    MempoolService,
+    build_attack_simulation,
+    build_mempool,
+)
 from breakglass.simulate.simulator import PendingSimulator, Verdict
 
 __all__ = [
+    "AttackSimulationService",
+    "AttackSimulator",
     "Judge",
     "MempoolService",
     "PendingSimulator",
@@ -17,6 +25,7 @@ __all__ = [
     "SimulatedBlock",
     "SimulatedTx",
     "Verdict",
+    "build_attack_simulation",
     "build_mempool",
     "parse_simulation",
     "pending_fees",

@@ -17,7 +17,7 @@ from breakglass.detect.reads import ReadCall
 from breakglass.domain import Log, Tx
 from breakglass.errors import ChainDataError, RpcError
 
-__all__ = ["SimulatedBlock", "SimulatedTx", "parse_simulation", "simulation_params", "tx_call"]
+__all__ = ["SimulatedBlock", "SimulatedTx", "parse_simulation", "simulation_params", "tx_call", "view_result"]
 
 _METHOD = "eth_simulateV1"
 
@@ -69,7 +69,7 @@ class SimulatedBlock:
     after: list[bytes | BaseException]
 
 
-def _raw(call: dict[str, Any]) -> bytes | BaseException:
+def view_result(call: dict[str, Any]) -> bytes | BaseException:
     data = call.get("returnData")
     if int(str(call.get("status", "0x0")), 16) != 1:
         error = call.get("error") or {}
@@ -108,8 +108,8 @@ def parse_simulation(answer: Any, n_reads: int) -> SimulatedBlock:
             hash=str(block.get("hash", "0x" + "00" * 32)),
             base_fee=int(str(base_fee), 16) if base_fee is not None else None,
             tx=sim,
-            before=[_raw(c) for c in calls[:n_reads]],
-            after=[_raw(c) for c in calls[n_reads + 1 :]],
+            before=[view_result(c) for c in calls[:n_reads]],
+            after=[view_result(c) for c in calls[n_reads + 1 :]],
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ChainDataError(_METHOD, "result[0]", str(exc)[:200], "malformed simulated block") from None

@@ -1,7 +1,8 @@
-"""``build_mempool(config, watcher, bus)``: the mempool watcher and the simulator for one configuration.
+"""``build_mempool(config, watcher, bus)``: the mempool watcher and the simulator for one configuration;
+``build_attack_simulation(config, watcher, bus)``: the attack-contract simulation (``attack.py``).
 
-It shares the block path's RPC client and detector instances (flows read their real windows), so it
-is built from the ``detect.service.Watcher`` that ``build_app`` made. No I/O until ``run()``.
+Both share the block path's RPC client and detector instances (flows read their real windows), so they
+are built from the ``detect.service.Watcher`` that ``build_app`` made. No I/O until ``run()``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from breakglass.chain.mempool import MempoolWatcher
 from breakglass.config import LoadedConfig
 from breakglass.detect.service import Watcher
 from breakglass.errors import ChainError, ConfigError, ConfigIssue
+from breakglass.simulate.attack import AttackSimulator, tainted_by
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import RelevanceFilter
 from breakglass.simulate.simulator import PendingSimulator
 
-__all__ = ["MempoolService", "build_mempool"]
+__all__ = ["AttackSimulationService", "MempoolService", "build_attack_simulation", "build_mempool"]
 
 
 @dataclass
@@ -73,15 +75,7 @@ def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> Me
             )
     if issues:
         raise ConfigError(issues)
-    judge = Judge(
-        watcher.built.detectors,
-        watcher.built.invariants,
-        chain_id=engine.chain_id,
-        abi=engine.abi,
-        contracts=engine.addresses,
-        reads=engine.calls,
-    )
-
+    judge = _judge(watcher)
     batcher = RpcBatcher(watcher.rpc)
 
     async def has_code(address: str) -> bool:
@@ -110,3 +104,50 @@ def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> Me
         poll_interval=settings.poll_interval,
     )
     return MempoolService(watcher, mempool, simulator)
+
+
+def _judge(watcher: Watcher) -> Judge:
+    """The block path's detectors as a judge of simulated post-states."""
+    engine = watcher.engine
+    return Judge(
+        watcher.built.detectors,
+        watcher.built.invariants,
+        chain_id=engine.chain_id,
+        abi=engine.abi,
+        contracts=engine.addresses,
+        reads=engine.calls,
+    )
+
+
+@dataclass
+class AttackSimulationService:
+    watcher: Watcher
+    simulator: AttackSimulator
+
+    async def start(self) -> None:
+        """Resolve the chain id (shared with the block path)."""
+        if not self.watcher.engine.chain_id:
+            await self.watcher.start()
+        self.simulator.judge.chain_id = self.watcher.engine.chain_id
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Probe the contracts of the blocks the follower hands over until ``stop`` is set."""
+        await self.start()
+        await self.simulator.run(stop)
+
+
+def build_attack_simulation(
+    config: LoadedConfig, watcher: Watcher, bus: Bus | None
+) -> AttackSimulationService:
+    """The attack-contract simulation, told every block near the head by the watcher's engine."""
+    engine = watcher.engine
+    simulator = AttackSimulator(
+        watcher.rpc,
+        _judge(watcher),
+        config.settings.attack_simulation,
+        protocol=engine.addresses,
+        bus=bus,
+        tainted=tainted_by(watcher.built.detectors),
+    )
+    engine.block_listeners.append(simulator.on_block)
+    return AttackSimulationService(watcher, simulator)

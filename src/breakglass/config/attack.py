@@ -1,0 +1,49 @@
+"""The ``attack_simulation:`` section: new contracts called on a simulated latest state before they act
+(docs/detection.md, "Attack-contract simulation")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from breakglass.config.base import Strict
+
+__all__ = ["AttackSimulationConfig"]
+
+
+class AttackSimulationConfig(Strict):
+    """Probe each contract created near the head (by an account or a factory) and each such contract
+    touched again later: call its selectors on a simulated latest state and judge the post-states
+    with the protocol's monitors. A monitor broken at ``min_severity`` or above is a finding at the
+    ``setup-proven`` stage, which playbooks act on like any other."""
+
+    enabled: bool = False
+    reach: Literal["protocol", "tainted", "all"] = Field(
+        default="all",
+        description="which new contracts to probe: those whose code embeds a protocol address "
+        "(protocol), those or the ones deployed by a tainted account (tainted, needs a setup monitor), "
+        "or every one within the budget (all; those first)",
+    )
+    min_severity: Literal["high", "critical"] = Field(
+        default="critical", description="the least severity of a broken monitor that proves harm"
+    )
+    trace: Literal["auto", "trace_block", "debug_traceBlockByNumber", "receipts"] = Field(
+        default="auto",
+        description="how contracts created inside transactions are found (auto: the first the node answers)",
+    )
+    watch_blocks: int = Field(
+        default=7200,
+        ge=1,
+        le=1_000_000,
+        description="a contract is probed again when touched this long after it was created",
+    )
+    max_reprobes: int = Field(
+        default=8, ge=0, le=1000, description="probes of one contract after its creation's"
+    )
+    max_contracts_per_block: int = Field(default=4, ge=1, le=1000)
+    max_simulations_per_contract: int = Field(default=96, ge=1, le=10_000)
+    max_simulations_per_block: int = Field(default=192, ge=1, le=100_000)
+    max_pairs: int = Field(default=24, ge=0, le=1000, description="two-call sequences per contract")
+    timeout: float = Field(default=3.0, gt=0, le=600, description="seconds for one contract's probes")
+    concurrency: int = Field(default=8, ge=1, le=256, description="simulations sent at once")

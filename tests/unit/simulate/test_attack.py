@@ -1,0 +1,241 @@
+"""Attack-contract simulation apart from the node: selectors from bytecode, creations from traces, and
+the simulator's probing, proof, budget and cache over a fake ``eth_simulateV1``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_abi.abi import encode
+
+from breakglass.chain.rpc import RpcClient
+from breakglass.config.attack import AttackSimulationConfig
+from breakglass.config.monitors import InvariantMonitor
+from breakglass.detect.abi import AbiIndex
+from breakglass.detect.invariants import InvariantDetector, InvariantSet
+from breakglass.domain import Address, Block, FindingStage, Hash32, Receipt, Severity, Tx
+from breakglass.simulate import AttackSimulator, Judge
+from breakglass.simulate.bytecode import embedded_addresses, selectors
+from breakglass.simulate.discover import CreationFinder, creations_from_call_tree, creations_from_parity
+from breakglass.simulate.probes import FRESH_CALLER, argument_sets
+from breakglass.testing import FakeTransport
+
+TOKEN = "0x" + "22" * 20
+VAULT = "0x" + "11" * 20
+DEPLOYER = "0x" + "44" * 20
+FACTORY = "0x" + "66" * 20
+DRAIN, PREPARE, STRIKE, GETTER = (bytes.fromhex(h) for h in ("deadbeef", "11111111", "22222222", "8da5cb5b"))
+BALANCE_OF: dict[str, Any] = {
+    "type": "function",
+    "name": "balanceOf",
+    "inputs": [{"name": "who", "type": "address"}],
+    "outputs": [{"name": "", "type": "uint256"}],
+    "stateMutability": "view",
+}
+CONTRACTS = {"token": (TOKEN, [BALANCE_OF]), "vault": (VAULT, [])}
+
+
+def dispatcher(*sels: bytes, embed: str | None = None) -> bytes:
+    """Runtime code shaped like solc's: selector load, ``DUP1 PUSH4 sel EQ PUSH2 dest JUMPI`` each."""
+    code = bytes.fromhex("60003560e01c")
+    for sel in sels:
+        code += b"\x80\x63" + sel + b"\x14\x61\x00\x40\x57"
+    if embed:
+        code += b"\x73" + bytes.fromhex(embed[2:])  # PUSH20 address
+    return code + b"\x00"
+
+
+def test_selectors_are_read_from_the_dispatcher_and_push_data_is_never_an_opcode() -> None:
+    code = dispatcher(DRAIN, GETTER)
+    assert selectors(code) == (DRAIN, GETTER)
+    # a selector with a leading zero byte is pushed in three bytes; an EQ inside push data is data
+    short = bytes.fromhex("8062fdd58e14") + bytes.fromhex("7f" + "14" * 32)
+    assert selectors(short) == (bytes.fromhex("00fdd58e"),)
+    assert selectors(bytes.fromhex("6001146002")) == ()  # small constants compared are no selectors
+
+
+def test_embedded_protocol_addresses_are_found_anywhere_in_the_code() -> None:
+    code = dispatcher(DRAIN, embed=VAULT) + bytes(12) + bytes.fromhex(TOKEN[2:])  # an immutable's word
+    assert embedded_addresses(code, [TOKEN, VAULT, "0x" + "99" * 20]) == [TOKEN, VAULT]
+
+
+def test_creations_are_read_from_parity_traces_and_call_trees_without_failed_frames() -> None:
+    parity = [
+        {"type": "call", "action": {"from": DEPLOYER}, "transactionHash": "0xa"},
+        {
+            "type": "create",
+            "action": {"from": FACTORY},
+            "result": {"address": "0xC1"},
+            "transactionHash": "0xa",
+        },
+        {"type": "create", "action": {"from": FACTORY}, "error": "Reverted", "transactionHash": "0xa"},
+    ]
+    assert creations_from_parity(parity) == [("0xc1", FACTORY, "0xa")]
+    tree = [
+        {
+            "txHash": "0xb",
+            "result": {
+                "type": "CALL",
+                "from": DEPLOYER,
+                "to": FACTORY,
+                "calls": [
+                    {"type": "CREATE2", "from": FACTORY, "to": "0xC2"},
+                    {
+                        "type": "CALL",
+                        "error": "execution reverted",
+                        "calls": [{"type": "CREATE", "to": "0xC3"}],
+                    },
+                ],
+            },
+        }
+    ]
+    assert creations_from_call_tree(tree) == [("0xc2", FACTORY, "0xb")]
+
+
+def block_with(*txs: Tx, number: int = 9) -> Block:
+    return Block(number, Hash32("0x" + "bb" * 32), Hash32("0x" + "aa" * 32), 1_000, 7, txs)
+
+
+def tx(tag: int, *, to: str | None = FACTORY, created: str | None = None, logs: tuple[Any, ...] = ()) -> Tx:
+    receipt = Receipt(Hash32(f"0x{tag:064x}"), 1, 50_000, 1, Address(created) if created else None, logs)
+    return Tx(Hash32(f"0x{tag:064x}"), Address(DEPLOYER), Address(to) if to else None, 0, b"", tag, 100_000,
+              None, None, 1, 0, receipt)  # fmt: skip
+
+
+async def test_the_finder_falls_back_from_traces_to_receipts_and_a_code_diff() -> None:
+    child = "0x" + "c4" * 20
+
+    def node(method: str, params: list[Any]) -> Any:
+        if method in ("trace_block", "debug_traceBlockByNumber"):
+            return FakeTransport.error(-32601, "method not found")
+        assert method == "eth_getCode"
+        return "0x" if params[1] == hex(8) and params[0] != FACTORY else "0x6080"  # the factory is older
+
+    log = type("L", (), {"address": child})()
+    finder = CreationFinder(RpcClient([FakeTransport(node)]))
+    found = await finder.created(block_with(tx(1, to=None, created="0x" + "c5" * 20), tx(2, logs=(log,))))
+    assert finder.method == "receipts"
+    assert {(c.address, c.origin) for c in found} == {("0x" + "c5" * 20, DEPLOYER), (child, DEPLOYER)}
+
+
+class FakeNode:
+    """The vault's token balance, 5,000. Contracts: ``DRAIN`` from the deployer takes 4,500;
+    ``STRIKE`` after ``PREPARE`` (both from the deployer) takes 4,500 too; ``GETTER`` returns a word."""
+
+    def __init__(self, creations: list[tuple[str, bytes]]) -> None:
+        self.creations = creations
+        self.code = dict(creations)
+        self.simulations = 0
+
+    def __call__(self, method: str, params: list[Any]) -> Any:
+        if method == "trace_block":
+            return [
+                {"type": "create", "action": {"from": FACTORY}, "result": {"address": a},
+                 "transactionHash": f"0x{1:064x}"}
+                for a, _code in self.creations
+            ]  # fmt: skip
+        if method == "eth_getCode":
+            return "0x" + self.code.get(params[0], b"").hex()
+        assert method == "eth_simulateV1"
+        self.simulations += 1
+        calls = params[0]["blockStateCalls"][0]["calls"]
+        n = sum(1 for c in calls if "from" not in c) // 2
+        mine = calls[n : len(calls) - n]
+        taken, prepared, outcomes = 0, False, []
+        for call in mine:
+            data = bytes.fromhex(call["input"][2:])
+            owner = call["from"] == DEPLOYER
+            ok = (
+                (owner and data[:4] in (DRAIN, PREPARE))
+                or data[:4] == GETTER
+                or (data[:4] == STRIKE and prepared)
+            )
+            prepared = prepared or (ok and data[:4] == PREPARE)
+            taken += 4_500 if ok and data[:4] in (DRAIN, STRIKE) else 0
+            returned = "0x" + (bytes(32).hex() if data[:4] == GETTER else "")
+            outcomes.append(
+                {"status": "0x1" if ok else "0x0", "returnData": returned, "gasUsed": "0x5208", "logs": []}
+            )
+
+        def read(value: int) -> dict[str, Any]:
+            return {"returnData": "0x" + encode(["uint256"], [value]).hex(), "status": "0x1", "logs": []}
+
+        block = {"number": "0xa", "timestamp": hex(1_010), "hash": "0x" + "cd" * 32, "baseFeePerGas": "0x7"}
+        return [{**block, "calls": [read(5_000)] * n + outcomes + [read(5_000 - taken)] * n}]
+
+
+def attack_simulator(node: FakeNode, **settings: Any) -> AttackSimulator:
+    floor = InvariantMonitor(
+        id="floor", kind="invariant", severity="critical", calls={"held": "token.balanceOf(vault)"},
+        expect="held >= 1000.0",
+    )  # fmt: skip
+    inv = InvariantSet.build([floor], CONTRACTS)
+    detectors = [InvariantDetector(inv)]
+    reads = list({c.key: c for d in detectors for c in d.reads()}.values())
+    contracts = {n: a for n, (a, _abi) in CONTRACTS.items()}
+    judge = Judge(detectors, inv, chain_id=31337, abi=AbiIndex(CONTRACTS), contracts=contracts, reads=reads)
+    config = AttackSimulationConfig(enabled=True, **settings)
+    return AttackSimulator(RpcClient([FakeTransport(node)]), judge, config, protocol=contracts)
+
+
+async def test_a_contract_whose_call_breaks_a_critical_invariant_is_a_setup_proven_finding() -> None:
+    attack = "0x" + "a1" * 20
+    sim = attack_simulator(FakeNode([(attack, dispatcher(GETTER, DRAIN, embed=VAULT))]))
+    [finding] = await sim.examine(block_with(tx(1)))
+    assert finding.stage is FindingStage.SETUP_PROVEN and finding.severity is Severity.CRITICAL
+    assert finding.monitor_id == "floor" and finding.tx_hash is None
+    assert finding.evidence["contract"] == attack == finding.evidence["attacker"]
+    assert finding.evidence["deployer"] == DEPLOYER and finding.evidence["creator"] == FACTORY
+    assert finding.evidence["calls"] == [
+        {"from": DEPLOYER, "to": attack, "selector": "0xdeadbeef", "input": "0xdeadbeef", "value": 0}
+    ]
+    assert finding.evidence["values"] == {"held": 500} and finding.evidence["before"] == {"held": 5_000}
+    assert "@" not in finding.breach  # a proof, not a breach predicted to begin in a block
+    again = attack_simulator(FakeNode([(attack, dispatcher(GETTER, DRAIN, embed=VAULT))]))
+    assert [f.fingerprint for f in await again.examine(block_with(tx(1)))] == [finding.fingerprint]
+
+
+async def test_an_arm_then_fire_contract_is_proven_by_a_two_call_sequence() -> None:
+    attack = "0x" + "a2" * 20
+    node = FakeNode([(attack, dispatcher(STRIKE, PREPARE))])
+    [finding] = await attack_simulator(node).examine(block_with(tx(1)))
+    assert [c["selector"] for c in finding.evidence["calls"]] == ["0x11111111", "0x22222222"]
+
+
+async def test_a_quiet_contract_is_probed_within_budget_and_its_code_cached() -> None:
+    quiet = "0x" + "a3" * 20
+    code = dispatcher(GETTER, STRIKE, embed=VAULT)
+    node = FakeNode([(quiet, code)])
+    sim = attack_simulator(node, max_simulations_per_contract=10)
+    assert await sim.examine(block_with(tx(1))) == []
+    assert node.simulations == 10 and sim.stats.simulations == 10
+    twin = "0x" + "a4" * 20  # the same code deployed again: not probed at its creation
+    node.creations, node.code[twin] = [(twin, code)], code
+    assert await sim.examine(block_with(tx(2), number=10)) == []
+    assert node.simulations == 10 and sim.stats.skipped_cached == 1
+    # touched later (a call to it): probed again
+    assert await sim.examine(block_with(tx(3, to=twin), number=11)) == [] and node.simulations == 20
+
+
+async def test_a_flood_of_deployments_is_cut_to_the_per_block_budget_best_first() -> None:
+    flood = [("0x" + f"{i:040x}", dispatcher(GETTER, bytes([i, 1, 2, 3]))) for i in range(1, 9)]
+    reaching = ("0x" + "a5" * 20, dispatcher(GETTER, DRAIN, embed=VAULT))
+    node = FakeNode([*flood, reaching])
+    sim = attack_simulator(node, max_contracts_per_block=2, max_simulations_per_block=40)
+    [finding] = await sim.examine(block_with(tx(1)))
+    assert finding.evidence["contract"] == reaching[0]  # the one embedding a protocol address first
+    assert sim.stats.skipped_budget == 7 and node.simulations <= 40
+
+
+def test_arguments_are_guessed_cheapest_first() -> None:
+    sets = argument_sets([VAULT])
+    assert sets[0] == b"" and sets[1] == bytes(128)
+    assert sets[2][12:32] == bytes.fromhex(VAULT[2:]) and sets[3][:32] == (32).to_bytes(32, "big")
+    assert FRESH_CALLER.startswith("0x") and len(FRESH_CALLER) == 42
+
+
+@pytest.mark.parametrize("reach", ["protocol", "tainted"])
+async def test_reach_leaves_out_contracts_that_name_no_protocol_address(reach: str) -> None:
+    node = FakeNode([("0x" + "a6" * 20, dispatcher(DRAIN))])
+    assert await attack_simulator(node, reach=reach).examine(block_with(tx(1))) == []
+    assert node.simulations == 0
