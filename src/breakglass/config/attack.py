@@ -42,8 +42,8 @@ class AttackSimulationConfig(Strict):
         default=8, ge=0, le=1000, description="probes of one contract after its creation's"
     )
     max_contracts_per_block: int = Field(default=4, ge=1, le=1000)
-    max_simulations_per_contract: int = Field(default=96, ge=1, le=10_000)
-    max_simulations_per_block: int = Field(default=192, ge=1, le=100_000)
+    max_simulations_per_contract: int = Field(default=160, ge=1, le=10_000)
+    max_simulations_per_block: int = Field(default=320, ge=1, le=100_000)
     max_pairs: int = Field(default=24, ge=0, le=1000, description="two-call sequences per contract")
     timeout: float = Field(default=3.0, gt=0, le=600, description="seconds for one contract's probes")
     concurrency: int = Field(default=8, ge=1, le=256, description="simulations sent at once")

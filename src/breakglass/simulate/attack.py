@@ -77,8 +77,9 @@ log = get_logger(__name__)
 BACKLOG = 64
 """Blocks waiting for this stage; beyond it the oldest are dropped."""
 MAX_WATCHED = 4096
-MAX_ADDRESS_GUESSES = 6
-"""Protocol addresses tried as arguments (those the code embeds first)."""
+MAX_ADDRESS_GUESSES = 16
+"""Protocol addresses tried as arguments: those the code does not embed first (a contract takes as an
+argument what it does not already know: the markets to drain, say)."""
 MAX_PREPARED = 8
 
 
@@ -327,9 +328,8 @@ class AttackSimulator:
         ``budget`` simulations are spent; the findings that prove harm (empty: none seen)."""
         spent = spent if spent is not None else [0]
         callers = list(dict.fromkeys(a for a in (w.origin, w.creator, FRESH_CALLER) if a))
-        guesses = [*w.embedded, *(a for a in self.protocol_order if a not in w.embedded)][
-            :MAX_ADDRESS_GUESSES
-        ]
+        others = [a for a in self.protocol_order if a not in w.embedded]
+        guesses = [*others, *w.embedded][:MAX_ADDRESS_GUESSES]
         args = argument_sets(guesses)
         done: set[bytes] = set()
         """selectors not worth calling with arguments: getters, and calls that worked without any"""

@@ -5,9 +5,9 @@ lists one-call probes in rounds of increasing cost (argument sets), each round o
 caller; ``pair_probes`` lists two-call sequences (the first prepares the second: arm, then fire).
 
 Arguments are not known (there is no ABI), so they are guessed, cheapest first: none, zero words
-(a zero amount, ``false``, an empty array), each protocol address as the first argument (the code's
-own first), an array of one protocol address, then a one. A function that reads its arguments from
-elsewhere, or needs values only the attacker knows, is not reached (docs/detection.md).
+(a zero amount, ``false``, an empty array), each protocol address as the first argument (those the
+code does not embed first), an array of one protocol address, then a one. A function that reads its
+arguments from elsewhere, or needs values only the attacker knows, is not reached (docs/detection.md).
 
 Each probe runs on the latest state with the callers (and ``extra`` accounts, e.g. the contract)
 given ether by a state override, flash-loan style: ``overrides`` may add token balances too. The
