@@ -83,6 +83,9 @@ class EventHub:
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
 
+    RELISTEN_BACKOFF = 0.1
+    """Seconds before a failed listener is replaced (doubling to 5 s while it keeps failing)."""
+
     @property
     def clients(self) -> int:
         return len(self._clients)
@@ -94,14 +97,28 @@ class EventHub:
             self._tasks.append(asyncio.create_task(self._pump(topic, messages), name=f"sse-{topic}"))
 
     async def _pump(self, topic: str, messages: AsyncGenerator[Any, None]) -> None:
-        async with contextlib.aclosing(messages):  # closing removes the listener from the bus
-            async for message in messages:
-                try:
-                    data = self._redactor.text(json.dumps(jsonable(message), separators=(",", ":")))
-                except (TypeError, ValueError) as exc:  # one odd message must not stop the live view
-                    log.warning("live event not serialisable", topic=topic, error=str(exc))
-                    continue
-                self.broadcast(LiveEvent(next(self._ids), topic, data))
+        """Relay ``topic`` to the clients until the bus closes. A listener that fails (a nats-py
+        error, a flush timing out on a busy loop) is logged and replaced after a backoff: the live
+        view loses what was published meanwhile (listeners are at most once), never the topic."""
+        delay = self.RELISTEN_BACKOFF
+        while True:
+            try:
+                async with contextlib.aclosing(messages):  # closing removes the listener from the bus
+                    async for message in messages:
+                        delay = self.RELISTEN_BACKOFF
+                        try:
+                            data = self._redactor.text(json.dumps(jsonable(message), separators=(",", ":")))
+                        except (TypeError, ValueError) as exc:  # one odd message must not stop the view
+                            log.warning("live event not serialisable", topic=topic, error=str(exc))
+                            continue
+                        self.broadcast(LiveEvent(next(self._ids), topic, data))
+                return  # the bus closed
+            except Exception as exc:
+                log.error("live.listener_failed", topic=topic, error=type(exc).__name__, relisten_in=delay,
+                          exc_info=True)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                messages = self._bus.listen(topic)
 
     def broadcast(self, event: LiveEvent) -> None:
         for queue in list(self._clients):

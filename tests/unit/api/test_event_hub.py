@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import nats.errors
+from structlog.testing import capture_logs
 
 from breakglass.api.events import EventHub
 from breakglass.bus import InProcessBus, Topics
 from breakglass.logs import Redactor
+from breakglass.testing import wait_until
 
 
 async def _next_event(stream: AsyncIterator[str]) -> str:
@@ -68,3 +74,44 @@ async def test_closing_the_hub_ends_every_stream() -> None:
     await anext(stream)
     await hub.close()
     assert [chunk async for chunk in stream] == []
+
+
+class _FlakyListeners(InProcessBus):
+    """An in-process bus whose first listener of each topic fails after one message, as a nats-py
+    subscription does when its connection closes or its flush times out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: set[str] = set()
+
+    def listen(self, topic: str) -> AsyncGenerator[Any, None]:
+        inner = super().listen(topic)
+        if topic in self.failed:
+            return inner
+        self.failed.add(topic)
+
+        async def failing() -> AsyncGenerator[Any, None]:
+            async with contextlib.aclosing(inner):
+                yield await anext(inner)
+                raise nats.errors.ConnectionClosedError
+
+        return failing()
+
+
+async def test_a_listener_that_fails_is_replaced_and_the_live_view_goes_on() -> None:
+    bus = _FlakyListeners()
+    hub = EventHub(bus, Redactor(), topics=(Topics.INCIDENTS,))
+    hub.RELISTEN_BACKOFF = 0.01
+    hub.start()
+    stream = hub.stream()
+    await anext(stream)
+    with capture_logs() as logs:
+        await bus.publish(Topics.INCIDENTS, {"id": "INC-1"})
+        assert "INC-1" in await _next_event(stream)
+        await wait_until(lambda: any(e["event"] == "live.listener_failed" for e in logs), what="logged")
+        await wait_until(lambda: bus.listening(Topics.INCIDENTS) == 1, what="listening again")
+    failed = next(e for e in logs if e["event"] == "live.listener_failed")
+    assert (failed["topic"], failed["error"]) == ("incidents", "ConnectionClosedError")
+    await bus.publish(Topics.INCIDENTS, {"id": "INC-2"})
+    assert "INC-2" in await _next_event(stream)
+    await hub.close()
