@@ -41,13 +41,12 @@ ContractNames = Annotated[list[str], RefTo("contract")]
 def _cel(text: str | None) -> str | None:
     if text is None:
         return None
-    import cel  # the compiled CEL core loads once, on the first expression
+    from breakglass.detect.syntax import compile_expression  # the expression language's own parser
 
     try:
-        cel.compile(text)
-    except (ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ValueError(f"invalid CEL expression: {first}") from None
+        compile_expression(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid CEL expression: {exc}") from None
     return text
 
 

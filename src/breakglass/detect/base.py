@@ -46,14 +46,14 @@ def tx_vars(tx: Tx) -> dict[str, Any]:
         "hash": tx.hash,
         "from": tx.sender.lower(),
         "to": tx.to.lower() if tx.to else "",
-        "value": float(tx.value),
+        "value": tx.value,
         "input": "0x" + tx.input.hex(),
         "selector": "0x" + tx.input[:4].hex(),
-        "nonce": float(tx.nonce),
-        "gas": float(tx.gas),
-        "index": float(tx.index),
-        "status": float(receipt.status) if receipt else 1.0,
-        "gas_used": float(receipt.gas_used) if receipt else 0.0,
+        "nonce": tx.nonce,
+        "gas": tx.gas,
+        "index": tx.index,
+        "status": receipt.status if receipt else 1,
+        "gas_used": receipt.gas_used if receipt else 0,
         "created": (receipt.contract_address or "").lower() if receipt else "",
     }
 
@@ -100,7 +100,7 @@ class BlockContext:
     def block_vars(self) -> dict[str, Any]:
         if self._block_vars is None:
             b = self.block
-            self._block_vars = {"number": float(b.number), "timestamp": float(b.timestamp), "hash": b.hash}
+            self._block_vars = {"number": b.number, "timestamp": b.timestamp, "hash": b.hash}
         return self._block_vars
 
     def variables(

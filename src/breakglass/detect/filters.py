@@ -31,7 +31,7 @@ def _log_vars(item: DecodedLog) -> dict[str, Any]:
         "event": item.event.name,
         "args": to_cel(item.args),
         "address": item.log.address.lower(),
-        "index": float(item.log.log_index),
+        "index": item.log.log_index,
     }
 
 
@@ -82,7 +82,7 @@ class EventDetector:
             if self.where is not None:
                 log_vars = {
                     "address": self.address,
-                    "index": float(item.log.log_index),
+                    "index": item.log.log_index,
                     "contract": self.contract,
                 }
                 if not self.where.holds(ctx.variables(item.tx, item.args, log=log_vars)):

@@ -138,7 +138,7 @@ class InvariantSet:
     ) -> list[Violation]:
         """Every invariant on decoded call results (by ``ReadCall.key``). Pure but for ``prev``:
         ``remember=False`` (simulations) leaves the previous-block values untouched."""
-        block = {"number": float(block_number), "timestamp": float(timestamp)}
+        block = {"number": block_number, "timestamp": timestamp}
         if remember:
             self._history.append((block_number, [(inv.previous, inv._memo) for inv in self.invariants]))
         last = self._last

@@ -121,7 +121,7 @@ BROKEN = [
         "venue",
         'where: args.updater != "0x976ea74026e726554db657fa54763abd0c3a0aa9"',
         "where: args.updater > 5",
-        "No such overload",
+        "no such overload",
         "",
     ),
     (
