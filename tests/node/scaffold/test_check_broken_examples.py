@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 from web3 import Web3
 
@@ -27,13 +26,6 @@ from breakglass.devnet.venue.deploy import deploy_venue_set
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 EXAMPLES = project_root() / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging onto CliRunner's stream, which closes after each invocation."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")
