@@ -2,6 +2,7 @@
 
     python -m benchmarks.latency              # prints figures, writes benchmarks/results/latency.json
     BREAKGLASS_LATENCY_BLOCKS=200 python -m benchmarks.latency    # more blocks per delay (default 60)
+    BREAKGLASS_LATENCY_DELAYS=80 python -m benchmarks.latency      # only some delays (ms per direction)
 
 What it needs: a loopback TCP port, nothing else (no root, no ``tc``): every JSON-RPC request and
 WebSocket message between breakglass and anvil goes through ``benchmarks/_netdelay.py``, a proxy in
@@ -18,9 +19,11 @@ For each path the benchmark also counts the *sequential* round trips it made (re
 after the previous ones answered). Baselines in the same run, over the same proxy: a plain web3.py
 (AsyncWeb3) loop told the same head (block, receipts, one eth_call per view call, events decoded by
 web3), the same judgement by hand (getCode, debug_traceCall prestate diff, one eth_call per view call
-with the post-state as override), and the usual containment script (six round trips:
-nonce, chain id, block, tip, estimate, send). Finding -> containment: ``Responder.handle`` on a
-finding until ``eth_sendRawTransaction`` answered.
+with the post-state as override), and the usual containment script (nonce, chain id, block, tip,
+estimate, send); their round trips are counted as web3.py sends them (each request waits for the one
+before: its contract calls also ask ``eth_chainId``). Finding -> containment: ``Responder.handle`` on
+a finding until ``eth_sendRawTransaction`` answered. Where the time of the pending and invariant
+paths went (``split_ms``): before the first request, requests in flight, after the last answer.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from breakglass.simulate.service import build_mempool
 from breakglass.store.migrate import upgrade_async
 
 RESULTS = Path(os.environ.get("BREAKGLASS_LATENCY_OUT", Path(__file__).parent / "results" / "latency.json"))
-DELAYS_MS = (0, 20, 80)
+DELAYS_MS = tuple(int(d) for d in os.environ.get("BREAKGLASS_LATENCY_DELAYS", "0,20,80").split(","))
 BLOCKS = int(os.environ.get("BREAKGLASS_LATENCY_BLOCKS", "60"))
 CONTAINMENTS = int(os.environ.get("BREAKGLASS_LATENCY_CONTAINMENTS", "20"))
 IDLE_SECONDS = float(os.environ.get("BREAKGLASS_LATENCY_IDLE_SECONDS", "20"))
@@ -131,14 +134,29 @@ class RoundTrips:
 
             transport.send = timed  # type: ignore[method-assign]
 
-    def sequential(self, start: float, end: float, ignore: frozenset[str] = frozenset()) -> int:
-        """Requests inside [start, end] in waves: a wave starts when a request is sent after every
-        request of the previous wave answered (parallel ones share a wave)."""
-        inside = sorted(
+    def inside(
+        self, start: float, end: float, ignore: frozenset[str] = frozenset()
+    ) -> list[tuple[float, float]]:
+        """(sent, answered) of the requests inside [start, end], but those of only ``ignore``d methods."""
+        return sorted(
             (s, e)
             for s, e, m in self.sent
             if s >= start - 1e-4 and e <= end + 1e-4 and not (m and m <= ignore)
         )
+
+    def split(self, start: float, end: float, ignore: frozenset[str] = frozenset()) -> tuple[float, ...]:
+        """Where [start, end] went, in ms: before the first request was sent, requests in flight (first
+        sent to last answered), after the last answer (decoding, detection, publishing)."""
+        inside = self.inside(start, end, ignore)
+        if not inside:
+            return ((end - start) * 1000, 0.0, 0.0)
+        first, last = inside[0][0], max(e for _s, e in inside)
+        return ((first - start) * 1000, (last - first) * 1000, (end - last) * 1000)
+
+    def sequential(self, start: float, end: float, ignore: frozenset[str] = frozenset()) -> int:
+        """Requests inside [start, end] in waves: a wave starts when a request is sent after every
+        request of the previous wave answered (parallel ones share a wave)."""
+        inside = self.inside(start, end, ignore)
         waves, wave_end = 0, float("-inf")
         for s, e in inside:
             if s >= wave_end:
@@ -286,6 +304,9 @@ async def run_config(
     watcher.engine.on_block = on_block  # type: ignore[method-assign]
     tasks = [asyncio.create_task(watcher.run(stop)), asyncio.create_task(mempool.run(stop))]
     aw3 = AsyncWeb3(AsyncHTTPProvider(http))
+    base_requests = _count_requests(aw3)
+    head_requests: list[int] = []
+    pend_requests: list[int] = []
     contracts = {
         n: aw3.eth.contract(address=Web3.to_checksum_address(r.address), abi=r.abi)
         for n, r in config.contracts.items()
@@ -300,6 +321,8 @@ async def run_config(
     head_rt: dict[str, list[int]] = {"event": [], "invariant": [], "block": []}
     pend_ms: list[float] = []
     pend_rt: list[int] = []
+    splits: dict[str, list[tuple[float, ...]]] = {"pending": [], "invariant": []}
+    noise = frozenset({"eth_blockNumber", "txpool_content"})
     base_head: list[float] = []
     base_pend: list[float] = []
     try:
@@ -319,17 +342,17 @@ async def run_config(
             hashes = ["0x" + bytes(h).hex() for h in sent]
             await until(lambda hashes=hashes: all(h in verdicts for h in hashes))  # type: ignore[misc]
             raw = [dict(w3.eth.get_transaction(h)) for h in hashes]
-            started = time.monotonic()
+            started, asked = time.monotonic(), len(base_requests)
             for tx in raw:
                 await baseline_pending(aw3, tx, judge_reads)
             if not warm:
                 base_pend.append((time.monotonic() - started) * 1000 / len(raw))
+                pend_requests.append((len(base_requests) - asked) // len(raw))
                 for h in hashes:
                     at, ms = verdicts[h]
                     pend_ms.append(ms)
-                    pend_rt.append(
-                        trips.sequential(at - ms / 1000, at, frozenset({"eth_blockNumber", "txpool_content"}))
-                    )
+                    pend_rt.append(trips.sequential(at - ms / 1000, at, noise))
+                    splits["pending"].append(trips.split(at - ms / 1000, at, noise))
             number = w3.eth.block_number + 1
             node.rpc("evm_mine")
             seen = await heads.wait(number)
@@ -346,13 +369,14 @@ async def run_config(
                     at = published.get((monitor, number, "block"))
                     if at is not None:
                         head_ms[kind].append((at - seen) * 1000)
-                        head_rt[kind].append(
-                            trips.sequential(seen, at, frozenset({"eth_blockNumber", "txpool_content"}))
-                        )
-            started = time.monotonic()
+                        head_rt[kind].append(trips.sequential(seen, at, noise))
+                        if kind == "invariant":
+                            splits["invariant"].append(trips.split(seen, at, noise))
+            started, asked = time.monotonic(), len(base_requests)
             await baseline_block(aw3, contracts, heads.hashes[number], reads)
             if not warm:
                 base_head.append((time.monotonic() - started) * 1000)
+                head_requests.append(len(base_requests) - asked)
     finally:
         stop.set()
         for task in tasks:
@@ -369,15 +393,55 @@ async def run_config(
         "head_sequential_round_trips": {k: _counts(v) for k, v in head_rt.items()},
         "pending_to_verdict_ms": summary(pend_ms),
         "pending_sequential_round_trips": _counts(pend_rt),
+        "split_ms": {path: _split(values) for path, values in splits.items() if values},
         "baseline_web3py_head_ms": summary(base_head),
         "baseline_web3py_pending_ms": summary(base_pend),
-        "baseline_web3py_head_round_trips": 2 + len(reads),
+        "baseline_web3py_head_round_trips": _counts(head_requests),
+        "baseline_web3py_pending_round_trips": _counts(pend_requests),
+        "baseline_web3py_methods": _counts_str(base_requests),
     }
 
 
 def _args(call: Any, contracts: dict[str, Any]) -> list[Any]:
     args = call.key.split("(", 1)[1].rstrip(")")
     return [contracts[a.strip()].address for a in args.split(",") if a.strip()]
+
+
+def _split(values: list[tuple[float, ...]]) -> dict[str, Any]:
+    """Where the time of a path went (``RoundTrips.split``): each part's figures, and the slowest
+    sample's parts."""
+    parts = ("before_request", "in_flight", "after_answer")
+    slowest = max(values, key=sum)
+    return {
+        **{part: summary([v[i] for v in values]) for i, part in enumerate(parts)},
+        "slowest": {part: round(slowest[i], 2) for i, part in enumerate(parts)},
+    }
+
+
+def _count_requests(w3: AsyncWeb3 | Web3) -> list[str]:
+    """Every request web3.py sends (one after the other: each is a sequential round trip)."""
+    sent: list[str] = []
+    provider: Any = w3.provider
+    make_request = provider.make_request
+
+    async def counted(method: Any, params: Any) -> Any:
+        sent.append(str(method))
+        return await make_request(method, params)
+
+    def counted_sync(method: Any, params: Any) -> Any:
+        sent.append(str(method))
+        return make_request(method, params)
+
+    # before the first request: web3.py caches the function it calls
+    provider.make_request = counted if isinstance(w3, AsyncWeb3) else counted_sync
+    return sent
+
+
+def _counts_str(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _counts(values: list[int]) -> dict[str, int]:
@@ -409,6 +473,8 @@ async def containment(
     base: list[float] = []
     account = Account.from_key(key)
     sync = Web3(Web3.HTTPProvider(http))
+    asked = _count_requests(sync)
+    base_rt: list[int] = []
     try:
         for i in range(CONTAINMENTS + 2):
             market = delay_ms * 1000 + i
@@ -425,8 +491,10 @@ async def containment(
             node.rpc("evm_mine")
         for i in range(CONTAINMENTS):
             started = time.monotonic()
+            before = len(asked)
             await asyncio.to_thread(_baseline_contain, sync, venue, account, 500_000 + delay_ms * 1000 + i)
             base.append((time.monotonic() - started) * 1000)
+            base_rt.append(len(asked) - before)
             node.rpc("evm_mine")
     finally:
         await responder.close()
@@ -434,7 +502,8 @@ async def containment(
         "finding_to_sent_ms": summary(ours),
         "sequential_round_trips": _counts(rts),
         "baseline_web3py_ms": summary(base),
-        "baseline_web3py_round_trips": 6,
+        "baseline_web3py_round_trips": _counts(base_rt),
+        "baseline_web3py_methods": _counts_str(asked),
     }
 
 
