@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ class App:
     """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
     health: Health = field(default_factory=Health)
     """Readiness and liveness checks (``/readyz``, ``/livez``); stages add theirs in ``build_app``."""
+    exposition: Callable[[], Awaitable[bytes]] | None = None
+    """Where ``/metrics`` gets its text; None: this process's registry (the API's child process
+    asks the pipeline's, ``api/process.py``)."""
 
     async def start(self) -> None:
         """Open what needs opening before the stages run (the JetStream connection)."""

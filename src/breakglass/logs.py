@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["Redactor", "active_redactor", "configure_logging", "get_logger", "redact_url"]
+__all__ = ["Redactor", "active_redactor", "configure_logging", "get_logger", "logging_settings", "redact_url"]
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = re.compile(
@@ -109,6 +109,13 @@ def _format_exception_redacted(redactor: Redactor) -> Any:
 
 
 _ACTIVE: list[Redactor] = []
+_SETTINGS: list[str] = []
+
+
+def logging_settings() -> str:
+    """``json:LEVEL`` or ``console:LEVEL``, as ``configure_logging`` set them last (a child process
+    that logs like its parent, ``api/process.py``)."""
+    return _SETTINGS[-1] if _SETTINGS else "console:info"
 
 
 def active_redactor() -> Redactor:
@@ -133,6 +140,7 @@ def configure_logging(
     """Set up structlog for the process. Returns the redactor so callers can register secrets."""
     redactor = redactor or Redactor()
     _ACTIVE[:] = [redactor]
+    _SETTINGS[:] = [f"{'json' if json else 'console'}:{level}"]
     stream = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -45,6 +45,7 @@ async def serve(
     forwarded_allow_ips: str | None = None,
     on_started: Callable[[uvicorn.Server], None] | None = None,
     stop: asyncio.Event | None = None,
+    stages: bool = True,
 ) -> None:
     """Start the app and every component with a ``run(stop)``, serve HTTP until interrupted (or
     ``stop`` is set), then stop the components and close the app. A component that fails stops the
@@ -52,7 +53,11 @@ async def serve(
 
     ``X-Forwarded-*`` headers are believed only from ``forwarded_allow_ips`` (comma-separated proxy
     addresses); by default from nobody, so no local process can claim HTTPS or another client
-    address by setting them."""
+    address by setting them.
+
+    One process: the tests, the drills and ``ServerThread`` run it so. ``breakglass serve`` runs the
+    stages and the API in separate processes (``api/process.py``), whose child calls this with
+    ``stages=False``: the HTTP server only."""
     stop = stop or asyncio.Event()
     server = _Server(
         uvicorn.Config(
@@ -66,9 +71,10 @@ async def serve(
         ),
         on_started,
     )
-    await app.start()
-    app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
     tasks: list[asyncio.Task[None]] = []
+    if stages:
+        await app.start()
+        app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
 
     def failed(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -77,7 +83,7 @@ async def serve(
 
     for name, component in app.components.items():
         run = getattr(component, "run", None)
-        if run is not None:
+        if run is not None and stages:
             task = asyncio.create_task(run(stop), name=name)
             task.add_done_callback(failed)
             tasks.append(task)

@@ -1,9 +1,11 @@
-"""``breakglass serve CONFIG``: the pipeline, the REST API and the dashboard in one process (uvicorn)."""
+"""``breakglass serve CONFIG``: the pipeline in this process, the REST API and the dashboard (uvicorn) in
+a child process that it restarts when it dies (``api/process.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,9 +24,9 @@ SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not
 
 async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips: str | None) -> None:
     # Imported here so that every other command starts without loading the web stack.
-    from breakglass.api.application import create_api
-    from breakglass.api.server import serve
+    from breakglass.api.process import serve_supervised
     from breakglass.app import build_app
+    from breakglass.logs import logging_settings
     from breakglass.store.health import until_stored
     from breakglass.store.migrate import upgrade_async
 
@@ -39,8 +41,10 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
             f"note: neither api.session_secret nor {SECRET_ENV} is set; dashboard sessions end when the "
             "server restarts"
         )
-    api = create_api(app, session_secret=secret)
-    await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        secret = secrets.token_urlsafe(48)  # the API's process may restart: its sessions outlive that
+    app.redactor.add([secret])
+    await serve_supervised(app, config.path, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips,
+                           session_secret=secret, log_settings=logging_settings())  # fmt: skip
 
 
 @handle_errors

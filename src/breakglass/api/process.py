@@ -1,0 +1,195 @@
+"""``breakglass serve``'s process boundary: the pipeline in the main process, the API in a child.
+
+The API parses what anyone with network access sends; detection and containment must not depend on
+it. ``serve_supervised`` runs every stage (follower, detection, responder, incidents, notifications,
+metrics) in this process and the HTTP server (API, dashboard, ``/metrics``, probes) in a child
+process started with ``python -m breakglass.api.process``. The two talk over a connected Unix socket
+(``api/bridge.py``): the child publishes its transactions' outbox and listens to the live topics
+through it, and asks the pipeline for readiness, liveness and metrics. A child that dies (a
+segfault, an out-of-memory kill, a bug) is logged as ``api.process_died`` and started again after a
+backoff (1 s doubling to 30 s; back to 1 s after a minute up); the pipeline never notices. A child
+whose pipeline dies exits (its end of the socket closes), so a restarted service never has two.
+
+The child builds the same ``App`` from the same configuration but runs none of its stages; it holds
+no bus subscription and no lease. Ctrl-C or SIGTERM stops the child (SIGTERM, then SIGKILL after
+10 s), then the stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from breakglass.api.bridge import API_METRICS, BridgeBus, BridgeServer, RemoteHealth, exposition
+from breakglass.app import App
+from breakglass.logs import get_logger
+
+__all__ = ["SECRET_ENV", "serve_supervised"]
+
+log = get_logger(__name__)
+
+SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not its value)
+_LOG_ENV = "BREAKGLASS_API_CHILD_LOG"
+RESTART_BACKOFF = (1.0, 30.0)
+STABLE_SECONDS = 60.0
+
+
+async def serve_supervised(
+    app: App,
+    config: Path,
+    *,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str | None,
+    session_secret: str,
+    log_settings: str = "console:info",
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the stages here and the API in a child process (restarted when it dies) until ``stop`` is
+    set, SIGINT or SIGTERM. A stage that fails stops everything, as in one process."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await app.start()
+    app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
+    tasks: list[asyncio.Task[None]] = []
+
+    def failed(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("component failed; stopping", component=task.get_name(), error=str(task.exception()))
+            stop.set()
+
+    for name, component in app.components.items():
+        run = getattr(component, "run", None)
+        if run is not None:
+            task = asyncio.create_task(run(stop), name=name)
+            task.add_done_callback(failed)
+            tasks.append(task)
+    argv = [
+        sys.executable,
+        "-m",
+        "breakglass.api.process",
+        str(config),
+        host,
+        str(port),
+        forwarded_allow_ips or "",
+    ]
+    env = {**os.environ, SECRET_ENV: session_secret, _LOG_ENV: log_settings}
+    supervisor = asyncio.create_task(_supervise(app, argv, env, stop), name="api-process")
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await supervisor
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await app.close()
+
+
+async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: asyncio.Event) -> None:
+    delay = RESTART_BACKOFF[0]
+    bridge = BridgeServer(app.bus, app.health)
+    while not stop.is_set():
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            child = await asyncio.create_subprocess_exec(
+                *argv[:3], str(theirs.fileno()), *argv[3:], env=env, pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # a terminal's Ctrl-C reaches this process, which stops the child
+            )  # fmt: skip
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            log.error("api.process_start_failed", error=str(exc), restart_in=delay)
+            await _sleep(stop, delay)
+            delay = min(delay * 2, RESTART_BACKOFF[1])
+            continue
+        theirs.close()
+        started = time.monotonic()
+        log.info("api.process_started", pid=child.pid)
+        serving = asyncio.create_task(bridge.serve(ours), name="api-bridge")
+        exited = asyncio.create_task(child.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not exited.done():  # asked to stop: the child first
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+                await exited
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await serving
+        ours.close()
+        if stop.is_set():
+            return
+        code = exited.result()
+        if time.monotonic() - started > STABLE_SECONDS:
+            delay = RESTART_BACKOFF[0]
+        died = {"returncode": code} if code >= 0 else {"signal": signal.Signals(-code).name}
+        log.error("api.process_died", pid=child.pid, restart_in=delay, **died)
+        await _sleep(stop, delay)
+        delay = min(delay * 2, RESTART_BACKOFF[1])
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | None) -> None:
+    """The API process: the app built from ``config`` with the bridge as its bus, none of its stages run."""
+    from breakglass.api.application import create_api
+    from breakglass.api.server import serve
+    from breakglass.app import build_app
+    from breakglass.config import load_config
+
+    bus = await BridgeBus().connect(socket.socket(fileno=fd))
+    app = build_app(load_config(config), bus=bus)
+    app.components = {"store": app.components["store"], **{k: v for k, v in app.components.items()
+                                                           if k in ("incidents", "respond")}}  # fmt: skip
+    app.health = RemoteHealth(bus)
+
+    async def metrics() -> bytes:
+        pipeline = str((await bus.ask("metrics"))["text"]).encode()
+        return pipeline + exposition(lambda name: name.startswith(API_METRICS))
+
+    app.exposition = metrics
+    api = create_api(app, session_secret=os.environ.get(SECRET_ENV))
+    stop = asyncio.Event()
+    reading = asyncio.create_task(bus.run())
+    reading.add_done_callback(lambda _t: stop.set())  # the pipeline's process is gone: so are we
+    try:
+        await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded, stop=stop, stages=False)
+    finally:
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+
+
+def main(argv: list[str]) -> None:
+    """``python -m breakglass.api.process FD CONFIG HOST PORT FORWARDED``: the child's entry point."""
+    from breakglass.logs import configure_logging
+
+    kind, _, level = os.environ.get(_LOG_ENV, "console:info").partition(":")
+    configure_logging(json=kind == "json", level=level or "info")
+    fd, config, host, port, forwarded = argv
+    asyncio.run(_child(int(fd), Path(config), host, int(port), forwarded or None))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

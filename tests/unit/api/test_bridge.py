@@ -1,0 +1,94 @@
+"""The channel between the pipeline's process and the API's: both ends over a real socket pair, in
+one event loop. The API may publish its outbox topics only; it hears the live topics; it asks the
+pipeline's readiness and metrics, and sees it gone when its end closes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from breakglass.api.bridge import BridgeBus, BridgeServer, RemoteHealth
+from breakglass.bus import InProcessBus, Topics
+from breakglass.health import CheckResult, Health
+from breakglass.incidents.models import IncidentChange
+from breakglass.testing import make_finding, wait_until
+
+Ends = tuple[InProcessBus, Health, BridgeBus, "asyncio.Task[None]"]
+
+
+@pytest.fixture
+async def ends() -> AsyncIterator[Ends]:
+    bus = InProcessBus()
+    health = Health()
+
+    async def store() -> CheckResult:
+        return CheckResult(True)
+
+    async def follower() -> CheckResult:
+        return CheckResult(False, "12 blocks behind")
+
+    health.add_readiness("store", store)
+    health.add_readiness("follower", follower)
+    ours, theirs = socket.socketpair()
+    serving = asyncio.create_task(BridgeServer(bus, health).serve(ours))
+    api = await BridgeBus().connect(theirs)
+    reading = asyncio.create_task(api.run())
+    yield bus, health, api, serving
+    await api.close()
+    for task in (serving, reading):
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await bus.close()
+
+
+def _change(n: int) -> IncidentChange:
+    return IncidentChange(incident_id=f"INC-{n}", change="opened")
+
+
+async def test_the_api_publishes_its_outbox_topics_and_never_findings(ends: Ends) -> None:
+    bus, _health, api, _serving = ends
+    incidents = bus.subscribe(Topics.INCIDENTS, "notify")
+    findings = bus.subscribe(Topics.FINDINGS, "respond")
+    await api.publish(Topics.FINDINGS, make_finding("forged"))
+    await api.publish(Topics.INCIDENTS, _change(1))
+    assert await asyncio.wait_for(anext(incidents), 5) == _change(1)
+    assert (await bus.lag())[(Topics.FINDINGS, "respond")] == 0  # the forged finding never arrived
+    del findings
+
+
+async def test_the_api_hears_the_live_topics(ends: Ends) -> None:
+    bus, _health, api, _serving = ends
+    heard = api.listen(Topics.INCIDENTS)
+    first = asyncio.ensure_future(anext(heard))
+    await wait_until(lambda: bus.listening(Topics.INCIDENTS) == 1, what="the pipeline relays the topic")
+    await bus.publish(Topics.INCIDENTS, _change(2))
+    assert await asyncio.wait_for(first, 5) == _change(2)
+    await heard.aclose()
+
+
+async def test_the_api_reports_the_pipelines_health_and_its_absence(ends: Ends) -> None:
+    _bus, _health, api, serving = ends
+    remote = RemoteHealth(api)
+    report = await remote.readiness()
+    assert report.as_dict() == {
+        "status": "fail",
+        "checks": {"store": "ok", "follower": "fail: 12 blocks behind"},
+    }
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    await wait_until(lambda: api.lost.is_set(), what="the API sees the pipeline gone")
+    gone = await remote.readiness()
+    assert not gone.ok and gone.checks["pipeline"].detail.startswith("unreachable")
+
+
+async def test_metrics_come_from_the_pipeline_but_the_apis_own(ends: Ends) -> None:
+    from breakglass.api.routes.metrics import REQUESTS
+
+    REQUESTS.labels("GET", "/bridge-test", "200").inc()
+    _bus, _health, api, _serving = ends
+    text = (await api.ask("metrics"))["text"]
+    assert "breakglass_bus_consumer_lag_messages" in text or "breakglass_ready" in text
+    assert "breakglass_api_requests_total" not in text  # the API's process reports its own
