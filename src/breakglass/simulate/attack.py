@@ -8,10 +8,10 @@ every block near the head the follower hands over (``on_block``, never awaited b
    again (a call to one, a log naming one: funded, armed, granted a role);
 2. those that can reach the protocol, best first: code embedding a protocol address, then a deployer
    the set-up monitor holds tainted, then the rest (``reach``), at most ``max_contracts_per_block``;
-3. each one's selectors from its dispatcher (``bytecode.py``) called on the latest state from its
-   deployer, its creator and a fresh account, with guessed arguments in rounds of increasing cost,
-   then two-call sequences where the first changed something (``probes.py``), every caller funded
-   by a state override;
+3. each one probed (``prober.py``): its dispatcher's selectors (``bytecode.py``) called on the latest
+   state from its deployer, its creator and a fresh account, with guessed arguments in rounds of
+   increasing cost, then two-call sequences where the first changed something (``probes.py``),
+   every caller funded by a state override;
 4. each post-state judged by the pending-transaction judge (``judge.py``: invariants read before the
    first call and after the last, flows, transaction and event monitors on the last call's logs);
 5. a monitor broken at ``min_severity`` is a finding at ``FindingStage.SETUP_PROVEN`` with the proof
@@ -32,7 +32,7 @@ import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -40,17 +40,7 @@ from eth_utils.crypto import keccak
 from breakglass.bus import Bus, Topics
 from breakglass.chain.rpc import RpcClient
 from breakglass.config.attack import AttackSimulationConfig
-from breakglass.domain import (
-    Address,
-    Block,
-    Finding,
-    FindingStage,
-    Hash32,
-    PendingTx,
-    Severity,
-    Tx,
-    fingerprint_of,
-)
+from breakglass.domain import Block, Finding
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
 from breakglass.metrics import FINDINGS
@@ -58,49 +48,15 @@ from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.bytecode import embedded_addresses, selectors
 from breakglass.simulate.discover import Created, CreationFinder
 from breakglass.simulate.judge import Judge
-from breakglass.simulate.probes import (
-    FRESH_CALLER,
-    PROBE_GAS,
-    CallOutcome,
-    ProbeCall,
-    argument_sets,
-    pair_probes,
-    parse_probe,
-    probe_params,
-)
-from breakglass.simulate.request import SimulatedBlock
+from breakglass.simulate.prober import Prober, Watched
 
-__all__ = ["AttackSimulator", "Watched"]
+__all__ = ["AttackSimulator", "AttackStats", "tainted_by"]
 
 log = get_logger(__name__)
 
 BACKLOG = 64
 """Blocks waiting for this stage; beyond it the oldest are dropped."""
 MAX_WATCHED = 4096
-MAX_ADDRESS_GUESSES = 16
-"""Protocol addresses tried as arguments: those the code does not embed first (a contract takes as an
-argument what it does not already know: the markets to drain, say)."""
-MAX_PREPARED = 8
-
-
-@dataclass
-class Watched:
-    """A contract created near the head, kept for ``watch_blocks`` to be probed again when touched."""
-
-    address: str
-    creator: str
-    origin: str
-    created_in: int
-    code_hash: str
-    selectors: tuple[bytes, ...]
-    embedded: list[str]
-    tainted: bool = False
-    probes: int = 0
-    proven: bool = False
-
-    @property
-    def priority(self) -> int:
-        return 2 * bool(self.embedded) + bool(self.tainted)
 
 
 @dataclass
@@ -152,8 +108,7 @@ class AttackSimulator:
         self.bus = bus
         self.finder = finder or CreationFinder(rpc, method=settings.trace)
         self.tainted = tainted or (lambda _a: False)
-        self.batcher = batcher or RpcBatcher(rpc)
-        self.min_severity = Severity.parse(settings.min_severity)
+        self.prober = Prober(batcher or RpcBatcher(rpc), judge, settings, protocol=list(protocol.values()))
         self.watched: OrderedDict[str, Watched] = OrderedDict()
         self.stats = AttackStats()
         self._quiet_codes: set[str] = set()
@@ -300,12 +255,13 @@ class AttackSimulator:
         self.stats.probed += 1
         spent = [0]
         try:
-            found = await asyncio.wait_for(self.probe(w, budget, spent), self.settings.timeout)
+            found = await asyncio.wait_for(self.prober.probe(w, budget, spent), self.settings.timeout)
         except TimeoutError:
             self.stats.timeouts += 1
             log.warning("attack simulation ran out of time", contract=w.address, simulations=spent[0])
             found = []
         elapsed = (self._clock() - started) * 1000
+        self.stats.simulations += spent[0]
         self.stats.cost_ms.append(elapsed)
         if found:
             w.proven = True
@@ -322,150 +278,6 @@ class AttackSimulator:
         elif reason == "created":
             self._quiet_codes.add(w.code_hash)
         return spent[0], found
-
-    async def probe(self, w: Watched, budget: int, spent: list[int] | None = None) -> list[Finding]:
-        """Call ``w``'s selectors (then pairs) on the latest state until a monitor breaks or
-        ``budget`` simulations are spent; the findings that prove harm (empty: none seen)."""
-        spent = spent if spent is not None else [0]
-        callers = list(dict.fromkeys(a for a in (w.origin, w.creator, FRESH_CALLER) if a))
-        others = [a for a in self.protocol_order if a not in w.embedded]
-        guesses = [*others, *w.embedded][:MAX_ADDRESS_GUESSES]
-        args = argument_sets(guesses)
-        done: set[bytes] = set()
-        """selectors not worth calling with arguments: getters, and calls that worked without any"""
-        prepared: list[ProbeCall] = []
-        # rounds of single calls, cheapest arguments first; the two-call sequences after the second
-        # round (no arguments, zero words): an arm-then-fire contract needs none, most often
-        for k in range(len(args) + 1):
-            if k == 2:
-                strikes = [
-                    ProbeCall(c, w.address, s + encoded)
-                    for encoded in args[:2]
-                    for s in w.selectors
-                    if s not in done or encoded == b""
-                    for c in callers
-                ]
-                pairs = pair_probes(prepared, strikes, self.settings.max_pairs)
-                for _seq, outcome in await self._run([list(p) for p in pairs], budget, spent):
-                    if isinstance(outcome, list):
-                        return outcome
-            if k == len(args):
-                break
-            encoded = args[k]
-            calls: list[ProbeCall] = []
-            if k == 0:
-                calls += [ProbeCall(c, w.address, b"", 10**18) for c in callers]
-            for selector in w.selectors:
-                if selector not in done:
-                    calls += [ProbeCall(c, w.address, selector + encoded) for c in callers]
-            for seq, outcome in await self._run([[c] for c in calls], budget, spent):
-                if isinstance(outcome, list):
-                    return outcome  # proven
-                if outcome is None or not outcome.ok:
-                    continue
-                call = seq[0]
-                if k == 0 and call.data:
-                    done.add(call.selector)
-                changed = not outcome.returned or outcome.logs
-                if changed and len(prepared) < MAX_PREPARED and call not in prepared:
-                    prepared.append(call)
-            if spent[0] >= budget:
-                return []
-        return []
-
-    async def _run(
-        self, sequences: Sequence[list[ProbeCall]], budget: int, spent: list[int]
-    ) -> list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]]:
-        """Simulate ``sequences`` (``concurrency`` per round trip) within ``budget``; stops at the
-        first that proves harm (its findings in place of its outcome). Each sequence's outcome is
-        its last call's, None when it could not be simulated."""
-        out: list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]] = []
-        reads = self.judge.reads
-        step = self.settings.concurrency
-        for i in range(0, len(sequences), step):
-            room = budget - spent[0]
-            if room <= 0:
-                break
-            chunk = list(sequences[i : i + min(step, room)])
-            answers = await self.batcher.batch(
-                [("eth_simulateV1", probe_params(seq, reads)) for seq in chunk]
-            )
-            spent[0] += len(chunk)
-            self.stats.simulations += len(chunk)
-            for seq, answer in zip(chunk, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    out.append((seq, None))
-                    continue
-                try:
-                    sim, outcomes = parse_probe(answer, len(reads), len(seq))
-                except ChainError as exc:
-                    log.info("probe answer not read", error=str(exc))
-                    out.append((seq, None))
-                    continue
-                if not outcomes[0].ok:
-                    out.append((seq, outcomes[-1]))
-                    continue
-                found = self._judge(seq, sim) if sim.tx.status == 1 else []
-                if found:
-                    out.append((seq, found))
-                    return out
-                out.append((seq, outcomes[-1]))
-        return out
-
-    # ---- judging
-
-    def _judge(self, seq: Sequence[ProbeCall], sim: SimulatedBlock) -> list[Finding]:
-        last = seq[-1]
-        tx = Tx(
-            hash=Hash32("0x" + fingerprint_of("probe", [c.to_json() for c in seq]) * 2),
-            sender=Address(last.sender),
-            to=Address(last.to),
-            value=last.value,
-            input=last.data,
-            nonce=0,
-            gas=PROBE_GAS,
-            max_fee_per_gas=None,
-            max_priority_fee_per_gas=None,
-            gas_price=None,
-            index=0,
-        )
-        found = self.judge.judge(PendingTx(tx, 0.0), sim, time.time() * 1000)
-        w = self.watched.get(last.to.lower())
-        return [self._proven(f, seq, sim, w) for f in found if f.severity >= self.min_severity]
-
-    def _proven(
-        self, f: Finding, seq: Sequence[ProbeCall], sim: SimulatedBlock, w: Watched | None
-    ) -> Finding:
-        contract = seq[-1].to.lower()
-        evidence: dict[str, Any] = {
-            k: v for k, v in f.evidence.items() if k not in ("pending_fees", "sender", "to")
-        }
-        evidence.update(
-            signal="attack-contract-simulation",
-            contract=contract,
-            attacker=contract,
-            deployer=w.origin if w else None,
-            creator=w.creator if w else None,
-            created_in=w.created_in if w else None,
-            code_hash=w.code_hash if w else None,
-            calls=[c.to_json() for c in seq],
-            selector="0x" + seq[-1].selector.hex() if seq[-1].data else None,
-            proven_on_block=sim.number - 1,
-        )
-        fingerprint = fingerprint_of("setup-proven", f.monitor_id, f.chain_id, contract, dict(f.labels))
-        calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in seq)
-        return replace(
-            f,
-            stage=FindingStage.SETUP_PROVEN,
-            block_number=sim.number - 1,
-            tx_hash=None,
-            block_hash=None,
-            title=f"contract {contract} proven to break {f.monitor_id} ({calls}, simulated): {f.title}",
-            evidence=evidence,
-            fingerprint=fingerprint,
-            # one breach per contract: the playbooks act once on it, whichever monitors it breaks
-            breach="setup-proven-" + fingerprint_of("setup-proven", f.chain_id, contract)[:24],
-        )
 
 
 def tainted_by(detectors: Iterable[Any]) -> Callable[[str], bool]:

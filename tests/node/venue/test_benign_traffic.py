@@ -24,8 +24,10 @@ def test_a_busy_day_of_benign_traffic_has_no_unexpected_revert(venue: Venue, cha
     assert report.transactions / report.blocks >= 4  # busy, not a trickle
     assert report.liquidations >= 1  # the volatile day broke some positions, honestly
     assert report.governance_executed >= 1  # Safe -> timelock -> execution after the delay
-    for kind in ("open", "close", "order", "execute", "deposit", "redeem", "swap", "feed", "push"):
+    kinds = ("open", "close", "order", "execute", "deposit", "redeem", "swap", "feed", "push", "contract")
+    for kind in kinds:
         assert report.by_kind[kind] > 0, kind
+    assert report.by_kind["deploy"] == 4  # honest users' own contracts (a zap, a flash-loan user) in use
     eth_low, eth_high = report.price_range["feed_eth"]
     assert eth_high / eth_low > 1.1
 

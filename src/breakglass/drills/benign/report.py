@@ -20,6 +20,8 @@ class BenignConfig:
     governance_every: int = 400  # blocks between governance proposals
     swing: float = 0.15  # the volatile day's move, up for ETH and down for BTC, then part way back
     first_trader_index: int = 30
+    builders: int = 4  # honest users who deploy a contract of their own that uses the venue (builders.py)
+    build_every: int = 50  # blocks between two of their deployments
 
 
 @dataclass

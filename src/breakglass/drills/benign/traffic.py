@@ -28,6 +28,7 @@ from breakglass.devnet.venue.forwarder import signed_price_push
 from breakglass.devnet.venue.governance import ZERO32
 from breakglass.devnet.venue.safe import safe_exec_function
 from breakglass.devnet.venue.tx import build_tx, call_data, sign_tx
+from breakglass.drills.benign.builders import HonestBuilders
 from breakglass.drills.benign.report import BenignConfig, BenignReport
 from breakglass.errors import DevnetError
 
@@ -50,6 +51,8 @@ GAS = {
     "safe": 600_000,
     "timelock": 500_000,
     "fund": 100_000,
+    "deploy": 2_000_000,
+    "contract": 1_500_000,
 }
 
 
@@ -95,6 +98,13 @@ class BenignTraffic:
         self._wallet: dict[tuple[str, str], int] = {}  # balances left this block
         self._chain_id = self.w3.eth.chain_id
         self._base_fee = 10**9
+        self.builders = HonestBuilders(
+            self,
+            count=self.cfg.builders,
+            every=self.cfg.build_every,
+            first_index=first + 300,
+            seed=self.cfg.seed + 1,
+        )
 
     @property
     def w3(self) -> Web3:
@@ -107,7 +117,10 @@ class BenignTraffic:
         v, deployer = self.venue, role_key("deployer")
         mining = self._hold_mining()
         try:
-            for who, usd in [(t, 2_000_000) for t in self.traders] + [(lp, 5_000_000) for lp in self.lps]:
+            builders = [(b, 2_000_000) for b in self.builders.funding()]
+            for who, usd in (
+                [(t, 2_000_000) for t in self.traders] + [(lp, 5_000_000) for lp in self.lps] + builders
+            ):
                 self._send("fund", deployer, v.usd.functions.mint(who.address, usd * USD))
                 self._send_value(deployer, who.address, 50 * 10**18)
             for t in self.traders:
@@ -168,6 +181,7 @@ class BenignTraffic:
             self._push_prices()
         self._keeper_orders()
         self._governance(i)
+        self.builders.act(i)
         for _ in range(self.rng.randint(2, 7)):
             self._random_action()
         self._mine()
@@ -183,14 +197,35 @@ class BenignTraffic:
         on_receipt: Callable[[dict[str, Any]], None] | None = None,
         on_revert: Callable[[], None] | None = None,
     ) -> None:
+        self.send_raw(
+            kind, who, fn.address, call_data(fn), value,
+            on_success=on_success, on_receipt=on_receipt, on_revert=on_revert,
+        )  # fmt: skip
+
+    send = _send
+    """A participant's contract call (honest builders send theirs through it too)."""
+
+    def send_raw(
+        self,
+        kind: str,
+        who: LocalAccount,
+        to: str | None,
+        data: bytes | str,
+        value: int = 0,
+        *,
+        on_success: Callable[[], None] | None = None,
+        on_receipt: Callable[[dict[str, Any]], None] | None = None,
+        on_revert: Callable[[], None] | None = None,
+    ) -> None:
+        """A transaction from ``who`` (``to=None``: a deployment), mined with this block."""
         nonce = self._nonces.get(who.address)
         if nonce is None:
             nonce = self.w3.eth.get_transaction_count(who.address, "pending")
         tx = build_tx(
             self.w3,
             who.address,
-            to=fn.address,
-            data=call_data(fn),
+            to=to,
+            data=data,
             value=value,
             gas=GAS[kind],
             nonce=nonce,
@@ -387,6 +422,8 @@ class BenignTraffic:
             return False
         self._wallet[key] -= amount
         return True
+
+    spend = _spend
 
     def _random_action(self) -> None:
         roll = self.rng.random()

@@ -1,0 +1,223 @@
+"""One contract's probe: which calls, in which order, on the latest state, and how a proof is made.
+
+``Prober.probe(watched, budget)`` calls the contract's selectors in rounds of increasing argument
+cost (``probes.py``), from its deployer, its creator and a fresh account; after the second round, the
+two-call sequences (a call that changed something, then each selector from the same caller). Each
+simulation's post-state goes to the pending-transaction judge (``judge.py``); the first that breaks a
+monitor at ``min_severity`` ends the probe, and its findings are re-made as proofs: stage
+``setup-proven``, the calls and the monitor's values in ``evidence``, one breach per contract.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from breakglass.config.attack import AttackSimulationConfig
+from breakglass.domain import Address, Finding, FindingStage, Hash32, PendingTx, Severity, Tx, fingerprint_of
+from breakglass.errors import ChainError
+from breakglass.logs import get_logger
+from breakglass.simulate.batch import RpcBatcher
+from breakglass.simulate.judge import Judge
+from breakglass.simulate.probes import (
+    FRESH_CALLER,
+    PROBE_GAS,
+    PROBE_VALUE,
+    CallOutcome,
+    ProbeCall,
+    argument_sets,
+    pair_probes,
+    parse_probe,
+    probe_params,
+)
+from breakglass.simulate.request import SimulatedBlock
+
+__all__ = ["MAX_ADDRESS_GUESSES", "Prober", "Watched"]
+
+log = get_logger(__name__)
+
+MAX_ADDRESS_GUESSES = 16
+"""Protocol addresses tried as arguments: those the code does not embed first (a contract takes as an
+argument what it does not already know: the markets to drain, say)."""
+MAX_PREPARED = 8
+"""First calls of two-call sequences kept per contract."""
+
+
+@dataclass
+class Watched:
+    """A contract created near the head, kept for ``watch_blocks`` to be probed again when touched."""
+
+    address: str
+    creator: str
+    origin: str
+    created_in: int
+    code_hash: str
+    selectors: tuple[bytes, ...]
+    embedded: list[str]
+    tainted: bool = False
+    probes: int = 0
+    proven: bool = False
+
+    @property
+    def priority(self) -> int:
+        return 2 * bool(self.embedded) + bool(self.tainted)
+
+
+class Prober:
+    """Probes one contract at a time within a budget. Constructed with no I/O."""
+
+    def __init__(
+        self,
+        batcher: RpcBatcher,
+        judge: Judge,
+        settings: AttackSimulationConfig,
+        *,
+        protocol: Sequence[str],
+    ) -> None:
+        self.batcher = batcher
+        self.judge = judge
+        self.settings = settings
+        self.protocol_order = [a.lower() for a in protocol]
+        self.min_severity = Severity.parse(settings.min_severity)
+
+    async def probe(self, w: Watched, budget: int, spent: list[int] | None = None) -> list[Finding]:
+        """Call ``w``'s selectors (then pairs) on the latest state until a monitor breaks or
+        ``budget`` simulations are spent (counted in ``spent[0]``); the findings that prove harm
+        (empty: none seen)."""
+        spent = spent if spent is not None else [0]
+        callers = list(dict.fromkeys(a for a in (w.origin, w.creator, FRESH_CALLER) if a))
+        others = [a for a in self.protocol_order if a not in w.embedded]
+        guesses = [*others, *w.embedded][:MAX_ADDRESS_GUESSES]
+        args = argument_sets(guesses)
+        done: set[bytes] = set()
+        """selectors not worth calling with arguments: getters, and calls that worked without any"""
+        prepared: list[ProbeCall] = []
+        # rounds of single calls, cheapest arguments first; the two-call sequences after the second
+        # round (no arguments, zero words): an arm-then-fire contract needs none, most often
+        for k in range(len(args) + 1):
+            if k == 2:
+                strikes = [
+                    ProbeCall(c, w.address, s + encoded)
+                    for encoded in args[:2]
+                    for s in w.selectors
+                    if s not in done or encoded == b""
+                    for c in callers
+                ]
+                pairs = pair_probes(prepared, strikes, self.settings.max_pairs)
+                for _seq, outcome in await self._run(w, [list(p) for p in pairs], budget, spent):
+                    if isinstance(outcome, list):
+                        return outcome
+            if k == len(args):
+                break
+            encoded = args[k]
+            calls: list[ProbeCall] = []
+            if k == 0:
+                calls += [ProbeCall(c, w.address, b"", PROBE_VALUE) for c in callers]
+            for selector in w.selectors:
+                if selector not in done:
+                    calls += [ProbeCall(c, w.address, selector + encoded) for c in callers]
+            for seq, outcome in await self._run(w, [[c] for c in calls], budget, spent):
+                if isinstance(outcome, list):
+                    return outcome  # proven
+                if outcome is None or not outcome.ok:
+                    continue
+                call = seq[0]
+                if k == 0 and call.data:
+                    done.add(call.selector)
+                changed = not outcome.returned or outcome.logs
+                if changed and len(prepared) < MAX_PREPARED and call not in prepared:
+                    prepared.append(call)
+            if spent[0] >= budget:
+                return []
+        return []
+
+    async def _run(
+        self, w: Watched, sequences: Sequence[list[ProbeCall]], budget: int, spent: list[int]
+    ) -> list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]]:
+        """Simulate ``sequences`` (``concurrency`` per round trip) within ``budget``; stops at the
+        first that proves harm (its findings in place of its outcome). Each sequence's outcome is
+        its last call's, None when it could not be simulated."""
+        out: list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]] = []
+        reads = self.judge.reads
+        step = self.settings.concurrency
+        for i in range(0, len(sequences), step):
+            room = budget - spent[0]
+            if room <= 0:
+                break
+            chunk = list(sequences[i : i + min(step, room)])
+            answers = await self.batcher.batch(
+                [("eth_simulateV1", probe_params(seq, reads)) for seq in chunk]
+            )
+            spent[0] += len(chunk)
+            for seq, answer in zip(chunk, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    out.append((seq, None))
+                    continue
+                try:
+                    sim, outcomes = parse_probe(answer, len(reads), len(seq))
+                except ChainError as exc:
+                    log.info("probe answer not read", error=str(exc))
+                    out.append((seq, None))
+                    continue
+                if not outcomes[0].ok:
+                    out.append((seq, outcomes[-1]))
+                    continue
+                found = self._judge(w, seq, sim) if sim.tx.status == 1 else []
+                if found:
+                    out.append((seq, found))
+                    return out
+                out.append((seq, outcomes[-1]))
+        return out
+
+    def _judge(self, w: Watched, seq: Sequence[ProbeCall], sim: SimulatedBlock) -> list[Finding]:
+        last = seq[-1]
+        tx = Tx(
+            hash=Hash32("0x" + fingerprint_of("probe", [c.to_json() for c in seq]) * 2),
+            sender=Address(last.sender),
+            to=Address(last.to),
+            value=last.value,
+            input=last.data,
+            nonce=0,
+            gas=PROBE_GAS,
+            max_fee_per_gas=None,
+            max_priority_fee_per_gas=None,
+            gas_price=None,
+            index=0,
+        )
+        found = self.judge.judge(PendingTx(tx, 0.0), sim, time.time() * 1000)
+        return [self._proven(f, seq, sim, w) for f in found if f.severity >= self.min_severity]
+
+    @staticmethod
+    def _proven(f: Finding, seq: Sequence[ProbeCall], sim: SimulatedBlock, w: Watched) -> Finding:
+        contract = seq[-1].to.lower()
+        evidence: dict[str, Any] = {
+            k: v for k, v in f.evidence.items() if k not in ("pending_fees", "sender", "to")
+        }
+        evidence.update(
+            signal="attack-contract-simulation",
+            contract=contract,
+            attacker=contract,
+            deployer=w.origin,
+            creator=w.creator,
+            created_in=w.created_in,
+            code_hash=w.code_hash,
+            calls=[c.to_json() for c in seq],
+            selector="0x" + seq[-1].selector.hex() if seq[-1].data else None,
+            proven_on_block=sim.number - 1,
+        )
+        fingerprint = fingerprint_of("setup-proven", f.monitor_id, f.chain_id, contract, dict(f.labels))
+        calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in seq)
+        return replace(
+            f,
+            stage=FindingStage.SETUP_PROVEN,
+            block_number=sim.number - 1,
+            tx_hash=None,
+            block_hash=None,
+            title=f"contract {contract} proven to break {f.monitor_id} ({calls}, simulated): {f.title}",
+            evidence=evidence,
+            fingerprint=fingerprint,
+            # one breach per contract: the playbooks act once on it, whichever monitors it breaks
+            breach="setup-proven-" + fingerprint_of("setup-proven", f.chain_id, contract)[:24],
+        )
