@@ -3,7 +3,8 @@
 One connected Unix socket, newline-delimited JSON frames, bus messages in the bus codec (only
 registered domain types decode). The API end (``BridgeBus``) is the API's ``Bus``: it publishes what
 the API's transactions put in their outbox, and listens to the live topics for server-sent events;
-it also asks the pipeline for its readiness and liveness (``RemoteHealth``) and for its metrics. The
+it also asks the pipeline for its readiness and liveness (``RemoteHealth``), for the store's
+availability as its writes see it (``RemoteStoreHealth``) and for its metrics. The
 pipeline end (``BridgeServer``) publishes on the real bus only the topics the API writes to
 (``API_TOPICS``: never findings, so a compromised API process cannot make the responder act),
 relays the live topics, and answers the questions. Either end closing ends the other's reads: an
@@ -28,8 +29,9 @@ from breakglass.bus.codec import CodecError, decode, encode
 from breakglass.errors import BreakglassError
 from breakglass.health import CheckResult, Health, Report
 from breakglass.logs import get_logger
+from breakglass.store.health import StoreHealth
 
-__all__ = ["API_TOPICS", "BridgeBus", "BridgeServer", "RemoteHealth", "exposition"]
+__all__ = ["API_TOPICS", "BridgeBus", "BridgeServer", "RemoteHealth", "RemoteStoreHealth", "exposition"]
 
 log = get_logger(__name__)
 
@@ -66,9 +68,10 @@ class _Done:
 class BridgeServer:
     """The pipeline's end: serves one API process on ``sock`` until it goes away."""
 
-    def __init__(self, bus: Bus, health: Health) -> None:
+    def __init__(self, bus: Bus, health: Health, store: StoreHealth | None = None) -> None:
         self.bus = bus
         self.health = health
+        self.store = store or StoreHealth()
 
     async def serve(self, sock: socket.socket) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
@@ -81,10 +84,22 @@ class BridgeServer:
                 await writer.drain()
 
         async def relay(topic: str) -> None:
-            async with contextlib.aclosing(self.bus.listen(topic)) as messages:
-                async for message in messages:
-                    with contextlib.suppress(CodecError):
-                        await send({"op": "event", "topic": topic, "message": encode(message).decode()})
+            delay = 0.1
+            while True:  # a listener that fails is replaced, as the API's own hub does (api/events.py)
+                try:
+                    async with contextlib.aclosing(self.bus.listen(topic)) as messages:
+                        async for message in messages:
+                            delay = 0.1
+                            with contextlib.suppress(CodecError):
+                                frame = {"op": "event", "topic": topic, "message": encode(message).decode()}
+                                await send(frame)
+                    return  # the bus closed
+                except (ConnectionError, OSError):
+                    return  # the API process is gone
+                except Exception as exc:
+                    log.error("api.bridge_listener_failed", topic=topic, error=type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
 
         try:
             while line := await reader.readline():
@@ -125,6 +140,10 @@ class BridgeServer:
         elif op in ("ready", "live"):
             report = await (self.health.readiness() if op == "ready" else self.health.liveness())
             await send({"op": "reply", "id": frame["id"], "report": report.as_dict()})
+        elif op == "store":
+            status = {"available": self.store.available, "since": self.store.since,
+                      "backlog": self.store.backlog()}  # fmt: skip
+            await send({"op": "reply", "id": frame["id"], **status})
         elif op == "metrics":
             text = exposition(lambda name: not name.startswith(API_METRICS)).decode()
             await send({"op": "reply", "id": frame["id"], "text": text})
@@ -265,3 +284,25 @@ class RemoteHealth(Health):
             return Report(False, {"pipeline": CheckResult(False, f"unreachable ({type(exc).__name__})")})
         checks = {str(name): _result(str(text)) for name, text in answer["checks"].items()}
         return Report(answer["status"] == "ok", checks)
+
+
+class RemoteStoreHealth(StoreHealth):
+    """The pipeline's view of the store's availability (its writes failing or not), for the API's
+    ``/api/v1/health``: ``refresh()`` asks it over the bridge; unanswered, the last answer stays."""
+
+    def __init__(self, bus: BridgeBus) -> None:
+        super().__init__()
+        self._bus = bus
+        self._waiting: dict[str, int] = {}
+
+    async def refresh(self) -> None:
+        try:
+            answer = await self._bus.ask("store")
+        except (BreakglassError, TimeoutError):
+            return
+        self.available = bool(answer["available"])
+        self.since = None if answer["since"] is None else float(answer["since"])
+        self._waiting = {str(kind): int(n) for kind, n in answer["backlog"].items()}
+
+    def backlog(self) -> dict[str, int]:
+        return dict(self._waiting)

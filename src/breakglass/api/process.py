@@ -26,7 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-from breakglass.api.bridge import API_METRICS, BridgeBus, BridgeServer, RemoteHealth, exposition
+from breakglass.api.bridge import (
+    API_METRICS,
+    BridgeBus,
+    BridgeServer,
+    RemoteHealth,
+    RemoteStoreHealth,
+    exposition,
+)
 from breakglass.app import App
 from breakglass.logs import get_logger
 
@@ -99,7 +106,7 @@ async def serve_supervised(
 
 async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: asyncio.Event) -> None:
     delay = RESTART_BACKOFF[0]
-    bridge = BridgeServer(app.bus, app.health)
+    bridge = BridgeServer(app.bus, app.health, app.components["store"].health)
     while not stop.is_set():
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -163,6 +170,7 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
     app.components = {"store": app.components["store"], **{k: v for k, v in app.components.items()
                                                            if k in ("incidents", "respond")}}  # fmt: skip
     app.health = RemoteHealth(bus)
+    app.components["store"].health = RemoteStoreHealth(bus)  # what the pipeline's writes see
 
     async def metrics() -> bytes:
         pipeline = str((await bus.ask("metrics"))["text"]).encode()

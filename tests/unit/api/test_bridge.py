@@ -92,3 +92,29 @@ async def test_metrics_come_from_the_pipeline_but_the_apis_own(ends: Ends) -> No
     text = (await api.ask("metrics"))["text"]
     assert "breakglass_bus_consumer_lag_messages" in text or "breakglass_ready" in text
     assert "breakglass_api_requests_total" not in text  # the API's process reports its own
+
+
+async def test_the_api_sees_the_store_as_the_pipelines_writes_do() -> None:
+    from breakglass.api.bridge import RemoteStoreHealth
+    from breakglass.store.health import StoreHealth
+
+    store = StoreHealth()
+    store.track("checkpoints", lambda: 3)
+    ours, theirs = socket.socketpair()
+    serving = asyncio.create_task(BridgeServer(InProcessBus(), Health(), store).serve(ours))
+    api = await BridgeBus().connect(theirs)
+    reading = asyncio.create_task(api.run())
+    try:
+        remote = RemoteStoreHealth(api)
+        await remote.refresh()
+        assert remote.available and remote.since is None
+        store.failed("alerts.process", OSError("database is locked"))
+        await remote.refresh()
+        assert not remote.available and remote.since == store.since
+        assert remote.backlog() == {"checkpoints": 3}
+    finally:
+        store.succeeded("alerts.process")  # the process-wide availability gauge back to 1
+        await api.close()
+        for task in (serving, reading):
+            task.cancel()
+        await asyncio.gather(serving, reading, return_exceptions=True)

@@ -47,6 +47,9 @@ async def health(ctx: Ctx, _who: Viewer) -> Health:
         checks["store"] = f"error: {type(exc).__name__}"
     # A locked SQLite still answers reads: what the pipeline saw of its writes says more.
     store_health = getattr(ctx.app.components.get("store"), "health", None)
+    refresh = getattr(store_health, "refresh", None)  # the API's own process asks the pipeline's
+    if refresh is not None:
+        await refresh()
     if isinstance(store_health, StoreHealth):
         checks["store_writes"] = "ok"
         if not store_health.available:
