@@ -20,6 +20,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS",
+    "ATTACK_PROBES",
+    "ATTACK_PROBE_SECONDS",
+    "ATTACK_SIMULATIONS",
+    "ATTACK_SKIPPED",
     "BUS_CONSUMER_RESTARTS",
     "BUS_CONSUMER_UP",
     "BUS_LAG",
@@ -154,6 +158,25 @@ MEMPOOL_LAST_SEEN = Gauge(
 )
 MEMPOOL_SUBSCRIBED = Gauge(
     "breakglass_mempool_subscribed", "1 while the pending-transaction WebSocket subscription is live."
+)
+
+# ---- simulate/attack: new contracts probed before they act
+ATTACK_PROBES = Counter(
+    "breakglass_attack_simulation_probes",
+    "Contracts probed: outcome=proven, quiet or timeout; reason=created or touched.",
+    ["outcome", "reason"],
+)
+ATTACK_SIMULATIONS = Counter(
+    "breakglass_attack_simulation_simulations", "eth_simulateV1 requests made probing contracts."
+)
+ATTACK_SKIPPED = Counter(
+    "breakglass_attack_simulation_skipped",
+    "Work left undone: what=block (the queue was full), contract (over a block's budget) or cached "
+    "(identical code probed quiet at its creation).",
+    ["what"],
+)
+ATTACK_PROBE_SECONDS = Histogram(
+    "breakglass_attack_simulation_probe_seconds", "Wall time of one contract's probe.", buckets=_LATENCY
 )
 
 # ---- respond

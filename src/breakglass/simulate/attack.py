@@ -43,7 +43,13 @@ from breakglass.config.attack import AttackSimulationConfig
 from breakglass.domain import Block, Finding
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
-from breakglass.metrics import FINDINGS
+from breakglass.metrics import (
+    ATTACK_PROBE_SECONDS,
+    ATTACK_PROBES,
+    ATTACK_SIMULATIONS,
+    ATTACK_SKIPPED,
+    FINDINGS,
+)
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.bytecode import embedded_addresses, selectors
 from breakglass.simulate.discover import Created, CreationFinder
@@ -125,6 +131,7 @@ class AttackSimulator:
         if len(self._blocks) >= BACKLOG:
             self._blocks.popleft()
             self.stats.dropped_blocks += 1
+            ATTACK_SKIPPED.labels("block").inc()
         self._blocks.append(block)
         self._wake.set()
 
@@ -162,6 +169,7 @@ class AttackSimulator:
         for w in fresh:
             if w.code_hash in self._quiet_codes:
                 self.stats.skipped_cached += 1
+                ATTACK_SKIPPED.labels("cached").inc()
                 continue
             targets.append((w, "created"))
         new = {w.address for w in fresh}
@@ -179,12 +187,14 @@ class AttackSimulator:
         targets.sort(key=lambda t: -t[0].priority)
         if len(targets) > self.settings.max_contracts_per_block:
             self.stats.skipped_budget += len(targets) - self.settings.max_contracts_per_block
+            ATTACK_SKIPPED.labels("contract").inc(len(targets) - self.settings.max_contracts_per_block)
             targets = targets[: self.settings.max_contracts_per_block]
         budget = self.settings.max_simulations_per_block
         found: list[Finding] = []
         for w, reason in targets:
             if budget <= 0:
                 self.stats.skipped_budget += 1
+                ATTACK_SKIPPED.labels("contract").inc()
                 continue
             spent, mine = await self._probe_within(
                 w, reason, min(budget, self.settings.max_simulations_per_contract)
@@ -254,15 +264,20 @@ class AttackSimulator:
         w.probes += 1
         self.stats.probed += 1
         spent = [0]
+        outcome = "quiet"
         try:
             found = await asyncio.wait_for(self.prober.probe(w, budget, spent), self.settings.timeout)
         except TimeoutError:
             self.stats.timeouts += 1
+            outcome = "timeout"
             log.warning("attack simulation ran out of time", contract=w.address, simulations=spent[0])
             found = []
         elapsed = (self._clock() - started) * 1000
         self.stats.simulations += spent[0]
         self.stats.cost_ms.append(elapsed)
+        ATTACK_SIMULATIONS.inc(spent[0])
+        ATTACK_PROBE_SECONDS.observe(elapsed / 1000)
+        ATTACK_PROBES.labels("proven" if found else outcome, reason).inc()
         if found:
             w.proven = True
             self.stats.proven += 1

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from eth_abi.abi import encode
+from prometheus_client import REGISTRY
 
 from breakglass.chain.rpc import RpcClient
 from breakglass.config.attack import AttackSimulationConfig
@@ -217,7 +218,13 @@ async def test_a_quiet_contract_is_probed_within_budget_and_its_code_cached() ->
     assert await sim.examine(block_with(tx(3, to=twin), number=11)) == [] and node.simulations == 20
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_a_flood_of_deployments_is_cut_to_the_per_block_budget_best_first() -> None:
+    skipped = sample("breakglass_attack_simulation_skipped_total", what="contract")
+    proven = sample("breakglass_attack_simulation_probes_total", outcome="proven", reason="created")
     flood = [("0x" + f"{i:040x}", dispatcher(GETTER, bytes([i, 1, 2, 3]))) for i in range(1, 9)]
     reaching = ("0x" + "a5" * 20, dispatcher(GETTER, DRAIN, embed=VAULT))
     node = FakeNode([*flood, reaching])
@@ -225,6 +232,10 @@ async def test_a_flood_of_deployments_is_cut_to_the_per_block_budget_best_first(
     [finding] = await sim.examine(block_with(tx(1)))
     assert finding.evidence["contract"] == reaching[0]  # the one embedding a protocol address first
     assert sim.stats.skipped_budget == 7 and node.simulations <= 40
+    assert sample("breakglass_attack_simulation_skipped_total", what="contract") == skipped + 7
+    assert (
+        sample("breakglass_attack_simulation_probes_total", outcome="proven", reason="created") == proven + 1
+    )
 
 
 def test_arguments_are_guessed_cheapest_first() -> None:
