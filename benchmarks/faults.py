@@ -3,6 +3,7 @@
     python -m benchmarks.faults                      # 30 kills, SQLite + in-process bus
     python -m benchmarks.faults --kills 10 --postgres postgresql://postgres@127.0.0.1:5432/test \\
         --nats nats://127.0.0.1:4222                 # PostgreSQL store + JetStream bus
+    python -m benchmarks.faults --plan after,before,random   # these kill points, in this order
 
 An interval-mining anvil (0.5 s blocks) runs a guarded mock venue (``contracts/mocks``) and a token. A
 traffic thread mints the token every block (the ``traffic`` monitor raises a finding for each mint) and
@@ -18,9 +19,11 @@ Reported, over the whole run (goal: 0, 0, 0, and recovery under 5 s):
 - blocks missed: blocks between the first and the last head without a canonical checkpoint row;
 - findings lost: traffic transactions whose finding is not in the store's alerts;
 - duplicate actions: guardian transactions on chain repeating another's calldata (the same pause twice);
-- recovery: seconds from process start to the checkpoint reaching the head at start (median, max),
-  and the same from the moment its API answers (Python imports, configuration and wiring done: on a
-  loaded machine the imports alone take seconds).
+- recovery: seconds from process start until the checkpoint reaches the head the chain had at the
+  start (or, when the killed process had checkpointed that head already, the next block) (median,
+  max); split into start-up (process start to its API answering: Python imports, configuration,
+  migrations, wiring; on a loaded machine the imports alone take seconds) and catch-up (from there to
+  the head).
 Also: breaches begun and how many were acted on (a pause sent for them), for information.
 """
 
@@ -40,6 +43,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +111,13 @@ class KillingProxy:
         """``before`` (kill instead of forwarding the send) or ``after`` (kill once the node took it)"""
         self.fired = threading.Event()
         self._client = httpx.AsyncClient(timeout=30)
-        app = Starlette(routes=[Route("/", self._handle, methods=["POST"])])
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            yield
+            await self._client.aclose()  # on the server's loop, where its connections live
+
+        app = Starlette(routes=[Route("/", self._handle, methods=["POST"])], lifespan=lifespan)
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.url = ""
@@ -270,18 +280,23 @@ def soak(
         recover: list[float] = []
         pipeline: list[float] = []
         """from the process's API answering (imports, configuration, wiring done) to the head"""
+        startup: list[float] = []
+        """from the process's start to its API answering"""
         used: Counter[str] = Counter()
         log = (folder / "serve.log").open("ab")
         proc: subprocess.Popen[bytes] | None = None
         try:
             for round_ in range(kills + 1):
                 head = w3.eth.block_number
+                # the restarted process must checkpoint a block of its own: a killed one may have
+                # checkpointed the head already, and then recovery is handling the next block
+                target = max(head, checkpoint(engine) + 1)
                 started = time.monotonic()
                 port = free_port()
                 proc = spawn(config, log, key, port)
                 listening: float | None = None
                 trace = os.environ.get("BENCH_TRACE")
-                while checkpoint(engine) < head:
+                while checkpoint(engine) < target:
                     if listening is None and answers(port):
                         listening = time.monotonic()
                     if trace:
@@ -296,6 +311,7 @@ def soak(
                 reached = time.monotonic()
                 recover.append(reached - started)
                 pipeline.append(reached - (listening or reached))
+                startup.append((listening or reached) - started)
                 if round_ == kills:  # the last run: let it finish the work, then stop it cleanly
                     traffic.stop.set()
                     mover.join(10)
@@ -347,6 +363,11 @@ def soak(
             "median": round(statistics.median(recover), 2),
             "max": round(max(recover), 2),
             "all": [round(r, 2) for r in recover],
+        },
+        "startup_s": {
+            "median": round(statistics.median(startup), 2),
+            "max": round(max(startup), 2),
+            "all": [round(r, 2) for r in startup],
         },
         "recovery_after_startup_s": {
             "median": round(statistics.median(pipeline), 2),
@@ -411,9 +432,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--postgres", default=None, help="a PostgreSQL URL: the store there (a new database)")
     parser.add_argument("--nats", default=None, help="a NATS URL: the JetStream bus")
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument(
+        "--plan", default=None, help="kill points in order instead of --kills draws: after,before,random"
+    )
     args = parser.parse_args(argv if argv is not None else [])
+    plan = args.plan.split(",") if args.plan else None
+    if plan and set(plan) - {"random", "before", "after"}:
+        parser.error(f"--plan takes random, before and after, not {args.plan!r}")
     with tempfile.TemporaryDirectory() as tmp:
-        result = soak(args.kills, Path(tmp), postgres=args.postgres, nats=args.nats, seed=args.seed)
+        result = soak(
+            args.kills, Path(tmp), postgres=args.postgres, nats=args.nats, seed=args.seed, plan=plan
+        )
     print(json.dumps(result, indent=2))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     name = f"faults-{result['store']}-{result['bus']}.json"

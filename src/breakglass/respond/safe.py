@@ -14,14 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
-from safe_eth.safe.safe_signature import SafeSignature
-from safe_eth.safe.safe_tx import SafeTx
 from sqlalchemy import Float, Integer, String, Text, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +31,9 @@ from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.store.db import Base
+
+if TYPE_CHECKING:  # safe-eth-py (and py-evm under it) is imported when a Safe is used: start-up time
+    from safe_eth.safe.safe_tx import SafeTx
 
 __all__ = ["SAFE_VERSION", "SafeProposalRow", "SafeService", "SafeSignatureRow", "safe_abi"]
 
@@ -136,6 +137,8 @@ class SafeService:
             ) from None
 
     def _safe_tx(self, row: SafeProposalRow, signatures: bytes = b"") -> SafeTx:
+        from safe_eth.safe.safe_tx import SafeTx
+
         # No client: nonce, version and chain id are given, so the hash is computed offline.
         return SafeTx(
             None,  # type: ignore[arg-type]
@@ -244,6 +247,8 @@ class SafeService:
         row, _ = await self._get(safe_tx_hash)
         if len(signature) != 65:
             raise ResponseError(f"a Safe signature is 65 bytes (r, s, v), got {len(signature)}")
+        from safe_eth.safe.safe_signature import SafeSignature
+
         parsed = SafeSignature.parse_signature(signature, bytes.fromhex(row.safe_tx_hash[2:]))
         if len(parsed) != 1 or signature[64] not in (27, 28):
             raise ResponseError(
