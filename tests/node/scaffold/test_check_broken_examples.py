@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 from web3 import Web3
 
@@ -26,6 +27,14 @@ from breakglass.devnet.venue.deploy import deploy_venue_set
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 EXAMPLES = project_root() / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto CliRunner's stream, which closes after each invocation: a later
+    test of the same process logging through it would fail."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +124,13 @@ BROKEN = [
         "where: args.updater > 5",
         "no such overload",
         "",
+    ),
+    (
+        "venue",
+        "[VenuePaused, VenueUnpaused,",
+        "[VenuePause, VenueUnpaused,",
+        "has event 'VenuePause'",
+        "did you mean 'VenuePaused'",
     ),
     (
         "playbooks",

@@ -5,9 +5,11 @@ npm package, offline)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from typer.testing import CliRunner
 from web3 import Web3
@@ -22,6 +24,14 @@ from breakglass.devnet.venue.deploy import deploy_venue_set
 SYNTHETIX = (
     project_root() / "node_modules" / "synthetix" / "publish" / "deployed" / "sepolia-ovm" / "deployment.json"
 )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto CliRunner's stream, which closes after each invocation: a later
+    test of the same process logging through it would fail."""
+    yield
+    structlog.reset_defaults()
 
 
 def _init_and_check(manifest: Path, out: Path) -> dict[str, object]:
