@@ -25,6 +25,7 @@ __all__ = [
     "InvariantMonitor",
     "MonitorConfig",
     "PluginMonitor",
+    "ScheduledCall",
     "SetupMonitor",
     "SeverityName",
     "TransactionMonitor",
@@ -125,15 +126,24 @@ class FlowMonitor(_MonitorBase):
         return self
 
 
-GovernanceAction = Literal["roles", "ownership", "upgrades", "timelock", "pause", "parameters"]
+GovernanceAction = Literal["roles", "ownership", "upgrades", "timelock", "pause", "safe", "parameters"]
 _ALL_ACTIONS: tuple[GovernanceAction, ...] = (
     "roles",
     "ownership",
     "upgrades",
     "timelock",
     "pause",
+    "safe",
     "parameters",
 )
+
+
+class ScheduledCall(Strict):
+    """A call a timelock may schedule without a finding: a contract of the deployment and its function
+    (``*``: any of its functions)."""
+
+    contract: ContractName
+    function: str = Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*|\*)$")
 
 
 class GovernanceMonitor(_MonitorBase):
@@ -148,6 +158,16 @@ class GovernanceMonitor(_MonitorBase):
     )
     parameter_events: list[str] = Field(
         default_factory=list, description="event names that change a risk parameter"
+    )
+    pause_events: list[str] = Field(
+        default_factory=list,
+        description="the protocol's own pause, freeze or block events, beyond Pausable's Paused/Unpaused",
+    )
+    scheduled_allow: list[ScheduledCall] | None = Field(
+        default=None,
+        description="TimelockController: the calls that may be scheduled. Any other scheduled call is a "
+        "finding whoever scheduled it (a compromised proposer is not silent); unset: judged by who "
+        "scheduled it, like every other change",
     )
 
 

@@ -81,7 +81,7 @@ def build_one(
     if isinstance(cfg, GovernanceMonitor):
         allowed = [contracts[n][0] for n in cfg.allow_contracts]
         addresses = {n: contracts[n][0] for n in cfg.contracts}
-        return GovernanceDetector(cfg, addresses, allowed, deployment)
+        return GovernanceDetector(cfg, addresses, allowed, deployment, contracts)
     if isinstance(cfg, SetupMonitor):
         mixers = [contracts[n][0] for n in cfg.mixer_contracts]
         return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)

@@ -1,10 +1,17 @@
-"""Governance: privileged changes (roles, ownership, upgrades, timelock, pauses, parameters).
+"""Governance: privileged changes (roles, ownership, upgrades, timelock, pauses, Safes, parameters).
 
-Recognised by the standard OpenZeppelin event names (``RoleGranted``, ``OwnershipTransferred``,
-``Upgraded``, ``CallScheduled``, ``Paused``...) plus the monitor's ``parameter_events``. The actor is
-the event's own ``sender``/``by`` argument when it has one (the contract's ``msg.sender``: the timelock
-when anyone executes a queued change), else the transaction's sender. A change is a finding unless
-its actor is allowlisted (``allow`` addresses, ``allow_contracts`` names).
+Recognised by the events of the standard patterns, whatever the protocol (``GOVERNANCE_EVENTS``:
+OpenZeppelin AccessControl, Ownable/Ownable2Step and Synthetix-style Owned, ERC-1967 proxies,
+TimelockController, Pausable, Safe owners/threshold/modules/guards), plus the monitor's own
+``pause_events`` and ``parameter_events``. The actor is the event's own ``sender``/``by`` argument when
+it has one (the contract's ``msg.sender``: the timelock when anyone executes a queued change), else the
+transaction's sender. A change is a finding unless its actor is allowlisted (``allow`` addresses,
+``allow_contracts`` names).
+
+A TimelockController's ``CallScheduled`` can also be judged by what it will call: with
+``scheduled_allow``, its ``target`` and ``data`` are decoded against the deployment's ABIs and a call
+not in that list of (contract, function) is a finding whoever scheduled it, so a compromised proposer
+(or Safe) is seen when it queues, a delay before the change executes.
 
 The deployment's own set-up is expected, so watching from block 0 does not flag it (``SetUp``, from
 the configuration's deployment): changes made in the transaction that created one of the manifest's
@@ -21,27 +28,37 @@ from dataclasses import dataclass
 
 from breakglass.config.deployment import Deployment
 from breakglass.config.monitors import GovernanceMonitor
+from breakglass.detect.abi import FunctionAbi
 from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonable
-from breakglass.detect.reads import ReadCall
+from breakglass.detect.reads import Contracts, ReadCall
 from breakglass.domain import Finding, Tx
 
 __all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp"]
 
 GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
+    # OpenZeppelin AccessControl
     "roles": frozenset({"RoleGranted", "RoleRevoked", "RoleAdminChanged"}),
-    "ownership": frozenset({"OwnershipTransferred", "OwnershipTransferStarted"}),
+    # OpenZeppelin Ownable and Ownable2Step; Synthetix-style Owned (nominate, then accept)
+    "ownership": frozenset(
+        {"OwnershipTransferred", "OwnershipTransferStarted", "OwnerNominated", "OwnerChanged"}
+    ),
+    # ERC-1967 proxies (transparent, UUPS, beacon; ProxyAdmin's upgrades land here too)
     "upgrades": frozenset({"Upgraded", "AdminChanged", "BeaconUpgraded"}),
+    # OpenZeppelin TimelockController
     "timelock": frozenset({"CallScheduled", "MinDelayChange", "Cancelled"}),
-    "pause": frozenset(
+    # OpenZeppelin Pausable; a protocol's own pause events are the monitor's pause_events
+    "pause": frozenset({"Paused", "Unpaused"}),
+    # Safe (v1.3/v1.4): who signs, how many, and what may act or veto without signatures
+    "safe": frozenset(
         {
-            "Paused",
-            "Unpaused",
-            "VenuePaused",
-            "VenueUnpaused",
-            "MarketPaused",
-            "MarketUnpaused",
-            "AccountBlocked",
-            "AccountUnblocked",
+            "AddedOwner",
+            "RemovedOwner",
+            "ChangedThreshold",
+            "EnabledModule",
+            "DisabledModule",
+            "ChangedGuard",
+            "ChangedModuleGuard",
+            "ChangedFallbackHandler",
         }
     ),
     "parameters": frozenset(),
@@ -87,9 +104,11 @@ class GovernanceDetector:
         addresses: Mapping[str, str],
         allowed: Sequence[str] = (),
         deployment: SetUp | None = None,
+        known: Contracts | None = None,
     ) -> None:
         """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors;
-        ``deployment``: whose changes are the protocol's own set-up."""
+        ``deployment``: whose changes are the protocol's own set-up; ``known``: every contract of the
+        deployment (name -> (address, ABI)), to name what a timelock schedules."""
         self.monitor_id = cfg.id
         self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.contracts = {a.lower(): n for n, a in addresses.items()}
@@ -104,6 +123,21 @@ class GovernanceDetector:
         if "parameters" in cfg.actions:
             for name in cfg.parameter_events:
                 self.events[name] = "parameters"
+        if "pause" in cfg.actions:
+            for name in cfg.pause_events:
+                self.events[name] = "pause"
+        self.scheduled: frozenset[tuple[str, str]] | None = None
+        """(contract, function) a timelock may schedule; None: scheduled calls judged by their actor"""
+        self._targets: dict[str, str] = {}
+        self._selectors: dict[tuple[str, bytes], str] = {}
+        if cfg.scheduled_allow is not None:
+            self.scheduled = frozenset((c.contract, c.function) for c in cfg.scheduled_allow)
+            for name, (address, abi) in (known or {}).items():
+                self._targets[address.lower()] = name
+                for entry in abi:
+                    if entry.get("type") == "function":
+                        function = FunctionAbi.of(entry)
+                        self._selectors[(address.lower(), function.selector)] = function.name
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or "privileged change by an unexpected actor", cfg.labels
         )
@@ -120,7 +154,11 @@ class GovernanceDetector:
                 continue
             named = item.args.get("sender", item.args.get("by"))
             actor = str(named).lower() if isinstance(named, str) else item.tx.sender.lower()
-            if actor in self.allow:
+            scheduled = self._scheduled(item.args) if item.event.name == "CallScheduled" else None
+            if scheduled is not None:
+                if scheduled["allowed"]:
+                    continue
+            elif actor in self.allow:
                 continue
             if self.deployment is not None and self.deployment.set_up(item.tx, ctx.block.number):
                 self.deployment_changes += 1
@@ -134,6 +172,10 @@ class GovernanceDetector:
                 "args": jsonable(dict(item.args)),
             }
             title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
+            if scheduled is not None:
+                evidence["scheduled"] = {k: v for k, v in scheduled.items() if k != "allowed"}
+                call = f"{scheduled['contract']}.{scheduled['function']}"
+                title = f"{action}: {contract} scheduled {call} by {actor} (not in scheduled_allow)"
             out.append(
                 self.make(
                     ctx,
@@ -145,3 +187,16 @@ class GovernanceDetector:
                 )
             )
         return out
+
+    def _scheduled(self, args: Mapping[str, object]) -> dict[str, object] | None:
+        """What a ``CallScheduled`` will call, named, and whether ``scheduled_allow`` lists it; None
+        when the monitor judges scheduled calls by their actor."""
+        if self.scheduled is None:
+            return None
+        target = str(args.get("target", "")).lower()
+        raw = args.get("data", b"")
+        data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
+        contract = self._targets.get(target, target)
+        function = self._selectors.get((target, data[:4]), "0x" + data[:4].hex())
+        allowed = (contract, function) in self.scheduled or (contract, "*") in self.scheduled
+        return {"contract": contract, "function": function, "data": "0x" + data.hex(), "allowed": allowed}

@@ -185,6 +185,8 @@ def _contract_names(monitor: Any) -> set[str]:
         value = getattr(monitor, key, None)
         if isinstance(value, list):
             names.update(str(v) for v in value)
+    if isinstance(monitor, GovernanceMonitor):
+        names.update(allowed.contract for allowed in monitor.scheduled_allow or [])
     if isinstance(monitor, InvariantMonitor):
         for text in monitor.calls.values():
             head, _, args = text.partition("(")
@@ -212,20 +214,32 @@ def _locate(monitor: Any, message: str) -> tuple[str, ...]:
     return ()
 
 
-def _parameter_events(monitor: GovernanceMonitor, loaded: LoadedConfig) -> list[tuple[int, str]]:
-    known = sorted(
-        {
-            str(entry["name"])
-            for name in monitor.contracts
-            for entry in (loaded.contracts[name].abi if name in loaded.contracts else [])
-            if entry.get("type") == "event"
-        }
-    )
-    return [
-        (j, f"no contract of {monitor.contracts} has event {event!r} {closest(event, known)}")
-        for j, event in enumerate(monitor.parameter_events)
-        if event not in known and "(" not in event
-    ]
+def _governance(monitor: GovernanceMonitor, loaded: LoadedConfig) -> list[tuple[PathKey, str]]:
+    """Events named by ``parameter_events``/``pause_events`` that no watched contract has, and
+    ``scheduled_allow`` functions their contract does not have."""
+
+    def names(contract: str, kind: str) -> list[str]:
+        record = loaded.contracts.get(contract)
+        return sorted({str(e["name"]) for e in (record.abi if record else []) if e.get("type") == kind})
+
+    events = sorted({event for contract in monitor.contracts for event in names(contract, "event")})
+    problems: list[tuple[PathKey, str]] = []
+    for key in ("parameter_events", "pause_events"):
+        for j, event in enumerate(getattr(monitor, key)):
+            if event not in events and "(" not in event:
+                message = f"no contract of {monitor.contracts} has event {event!r} {closest(event, events)}"
+                problems.append(((key, j), message))
+    for j, allowed in enumerate(monitor.scheduled_allow or []):
+        functions = names(allowed.contract, "function")
+        if (
+            allowed.function != "*"
+            and allowed.contract not in loaded.unresolved
+            and allowed.function not in functions
+        ):
+            hint = closest(allowed.function, functions)
+            message = f"{allowed.contract} has no function {allowed.function!r} {hint}"
+            problems.append((("scheduled_allow", j, "function"), message))
+    return problems
 
 
 def check_monitors(loaded: LoadedConfig, *, chain_id: int | None = None) -> list[ConfigIssue]:
@@ -248,8 +262,8 @@ def check_monitors(loaded: LoadedConfig, *, chain_id: int | None = None) -> list
             issues.append(loaded.issue((*at, *_locate(monitor, message)), message))
             continue
         if isinstance(monitor, GovernanceMonitor):
-            for j, message in _parameter_events(monitor, loaded):
-                issues.append(loaded.issue((*at, "parameter_events", j), message))
+            for where, message in _governance(monitor, loaded):
+                issues.append(loaded.issue((*at, *where), message))
         expression, key = _expression(detector)
         if expression is not None:
             for message in _try(expression, _sample_variables(detector, loaded)):

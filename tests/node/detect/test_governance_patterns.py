@@ -1,0 +1,109 @@
+"""The governance monitor knows the standard patterns with no protocol code (issue 14): OpenZeppelin
+Ownable, Pausable and AccessControl, ERC-1967 upgrades and admin changes, a Safe's owners and threshold,
+and a TimelockController's scheduled calls judged by what they will call. Each is emitted on anvil by
+the real contracts (OpenZeppelin's, Safe v1.4.1's, the reference venue's timelock) and found by a
+monitor configured with nothing but the contracts' names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from breakglass.config import load_config
+from breakglass.detect.service import build_watcher
+from breakglass.devnet.anvil import Anvil
+from breakglass.devnet.deploy import Deployer
+from breakglass.devnet.solc import Build
+from breakglass.devnet.venue import VenueOptions, deploy_venue
+from breakglass.devnet.venue.governance import execute, schedule
+from breakglass.devnet.venue.keys import dev_key, role_key
+from breakglass.devnet.venue.safe import exec_safe_tx
+from breakglass.devnet.venue.tx import transact
+from breakglass.domain import Finding
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+
+CONFIG = """\
+deployment: manifest.json
+store: {{url: "sqlite:///{db}"}}
+monitors:
+  - id: governance
+    kind: governance
+    contracts: [guardian, timelock, safe, owned, proxy]
+    scheduled_allow:
+      - {{contract: guardian, function: ratifyMarketPause}}
+"""
+
+
+async def _findings(config: Path, blocks: range) -> list[Finding]:
+    watcher = build_watcher(load_config(config), None)
+    try:
+        return [f for number in blocks for f in await watcher.test_block(number)]
+    finally:
+        await watcher.close()
+
+
+async def test_each_standard_governance_change_is_a_finding(
+    anvil: Anvil, build: Build, tmp_path: Path
+) -> None:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    deployer = Deployer(w3, build)
+    venue = deploy_venue(deployer, VenueOptions())
+    owned = deployer.deploy("owned", "MockOwnedPausable")
+    proxy = deployer.deploy("proxy", "MockAdminProxy", venue["usd"].address)
+    deployer.manifest(anvil.url).write(tmp_path / "manifest.json")
+    config = tmp_path / "bg.yaml"
+    config.write_text(CONFIG.format(db=tmp_path / "bg.db"), encoding="utf-8")
+    first = w3.eth.block_number + 1
+
+    boss, stranger = role_key("deployer"), dev_key(12)
+    w3.eth.send_transaction({"from": boss.address, "to": stranger.address, "value": 10**18})
+
+    def send(fn: Any, account: Any = boss) -> None:
+        transact(w3, account, fn)
+
+    send(owned.functions.transferOwnership(stranger.address))  # Ownable
+    send(owned.functions.pause(), stranger)  # Pausable
+    send(proxy.functions.upgradeTo(venue["vault"].address))  # ERC-1967
+    send(proxy.functions.changeAdmin(stranger.address))
+    safe = venue["safe"]
+    owners = [role_key("safe_owner_1"), role_key("safe_owner_2")]
+    add = safe.functions.addOwnerWithThreshold(stranger.address, 3)._encode_transaction_data()
+    exec_safe_tx(w3, safe, safe.address, add, owners, owners[0])  # Safe: AddedOwner, ChangedThreshold
+    guard, signers = venue.guard.functions, [*owners, role_key("safe_owner_3")]  # the threshold is 3 now
+
+    def propose(call: Any, salt: str) -> Any:
+        return schedule(
+            venue, venue.guard.address, call._encode_transaction_data(), signers=signers, salt=salt
+        )
+
+    propose(guard.ratifyMarketPause(2), "ratify")  # on the list
+    propose(guard.unpauseVenue(), "unpause")  # not on the list
+    grant = propose(guard.grantRole(guard.GUARDIAN_ROLE().call(), stranger.address), "grant")
+    anvil.rpc("evm_increaseTime", venue["timelock"].functions.getMinDelay().call() + 1)
+    anvil.mine()
+    execute(venue, grant)  # AccessControl: RoleGranted by the timelock
+
+    found = await _findings(config, range(first, w3.eth.block_number + 1))
+    events = {(f.evidence["action"], f.evidence["contract"], f.evidence["event"]) for f in found}
+    assert {
+        ("ownership", "owned", "OwnershipTransferred"),
+        ("pause", "owned", "Paused"),
+        ("upgrades", "proxy", "Upgraded"),
+        ("upgrades", "proxy", "AdminChanged"),
+        ("safe", "safe", "AddedOwner"),
+        ("safe", "safe", "ChangedThreshold"),
+        ("roles", "guardian", "RoleGranted"),
+    } <= events
+    scheduled = sorted(
+        (f.evidence["scheduled"]["contract"], f.evidence["scheduled"]["function"])
+        for f in found
+        if f.evidence["event"] == "CallScheduled"
+    )
+    # judged by what it calls, not by who scheduled it (the Safe): the ratification is on the list
+    assert scheduled == [("guardian", "grantRole"), ("guardian", "unpauseVenue")]
+    [unpause] = [f for f in found if f.evidence.get("scheduled", {}).get("function") == "unpauseVenue"]
+    assert "scheduled guardian.unpauseVenue" in unpause.title and unpause.labels["action"] == "timelock"
