@@ -47,3 +47,8 @@ class AttackSimulationConfig(Strict):
     max_pairs: int = Field(default=24, ge=0, le=1000, description="two-call sequences per contract")
     timeout: float = Field(default=3.0, gt=0, le=600, description="seconds for one contract's probes")
     concurrency: int = Field(default=8, ge=1, le=256, description="simulations sent at once")
+    funds: dict[str, int] = Field(
+        default_factory=dict,
+        description="token contract name -> amount (its base units) each probed contract holds in the "
+        "simulation, flash-loan style (written to the token's balance mapping by state override)",
+    )

@@ -53,6 +53,7 @@ from breakglass.metrics import (
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.bytecode import embedded_addresses, selectors
 from breakglass.simulate.discover import Created, CreationFinder
+from breakglass.simulate.funding import BalanceSlots
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.prober import Prober, Watched
 
@@ -102,10 +103,12 @@ class AttackSimulator:
         finder: CreationFinder | None = None,
         tainted: Callable[[str], bool] | None = None,
         batcher: RpcBatcher | None = None,
+        funds: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``protocol``: name -> address of the protocol's contracts (never probed themselves);
-        ``tainted``: whether an account is tainted (the set-up monitor's view)."""
+        ``tainted``: whether an account is tainted (the set-up monitor's view); ``funds``: token
+        address -> amount each probed contract holds in the simulation (``funding.py``)."""
         self.rpc = rpc
         self.judge = judge
         self.settings = settings
@@ -114,7 +117,13 @@ class AttackSimulator:
         self.bus = bus
         self.finder = finder or CreationFinder(rpc, method=settings.trace)
         self.tainted = tainted or (lambda _a: False)
-        self.prober = Prober(batcher or RpcBatcher(rpc), judge, settings, protocol=list(protocol.values()))
+        self.prober = Prober(
+            batcher or RpcBatcher(rpc),
+            judge,
+            settings,
+            protocol=list(protocol.values()),
+            funding=BalanceSlots(rpc, funds) if funds else None,
+        )
         self.watched: OrderedDict[str, Watched] = OrderedDict()
         self.stats = AttackStats()
         self._quiet_codes: set[str] = set()

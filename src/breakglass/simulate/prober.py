@@ -20,6 +20,7 @@ from breakglass.domain import Address, Finding, FindingStage, Hash32, PendingTx,
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
 from breakglass.simulate.batch import RpcBatcher
+from breakglass.simulate.funding import BalanceSlots
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.probes import (
     FRESH_CALLER,
@@ -75,8 +76,11 @@ class Prober:
         settings: AttackSimulationConfig,
         *,
         protocol: Sequence[str],
+        funding: BalanceSlots | None = None,
     ) -> None:
+        """``funding``: the token balances each probed contract is given (``funding.py``)."""
         self.batcher = batcher
+        self.funding = funding
         self.judge = judge
         self.settings = settings
         self.protocol_order = [a.lower() for a in protocol]
@@ -90,7 +94,12 @@ class Prober:
         callers = list(dict.fromkeys(a for a in (w.origin, w.creator, FRESH_CALLER) if a))
         others = [a for a in self.protocol_order if a not in w.embedded]
         guesses = [*others, *w.embedded][:MAX_ADDRESS_GUESSES]
-        args = argument_sets(guesses)
+        overrides: dict[str, dict[str, Any]] = {}
+        if self.funding is not None:
+            await self.funding.find()
+            overrides = self.funding.overrides(w.address)
+        amounts = [a for t, a in self.funding.funds.items() if t in overrides] if self.funding else []
+        args = argument_sets(guesses, amounts)
         done: set[bytes] = set()
         """selectors not worth calling with arguments: getters, and calls that worked without any"""
         prepared: list[ProbeCall] = []
@@ -106,7 +115,7 @@ class Prober:
                     for c in callers
                 ]
                 pairs = pair_probes(prepared, strikes, self.settings.max_pairs)
-                for _seq, outcome in await self._run(w, [list(p) for p in pairs], budget, spent):
+                for _seq, outcome in await self._run(w, [list(p) for p in pairs], budget, spent, overrides):
                     if isinstance(outcome, list):
                         return outcome
             if k == len(args):
@@ -118,7 +127,7 @@ class Prober:
             for selector in w.selectors:
                 if selector not in done:
                     calls += [ProbeCall(c, w.address, selector + encoded) for c in callers]
-            for seq, outcome in await self._run(w, [[c] for c in calls], budget, spent):
+            for seq, outcome in await self._run(w, [[c] for c in calls], budget, spent, overrides):
                 if isinstance(outcome, list):
                     return outcome  # proven
                 if outcome is None or not outcome.ok:
@@ -134,7 +143,12 @@ class Prober:
         return []
 
     async def _run(
-        self, w: Watched, sequences: Sequence[list[ProbeCall]], budget: int, spent: list[int]
+        self,
+        w: Watched,
+        sequences: Sequence[list[ProbeCall]],
+        budget: int,
+        spent: list[int],
+        overrides: dict[str, dict[str, Any]],
     ) -> list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]]:
         """Simulate ``sequences`` (``concurrency`` per round trip) within ``budget``; stops at the
         first that proves harm (its findings in place of its outcome). Each sequence's outcome is
@@ -148,7 +162,7 @@ class Prober:
                 break
             chunk = list(sequences[i : i + min(step, room)])
             answers = await self.batcher.batch(
-                [("eth_simulateV1", probe_params(seq, reads)) for seq in chunk]
+                [("eth_simulateV1", probe_params(seq, reads, overrides)) for seq in chunk]
             )
             spent[0] += len(chunk)
             for seq, answer in zip(chunk, answers, strict=True):
@@ -164,14 +178,16 @@ class Prober:
                 if not outcomes[0].ok:
                     out.append((seq, outcomes[-1]))
                     continue
-                found = self._judge(w, seq, sim) if sim.tx.status == 1 else []
+                found = self._judge(w, seq, sim, overrides) if sim.tx.status == 1 else []
                 if found:
                     out.append((seq, found))
                     return out
                 out.append((seq, outcomes[-1]))
         return out
 
-    def _judge(self, w: Watched, seq: Sequence[ProbeCall], sim: SimulatedBlock) -> list[Finding]:
+    def _judge(
+        self, w: Watched, seq: Sequence[ProbeCall], sim: SimulatedBlock, overrides: dict[str, Any]
+    ) -> list[Finding]:
         last = seq[-1]
         tx = Tx(
             hash=Hash32("0x" + fingerprint_of("probe", [c.to_json() for c in seq]) * 2),
@@ -187,10 +203,13 @@ class Prober:
             index=0,
         )
         found = self.judge.judge(PendingTx(tx, 0.0), sim, time.time() * 1000)
-        return [self._proven(f, seq, sim, w) for f in found if f.severity >= self.min_severity]
+        funded = {t: a for t, a in (self.funding.funds.items() if self.funding else ()) if t in overrides}
+        return [self._proven(f, seq, sim, w, funded) for f in found if f.severity >= self.min_severity]
 
     @staticmethod
-    def _proven(f: Finding, seq: Sequence[ProbeCall], sim: SimulatedBlock, w: Watched) -> Finding:
+    def _proven(
+        f: Finding, seq: Sequence[ProbeCall], sim: SimulatedBlock, w: Watched, funded: dict[str, int]
+    ) -> Finding:
         contract = seq[-1].to.lower()
         evidence: dict[str, Any] = {
             k: v for k, v in f.evidence.items() if k not in ("pending_fees", "sender", "to")
@@ -206,6 +225,7 @@ class Prober:
             calls=[c.to_json() for c in seq],
             selector="0x" + seq[-1].selector.hex() if seq[-1].data else None,
             proven_on_block=sim.number - 1,
+            funded=funded,
         )
         fingerprint = fingerprint_of("setup-proven", f.monitor_id, f.chain_id, contract, dict(f.labels))
         calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in seq)

@@ -5,12 +5,13 @@ lists one-call probes in rounds of increasing cost (argument sets), each round o
 caller; ``pair_probes`` lists two-call sequences (the first prepares the second: arm, then fire).
 
 Arguments are not known (there is no ABI), so they are guessed, cheapest first: none, zero words
-(a zero amount, ``false``, an empty array), each protocol address as the first argument (those the
-code does not embed first), an array of one protocol address, then a one. A function that reads its
-arguments from elsewhere, or needs values only the attacker knows, is not reached (docs/detection.md).
+(a zero amount, ``false``, an empty array), each funded amount (``funding.py``), each protocol address
+as the first argument (those the code does not embed first), an array of one protocol address, a one. A
+function that reads its arguments from elsewhere, or needs values only the attacker knows, is not
+reached (docs/detection.md).
 
-Each probe runs on the latest state with the callers (and ``extra`` accounts, e.g. the contract)
-given ether by a state override, flash-loan style: ``overrides`` may add token balances too. The
+Each probe runs on the latest state with the callers given ether by a state override, flash-loan
+style; ``overrides`` adds the contract's token balances (``funding.py``). The
 protocol's view calls are read before the first call and after the last, in the same request.
 """
 
@@ -87,10 +88,12 @@ class ProbeCall:
         }
 
 
-def argument_sets(addresses: Sequence[str]) -> list[bytes]:
-    """Encoded argument lists to try, cheapest first (``addresses``: the protocol's, most likely first)."""
+def argument_sets(addresses: Sequence[str], amounts: Sequence[int] = ()) -> list[bytes]:
+    """Encoded argument lists to try, cheapest first (``addresses``: the protocol's, most likely first;
+    ``amounts``: what the contract was funded with, as a first argument)."""
     zeros = _word(0) * 4
     out = [b"", zeros]
+    out += [_word(n) + _word(0) * 3 for n in amounts]
     out += [_word(a) + _word(0) * 3 for a in addresses]
     out += [_word(0x20) + _word(1) + _word(a) for a in addresses]
     out.append(_word(1) + _word(0) * 3)

@@ -141,13 +141,32 @@ def build_attack_simulation(
 ) -> AttackSimulationService:
     """The attack-contract simulation, told every block near the head by the watcher's engine."""
     engine = watcher.engine
+    settings = config.settings.attack_simulation
+    funds: dict[str, int] = {}
+    issues: list[ConfigIssue] = []
+    for name, amount in settings.funds.items():
+        if name in engine.addresses:
+            funds[engine.addresses[name]] = amount
+        else:
+            known = ", ".join(sorted(engine.addresses))
+            issues.append(
+                ConfigIssue(
+                    str(config.path),
+                    None,
+                    f"attack_simulation.funds.{name}",
+                    f"{name!r} is no contract ({known})",
+                )
+            )
+    if issues:
+        raise ConfigError(issues)
     simulator = AttackSimulator(
         watcher.rpc,
         _judge(watcher),
-        config.settings.attack_simulation,
+        settings,
         protocol=engine.addresses,
         bus=bus,
         tainted=tainted_by(watcher.built.detectors),
+        funds=funds,
     )
     engine.block_listeners.append(simulator.on_block)
     return AttackSimulationService(watcher, simulator)

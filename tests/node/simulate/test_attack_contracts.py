@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from web3 import Web3
 from web3.contract import Contract
 
@@ -50,17 +51,27 @@ def chain(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
 
 
 @pytest.fixture
-async def probing(chain: Chain, tmp_path: Path) -> AsyncIterator[tuple[Watcher, AttackSimulator]]:
+def funds() -> dict[str, int]:
+    """``attack_simulation.funds`` over the example's (a test overrides it)."""
+    return {}
+
+
+@pytest.fixture
+async def probing(
+    chain: Chain, tmp_path: Path, funds: dict[str, int]
+) -> AsyncIterator[tuple[Watcher, AttackSimulator]]:
     snapshot = chain.node.snapshot()
-    text = EXAMPLE.read_text(encoding="utf-8").replace(
-        "../.breakglass/devnet/manifest.json", str(chain.manifest)
-    )
-    text += f"\nstore:\n  url: sqlite:///{tmp_path / 'store.db'}\n"
-    (tmp_path / "venue.yaml").write_text(text, encoding="utf-8")
+    config_data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    config_data.update(deployment=str(chain.manifest), store={"url": f"sqlite:///{tmp_path / 'store.db'}"})
+    if funds:
+        config_data["attack_simulation"]["funds"] = funds
+    (tmp_path / "venue.yaml").write_text(yaml.safe_dump(config_data), encoding="utf-8")
     config = load_config(tmp_path / "venue.yaml", environ={})
     watcher = build_watcher(config, None)
     service = build_attack_simulation(config, watcher, None)
     await service.start()
+    [head] = await fetch_blocks(watcher.rpc, [chain.w3.eth.block_number])
+    await watcher.engine.evaluate(head)  # the invariants' prev values, as on a running follower
     try:
         yield watcher, service.simulator
     finally:
@@ -139,6 +150,32 @@ async def test_a_two_step_attack_is_proven_by_its_sequence_prepare_then_strike(
     assert [names.get(c["selector"]) for c in calls] == ["prepare", "strike"]
     assert {c["from"] for c in calls} == {attacker.lower()}
     assert findings[0].evidence["contract"] == attack.address.lower()
+
+
+@pytest.mark.parametrize("funds", [{"usd": 3_000_000 * USD}])
+async def test_a_contract_that_needs_capital_is_proven_with_funds_given_flash_loan_style(
+    chain: Chain, probing: tuple[Watcher, AttackSimulator]
+) -> None:
+    """A pump contract holding nothing can do nothing; given 3M USD by state override (as its owner
+    would fund it just before the strike) its ``pump(3M)`` moves the thin pool the vault values."""
+    watcher, simulator = probing
+    venue, attacker = chain.venue, chain.w3.eth.accounts[6]
+    args = (
+        venue.usd.address,
+        venue["market_thin"].address,
+        venue["amm_thin"].address,
+        venue["thin_token"].address,
+    )
+    attack, number = deploy(chain, attacker, "SpotPumpAttack", *args)
+    findings = await examine(watcher, simulator, number)
+
+    assert findings and {f.stage for f in findings} == {FindingStage.SETUP_PROVEN}, simulator.stats
+    proof = findings[0].evidence
+    pump = "0x" + Web3.keccak(text="pump(uint256)")[:4].hex()
+    assert [c["selector"] for c in proof["calls"]] == [pump]
+    assert proof["calls"][0]["input"][10:74] == f"{3_000_000 * USD:064x}"  # the funded amount, guessed
+    assert proof["funded"] == {venue.usd.address.lower(): 3_000_000 * USD}
+    assert chain.venue.usd.functions.balanceOf(attack.address).call() == 0  # on chain it holds nothing
 
 
 async def test_honest_contracts_that_use_the_venue_stay_quiet(

@@ -250,3 +250,27 @@ async def test_reach_leaves_out_contracts_that_name_no_protocol_address(reach: s
     node = FakeNode([("0x" + "a6" * 20, dispatcher(DRAIN))])
     assert await attack_simulator(node, reach=reach).examine(block_with(tx(1))) == []
     assert node.simulations == 0
+
+
+async def test_a_token_balance_mapping_is_found_once_and_funds_the_probed_contract() -> None:
+    from breakglass.simulate.funding import BalanceSlots, balance_slot
+
+    asked: list[int] = []
+
+    def node(method: str, params: list[Any]) -> Any:
+        assert method == "eth_call"
+        asked.append(1)
+        call, _block, overrides = params
+        holder = "0x" + call["data"][-40:]
+        [(slot, value)] = overrides[call["to"]]["stateDiff"].items()
+        hit = slot == balance_slot(holder, 3)  # an OpenZeppelin-like token with _balances at slot 3
+        return value if hit else "0x" + bytes(32).hex()
+
+    slots = BalanceSlots(RpcClient([FakeTransport(node)]), {TOKEN: 5_000})
+    await slots.find()
+    await slots.find()  # remembered: not looked for again
+    assert slots.slots == {TOKEN: (3, False)} and len(asked) == 64
+    holder = "0x" + "a7" * 20
+    assert slots.overrides(holder) == {
+        TOKEN: {"stateDiff": {balance_slot(holder, 3): "0x" + (5_000).to_bytes(32, "big").hex()}}
+    }
