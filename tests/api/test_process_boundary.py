@@ -149,3 +149,21 @@ def test_a_segfault_of_the_api_process_leaves_the_pipeline_running_and_the_api_c
     assert server.returncode == 0, err
     assert "api.process_died" in err and "SIGSEGV" in err
     assert not _children(server.pid)
+
+
+def test_an_api_that_cannot_listen_at_start_is_an_error_not_a_restart_loop(tmp_path: Path) -> None:
+    config = tmp_path / "breakglass.yaml"
+    config.write_text(f"protocol: taken\nstore:\n  url: sqlite:///{tmp_path / 'bg.db'}\n", encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [BIN, "serve", config, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert run.returncode == 1, run.stderr
+    assert "before it listened" in run.stderr

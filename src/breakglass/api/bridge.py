@@ -72,6 +72,8 @@ class BridgeServer:
         self.bus = bus
         self.health = health
         self.store = store or StoreHealth()
+        self.listened = False
+        """An API process served by this bridge told it listened on its address."""
 
     async def serve(self, sock: socket.socket) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
@@ -140,6 +142,9 @@ class BridgeServer:
         elif op in ("ready", "live"):
             report = await (self.health.readiness() if op == "ready" else self.health.liveness())
             await send({"op": "reply", "id": frame["id"], "report": report.as_dict()})
+        elif op == "listening":
+            self.listened = True
+            log.info("api.process_listening")
         elif op == "store":
             status = {"available": self.store.available, "since": self.store.since,
                       "backlog": self.store.backlog()}  # fmt: skip
@@ -216,6 +221,10 @@ class BridgeBus:
             return await asyncio.wait_for(future, self._timeout)
         finally:
             self._replies.pop(ident, None)
+
+    async def listening_on(self) -> None:
+        """Tell the pipeline's process that the HTTP server listens (a later death is a crash)."""
+        await self._send({"op": "listening"})
 
     async def publish(self, topic: str, message: Any) -> None:
         await self._send({"op": "publish", "topic": topic, "message": encode(message).decode()})

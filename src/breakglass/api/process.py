@@ -35,6 +35,7 @@ from breakglass.api.bridge import (
     exposition,
 )
 from breakglass.app import App
+from breakglass.errors import BreakglassError
 from breakglass.logs import get_logger
 
 __all__ = ["SECRET_ENV", "serve_supervised"]
@@ -90,21 +91,27 @@ async def serve_supervised(
     ]
     env = {**os.environ, SECRET_ENV: session_secret, _LOG_ENV: log_settings}
     supervisor = asyncio.create_task(_supervise(app, argv, env, stop), name="api-process")
+    failure: str | None = None
     try:
         await stop.wait()
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await supervisor
+            failure = await supervisor
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await app.close()
+    if failure is not None:
+        raise BreakglassError(failure)
 
 
-async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: asyncio.Event) -> None:
+async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: asyncio.Event) -> str | None:
+    """Keep an API process running until ``stop``. The first one failing before it listened (the
+    port taken, an address that does not exist) is a mistake to report, not a crash to retry: it
+    stops everything and is returned."""
     delay = RESTART_BACKOFF[0]
     bridge = BridgeServer(app.bus, app.health, app.components["store"].health)
     while not stop.is_set():
@@ -117,7 +124,7 @@ async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: async
         except OSError as exc:
             ours.close()
             theirs.close()
-            log.error("api.process_start_failed", error=str(exc), restart_in=delay)
+            log.error("api.process_start_failed", error=str(exc), restart_in=delay)  # fd or memory limits
             await _sleep(stop, delay)
             delay = min(delay * 2, RESTART_BACKOFF[1])
             continue
@@ -143,14 +150,18 @@ async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: async
             await serving
         ours.close()
         if stop.is_set():
-            return
+            return None
         code = exited.result()
+        if not bridge.listened:
+            stop.set()
+            return f"the API process exited ({code}) before it listened on its address: see its log above"
         if time.monotonic() - started > STABLE_SECONDS:
             delay = RESTART_BACKOFF[0]
         died = {"returncode": code} if code >= 0 else {"signal": signal.Signals(-code).name}
         log.error("api.process_died", pid=child.pid, restart_in=delay, **died)
         await _sleep(stop, delay)
         delay = min(delay * 2, RESTART_BACKOFF[1])
+    return None
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -181,8 +192,14 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
     stop = asyncio.Event()
     reading = asyncio.create_task(bus.run())
     reading.add_done_callback(lambda _t: stop.set())  # the pipeline's process is gone: so are we
+    told: list[asyncio.Task[None]] = []
+
+    def listening(_server: object) -> None:
+        told.append(asyncio.get_running_loop().create_task(bus.listening_on()))
+
     try:
-        await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded, stop=stop, stages=False)
+        await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded, stop=stop, stages=False,
+                    on_started=listening)  # fmt: skip
     finally:
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):

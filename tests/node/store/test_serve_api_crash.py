@@ -48,7 +48,7 @@ def test_a_segfault_of_the_api_process_stops_neither_detection_nor_containment(
     served = serve_venue(node, build, tmp_path, f"sqlite:///{tmp_path / 'bg.db'}")
     try:
         run = served.start()
-        wait_for(lambda: served.logged("api.process_started"), "the API process started")
+        wait_for(lambda: served.logged("api.process_listening"), "the API process listening")
         wait_for(lambda: len(_children(run.pid)) == 1, "one API process")
         (api,) = _children(run.pid)
         served.set_leverage(40)
