@@ -7,8 +7,8 @@ price. Here, on PerpsV2: the ETH feed publishes 1.9x the market (inside Syntheti
 whose threshold factor is 3 on this deployment), the attacker opens a 500 ETH short at the wrong price,
 the feed corrects, the attacker closes and withdraws. The debt pool pays the profit in freshly minted sUSD.
 
-Public mempool: every step is broadcast right after a block on a node mining a block every two seconds
-(OP Mainnet's block time, where PerpsV2 runs) with a fee-ordered mempool. Defended, breakglass sees the
+Public mempool: every step waits two seconds (OP Mainnet's block time, where PerpsV2 runs) in a
+fee-ordered mempool from its broadcast before its block is mined. Defended, breakglass sees the
 misreport pending (``eth-price-step`` breaks on its simulated post-state), and the guardian's
 ``SystemStatus.suspendFuturesMarket(sETHPERP)`` outbids it into the same block; every later trade on that
 market reverts with "Market suspended".
@@ -29,7 +29,6 @@ import json
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deploy import Deployment, b32, dec, deploy_synthetix, mint_susd
 
-from breakglass.devnet import Anvil, AnvilOptions, BlockMode
+from breakglass.devnet import Anvil, AnvilOptions, BlockMode, PublicBlocks
 from breakglass.devnet.venue.keys import dev_key
 from breakglass.drills.defense import PASSWORD_ENV, Defense, write_keystore
 from breakglass.respond.messages import ActionStep
@@ -148,27 +147,16 @@ def prepare_attacker(w3: Web3, d: Deployment) -> tuple[str, int]:
 
 
 def play(node: Anvil, w3: Web3, steps: list[Step], *, public: bool) -> tuple[int, list[str]]:
-    """Play the strike; in public mode each step waits for a block and then sits in the mempool.
+    """Play the strike; in public mode each step waits in a fee-ordered mempool for BLOCK_TIME from its
+    broadcast before its block is mined (``PublicBlocks``: the whole window whatever the load).
     Returns the block the first step was included in and the labels of the steps that reverted."""
     hashes: list[tuple[str, str]] = []
-    if public:
-        node.rpc("evm_setAutomine", False)
-        node.rpc("evm_setIntervalMining", BLOCK_TIME)
     first = w3.eth.block_number
-    try:
+    with PublicBlocks(node, BLOCK_TIME) if public else contextlib.nullcontext():
         for step in steps:
-            if public:
-                head = w3.eth.block_number
-                deadline = time.monotonic() + 30
-                while w3.eth.block_number <= head and time.monotonic() < deadline:
-                    time.sleep(0.01)
             tx_hash = send(w3, step.sender, step.call())
             hashes.append((step.label, tx_hash))
             w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.01)
-    finally:
-        if public:
-            node.rpc("evm_setIntervalMining", 0)
-            node.rpc("evm_setAutomine", True)
     receipts = [(label, w3.eth.get_transaction_receipt(h)) for label, h in hashes]
     reverted = [label for label, r in receipts if r["status"] != 1]
     return int(receipts[0][1]["blockNumber"]) if receipts else first, reverted

@@ -74,8 +74,15 @@ class Invariant:
         return cls(cfg=cfg, calls=calls, expect=Expression(cfg.expect, cfg.id, allowed=allowed))
 
     def evaluate(
-        self, values: Mapping[str, Any], block: Mapping[str, Any], *, remember: bool
+        self,
+        values: Mapping[str, Any],
+        block: Mapping[str, Any],
+        *,
+        remember: bool,
+        before: Mapping[str, Any] | None = None,
     ) -> Violation | None:
+        """``before``: the reads of the state this one follows, when known better than the last
+        remembered block (a simulation on top of the head: the head's own state is its ``prev``)."""
         mine = {name: values.get(call.key) for name, call in self.calls.items()}
         failed = [v for v in mine.values() if isinstance(v, ReadFailed) or v is None]
         if failed:
@@ -88,10 +95,15 @@ class Invariant:
                 self.previous = self._memo[2]
             return None if self._memo[1] else Violation(self.cfg.id, self.cfg.expect, mine)
         current = {name: to_cel(v) for name, v in mine.items()}
+        previous = self.previous
+        if before is not None:
+            theirs = {name: before.get(call.key) for name, call in self.calls.items()}
+            if not any(isinstance(v, ReadFailed) or v is None for v in theirs.values()):
+                previous = {name: to_cel(v) for name, v in theirs.items()}
         variables = {
             **current,
             "block": block,
-            "prev": self.previous if self.previous is not None else current,
+            "prev": previous if previous is not None else current,
         }
         try:
             ok = self.expect.holds(variables)
@@ -135,9 +147,11 @@ class InvariantSet:
         block_number: int,
         timestamp: int,
         remember: bool = True,
+        before: Mapping[str, Any] | None = None,
     ) -> list[Violation]:
         """Every invariant on decoded call results (by ``ReadCall.key``). Pure but for ``prev``:
-        ``remember=False`` (simulations) leaves the previous-block values untouched."""
+        ``remember=False`` (simulations) leaves the previous-block values untouched, and ``before``
+        (a simulation's reads of the state it starts from) is then ``prev``."""
         block = {"number": block_number, "timestamp": timestamp}
         if remember:
             self._history.append((block_number, [(inv.previous, inv._memo) for inv in self.invariants]))
@@ -158,7 +172,7 @@ class InvariantSet:
                 seconds[inv.cfg.id] += clock() - started
                 counts[inv.cfg.id] += 1
         else:
-            out = [inv.evaluate(values, block, remember=False) for inv in self.invariants]
+            out = [inv.evaluate(values, block, remember=False, before=before) for inv in self.invariants]
         if remember:
             self._last = (values, out)
         return [v for v in out if v is not None]

@@ -1,6 +1,6 @@
 """The local chain world: anvil processes, solc-js builds, deployments and their manifests."""
 
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
+from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode, PublicBlocks
 from breakglass.devnet.manifest import ContractRecord, Manifest
 from breakglass.devnet.solc import Artifact, Build, compile_contracts
 
@@ -12,5 +12,6 @@ __all__ = [
     "Build",
     "ContractRecord",
     "Manifest",
+    "PublicBlocks",
     "compile_contracts",
 ]

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ import httpx
 from breakglass.devnet.toolchain import find_anvil
 from breakglass.errors import DevnetError
 
-__all__ = ["DEV_MNEMONIC", "Anvil", "AnvilOptions", "BlockMode"]
+__all__ = ["DEV_MNEMONIC", "Anvil", "AnvilOptions", "BlockMode", "PublicBlocks"]
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 _LISTENING = re.compile(r"Listening on (?P<host>[\d.]+):(?P<port>\d+)")
@@ -261,6 +262,67 @@ class Anvil:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+
+class PublicBlocks:
+    """A public, fee-ordered mempool with a fixed window: automine off, and a thread that mines a block
+    ``block_time`` seconds after a transaction first waits in the pool. Everyone watching the mempool
+    gets the whole window from a broadcast, as when an attacker broadcasts right after a block; with
+    interval mining the broadcast fell anywhere in the interval, and a sender slowed by a loaded
+    machine shortened the window to nothing. ``start()``/``stop()`` or a ``with`` block; ``stop`` mines
+    what is still pending and turns automine back on."""
+
+    def __init__(self, node: Anvil, block_time: float = 1.0, *, poll: float = 0.01) -> None:
+        self.node = node
+        self.block_time = block_time
+        self.poll = poll
+        self.mined = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def _pending(self) -> int:
+        status = self.node.rpc("txpool_status")
+        return int(status.get("pending", "0x0"), 16)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._pending():
+                    self._stop.wait(self.poll)
+                    continue
+                if self._stop.wait(self.block_time):
+                    return
+                self.node.rpc("evm_mine")
+                self.mined += 1
+        except BaseException as exc:  # seen by stop(): a miner that died must not pass unnoticed
+            self.error = exc
+
+    def start(self) -> PublicBlocks:
+        self.node.rpc("evm_setIntervalMining", 0)
+        self.node.rpc("evm_setAutomine", False)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="public-blocks", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout=30)
+        if self._pending():
+            self.node.rpc("evm_mine")
+        self.node.rpc("evm_setAutomine", True)
+        if self.error is not None:
+            raise DevnetError(f"the public-mempool miner failed: {self.error}") from self.error
+
+    def __enter__(self) -> PublicBlocks:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

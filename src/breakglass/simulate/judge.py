@@ -170,7 +170,7 @@ class Judge:
             return []  # it changed none of the values read: it cannot be what breaks an invariant
         before, failing = self._failing_before(sim, key)
         after: list[Violation] = self.invariants.evaluate(
-            ctx.reads, block_number=sim.number, timestamp=sim.timestamp, remember=False
+            ctx.reads, block_number=sim.number, timestamp=sim.timestamp, remember=False, before=before
         )
         out: list[Finding] = []
         for v in after:

@@ -23,7 +23,7 @@ from web3 import Web3
 from breakglass.app import App, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
-from breakglass.devnet.anvil import Anvil
+from breakglass.devnet.anvil import Anvil, PublicBlocks
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.venue import Venue
 from breakglass.domain import Finding, FindingStage, Severity
@@ -126,27 +126,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def play_strike_in_public_mempool(run: ScenarioRun, node: Anvil) -> ScenarioResult:
-    """Prepare and set up on automine (fast); then interval mining (a block a second, fee-ordered pool)
-    for the strike, each step sent right after a block so the defender has one interval, as a
-    transaction broadcast publicly would give it; once the venue is contained, back to automine."""
-    w3, venue = run.w3, run.venue
+    """Prepare and set up on automine (fast); then a public fee-ordered pool for the strike, each block
+    mined a second after a transaction reached the pool (``PublicBlocks``: the defender has that second
+    from each broadcast, whatever the load); once the venue is contained, back to automine."""
+    venue = run.venue
     run.fund_dirty_wallet()
-    public = False
-    for phase, step in run.steps():
-        if phase is Phase.STRIKE and not public and not contained(venue):
-            node.rpc("evm_setIntervalMining", 1)
-            public = True
-        if public:
-            current = w3.eth.block_number
-            wait_until(lambda current=current: w3.eth.block_number > current)  # type: ignore[misc]
-        run.execute(phase, step)
-        if public and contained(venue):
-            node.rpc("evm_setIntervalMining", 0)
-            node.rpc("evm_setAutomine", True)
-            public = False
-    if public:
-        node.rpc("evm_setIntervalMining", 0)
-        node.rpc("evm_setAutomine", True)
+    public: PublicBlocks | None = None
+    try:
+        for phase, step in run.steps():
+            if phase is Phase.STRIKE and public is None and not contained(venue):
+                public = PublicBlocks(node, 1.0).start()
+            run.execute(phase, step)
+            if public is not None and contained(venue):
+                public.stop()
+                public = None
+    finally:
+        if public is not None:
+            public.stop()
     return run.finish()
 
 

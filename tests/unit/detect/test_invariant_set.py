@@ -79,3 +79,22 @@ def test_evaluate_is_pure_on_decoded_values() -> None:
     inv = invariants()
     values = {"token.balanceOf(vault)": 10, "token.reserves()": {"usd": 5, "_1": 6}}
     assert [v.monitor_id for v in inv.evaluate(values, block_number=1, timestamp=1)] == ["floor"]
+
+
+def test_a_simulation_compares_with_the_state_it_starts_from_when_no_block_was_seen() -> None:
+    """Started on a quiet chain, no block has been evaluated yet: a pending transaction that halves the
+    balance must still break ``prev``-based invariants, judged against the head's own reads (``before``);
+    without them ``prev`` is the post-state itself and nothing can break."""
+    inv = invariants()
+    head = {"token.balanceOf(vault)": 2000, "token.reserves()": {"usd": 5, "_1": 6}}
+    after = {"token.balanceOf(vault)": 1100, "token.reserves()": {"usd": 5, "_1": 6}}
+    assert inv.evaluate(after, block_number=11, timestamp=1, remember=False) == []
+    halved = {**after, "token.balanceOf(vault)": 900}
+    drop = inv.evaluate(halved, block_number=11, timestamp=1, remember=False, before=head)
+    assert sorted(v.monitor_id for v in drop) == ["drop", "floor"]
+    # the head's reads are prev even after a remembered block with other values (the follower lags)
+    inv.evaluate({**head, "token.balanceOf(vault)": 1200}, block_number=9, timestamp=1)
+    lagging = inv.evaluate(halved, block_number=11, timestamp=1, remember=False)
+    assert [v.monitor_id for v in lagging] == ["floor"]  # 900 >= 1200 / 2: no drop against block 9
+    judged = inv.evaluate(halved, block_number=11, timestamp=1, remember=False, before=head)
+    assert sorted(v.monitor_id for v in judged) == ["drop", "floor"]
