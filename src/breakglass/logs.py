@@ -130,6 +130,21 @@ def active_redactor() -> Redactor:
     return _ACTIVE[-1]
 
 
+class _Stderr:
+    """``sys.stderr`` as it is at each write: a process whose stderr is replaced after logging was set
+    up (a test runner capturing each test, a daemon redirecting it) writes where stderr is now, not to
+    a file object that may have been closed since."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *,
     json: bool = False,
@@ -141,12 +156,12 @@ def configure_logging(
     redactor = redactor or Redactor()
     _ACTIVE[:] = [redactor]
     _SETTINGS[:] = [f"{'json' if json else 'console'}:{level}"]
-    stream = stream or sys.stderr
+    out: TextIO | _Stderr = stream or _Stderr()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
         else structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     )
     processors: list[Any] = [
@@ -160,7 +175,7 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     return redactor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,17 @@ def test_build_app_registers_secrets_with_the_redactor_the_logs_use(tmp_path: Pa
     build_app(load_config(path, environ={"KEY": "zz-provider-key-123"}))
     get_logger("t").info("endpoint", note="calling https://node.example/zz-provider-key-123 now")
     assert "zz-provider-key-123" not in stream.getvalue()
+
+
+def test_default_stream_is_stderr_at_each_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set up under one stderr that is then closed and replaced (a test runner's capture, a daemon's
+    redirect): logging goes to the stderr of the moment instead of failing on the closed file."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging(json=True)
+    get_logger("t").warning("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    get_logger("t").warning("two")
+    assert json.loads(second.getvalue())["event"] == "two"
