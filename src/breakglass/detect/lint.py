@@ -36,6 +36,8 @@ from breakglass.detect.expr import Expression, to_cel
 from breakglass.detect.filters import CallDetector, EventDetector, TransactionDetector
 from breakglass.detect.governance import SetUp
 from breakglass.detect.invariants import Invariant
+from breakglass.detect.operators import EvalError, kind_of
+from breakglass.detect.syntax import compile_expression
 from breakglass.domain import Address, Hash32, Receipt, Tx
 from breakglass.errors import ConfigIssue, DetectionError
 
@@ -132,17 +134,20 @@ def field_problems(source: str, variables: Mapping[str, Any]) -> list[str]:
 
 
 def _try(expression: Expression, variables: Mapping[str, Any]) -> list[str]:
-    """Problems of ``expression`` on sample values: unknown fields first, then a failed evaluation."""
+    """Problems of ``expression`` on sample values: unknown fields first, then a failed evaluation.
+    Evaluated strictly: a sample that makes one side of ``&&`` false must not hide the other's error."""
     used = {name: value for name, value in variables.items() if name in expression.variables}
     problems = field_problems(expression.source, used)
     if problems:
         return problems
     try:
-        expression.holds(variables)
-    except DetectionError as exc:
-        text = str(exc).split(": ", 1)[-1]
-        if "index out of bounds" not in text:  # samples have one element per list
-            return [text]
+        result = compile_expression(expression.source, strict=True).run(used)
+    except EvalError as exc:
+        if "index out of bounds" not in str(exc):  # samples have one element per list
+            return [str(exc)]
+        return []
+    if not isinstance(result, bool):
+        return [f"gives {kind_of(result)}, not true/false"]
     return []
 
 
@@ -161,11 +166,25 @@ def _sample_variables(detector: Detector | Invariant, loaded: LoadedConfig) -> d
                                                     detector.function.input_types, strict=True)}  # fmt: skip
         return {k: to_cel(v) for k, v in {**common, "args": args}.items()}
     if isinstance(detector, TransactionDetector):
-        return {k: to_cel(v) for k, v in {**common, "logs": []}.items()}
+        logs = _sample_logs(loaded) if "logs" in detector.where.variables else []
+        return {k: to_cel(v) for k, v in {**common, "logs": logs}.items()}
     if isinstance(detector, Invariant):
         current = {name: to_cel(_outputs(call.function)) for name, call in detector.calls.items()}
         return {**current, "block": to_cel(common["block"]), "prev": current}
     return {}
+
+
+def _sample_logs(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """One log of every event of every configured contract, as a transaction monitor's ``logs`` holds
+    them: a macro over them evaluates its body on each event's shape (``w.args.assets`` of a Withdraw)."""
+    out: list[dict[str, Any]] = []
+    for name, record in loaded.contracts.items():
+        for entry in record.abi:
+            if entry.get("type") == "event" and not entry.get("anonymous"):
+                event = EventAbi.of(entry)
+                out.append({"contract": name, "event": event.name, "args": _event_args(event),
+                            "address": record.address.lower(), "index": len(out)})  # fmt: skip
+    return out
 
 
 def _expression(detector: Detector | Invariant) -> tuple[Expression | None, str]:

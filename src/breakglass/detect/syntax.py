@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from breakglass.config.refs import closest
 from breakglass.detect.operators import BINARY, FUNCTIONS, EvalError, exact, is_number, kind_of, overload
 
 __all__ = ["EvalError", "Program", "compile_expression", "tokenize"]
@@ -136,7 +137,8 @@ class Program:
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, strict: bool = False) -> None:
+        self.strict = strict
         self.tokens = tokenize(source)
         self.i = 0
         self.free: set[str] = set()
@@ -187,13 +189,13 @@ class _Parser:
     def or_(self) -> Node:
         node = self.and_()
         while self.take("||"):
-            node = _logical(node, self.and_(), decides=True, op="_||_")
+            node = _logical(node, self.and_(), decides=True, op="_||_", strict=self.strict)
         return node
 
     def and_(self) -> Node:
         node = self.relation()
         while self.take("&&"):
-            node = _logical(node, self.relation(), decides=False, op="_&&_")
+            node = _logical(node, self.relation(), decides=False, op="_&&_", strict=self.strict)
         return node
 
     def relation(self) -> Node:
@@ -288,7 +290,7 @@ class _Parser:
             finally:
                 self.bound.pop()
             self.expect(")")
-            return _macro(name, target, variable, bodies)
+            return _macro(name, target, variable, bodies, strict=self.strict)
         args = self.arguments()
         if name not in FUNCTIONS:
             raise ValueError(f"unknown function {name!r} at {at} (known: {', '.join(sorted(FUNCTIONS))})")
@@ -398,7 +400,7 @@ def _select(target: Node, field: str) -> Node:
             try:
                 return value[field]
             except KeyError:
-                raise EvalError(f"no such key: {field!r}") from None
+                raise EvalError(f"no such key: {field!r} {closest(field, [str(k) for k in value])}") from None
         raise EvalError(f"no such field {field!r} on a {kind_of(value)}")
 
     return select
@@ -438,14 +440,17 @@ def _call(function: Callable[..., Any], args: Sequence[Node]) -> Node:
     return lambda env: function(*(arg(env) for arg in args))
 
 
-def _logical(left: Node, right: Node, *, decides: bool, op: str) -> Node:
+def _logical(left: Node, right: Node, *, decides: bool, op: str, strict: bool = False) -> Node:
     """``&&`` (``decides=False``: a false side decides) and ``||`` (a true side decides), with CEL's
-    absorption: an error or a non-boolean on one side is forgiven when the other side decides."""
+    absorption: an error or a non-boolean on one side is forgiven when the other side decides.
+    ``strict`` (``breakglass check``): an error of the left side is never forgiven."""
 
     def run(env: Env) -> bool:
         try:
             a = left(env)
         except EvalError as exc:
+            if strict:
+                raise
             a = exc
         if a is decides:
             return bool(decides)
@@ -469,7 +474,7 @@ def _items(value: Any, name: str) -> list[Any]:
     raise overload(name, value)
 
 
-def _macro(name: str, target: Node, variable: str, bodies: list[Node]) -> Node:
+def _macro(name: str, target: Node, variable: str, bodies: list[Node], *, strict: bool = False) -> Node:
     arity = {"all": (1,), "exists": (1,), "exists_one": (1,), "filter": (1,), "map": (1, 2)}[name]
     if len(bodies) not in arity:
         raise ValueError(f"{name}() takes a variable and {' or '.join(map(str, arity))} expression(s)")
@@ -497,6 +502,8 @@ def _macro(name: str, target: Node, variable: str, bodies: list[Node]) -> Node:
                     if truth(predicate, scope) is decides:
                         return decides
                 except EvalError as exc:
+                    if strict:
+                        raise
                     error = error or exc
             if error is not None:
                 raise error
@@ -513,8 +520,10 @@ def _macro(name: str, target: Node, variable: str, bodies: list[Node]) -> Node:
     return lambda env: [transform(scope) for scope in scopes(env) if truth(predicate, scope)]
 
 
-def compile_expression(source: str) -> Program:
-    """Parse ``source``; a syntax error or an unknown function is a ``ValueError`` saying where."""
-    parser = _Parser(source)
+def compile_expression(source: str, *, strict: bool = False) -> Program:
+    """Parse ``source``; a syntax error or an unknown function is a ``ValueError`` saying where.
+    ``strict``: no error is forgiven by the other side of ``&&``/``||`` or by a macro's other
+    elements; ``breakglass check`` evaluates so on sample values, where a false side proves nothing."""
+    parser = _Parser(source, strict=strict)
     node = parser.parse()
     return Program(source, frozenset(parser.free), frozenset(parser.functions), node)

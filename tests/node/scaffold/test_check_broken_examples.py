@@ -133,6 +133,15 @@ BROKEN = [
         "did you mean 'VenuePaused'",
     ),
     (
+        "venue",
+        'where: >-\n      logs.exists(d, d.contract == "vault" && d.event == "Deposit" &&\n'
+        '      logs.exists(w, w.contract == "vault" && w.event == "Withdraw" && w.args.account ==',
+        'where: >-\n      logs.exists(d, d.contract == "vault" && d.event == "Deposit" &&\n'
+        '      logs.exists(w, w.contract == "vault" && w.event == "Withdraw" && w.args.acount ==',
+        "no such key: 'acount'",
+        "did you mean 'account'",
+    ),
+    (
         "playbooks",
         "function: pauseVenue\n        once_per",
         "function: pauseVenu\n        once_per",

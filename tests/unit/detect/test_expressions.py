@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from breakglass.detect.expr import Expression, to_cel
+from breakglass.detect.operators import EvalError
 from breakglass.detect.syntax import compile_expression
 from breakglass.errors import DetectionError
 
@@ -142,3 +143,11 @@ def test_integer_arithmetic_on_amounts_works_as_written() -> None:
     expr = Expression("price * 100 <= reference * 105 && price * 100 >= reference * 95", "band")
     assert expr.holds(to_cel({"price": 102, "reference": 100}))
     assert not expr.holds(to_cel({"price": 110 * 10**18, "reference": 100 * 10**18}))
+
+
+def test_strict_mode_for_check_forgives_no_error_that_a_false_side_would_hide() -> None:
+    source = "xs.exists(x, x.amont > 1 && x.amount > 5)"
+    values = {"xs": [{"amount": 1}]}
+    assert compile_expression(source).run(values) is False  # run time: CEL's absorption
+    with pytest.raises(EvalError, match=r"no such key: 'amont'.*did you mean 'amount'"):
+        compile_expression(source, strict=True).run(values)
