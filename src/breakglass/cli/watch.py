@@ -1,4 +1,5 @@
-"""``breakglass watch CONFIG`` follows the chain and prints findings; ``test-monitor`` tries one block."""
+"""``breakglass watch CONFIG`` follows the chain and prints findings; ``test-monitor`` tries one block;
+``test-contract`` probes one deployed contract as attack-contract simulation would."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from breakglass.config import LoadedConfig
     from breakglass.domain import Finding
 
-__all__ = ["test_monitor", "watch"]
+__all__ = ["test_contract", "test_monitor", "watch"]
 
 ConfigArg = Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")]
 
@@ -190,3 +191,55 @@ def test_monitor(
             str(f.severity), f.monitor_id, f.title, f.tx_hash or "", json.dumps(dict(f.evidence), default=str)
         )
     _console().print(table)
+
+
+async def _probe(config: Path, address: str, callers: list[str]) -> list[Finding]:
+    from breakglass.config import load_config
+    from breakglass.detect.service import build_watcher
+    from breakglass.simulate import build_attack_simulation
+    from breakglass.simulate.attack import probe_address
+
+    loaded = load_config(config)
+    watcher = build_watcher(loaded, None)
+    try:
+        service = build_attack_simulation(loaded, watcher, None)
+        await service.start()
+        head = int(await watcher.rpc.call("eth_blockNumber"), 16)
+        await watcher.test_block(head)  # the invariants' last values (prev), as a running follower has them
+        return await probe_address(service.simulator, address, callers)
+    finally:
+        await watcher.close()
+
+
+@handle_errors
+def test_contract(
+    config: ConfigArg,
+    address: Annotated[str, typer.Argument(help="the deployed contract to probe (0x...)")],
+    caller: Annotated[
+        list[str] | None,
+        typer.Option("--caller", help="an account to call it from, e.g. its deployer (repeatable)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+) -> None:
+    """Probe ADDRESS on the latest state with CONFIG's monitors, as attack-contract simulation does
+    (its selectors from the callers and a fresh account, guessed arguments, two-call sequences).
+    Prints the proof of harm, if any; publishes nothing. Exits 1 when the contract is proven harmful."""
+    findings = asyncio.run(_probe(config, address, list(caller or [])))
+    if as_json:
+        for finding in findings:
+            print(_line(finding, True))
+    elif not findings:
+        _console().print(f"{address}: nothing proven (no monitor at attack_simulation.min_severity broke)")
+    else:
+        table = Table(title=f"{address}: proven harmful by {len(findings)} monitor(s)")
+        for column in ("severity", "monitor", "calls", "values before -> after"):
+            table.add_column(column)
+        for f in findings:
+            calls = " then ".join(
+                f"{c['selector'] or 'transfer'} from {c['from']}" for c in f.evidence["calls"]
+            )
+            values = f"{f.evidence.get('before')} -> {f.evidence.get('values')}"
+            table.add_row(str(f.severity), f.monitor_id, calls, values)
+        _console().print(table)
+    if findings:
+        raise typer.Exit(1)

@@ -57,7 +57,7 @@ from breakglass.simulate.funding import BalanceSlots
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.prober import Prober, Watched
 
-__all__ = ["AttackSimulator", "AttackStats", "tainted_by"]
+__all__ = ["AttackSimulator", "AttackStats", "probe_address", "tainted_by"]
 
 log = get_logger(__name__)
 
@@ -302,6 +302,32 @@ class AttackSimulator:
         elif reason == "created":
             self._quiet_codes.add(w.code_hash)
         return spent[0], found
+
+
+async def probe_address(
+    simulator: AttackSimulator, address: str, callers: Sequence[str] = ()
+) -> list[Finding]:
+    """Probe one deployed contract now, on the latest state, within one contract's budget
+    (``breakglass test-contract``): ``callers`` stand for its deployer and creator (the first two;
+    a fresh account is always tried). Publishes nothing; raises ``ChainError`` if it has no code."""
+    code = await simulator.rpc.call("eth_getCode", address, "latest")
+    if not isinstance(code, str) or code in ("0x", "0x0"):
+        raise ChainError(f"{address} has no code at the latest block")
+    raw = bytes.fromhex(code[2:])
+    number = int(await simulator.rpc.call("eth_blockNumber"), 16)
+    who = [c.lower() for c in callers]
+    w = Watched(
+        address=address.lower(),
+        creator=who[1] if len(who) > 1 else (who[0] if who else ""),
+        origin=who[0] if who else "",
+        created_in=number,
+        code_hash="0x" + keccak(raw).hex(),
+        selectors=selectors(raw),
+        embedded=embedded_addresses(raw, simulator.prober.protocol_order),
+    )
+    simulator.watched[w.address] = w
+    budget = simulator.settings.max_simulations_per_contract
+    return await asyncio.wait_for(simulator.prober.probe(w, budget), simulator.settings.timeout * 10)
 
 
 def tainted_by(detectors: Iterable[Any]) -> Callable[[str], bool]:

@@ -255,3 +255,34 @@ async def test_a_proven_attack_contract_is_contained_by_the_playbooks_before_its
     blocks = [a for a in confirmed if a.action == "block-attacker"]
     assert len(blocks) == 1  # one breach per contract, whichever monitors it breaks
     assert defense.errors == []
+
+
+def test_test_contract_probes_one_deployed_contract_from_the_command_line(
+    chain: Chain, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from breakglass.cli.main import app
+
+    snapshot = chain.node.snapshot()
+    try:
+        config_data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+        config_data.update(deployment=str(chain.manifest), store={"url": f"sqlite:///{tmp_path / 's.db'}"})
+        config = tmp_path / "venue.yaml"
+        config.write_text(yaml.safe_dump(config_data), encoding="utf-8")
+        attacker, user = chain.w3.eth.accounts[5], chain.w3.eth.accounts[4]
+        attack, _ = deploy(chain, attacker, "TwoStepDrainAttack", *drain_args(chain.venue))
+        zap, _ = deploy(chain, user, "VaultZap", chain.venue.usd.address, chain.venue.vault.address)
+        runner = CliRunner()
+        proven = runner.invoke(
+            app, ["test-contract", str(config), attack.address, "--caller", attacker, "--json"]
+        )
+        assert proven.exit_code == 1, proven.output
+        lines = [json.loads(line) for line in proven.output.splitlines() if line.startswith("{")]
+        assert lines and {line["monitor"] for line in lines} <= {"lp-value-extraction", "vault-round-trip"}
+        quiet = runner.invoke(app, ["test-contract", str(config), zap.address, "--caller", user])
+        assert quiet.exit_code == 0 and "nothing proven" in quiet.output, quiet.output
+    finally:
+        chain.node.revert(snapshot)
