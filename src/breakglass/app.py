@@ -102,10 +102,17 @@ def _build_bus(config: LoadedConfig) -> Bus:
 
 
 def build_app(
-    config: LoadedConfig, *, bus: Bus | None = None, redactor: Redactor | None = None, respond: bool = True
+    config: LoadedConfig,
+    *,
+    bus: Bus | None = None,
+    redactor: Redactor | None = None,
+    respond: bool = True,
+    guardian: bool = True,
 ) -> App:
     """Create every component for ``config``, in pipeline order; no I/O happens here. ``respond=False``
-    leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded."""
+    leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded.
+    ``guardian=False`` builds the responder without its key (the API's child process,
+    ``api/process.py``, which runs no stage: it reads proposals and the ledger)."""
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
@@ -126,7 +133,7 @@ def build_app(
     if respond and config.settings.playbooks:
         from breakglass.respond import build_responder
 
-        app.components["respond"] = build_responder(config, app.bus, redactor, store=store)
+        app.components["respond"] = build_responder(config, app.bus, redactor, store=store, guardian=guardian)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     app.components["incidents"] = build_incident_stage(config, app.bus, store)
     _add_health_checks(app)

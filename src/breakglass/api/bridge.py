@@ -4,7 +4,9 @@ One connected Unix socket, newline-delimited JSON frames, bus messages in the bu
 registered domain types decode). The API end (``BridgeBus``) is the API's ``Bus``: it publishes what
 the API's transactions put in their outbox, and listens to the live topics for server-sent events;
 it also asks the pipeline for its readiness and liveness (``RemoteHealth``), for the store's
-availability as its writes see it (``RemoteStoreHealth``) and for its metrics. The
+availability as its writes see it (``RemoteStoreHealth``) and for its metrics, and has it execute Safe
+transactions whose threshold is met (the API's process holds no guardian key; the pipeline's
+relayer owns the key's nonces and tracks the receipt). The
 pipeline end (``BridgeServer``) publishes on the real bus only the topics the API writes to
 (``API_TOPICS``: never findings, so a compromised API process cannot make the responder act),
 relays the live topics, and answers the questions. Either end closing ends the other's reads: an
@@ -26,9 +28,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from breakglass.bus import Bus, Topics
 from breakglass.bus.codec import CodecError, decode, encode
-from breakglass.errors import BreakglassError
+from breakglass.errors import BreakglassError, ResponseError
 from breakglass.health import CheckResult, Health, Report
 from breakglass.logs import get_logger
+from breakglass.respond.messages import ActionEvent
+from breakglass.respond.safe import SafeService
 from breakglass.store.health import StoreHealth
 
 __all__ = ["API_TOPICS", "BridgeBus", "BridgeServer", "RemoteHealth", "RemoteStoreHealth", "exposition"]
@@ -68,10 +72,14 @@ class _Done:
 class BridgeServer:
     """The pipeline's end: serves one API process on ``sock`` until it goes away."""
 
-    def __init__(self, bus: Bus, health: Health, store: StoreHealth | None = None) -> None:
+    def __init__(
+        self, bus: Bus, health: Health, store: StoreHealth | None = None, safes: SafeService | None = None
+    ) -> None:
         self.bus = bus
         self.health = health
         self.store = store or StoreHealth()
+        self.safes = safes
+        """The responder's Safe service: it executes Safe transactions for the API (one key, one nonce)."""
         self.listened = False
         """An API process served by this bridge told it listened on its address."""
 
@@ -145,6 +153,8 @@ class BridgeServer:
         elif op == "listening":
             self.listened = True
             log.info("api.process_listening")
+        elif op == "safe_execute":
+            await send({"op": "reply", "id": frame["id"], **await self._execute(str(frame["safe_tx_hash"]))})
         elif op == "store":
             status = {"available": self.store.available, "since": self.store.since,
                       "backlog": self.store.backlog()}  # fmt: skip
@@ -154,6 +164,15 @@ class BridgeServer:
             await send({"op": "reply", "id": frame["id"], "text": text})
         else:
             raise ValueError(op)
+
+    async def _execute(self, safe_tx_hash: str) -> dict[str, Any]:
+        if self.safes is None:
+            return {"error": "no guardian relayer configured to submit Safe executions"}
+        try:
+            event = await self.safes.execute_if_ready(safe_tx_hash)
+        except ResponseError as exc:  # the API says why it was not sent
+            return {"error": str(exc)}
+        return {"event": None if event is None else encode(event).decode()}
 
 
 class BridgeBus:
@@ -211,16 +230,25 @@ class BridgeBus:
                 if not future.done():
                     future.set_exception(BreakglassError("the pipeline's process is gone", recoverable=True))
 
-    async def ask(self, op: str) -> dict[str, Any]:
-        """A question to the pipeline's process (``ready``, ``live``, ``metrics``) and its answer."""
+    async def ask(self, op: str, *, within: float | None = None, **fields: Any) -> dict[str, Any]:
+        """A question to the pipeline's process (``ready``, ``live``, ``store``, ``metrics``,
+        ``safe_execute``) and its answer."""
         ident = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[ident] = future
         try:
-            await self._send({"op": op, "id": ident})
-            return await asyncio.wait_for(future, self._timeout)
+            await self._send({**fields, "op": op, "id": ident})
+            return await asyncio.wait_for(future, within or self._timeout)
         finally:
             self._replies.pop(ident, None)
+
+    async def execute_safe(self, safe_tx_hash: str) -> ActionEvent | None:
+        """``SafeService.execute_if_ready`` in the pipeline's process, whose relayer holds the key."""
+        answer = await self.ask("safe_execute", within=120, safe_tx_hash=safe_tx_hash)  # a send, priced
+        if "error" in answer:
+            raise ResponseError(str(answer["error"]))
+        event = answer["event"]
+        return None if event is None else decode(str(event).encode())
 
     async def listening_on(self) -> None:
         """Tell the pipeline's process that the HTTP server listens (a later death is a crash)."""

@@ -113,7 +113,8 @@ async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: async
     port taken, an address that does not exist) is a mistake to report, not a crash to retry: it
     stops everything and is returned."""
     delay = RESTART_BACKOFF[0]
-    bridge = BridgeServer(app.bus, app.health, app.components["store"].health)
+    safes = getattr(app.components.get("respond"), "safes", None)
+    bridge = BridgeServer(app.bus, app.health, app.components["store"].health, safes)
     while not stop.is_set():
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -177,11 +178,14 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
     from breakglass.config import load_config
 
     bus = await BridgeBus().connect(socket.socket(fileno=fd))
-    app = build_app(load_config(config), bus=bus)
+    app = build_app(load_config(config), bus=bus, guardian=False)  # the key stays with the pipeline
     app.components = {"store": app.components["store"], **{k: v for k, v in app.components.items()
                                                            if k in ("incidents", "respond")}}  # fmt: skip
     app.health = RemoteHealth(bus)
     app.components["store"].health = RemoteStoreHealth(bus)  # what the pipeline's writes see
+    safes = getattr(app.components.get("respond"), "safes", None)
+    if safes is not None:
+        safes.execute = bus.execute_safe  # sent by the pipeline's relayer: one key, one nonce sequence
 
     async def metrics() -> bytes:
         pipeline = str((await bus.ask("metrics"))["text"]).encode()

@@ -46,6 +46,7 @@ def build_responder(
     signer: Signer | None = None,
     environ: Mapping[str, str] | None = None,
     vet: bool = True,
+    guardian: bool = True,
 ) -> Responder:
     """The responder for ``config``.
 
@@ -54,7 +55,8 @@ def build_responder(
     tables come from the store's migrations: run ``breakglass.store.migrate.upgrade_async`` first.
     ``rpc`` and ``signer`` override what the configuration says. A playbook call the policy always
     refuses is a ``ConfigError`` (as ``breakglass check`` says); ``vet=False`` builds it anyway, for
-    tests of the refusals at run time.
+    tests of the refusals at run time. ``guardian=False`` loads no guardian key (the API's child
+    process, which runs no stage: its Safe executions go through the pipeline's process).
     """
     settings = config.settings
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path), locate=config.issue)
@@ -86,9 +88,9 @@ def build_responder(
     if rpc is None:
         return responder
     responder.rpc = rpc
-    guardian = settings.responder.guardian
-    if signer is None and guardian is not None:
-        signer = load_guardian(guardian, config.path.parent, redactor, environ)
+    key = settings.responder.guardian if guardian else None
+    if signer is None and key is not None:
+        signer = load_guardian(key, config.path.parent, redactor, environ)
     if signer is not None:
         fees = FeePolicy(settings.responder.fees, policy.max_fee_wei)
         responder.relayer = GuardianRelayer(

@@ -101,12 +101,16 @@ class SafeService:
         *,
         relayer: GuardianRelayer | None = None,
         emit: Emit | None = None,
+        execute: Callable[[str], Awaitable[ActionEvent | None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._rpc = rpc
         self._safes = {name: to_checksum_address(address) for name, address in safes.items()}
         self._relayer = relayer
         self._emit = emit
+        self.execute = execute
+        """Executions sent by another process instead (the API's child process asks the pipeline's,
+        whose relayer owns the guardian key's nonces: ``api/process.py``)."""
 
     async def _view(
         self, address: str, signature: str, out: Sequence[str], *args_types: tuple[str, Any]
@@ -287,6 +291,8 @@ class SafeService:
 
     async def execute_if_ready(self, safe_tx_hash: str) -> ActionEvent | None:
         """Send ``execTransaction`` once the threshold is met (None before). Returns the SUBMITTED event."""
+        if self.execute is not None:
+            return await self.execute(safe_tx_hash)
         row, sigs = await self._get(safe_tx_hash)
         if row.executed_tx_hash is not None:
             return None

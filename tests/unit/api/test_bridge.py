@@ -12,8 +12,10 @@ import pytest
 
 from breakglass.api.bridge import BridgeBus, BridgeServer, RemoteHealth
 from breakglass.bus import InProcessBus, Topics
+from breakglass.errors import ResponseError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.models import IncidentChange
+from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.testing import make_finding, wait_until
 
 Ends = tuple[InProcessBus, Health, BridgeBus, "asyncio.Task[None]"]
@@ -114,6 +116,42 @@ async def test_the_api_sees_the_store_as_the_pipelines_writes_do() -> None:
         assert remote.backlog() == {"checkpoints": 3}
     finally:
         store.succeeded("alerts.process")  # the process-wide availability gauge back to 1
+        await api.close()
+        for task in (serving, reading):
+            task.cancel()
+        await asyncio.gather(serving, reading, return_exceptions=True)
+
+
+class _Safes:
+    """The pipeline's Safe service, as far as the bridge uses it."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def execute_if_ready(self, safe_tx_hash: str) -> ActionEvent | None:
+        self.asked.append(safe_tx_hash)
+        if safe_tx_hash == "0xbelow":
+            return None
+        if safe_tx_hash == "0xrefused":
+            raise ResponseError("no guardian relayer configured to submit Safe executions")
+        return ActionEvent(ActionStep.SUBMITTED, "safe-exec/" + safe_tx_hash, "p", "a", "t", "",
+                           tx_hash="0x" + "ab" * 32)  # fmt: skip
+
+
+async def test_safe_executions_are_sent_by_the_pipelines_process() -> None:
+    safes = _Safes()
+    ours, theirs = socket.socketpair()
+    serving = asyncio.create_task(BridgeServer(InProcessBus(), Health(), safes=safes).serve(ours))  # type: ignore[arg-type]
+    api = await BridgeBus().connect(theirs)
+    reading = asyncio.create_task(api.run())
+    try:
+        sent = await api.execute_safe("0xready")
+        assert sent is not None and sent.step is ActionStep.SUBMITTED and sent.key == "safe-exec/0xready"
+        assert await api.execute_safe("0xbelow") is None
+        with pytest.raises(ResponseError, match="no guardian relayer"):
+            await api.execute_safe("0xrefused")
+        assert safes.asked == ["0xready", "0xbelow", "0xrefused"]
+    finally:
         await api.close()
         for task in (serving, reading):
             task.cancel()
