@@ -172,6 +172,8 @@ class AttackSimulator:
     async def examine(self, block: Block) -> list[Finding]:
         """Discover, choose and probe ``block``'s contracts within the budget; publish the findings."""
         self.stats.blocks += 1
+        if self.prober.unsupported:
+            return []  # said once when found out (``Prober``)
         created = await self.finder.created(block)
         fresh = await self._watch(created)
         targets: list[tuple[Watched, str]] = []

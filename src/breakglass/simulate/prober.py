@@ -17,7 +17,7 @@ from typing import Any
 
 from breakglass.config.attack import AttackSimulationConfig
 from breakglass.domain import Address, Finding, FindingStage, Hash32, PendingTx, Severity, Tx, fingerprint_of
-from breakglass.errors import ChainError
+from breakglass.errors import ChainError, RpcError
 from breakglass.logs import get_logger
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.funding import BalanceSlots
@@ -85,6 +85,8 @@ class Prober:
         self.settings = settings
         self.protocol_order = [a.lower() for a in protocol]
         self.min_severity = Severity.parse(settings.min_severity)
+        self.unsupported = False
+        """the node answered eth_simulateV1 with 'method not found': probing stops"""
 
     async def probe(self, w: Watched, budget: int, spent: list[int] | None = None) -> list[Finding]:
         """Call ``w``'s selectors (then pairs) on the latest state until a monitor breaks or
@@ -138,7 +140,7 @@ class Prober:
                 changed = not outcome.returned or outcome.logs
                 if changed and len(prepared) < MAX_PREPARED and call not in prepared:
                     prepared.append(call)
-            if spent[0] >= budget:
+            if spent[0] >= budget or self.unsupported:
                 return []
         return []
 
@@ -167,6 +169,12 @@ class Prober:
             spent[0] += len(chunk)
             for seq, answer in zip(chunk, answers, strict=True):
                 if isinstance(answer, BaseException):
+                    if isinstance(answer, RpcError) and answer.code == -32601 and not self.unsupported:
+                        self.unsupported = True  # no eth_simulateV1 on this node: say it once, loudly
+                        log.error(
+                            "the node has no eth_simulateV1: attack-contract simulation cannot run",
+                            error=str(answer),
+                        )
                     out.append((seq, None))
                     continue
                 try:

@@ -274,3 +274,23 @@ async def test_a_token_balance_mapping_is_found_once_and_funds_the_probed_contra
     assert slots.overrides(holder) == {
         TOKEN: {"stateDiff": {balance_slot(holder, 3): "0x" + (5_000).to_bytes(32, "big").hex()}}
     }
+
+
+async def test_a_node_without_eth_simulate_stops_the_probing_once_and_says_so() -> None:
+    attack = "0x" + "a8" * 20
+    node = FakeNode([(attack, dispatcher(DRAIN))])
+    fake = node.__call__
+
+    def refusing(method: str, params: list[Any]) -> Any:
+        if method == "eth_simulateV1":
+            node.simulations += 1
+            return FakeTransport.error(-32601, "the method eth_simulateV1 does not exist")
+        return fake(method, params)
+
+    sim = attack_simulator(node)
+    sim.rpc = sim.finder.rpc = RpcClient([FakeTransport(refusing)])
+    sim.prober.batcher.rpc = sim.rpc
+    assert await sim.examine(block_with(tx(1))) == []
+    assert sim.prober.unsupported and node.simulations > 0
+    asked = node.simulations
+    assert await sim.examine(block_with(tx(2), number=10)) == [] and node.simulations == asked
