@@ -5,6 +5,8 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC1967} from "@openzeppelin/contracts/interfaces/IERC1967.sol";
 import {ERC1967Proxy} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.sol";
 import {ERC1967Utils} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Utils.sol";
+import {ProxyAdmin} from "@openzeppelin/contracts/proxy/transparent/ProxyAdmin.sol";
+import {TransparentUpgradeableProxy} from "@openzeppelin/contracts/proxy/transparent/TransparentUpgradeableProxy.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 /// Ownable and Pausable as OpenZeppelin ships them: OwnershipTransferred, Paused, Unpaused. For the
@@ -39,4 +41,15 @@ contract MockAdminProxy is ERC1967Proxy, IERC1967 {
         if (msg.sender != ERC1967Utils.getAdmin()) revert NotAdmin();
         ERC1967Utils.changeAdmin(admin);
     }
+}
+
+/// OpenZeppelin's transparent proxy unchanged: it deploys its own ProxyAdmin (owned by `owner`), whose
+/// upgradeAndCall emits Upgraded at the proxy.
+contract MockTransparentProxy is TransparentUpgradeableProxy {
+    constructor(address implementation, address owner) TransparentUpgradeableProxy(implementation, owner, "") {}
+}
+
+/// OpenZeppelin's ProxyAdmin unchanged: its ABI is the one of the admin a transparent proxy deploys.
+contract MockProxyAdmin is ProxyAdmin {
+    constructor(address owner) ProxyAdmin(owner) {}
 }

@@ -1,5 +1,6 @@
 """The governance monitor knows the standard patterns with no protocol code (issue 14): OpenZeppelin
-Ownable, Pausable and AccessControl, ERC-1967 upgrades and admin changes, a Safe's owners and threshold,
+Ownable, Pausable and AccessControl, ERC-1967 upgrades and admin changes (a proxy's own admin, and
+OpenZeppelin's transparent proxy upgraded through its ProxyAdmin), a Safe's owners and threshold,
 and a TimelockController's scheduled calls judged by what they will call. Each is emitted on anvil by
 the real contracts (OpenZeppelin's, Safe v1.4.1's, the reference venue's timelock) and found by a
 monitor configured with nothing but the contracts' names."""
@@ -13,6 +14,7 @@ import pytest
 from web3 import Web3
 
 from breakglass.config import load_config
+from breakglass.config.deployment import ContractRecord
 from breakglass.detect.service import build_watcher
 from breakglass.devnet.anvil import Anvil
 from breakglass.devnet.deploy import Deployer
@@ -26,13 +28,16 @@ from breakglass.domain import Finding
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
+ADMIN_SLOT = int("b53127684a568b3173ae13b9f8a6016e243e63b6e8ee1178d6a717850b5d6103", 16)
+"""ERC-1967: bytes32(uint256(keccak256("eip1967.proxy.admin")) - 1)"""
+
 CONFIG = """\
 deployment: manifest.json
 store: {{url: "sqlite:///{db}"}}
 monitors:
   - id: governance
     kind: governance
-    contracts: [guardian, timelock, safe, owned, proxy]
+    contracts: [guardian, timelock, safe, owned, proxy, transparent, proxy_admin]
     scheduled_allow:
       - {{contract: guardian, function: ratifyMarketPause}}
 """
@@ -50,16 +55,24 @@ async def test_each_standard_governance_change_is_a_finding(
     anvil: Anvil, build: Build, tmp_path: Path
 ) -> None:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
+    boss, stranger = role_key("deployer"), dev_key(12)
     deployer = Deployer(w3, build)
     venue = deploy_venue(deployer, VenueOptions())
     owned = deployer.deploy("owned", "MockOwnedPausable")
     proxy = deployer.deploy("proxy", "MockAdminProxy", venue["usd"].address)
+    transparent = deployer.deploy("transparent", "MockTransparentProxy", venue["usd"].address, boss.address)
+    # the ProxyAdmin the transparent proxy deployed, from its ERC-1967 admin slot
+    admin_address = Web3.to_checksum_address(w3.eth.get_storage_at(transparent.address, ADMIN_SLOT)[-20:])
+    admin_abi = build["MockProxyAdmin"].abi
+    deployer.records["proxy_admin"] = ContractRecord(
+        address=admin_address, abi=admin_abi, artifact="ProxyAdmin"
+    )
+    proxy_admin = w3.eth.contract(address=admin_address, abi=admin_abi)
     deployer.manifest(anvil.url).write(tmp_path / "manifest.json")
     config = tmp_path / "bg.yaml"
     config.write_text(CONFIG.format(db=tmp_path / "bg.db"), encoding="utf-8")
     first = w3.eth.block_number + 1
 
-    boss, stranger = role_key("deployer"), dev_key(12)
     w3.eth.send_transaction({"from": boss.address, "to": stranger.address, "value": 10**18})
 
     def send(fn: Any, account: Any = boss) -> None:
@@ -69,6 +82,8 @@ async def test_each_standard_governance_change_is_a_finding(
     send(owned.functions.pause(), stranger)  # Pausable
     send(proxy.functions.upgradeTo(venue["vault"].address))  # ERC-1967
     send(proxy.functions.changeAdmin(stranger.address))
+    send(proxy_admin.functions.upgradeAndCall(transparent.address, venue["vault"].address, b""))  # ProxyAdmin
+    send(proxy_admin.functions.transferOwnership(stranger.address))
     safe = venue["safe"]
     owners = [role_key("safe_owner_1"), role_key("safe_owner_2")]
     add = safe.functions.addOwnerWithThreshold(stranger.address, 3)._encode_transaction_data()
@@ -94,6 +109,8 @@ async def test_each_standard_governance_change_is_a_finding(
         ("pause", "owned", "Paused"),
         ("upgrades", "proxy", "Upgraded"),
         ("upgrades", "proxy", "AdminChanged"),
+        ("upgrades", "transparent", "Upgraded"),
+        ("ownership", "proxy_admin", "OwnershipTransferred"),
         ("safe", "safe", "AddedOwner"),
         ("safe", "safe", "ChangedThreshold"),
         ("roles", "guardian", "RoleGranted"),
