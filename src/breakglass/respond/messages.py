@@ -50,6 +50,9 @@ class ActionStep(enum.StrEnum):
     revert, harm, value at risk, decision)."""
     WITHHELD = "withheld"
     """Not sent: its harm to honest traffic outweighs what it protects (``detail.look``); people decide."""
+    SATISFIED = "satisfied"
+    """Not sent: the identical guardian call (same contract, same calldata) was sent for another step
+    a few blocks before (``detail.by``: its key, ``detail.tx_hash``); the first one's record is the send."""
 
 
 @register  # it travels on Topics.ACTIONS: over JetStream only registered types do

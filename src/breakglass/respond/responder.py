@@ -17,6 +17,12 @@ acted on from a pending finding is adopted by any finding of that scope beginnin
 ``ADOPT_BLOCKS`` blocks after it; the pending actions' intents record their stage in the ledger, so the
 adoption survives a restart.
 
+Two steps asking for the identical guardian call (same contract, same calldata: two playbooks
+pausing the market one attack priced, matched by two monitors' findings in the same block) send it
+once: a step whose call was sent for another key within ``SAME_CALL_BLOCKS`` blocks, and not failed,
+is recorded as ``satisfied`` by the first (its key claimed, nothing signed). The sends are read back
+from the ledger's signed rows at start, so a restart keeps the window.
+
 The mempool stage asks for outbidding by passing the pending transaction's fees, either as
 ``handle(finding, outbid=PendingFees(...))`` or in the finding's ``evidence["pending_fees"]``
 (``max_fee_per_gas``, ``max_priority_fee_per_gas``, ``gas_price``: integers in wei).
@@ -51,11 +57,14 @@ from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.respond.safe import SafeService
 
-__all__ = ["ADOPT_BLOCKS", "Responder", "outbid_from"]
+__all__ = ["ADOPT_BLOCKS", "SAME_CALL_BLOCKS", "Responder", "outbid_from"]
 
 ADOPT_BLOCKS = 16
 """How many blocks after a pending prediction of a breach the block path's breach of the same scope
 is taken to be that breach (the transaction mined late)."""
+SAME_CALL_BLOCKS = 16
+"""How many blocks apart (by their findings' blocks) two steps asking for the identical guardian call
+are taken to ask for one call: the second is satisfied by the first."""
 
 log = get_logger(__name__)
 
@@ -110,6 +119,10 @@ class Responder:
         """Its supervised subscription to findings (``breakglass.bus.consumer``)."""
         self._predicted: dict[str, list[tuple[int, str]]] = {}
         """breach scope -> (block, breach) of breaches acted on from pending findings"""
+        self._sent: dict[str, tuple[int, str]] = {}
+        """guardian call digest -> (finding's block, key) of the last step that sent it"""
+        self._calling: dict[str, asyncio.Lock] = {}
+        """guardian call digest -> held from deciding to send it until it is recorded in ``_sent``"""
 
     def subscribe(self) -> None:
         """Subscribe to findings now (``App.start`` does it before any producer runs)."""
@@ -137,9 +150,12 @@ class Responder:
 
     async def _start(self) -> None:
         await self.ledger.load()
-        for row in await self.ledger.rows(steps=(ActionStep.INTENT,)):
-            if (row.detail or {}).get("stage") == FindingStage.PENDING.value:
+        for row in await self.ledger.rows(steps=(ActionStep.INTENT, ActionStep.SIGNED)):
+            detail = row.detail or {}
+            if row.step == ActionStep.INTENT and detail.get("stage") == FindingStage.PENDING.value:
                 self._predict(row.key.split("/", 1)[0])
+            if row.step == ActionStep.SIGNED and isinstance(detail.get("block"), int):  # guardian sends
+                self._sent[_digest(row.key)] = (detail["block"], row.key)
         await self._seed_rates()
         if self.relayer is not None:
             await self.relayer.prepare()
@@ -222,6 +238,7 @@ class Responder:
             await self.emit(done)
             return done
         detail: dict[str, Any] = {"via": step.via, "stage": finding.stage.value}
+        detail["block"] = finding.block_number  # a later identical call within blocks of it is satisfied
         if step.ratify is not None:
             detail["ratify"] = step.ratify.as_detail()
         intent = replace(
@@ -235,25 +252,15 @@ class Responder:
             if step.via == "guardian":
                 if self.relayer is None:
                     raise ResponseError("no guardian key configured (responder.guardian)")
-                look = None
-                if self.lookout is not None:
-                    assessment = await self.lookout.assess(
-                        f"{step.playbook}.{step.action}", step.call, finding, self.relayer.address
-                    )
-                    look = assessment.as_detail()
-                    if assessment.withhold:
-                        log.warning("respond.withheld", key=step.key, call=step.call.target, **look)
-                        return await self._audit(
-                            replace(intent, step=ActionStep.WITHHELD, detail={**detail, "look": look})
-                        )
-                self.policy.take_rate(f"{step.playbook}.{step.action}")
-                sent = await self.relayer.execute(intent, step.call, outbid)
-                if look is not None and sent.step is not ActionStep.DUPLICATE:
-                    await self.emit(
-                        replace(intent, step=ActionStep.ASSESSED, detail={**detail, "look": look})
-                    )
-                # A concurrent handler of the same finding claimed it first: audit the duplicate too.
-                return await self._audit(sent) if sent.step is ActionStep.DUPLICATE else sent
+                digest = _digest(step.key)
+                async with self._calling.setdefault(digest, asyncio.Lock()):
+                    first = await self._sent_before(digest, finding)
+                    if first is not None:
+                        return await self._satisfied(intent, first)
+                    sent = await self._send(step, intent, detail, finding, outbid)
+                    if sent.step is ActionStep.SUBMITTED:
+                        self._sent[digest] = (finding.block_number, step.key)
+                    return sent
             self.policy.take_rate(f"{step.playbook}.{step.action}")
             return await self._propose(intent, step)
         except PolicyViolation as exc:
@@ -270,6 +277,62 @@ class Responder:
                     intent, step=ActionStep.FAILED, detail={"error": str(exc), "recoverable": exc.recoverable}
                 )
             )
+
+    async def _send(
+        self,
+        step: CallStep,
+        intent: ActionEvent,
+        detail: dict[str, Any],
+        finding: Finding,
+        outbid: PendingFees | None,
+    ) -> ActionEvent:
+        """Send a guardian call, looked at first when a lookout is configured."""
+        assert self.relayer is not None
+        look = None
+        if self.lookout is not None:
+            assessment = await self.lookout.assess(
+                f"{step.playbook}.{step.action}", step.call, finding, self.relayer.address
+            )
+            look = assessment.as_detail()
+            if assessment.withhold:
+                log.warning("respond.withheld", key=step.key, call=step.call.target, **look)
+                return await self._audit(
+                    replace(intent, step=ActionStep.WITHHELD, detail={**detail, "look": look})
+                )
+        self.policy.take_rate(f"{step.playbook}.{step.action}")
+        sent = await self.relayer.execute(intent, step.call, outbid)
+        if look is not None and sent.step is not ActionStep.DUPLICATE:
+            await self.emit(replace(intent, step=ActionStep.ASSESSED, detail={**detail, "look": look}))
+        # A concurrent handler of the same finding claimed it first: audit the duplicate too.
+        return await self._audit(sent) if sent.step is ActionStep.DUPLICATE else sent
+
+    async def _sent_before(self, digest: str, finding: Finding) -> ActionEvent | None:
+        """Where the identical call, sent for another key within ``SAME_CALL_BLOCKS`` blocks of
+        ``finding``, stands (its last send step), unless it failed: a failed call satisfies nothing."""
+        seen = self._sent.get(digest)
+        if seen is None or abs(finding.block_number - seen[0]) > SAME_CALL_BLOCKS:
+            return None
+        steps = [row.event() for row in await self.ledger.history(seen[1])]
+        sends = [e for e in steps if e.step in _SEND_STEPS]
+        if not sends or sends[-1].step is ActionStep.FAILED:
+            return None
+        return sends[-1]
+
+    async def _satisfied(self, intent: ActionEvent, first: ActionEvent) -> ActionEvent:
+        """Record ``intent``'s call as made by ``first`` (its key claimed: a repeat is a duplicate)."""
+        tx_hash, by = first.tx_hash, first.key
+        reason = f"the same call was sent by {first.playbook}.{first.action}"
+        done = replace(
+            intent,
+            step=ActionStep.SATISFIED,
+            detail={**intent.detail, "by": by, "tx_hash": tx_hash,
+                    "reason": reason + (f" (tx {tx_hash})" if tx_hash else "")},
+        )  # fmt: skip
+        if not await self.ledger.claim(intent, "guardian", (done, None)):
+            return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
+        log.info("respond.satisfied", key=intent.key, call=intent.target, by=by, tx_hash=tx_hash)
+        await self.emit(done)
+        return done
 
     async def check_bounds(self, call: ContractCall, rule: CallRule) -> list[str]:
         """Read each bounded parameter's current value on chain (latest block) and refuse a call that
@@ -404,6 +467,16 @@ class Responder:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_SEND_STEPS = {ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.CONFIRMED,
+               ActionStep.FAILED, ActionStep.REORGED}  # fmt: skip
+"""The steps that say where a call's send stands (the last one counts)."""
+
+
+def _digest(key: str) -> str:
+    """The call a call step's key names: its last part digests the contract and calldata."""
+    return key.rsplit("/", 1)[-1]
 
 
 def _intent(key: str, playbook: str, action: str, target: str, finding: Finding) -> ActionEvent:

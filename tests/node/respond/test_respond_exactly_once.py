@@ -48,9 +48,18 @@ async def test_a_repeated_finding_sends_each_containment_call_once(
         assert (await responder.relayer.wait(event.key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
     again = await responder.handle(finding())
     assert [e.step for e in again] == [ActionStep.DUPLICATE] * 4
-    # A second attack transaction is a new finding: targeted actions run again, the global pause does not.
+    # A second attack transaction is a new finding: its targeted actions are new keys, but the calls are
+    # the ones just sent (same attacker, same market): satisfied by them; the global pause is a duplicate.
     other = await responder.handle(finding(tx="0x" + "cd" * 32))
     assert [e.step for e in other] == [
+        ActionStep.SATISFIED,
+        ActionStep.SATISFIED,
+        ActionStep.DUPLICATE,
+        ActionStep.NOTIFY,
+    ]
+    # Another attacker in another market: sent.
+    third = await responder.handle(finding(market="8", attacker="0x" + "0b" * 20, tx="0x" + "ef" * 32))
+    assert [e.step for e in third] == [
         ActionStep.SUBMITTED,
         ActionStep.SUBMITTED,
         ActionStep.DUPLICATE,
@@ -61,6 +70,7 @@ async def test_a_repeated_finding_sends_each_containment_call_once(
         and venue.view("marketPaused", 7)
         and venue.view("blocked", venue.w3.to_checksum_address("0x000000000000000000000000000000000000a77a"))
     )
+    assert venue.view("marketPaused", 8)
     assert venue.guardian_nonce() == 5
     published = [await anext(actions) for _ in range(4)]
     assert [e.step for e in published] == [ActionStep.SUBMITTED] * 3 + [ActionStep.NOTIFY]
@@ -123,7 +133,8 @@ async def test_two_first_findings_at_once_on_a_cold_responder_get_distinct_nonce
     harness = harness_factory(venue)
     responder = await harness.responder(start=False)  # both findings arrive before anyone called start()
     first, second = await asyncio.gather(
-        responder.handle(finding()), responder.handle(finding(tx="0x" + "cd" * 32))
+        responder.handle(finding()),
+        responder.handle(finding(market="8", attacker="0x" + "0b" * 20, tx="0x" + "cd" * 32)),
     )
     sent = [e for e in [*first, *second] if e.step is ActionStep.SUBMITTED]
     assert len(sent) == 5 and sorted(e.nonce for e in sent) == [0, 1, 2, 3, 4]  # type: ignore[type-var]

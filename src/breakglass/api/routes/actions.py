@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/actions", tags=["actions"], route_class=Guard
 FINAL_STEPS = frozenset(
     {ActionStep.CONFIRMED, ActionStep.FAILED, ActionStep.REFUSED, ActionStep.DUPLICATE,
      ActionStep.EXECUTED, ActionStep.RATIFIED, ActionStep.LAPSED, ActionStep.NOTIFY,
-     ActionStep.ESCALATE}
+     ActionStep.ESCALATE, ActionStep.SATISFIED}
 )  # fmt: skip
 """Steps after which nothing more is expected of an action; anything else is still pending."""
 
