@@ -156,8 +156,10 @@ class GovernanceMonitor(_MonitorBase):
     allow_contracts: ContractNames = Field(
         default_factory=list, description="expected actors by contract name (a timelock, a Safe)"
     )
-    parameter_events: list[str] = Field(
-        default_factory=list, description="event names that change a risk parameter"
+    parameter_events: list[str] | None = Field(
+        default=None,
+        description="event names that change a risk parameter; unset: every event of the watched "
+        "contracts named like a setting (...Set, ...Updated, ...Changed), prices and caches excepted",
     )
     pause_events: list[str] = Field(
         default_factory=list,

@@ -23,8 +23,10 @@ the constructors are expected. The detector keeps no state across blocks: nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from breakglass.config.deployment import Deployment
 from breakglass.config.monitors import GovernanceMonitor
@@ -33,7 +35,7 @@ from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonabl
 from breakglass.detect.reads import Contracts, ReadCall
 from breakglass.domain import Finding, Tx
 
-__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp"]
+__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp", "parameter_events_of"]
 
 GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     # OpenZeppelin AccessControl
@@ -63,6 +65,28 @@ GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     ),
     "parameters": frozenset(),
 }
+
+
+PARAMETER_EVENT = re.compile(r"(Set|Updated|Changed|Update)$")
+"""How a setting's change is usually named: ``MaxLeverageSet``, ``FeeUpdated``, ``OracleChanged``."""
+DATA_EVENTS = frozenset({"AnswerUpdated", "NewRound", "CacheUpdated", "FundingRecomputed", "PriceUpdated"})
+"""Named like settings, but a protocol's everyday data (prices, caches, funding)."""
+
+
+def parameter_events_of(abis: Iterable[Sequence[Mapping[str, Any]]]) -> list[str]:
+    """The events of ``abis`` named like a setting's change, the standard governance events and
+    everyday data excepted: ``parameter_events`` when the monitor does not list them."""
+    known = set().union(*GOVERNANCE_EVENTS.values()) | DATA_EVENTS
+    return sorted(
+        {
+            str(entry["name"])
+            for abi in abis
+            for entry in abi
+            if entry.get("type") == "event"
+            and PARAMETER_EVENT.search(str(entry.get("name", "")))
+            and entry["name"] not in known
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +145,10 @@ class GovernanceDetector:
             for name in GOVERNANCE_EVENTS[action]:
                 self.events[name] = action
         if "parameters" in cfg.actions:
-            for name in cfg.parameter_events:
+            listed = cfg.parameter_events
+            if listed is None:  # found from the watched contracts' ABIs
+                listed = parameter_events_of(known[n][1] for n in cfg.contracts if known and n in known)
+            for name in listed:
                 self.events[name] = "parameters"
         if "pause" in cfg.actions:
             for name in cfg.pause_events:

@@ -244,7 +244,7 @@ def _governance(monitor: GovernanceMonitor, loaded: LoadedConfig) -> list[tuple[
     events = sorted({event for contract in monitor.contracts for event in names(contract, "event")})
     problems: list[tuple[PathKey, str]] = []
     for key in ("parameter_events", "pause_events"):
-        for j, event in enumerate(getattr(monitor, key)):
+        for j, event in enumerate(getattr(monitor, key) or []):
             if event not in events and "(" not in event:
                 message = f"no contract of {monitor.contracts} has event {event!r} {closest(event, events)}"
                 problems.append(((key, j), message))

@@ -102,3 +102,23 @@ def test_the_manifest_keeps_its_deployer_and_deployment_block(tmp_path: Path) ->
     assert deployment == SetUp(frozenset({GUARD}), DEPLOYER, 42)
     path.write_text(path.read_text().replace('"deployment_block": 42', '"deployment_block": null'))
     assert SetUp.of(Manifest.read(path).deployment()) == SetUp(frozenset({GUARD}), DEPLOYER, None)
+
+
+def _event(name: str) -> dict[str, object]:
+    return {"type": "event", "name": name, "inputs": [], "anonymous": False}
+
+
+def test_parameter_events_are_found_from_the_abi_unless_listed() -> None:
+    abi = [_event(n) for n in ("MaxLeverageSet", "FeeUpdated", "OracleChanged", "AnswerUpdated", "Deposit",
+                               "RoleAdminChanged", "Paused")]  # fmt: skip
+    known = {"guardian": (GUARD, abi)}
+    found = GovernanceDetector(GovernanceMonitor(id="g", kind="governance", contracts=["guardian"]),
+                               {"guardian": GUARD}, known=known)  # fmt: skip
+    parameters = sorted(name for name, action in found.events.items() if action == "parameters")
+    assert parameters == ["FeeUpdated", "MaxLeverageSet", "OracleChanged"]  # prices and standard events not
+    assert found.events["RoleAdminChanged"] == "roles" and found.events["Paused"] == "pause"
+    listed = GovernanceMonitor(
+        id="g", kind="governance", contracts=["guardian"], parameter_events=["FeeUpdated"]
+    )
+    only = GovernanceDetector(listed, {"guardian": GUARD}, known=known)
+    assert sorted(n for n, a in only.events.items() if a == "parameters") == ["FeeUpdated"]
