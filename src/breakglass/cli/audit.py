@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Verify the tamper-evident timeline and read the audit log.")
+app = typer.Typer(help="Verify the tamper-evident timeline, read the audit log, audit pause coverage.")
 
 
 def _console() -> Console:
@@ -94,3 +95,59 @@ def log(
         what = f"{e.data.get('action')} {e.data.get('target') or ''}" if e.kind is TimelineKind.AUDIT else ""
         table.add_row(str(e.seq), format_time(e.at), e.actor, e.kind.value, what or str(dict(e.data))[:80])
     _console().print(table)
+
+
+@app.command("coverage")
+@handle_errors
+def coverage(
+    config: Annotated[Path, typer.Argument(help="the breakglass YAML configuration (with playbooks)")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the report as JSON here")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="write the report as HTML here")] = None,
+    rpc: Annotated[
+        str | None, typer.Option(help="the node to fork (default: chain.rpc, else the manifest's)")
+    ] = None,
+    no_fork: Annotated[
+        bool, typer.Option("--no-fork", help="audit on --rpc itself, a devnet (its state is restored after)")
+    ] = False,
+    fork_block: Annotated[int | None, typer.Option(help="fork at this block (default: the head)")] = None,
+    guardian: Annotated[
+        str | None, typer.Option(help="the guardian's address (default: the responder's signer)")
+    ] = None,
+    contract: Annotated[
+        list[str] | None, typer.Option(help="a contract whose functions are tried (repeat; default: all)")
+    ] = None,
+    token: Annotated[
+        list[str] | None, typer.Option(help="a token value is measured in (default: every ERC-20 + ETH)")
+    ] = None,
+    holder: Annotated[
+        list[str] | None, typer.Option(help="a protocol holder of value (default: the tried contracts)")
+    ] = None,
+    blocks: Annotated[int, typer.Option(help="newest blocks whose calls are replayed")] = 256,
+    budget: Annotated[int, typer.Option(help="generated calls at most per function history lacks")] = 12,
+    strict: Annotated[bool, typer.Option(help="exit 1 when a value path is left open")] = False,
+) -> None:
+    """Apply each containment of the playbooks on a fork and try the users' calls: which still succeed,
+    which still move value out (docs/coverage.md)."""
+    from breakglass.config import load_config
+    from breakglass.coverage.audit import AuditOptions
+    from breakglass.coverage.service import audit_config
+
+    loaded = load_config(config)
+    report = audit_config(
+        loaded,
+        rpc=rpc,
+        fork=not no_fork,
+        fork_block=fork_block,
+        guardian=guardian,
+        contracts=contract or (),
+        tokens=token or (),
+        holders=holder or (),
+        options=AuditOptions(history_blocks=blocks, budget=budget),
+    )
+    if json_out is not None:
+        json_out.write_text(report.dumps(), encoding="utf-8")
+    if html_out is not None:
+        html_out.write_text(report.html(), encoding="utf-8")
+    _console().print(report.text(), markup=False)
+    if strict and report.flagged:
+        raise typer.Exit(1)

@@ -61,6 +61,10 @@ class AnvilOptions:
     port: int = 0
     host: str = "127.0.0.1"
     extra_args: tuple[str, ...] = field(default=())
+    fork_url: str | None = None
+    """Fork this node's state (``--fork-url``): ``chain_id`` must then be the forked chain's."""
+    fork_block: int | None = None
+    """The block to fork at (``--fork-block-number``); the forked node's head when None."""
 
     def argv(self, binary: Path) -> list[str]:
         args = [
@@ -78,6 +82,10 @@ class AnvilOptions:
             args += ["--block-time", f"{self.block_time:g}"]
         elif self.mode is BlockMode.MANUAL:
             args += ["--no-mining"]
+        if self.fork_url is not None:
+            args += ["--fork-url", self.fork_url]
+            if self.fork_block is not None:
+                args += ["--fork-block-number", str(self.fork_block)]
         if self.gas_limit is not None:
             args += ["--gas-limit", str(self.gas_limit)]
         if self.code_size_limit is not None:

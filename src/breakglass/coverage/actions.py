@@ -1,0 +1,150 @@
+"""The containments to audit, from the playbooks: each call action alone, and each playbook's calls
+together (the state its run reaches), with concrete arguments.
+
+A playbook's arguments are templates filled from a finding. The audit has no finding: ``{labels.X}``
+takes each value the playbook can match (its ``match.labels``, else the labels of the monitors it
+matches), so a per-market pause is audited once per market its monitors name. An address from the
+finding's evidence (the attacker) becomes a stand-in: the busiest sender of the history, so that a
+block is tried against someone who has calls to make. Any other evidence value leaves the action
+unaudited, and the report says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi.abi import encode
+
+from breakglass.config.deployment import ContractRecord
+from breakglass.config.models import Settings
+from breakglass.config.playbooks import CallAction, PlaybookConfig
+from breakglass.respond.calls import CallTemplate, coerce_arg, describe_call
+
+__all__ = ["ActionCall", "Containment", "containments"]
+
+_WHOLE = re.compile(r"^\{(?P<path>[a-z_]+(?:\.[A-Za-z0-9_-]+)+)\}$")
+_PART = re.compile(r"\{(?P<path>[a-z_]+(?:\.[A-Za-z0-9_-]+)+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    """One containment call as the executor would send it."""
+
+    target: str
+    """``contract.function(args)``"""
+    sender: str
+    address: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Containment:
+    """What is applied before the users' calls are tried: one call, or a playbook's calls in order."""
+
+    name: str
+    calls: tuple[ActionCall, ...]
+    playbook: str
+    kind: str = "action"
+    """``action`` (one call) or ``playbook`` (all of one playbook's calls, cumulative)."""
+    notes: tuple[str, ...] = field(default=())
+
+
+class _Unresolved(Exception):
+    pass
+
+
+def _label_sets(playbook: PlaybookConfig, settings: Settings) -> list[dict[str, str]]:
+    fixed = {k: v for k, v in playbook.match.labels.items() if v != "*"}
+    wanted = set(playbook.match.monitors)
+    sets: list[dict[str, str]] = []
+    for monitor in settings.monitors:
+        if wanted and monitor.id not in wanted:
+            continue
+        labels = {**getattr(monitor, "labels", {}), **fixed}
+        if any(labels.get(k) is None for k in playbook.match.labels):
+            continue
+        if labels not in sets:
+            sets.append(labels)
+    return sets or [fixed]
+
+
+def _render(template: str | int | bool, labels: Mapping[str, str], stand_in: str | None, kind: str) -> Any:
+    if not isinstance(template, str):
+        return template
+
+    def lookup(path: str) -> Any:
+        root, _, rest = path.partition(".")
+        if root == "labels" and rest in labels:
+            return labels[rest]
+        if root == "evidence" and kind == "address" and stand_in is not None:
+            return stand_in
+        raise _Unresolved(path)
+
+    whole = _WHOLE.match(template)
+    if whole:
+        return lookup(whole.group("path"))
+    return _PART.sub(lambda m: str(lookup(m.group("path"))), template)
+
+
+def _call(
+    action: CallAction,
+    record: ContractRecord,
+    sender: str,
+    labels: Mapping[str, str],
+    stand_in: str | None,
+) -> ActionCall:
+    template = CallTemplate.build(action.contract, record.address, record.abi, action.function, action.args)
+    values = [
+        coerce_arg(kind, _render(arg, labels, stand_in, kind), f"{action.contract}.{action.function}")
+        for kind, arg in zip(template.arg_types, template.args, strict=True)
+    ]
+    data = template.selector + encode(list(template.arg_types), values)
+    return ActionCall(
+        describe_call(action.contract, action.function, values), sender, template.address, "0x" + data.hex()
+    )
+
+
+def containments(
+    settings: Settings,
+    contracts: Mapping[str, ContractRecord],
+    guardian: str | None,
+    stand_in: str | None,
+) -> tuple[list[Containment], list[str]]:
+    """The containments to audit, and why any call action could not be (one line each)."""
+    safes = {s.name: s.address for s in settings.safes}
+    singles: dict[str, Containment] = {}
+    combined: list[Containment] = []
+    skipped: list[str] = []
+    for playbook in settings.playbooks:
+        if not playbook.enabled:
+            continue
+        for labels in _label_sets(playbook, settings):
+            shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            calls: list[ActionCall] = []
+            notes: list[str] = []
+            for action in playbook.actions:
+                if not isinstance(action, CallAction):
+                    continue
+                where = f"{playbook.id}.{action.id}" + (f" [{shown}]" if shown else "")
+                sender = guardian if action.via == "guardian" else safes.get(action.via.removeprefix("safe:"))
+                if sender is None:
+                    skipped.append(f"{where}: no address for {action.via} (give --guardian)")
+                    continue
+                try:
+                    call = _call(action, contracts[action.contract], sender, labels, stand_in)
+                except _Unresolved as exc:
+                    skipped.append(f"{where}: argument {{{exc}}} comes from the finding; no label gives it")
+                    continue
+                if any("{evidence." in str(a) for a in action.args):
+                    notes.append(f"{call.target}: the finding's address stands as {stand_in}")
+                calls.append(call)
+                singles.setdefault(
+                    call.target, Containment(call.target, (call,), playbook.id, notes=tuple(notes))
+                )
+            if len(calls) > 1:
+                name = f"{playbook.id}" + (f" [{shown}]" if shown else "")
+                combined.append(Containment(name, tuple(calls), playbook.id, "playbook", tuple(notes)))
+    return [*singles.values(), *combined], skipped

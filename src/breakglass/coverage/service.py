@@ -1,0 +1,111 @@
+"""``audit coverage`` from a configuration: fork the configured node, choose what to try and where value
+is measured, run the audit, stop the fork."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from breakglass.config.loader import LoadedConfig
+from breakglass.coverage.actions import containments
+from breakglass.coverage.audit import AuditOptions, ValueScope, erc20_contracts, run_audit, stand_in_sender
+from breakglass.coverage.node import RpcNode
+from breakglass.coverage.probes import from_history
+from breakglass.coverage.report import CoverageReport
+from breakglass.devnet.anvil import Anvil, AnvilOptions
+from breakglass.errors import ConfigError, ConfigIssue
+
+__all__ = ["audit_config", "guardian_address"]
+
+
+def guardian_address(loaded: LoadedConfig, given: str | None) -> str | None:
+    """The guardian's address: given, else the responder's remote/KMS signer, else its env key's."""
+    if given:
+        return to_checksum_address(given)
+    guardian = loaded.settings.responder.guardian
+    if guardian is None:
+        return None
+    if guardian.remote is not None:
+        return to_checksum_address(guardian.remote.address)
+    if guardian.kms is not None:
+        return to_checksum_address(guardian.kms.address)
+    if guardian.env and os.environ.get(guardian.env):
+        return str(Account.from_key(os.environ[guardian.env]).address)
+    return None
+
+
+def _pick(loaded: LoadedConfig, names: Sequence[str], what: str) -> dict[str, str]:
+    unknown = [n for n in names if n not in loaded.contracts]
+    if unknown:
+        raise ConfigError(
+            [ConfigIssue(str(loaded.path), None, "", f"--{what} {n!r}: no such contract (known: "
+                         f"{', '.join(sorted(loaded.contracts))})") for n in unknown]
+        )  # fmt: skip
+    return {n: to_checksum_address(loaded.contracts[n].address) for n in names}
+
+
+def audit_config(
+    loaded: LoadedConfig,
+    *,
+    rpc: str | None = None,
+    fork: bool = True,
+    fork_block: int | None = None,
+    guardian: str | None = None,
+    contracts: Sequence[str] = (),
+    tokens: Sequence[str] = (),
+    holders: Sequence[str] = (),
+    options: AuditOptions | None = None,
+) -> CoverageReport:
+    """Audit the playbooks' containments of ``loaded`` on a fork of its node (or on ``rpc`` itself
+    with ``fork=False``: a devnet whose state is restored at the end)."""
+    options = options or AuditOptions()
+    url = rpc or next(iter(loaded.rpc_urls()), None)
+    if url is None:
+        raise ConfigError(
+            [ConfigIssue(str(loaded.path), None, "chain.rpc", "no RPC endpoint to fork (give --rpc)")]
+        )
+    targets = {n: loaded.contracts[n] for n in (contracts or sorted(loaded.contracts))}
+    _pick(loaded, list(targets), "contract")
+    scope = ValueScope(
+        tokens=_pick(loaded, tokens, "token") if tokens else {**erc20_contracts(loaded.contracts), "ETH": ""},
+        holders=_pick(loaded, holders, "holder") if holders else _pick(loaded, list(targets), "holder"),
+    )
+    who = guardian_address(loaded, guardian)
+    anvil: Anvil | None = None
+    try:
+        if fork:
+            probe = RpcNode(url)
+            try:
+                chain_id = int(probe.call("eth_chainId"), 16)
+            finally:
+                probe.close()
+            anvil = Anvil(AnvilOptions(chain_id=chain_id, fork_url=url, fork_block=fork_block)).start()
+            node = RpcNode(anvil.url)
+        else:
+            node = RpcNode(url)
+        try:
+            history = from_history(node, targets, options.history_blocks, options.per_function)
+            units, skipped = containments(loaded.settings, loaded.contracts, who, stand_in_sender(history))
+            if not units and not skipped:
+                raise ConfigError(
+                    [ConfigIssue(str(loaded.path), None, "playbooks", "no call action to audit")]
+                )
+            return run_audit(
+                node,
+                config=str(loaded.path),
+                targets=targets,
+                containments=units,
+                scope=scope,
+                options=options,
+                history=history,
+                skipped=skipped,
+                forked=fork,
+            )
+        finally:
+            node.close()
+    finally:
+        if anvil is not None:
+            anvil.stop()

@@ -1,0 +1,105 @@
+"""The pause-coverage audit on anvil: a pause that forgets a withdraw path is flagged, a complete one
+is not; the node's state is the same after the audit as before."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from breakglass.config import load_config
+from breakglass.coverage.audit import AuditOptions
+from breakglass.coverage.service import audit_config
+from breakglass.devnet.anvil import Anvil
+from breakglass.devnet.deploy import Deployer
+from breakglass.devnet.solc import Build
+
+pytestmark = pytest.mark.timeout(180)
+
+CONFIG = """
+chain: {{rpc: ["{rpc}"]}}
+contracts:
+  - {{name: vault, address: "{vault}", abi: vault.json}}
+  - {{name: token, address: "{token}", abi: token.json}}
+playbooks:
+  - id: stop
+    actions:
+      - {{kind: call, id: pause, contract: vault, function: pause}}
+"""
+
+
+def _deploy(node: Anvil, build: Build, folder: Path, *, forgetful: bool) -> tuple[Path, str]:
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    admin, guardian, user = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
+    deployer = Deployer(w3, build)
+    token = deployer.deploy("token", "MockERC20", "Test USD", "tUSD", 6)
+    vault = deployer.deploy("vault", "PauseCoverageVault", token.address, guardian, forgetful)
+    for fn, sender in (
+        (token.functions.mint(user, 1_000 * 10**6), admin),
+        (token.functions.approve(vault.address, 100 * 10**6), user),
+        (vault.functions.deposit(100 * 10**6), user),
+        (vault.functions.withdraw(10 * 10**6), user),  # history has a withdraw to replay
+    ):
+        w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    (folder / "vault.json").write_text(json.dumps(deployer.records["vault"].abi))
+    (folder / "token.json").write_text(json.dumps(deployer.records["token"].abi))
+    config = folder / "breakglass.yaml"
+    config.write_text(CONFIG.format(rpc=node.url, vault=vault.address, token=token.address))
+    return config, guardian
+
+
+@pytest.mark.parametrize("forgetful", [True, False], ids=["incomplete-pause", "complete-pause"])
+def test_a_pause_that_forgets_a_withdraw_path_is_flagged_and_a_complete_one_is_not(
+    anvil: Anvil, build: Build, tmp_path: Path, forgetful: bool
+) -> None:
+    config, guardian = _deploy(anvil, build, tmp_path, forgetful=forgetful)
+    head = anvil.rpc("eth_blockNumber")
+
+    report = audit_config(
+        load_config(config),
+        guardian=guardian,
+        contracts=["vault"],
+        holders=["vault"],
+        options=AuditOptions(history_blocks=32, budget=6),
+    )
+
+    (result,) = report.results
+    verdicts = {f.function: f.verdict for f in result.functions}
+    assert result.applied, result.error
+    assert verdicts["vault.withdraw(uint256)"] == "refused"
+    assert verdicts["vault.poke()"] == "open"
+    if forgetful:
+        assert verdicts["vault.emergencyWithdraw(uint256)"] == "value-out"
+        assert report.flagged == [("vault.pause()", "vault.emergencyWithdraw(uint256)")]
+        moved = [a for f in result.functions for a in f.attempts if a.outflow]
+        assert moved and all(a.outflow["token"] > 0 for a in moved)
+        assert "1 value path(s) left open" in report.text()
+    else:
+        assert verdicts["vault.emergencyWithdraw(uint256)"] == "refused"
+        assert report.flagged == []
+    assert report.probes["history"] >= 2  # deposit and withdraw were replayed from the chain
+    assert "vault.withdraw(uint256)" not in report.untested
+    assert anvil.rpc("eth_blockNumber") == head  # the fork took the calls, the node none
+
+
+def test_the_audit_on_a_devnet_itself_restores_its_state(
+    anvil_factory: Callable[..., Anvil], build: Build, tmp_path: Path
+) -> None:
+    node = anvil_factory()
+    config, guardian = _deploy(node, build, tmp_path, forgetful=True)
+    before = node.rpc("eth_getBlockByNumber", "latest", False)["stateRoot"]
+
+    report = audit_config(
+        load_config(config),
+        fork=False,
+        guardian=guardian,
+        contracts=["vault"],
+        options=AuditOptions(budget=4),
+    )
+
+    assert report.flagged == [("vault.pause()", "vault.emergencyWithdraw(uint256)")]
+    print(report.text())
+    assert node.rpc("eth_getBlockByNumber", "latest", False)["stateRoot"] == before
