@@ -82,6 +82,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path, s
     db = tmp_path / "bg.db"
     config = tmp_path / "breakglass.yaml"
     config.write_text(f"protocol: crashvenue\nstore:\n  url: sqlite:///{db}\n{bus}", encoding="utf-8")
+    created = subprocess.run([BIN, "tokens", "create", "--role", "viewer", "--name", "prom", "-c", config],
+                             capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    (tmp_path / "token").write_text(created.stdout.strip(), encoding="utf-8")
     port = _free_port()
     server = subprocess.Popen(
         [BIN, "serve", config, "--port", str(port)],
@@ -144,6 +147,10 @@ def test_a_segfault_of_the_api_process_leaves_the_pipeline_running_and_the_api_c
     (again,) = _until(lambda: [p for p in _children(server.pid) if p != api], "a new API process")
     _until(lambda: _ready(base), "ready again")
     assert again != api
+    token = (db.parent / "token").read_text(encoding="utf-8")
+    metrics = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+    assert 'breakglass_serve_api_deaths_total{cause="SIGSEGV"} 1.0' in metrics  # the pipeline's counter
+    assert "breakglass_api_requests_total" in metrics  # and the API process's own
     server.send_signal(signal.SIGINT)
     _out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err

@@ -44,7 +44,8 @@ API_TOPICS = frozenset({Topics.ALERTS, Topics.INCIDENTS, Topics.TIMELINE, Topics
 LINE_LIMIT = 64 * 1024 * 1024
 """Largest frame (a metrics exposition of a big deployment fits many times over)."""
 API_METRICS = "breakglass_api_"
-"""Metric families the API process owns; the pipeline's process owns every other one."""
+"""Metric families the API process owns (its requests); the pipeline's process owns every other one,
+``breakglass_serve_api_deaths`` included."""
 
 
 def exposition(keep: Callable[[str], bool]) -> bytes:

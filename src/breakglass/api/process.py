@@ -7,7 +7,8 @@ process started with ``python -m breakglass.api.process``. The two talk over a c
 (``api/bridge.py``): the child publishes its transactions' outbox and listens to the live topics
 through it, and asks the pipeline for readiness, liveness and metrics. A child that dies (a
 segfault, an out-of-memory kill, a bug) is logged as ``api.process_died`` and started again after a
-backoff (1 s doubling to 30 s; back to 1 s after a minute up); the pipeline never notices. A child
+backoff (1 s doubling to 30 s; back to 1 s after a minute up) and counted in
+``breakglass_serve_api_deaths_total{cause}``; the pipeline never notices. A child
 whose pipeline dies exits (its end of the socket closes), so a restarted service never has two.
 
 The child builds the same ``App`` from the same configuration but runs none of its stages; it holds
@@ -37,6 +38,7 @@ from breakglass.api.bridge import (
 from breakglass.app import App
 from breakglass.errors import BreakglassError
 from breakglass.logs import get_logger
+from breakglass.metrics import API_PROCESS_DEATHS
 
 __all__ = ["SECRET_ENV", "serve_supervised"]
 
@@ -159,6 +161,7 @@ async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: async
         if time.monotonic() - started > STABLE_SECONDS:
             delay = RESTART_BACKOFF[0]
         died = {"returncode": code} if code >= 0 else {"signal": signal.Signals(-code).name}
+        API_PROCESS_DEATHS.labels(str(died.get("signal", "exit"))).inc()
         log.error("api.process_died", pid=child.pid, restart_in=delay, **died)
         await _sleep(stop, delay)
         delay = min(delay * 2, RESTART_BACKOFF[1])

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "ALERTS",
+    "API_PROCESS_DEATHS",
     "ATTACK_PROBES",
     "ATTACK_PROBE_SECONDS",
     "ATTACK_SIMULATIONS",
@@ -224,5 +225,10 @@ BUS_CONSUMER_RESTARTS = Counter(
     "breakglass_bus_consumer_restarts",
     "Times a stage's durable consumer failed (logged as bus.consumer_failed) and subscribed again.",
     ["topic", "consumer"],
+)
+API_PROCESS_DEATHS = Counter(
+    "breakglass_serve_api_deaths",
+    "Times serve's API process died and was started again (cause: the signal, e.g. SIGSEGV, or exit).",
+    ["cause"],
 )
 READY = Gauge("breakglass_ready", "1 when a readiness check passes, 0 when it fails.", ["check"])
