@@ -13,6 +13,7 @@
     │   └── PolicyViolation         the policy refused a call; never recoverable
     ├── NotifyError                 a notification channel failed (recoverable)
     ├── StoreError                  the database refused or lost a write
+    ├── IntelError                  a threat-intel bundle was refused (``reason``: unsigned, tampered, ...)
     ├── IncidentError               (incidents/errors.py) an incident operation was refused
     │   ├── IncidentNotFound        no incident with that id (the API answers 404)
     │   └── InvalidTransition       not a valid lifecycle move (the API answers 409)
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigIssue",
     "DetectionError",
     "DevnetError",
+    "IntelError",
     "NotifyError",
     "PolicyViolation",
     "ResponseError",
@@ -164,3 +166,12 @@ class NotifyError(BreakglassError):
 
 class StoreError(BreakglassError):
     pass
+
+
+class IntelError(BreakglassError):
+    """A threat-intel bundle could not be built, or was refused: ``reason`` is one of ``unsigned``,
+    ``tampered``, ``untrusted``, ``expired``, ``malformed`` (the label of the refusal metric)."""
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -17,6 +17,7 @@ from breakglass.cli import (
     drill,
     incidents,
     init,
+    intel,
     playbook,
     report,
     safe,
@@ -63,6 +64,7 @@ app.add_typer(safe.app, name="safe")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(intel.app, name="intel")
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 

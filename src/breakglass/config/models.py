@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.attack import AttackSimulationConfig
 from breakglass.config.base import Strict
+from breakglass.config.intel import IntelConfig
 from breakglass.config.mempool import MempoolConfig
 from breakglass.config.monitors import MonitorConfig
 from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
@@ -198,6 +199,7 @@ class Settings(Strict):
     mempool: MempoolConfig = Field(default_factory=MempoolConfig)
     attack_simulation: AttackSimulationConfig = Field(default_factory=AttackSimulationConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    intel: IntelConfig = Field(default_factory=IntelConfig)
 
     @field_validator("deployment", mode="before")
     @classmethod

@@ -201,6 +201,11 @@ class IntelMonitor(_MonitorBase):
     files: list[str] = Field(
         default_factory=list, description="files of indicators, one per line (relative to the config)"
     )
+    sources: Annotated[list[str], RefTo("intel source")] = Field(
+        default_factory=list,
+        description="also match the indicators pulled from these intel.sources (breakglass intel pull), "
+        "each at its source's severity",
+    )
 
 
 class BalanceMonitor(_MonitorBase):

@@ -37,7 +37,7 @@ from breakglass.detect.reads import Contracts
 from breakglass.detect.setup import SetupDetector
 from breakglass.errors import ConfigError, ConfigIssue, DetectionError
 
-__all__ = ["BuiltDetectors", "build_detectors", "build_one", "contracts_of"]
+__all__ = ["BuiltDetectors", "build_detectors", "build_one", "contracts_of", "intel_store_of"]
 
 
 def contracts_of(config: LoadedConfig) -> Contracts:
@@ -53,7 +53,12 @@ class BuiltDetectors:
 
 
 def build_one(
-    cfg: Any, contracts: Contracts, base_dir: Path, chain_id: int, deployment: SetUp | None = None
+    cfg: Any,
+    contracts: Contracts,
+    base_dir: Path,
+    chain_id: int,
+    deployment: SetUp | None = None,
+    intel_store: Path | None = None,
 ) -> Detector | Invariant:
     if isinstance(cfg, EventMonitor):
         address, abi = contracts[cfg.contract]
@@ -86,7 +91,7 @@ def build_one(
         mixers = [contracts[n][0] for n in cfg.mixer_contracts]
         return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
     if isinstance(cfg, IntelMonitor):
-        return IntelDetector(cfg, base_dir)
+        return IntelDetector(cfg, base_dir, intel_store)
     if isinstance(cfg, BalanceMonitor):
         return BalanceDetector(cfg)
     if isinstance(cfg, PluginMonitor):
@@ -112,7 +117,9 @@ def build_detectors(
         if not cfg.enabled or (only is not None and cfg.id not in only):
             continue
         try:
-            built = build_one(cfg, contracts, config.path.parent, chain_id, deployment)
+            built = build_one(
+                cfg, contracts, config.path.parent, chain_id, deployment, intel_store_of(config)
+            )
         except DetectionError as exc:
             issues.append(config.issue(("monitors", i), str(exc)))
             continue
@@ -131,3 +138,8 @@ def build_detectors(
     if invariants:
         detectors.insert(0, InvariantDetector(invariant_set))
     return BuiltDetectors(detectors, invariant_set, want_code)
+
+
+def intel_store_of(config: LoadedConfig) -> Path:
+    """Where ``breakglass intel pull`` keeps the indicators the intel monitors' ``sources`` match."""
+    return config.path.parent / config.settings.intel.store

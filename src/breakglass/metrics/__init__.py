@@ -39,6 +39,7 @@ __all__ = [
     "FOLLOWER_PROCESSED",
     "FOLLOWER_REORGS",
     "INCIDENTS",
+    "INTEL_BUNDLES",
     "MEMPOOL_LAST_SEEN",
     "MEMPOOL_SEEN",
     "MEMPOOL_SIMULATED",
@@ -136,6 +137,14 @@ FINDINGS = Counter(
 )
 DETECTOR_ERRORS = Counter(
     "breakglass_detector_errors", "Monitor evaluations that raised (logged, skipped).", ["monitor"]
+)
+
+# ---- intel: peers' signed bundles pulled (docs/intel.md)
+INTEL_BUNDLES = Counter(
+    "breakglass_intel_bundles",
+    "Threat-intel bundles pulled, per source: outcome=accepted, or why refused (unsigned, tampered, "
+    "untrusted, expired, malformed).",
+    ["source", "outcome"],
 )
 
 # ---- chain/mempool + simulate: pending transactions

@@ -107,6 +107,12 @@ class LocalSigner:
             raw=bytes(signed.raw_transaction), tx_hash="0x" + bytes(signed.hash).hex(), nonce=int(tx["nonce"])
         )
 
+    def sign_message(self, message: bytes) -> bytes:
+        """An EIP-191 personal-message signature of ``message`` (a threat-intel bundle's canonical JSON)."""
+        from eth_account.messages import encode_defunct
+
+        return bytes(self._account.sign_message(encode_defunct(primitive=message)).signature)
+
     def sign_hash(self, digest: bytes) -> bytes:
         """A 65-byte r||s||v signature of ``digest`` (v = 27 or 28): a Safe owner's signature."""
         signed = self._account.unsafe_sign_hash(Hash32(digest))

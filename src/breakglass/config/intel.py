@@ -1,0 +1,69 @@
+"""The ``intel:`` section: signed threat intelligence shared between protocols (``docs/intel.md``).
+
+Our side: the key that signs the bundles we export, and the name they carry. Their side: the sources
+we pull (a bundle file or folder), whom we trust to have signed each, how much, for how long an
+indicator lives, and how severe a match of it is on our protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from breakglass.config.base import Strict
+from breakglass.config.monitors import SeverityName
+from breakglass.config.playbooks import GuardianKeyConfig
+from breakglass.config.refs import UniqueKey
+
+__all__ = ["IntelConfig", "IntelSourceConfig"]
+
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class IntelSourceConfig(Strict):
+    """A peer's feed: where its bundles are, who may sign them, and what a match of one means here."""
+
+    name: Annotated[str, UniqueKey("intel source"), Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    file: str = Field(
+        description="a signed bundle (JSON) or a folder of them, relative to the configuration file"
+    )
+    signers: list[Annotated[str, Field(pattern=_ADDRESS)]] = Field(
+        min_length=1, description="Ethereum addresses whose signature this source's bundles must carry"
+    )
+    confidence: int = Field(
+        default=70, ge=0, le=100, description="STIX confidence we give this source's indicators (0-100)"
+    )
+    min_confidence: int = Field(
+        default=0, ge=0, le=100, description="indicators the signer rated below this are not imported"
+    )
+    ttl_hours: float = Field(
+        default=720.0,
+        gt=0,
+        le=87600,
+        description="an indicator lives this long after its valid_from (or less, if its valid_until says so)",
+    )
+    severity: SeverityName = Field(default="high", description="severity of a match on our protocol")
+
+
+class IntelConfig(Strict):
+    signer: GuardianKeyConfig | None = Field(
+        default=None,
+        description="the key that signs exported bundles: 'keystore' (with 'password') or 'env'. "
+        "Use a key of its own, never the guardian's: its address is what peers trust",
+    )
+    producer: str | None = Field(
+        default=None, max_length=200, description="who we are in the bundles (default: the protocol name)"
+    )
+    store: str = Field(
+        default=".breakglass/intel.json",
+        description="where pulled, verified indicators are kept (relative to the configuration file); "
+        "the intel monitors read it",
+    )
+    sources: list[IntelSourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _local_key(self) -> IntelConfig:
+        if self.signer is not None and (self.signer.remote is not None or self.signer.kms is not None):
+            raise ValueError("intel.signer: use 'keystore' (with 'password') or 'env'")
+        return self
