@@ -21,9 +21,10 @@ Reported, over the whole run (goal: 0, 0, 0, and recovery under 5 s):
 - duplicate actions: guardian transactions on chain repeating another's calldata (the same pause twice);
 - recovery: seconds from process start until the checkpoint reaches the head the chain had at the
   start (or, when the killed process had checkpointed that head already, the next block) (median,
-  max); split into start-up (process start to its API answering: Python imports, configuration,
-  migrations, wiring; on a loaded machine the imports alone take seconds) and catch-up (from there to
-  the head).
+  max); split into start-up (process start to its stages running, serve's ``api.process_started``
+  log line: Python imports, configuration, the store's schema check, wiring; on a loaded machine the
+  imports alone take seconds) and catch-up (from there to the head; the API's own process starts
+  meanwhile, beside the pipeline).
 Also: breaches begun and how many were acted on (a pause sent for them), for information.
 """
 
@@ -45,6 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,12 +216,20 @@ def spawn(config: Path, log: Any, key: str, port: int) -> subprocess.Popen[bytes
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
 
 
-def answers(port: int) -> bool:
-    import socket
+MARK = b"api.process_started"
+"""serve's first log line once its stages run (imports, configuration, store, wiring done); the API's
+process starts then, beside the pipeline."""
 
-    with socket.socket() as sock:
-        sock.settimeout(0.05)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+def pipeline_started(log: Path, offset: int) -> float | None:
+    """The wall-clock time of serve's ``MARK`` line written after ``offset``, if any."""
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for line in lines:
+            if MARK in line:
+                stamp = line.split(b" ", 1)[0].decode().rstrip("Z")
+                return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+    return None
 
 
 def free_port() -> int:
@@ -278,10 +288,10 @@ def soak(
         mover = threading.Thread(target=traffic.run, daemon=True)
         mover.start()
         recover: list[float] = []
-        pipeline: list[float] = []
-        """from the process's API answering (imports, configuration, wiring done) to the head"""
         startup: list[float] = []
-        """from the process's start to its API answering"""
+        """from the process's start to its stages running (imports, configuration, store, wiring)"""
+        catch_up: list[float] = []
+        """from there to the head"""
         used: Counter[str] = Counter()
         log = (folder / "serve.log").open("ab")
         proc: subprocess.Popen[bytes] | None = None
@@ -291,14 +301,11 @@ def soak(
                 # the restarted process must checkpoint a block of its own: a killed one may have
                 # checkpointed the head already, and then recovery is handling the next block
                 target = max(head, checkpoint(engine) + 1)
-                started = time.monotonic()
-                port = free_port()
-                proc = spawn(config, log, key, port)
-                listening: float | None = None
+                offset = (folder / "serve.log").stat().st_size
+                started, started_at = time.monotonic(), time.time()
+                proc = spawn(config, log, key, free_port())
                 trace = os.environ.get("BENCH_TRACE")
                 while checkpoint(engine) < target:
-                    if listening is None and answers(port):
-                        listening = time.monotonic()
                     if trace:
                         print(
                             f"{time.monotonic() - started:6.2f}s head {head} checkpoint {checkpoint(engine)}"
@@ -310,8 +317,10 @@ def soak(
                     time.sleep(0.02)
                 reached = time.monotonic()
                 recover.append(reached - started)
-                pipeline.append(reached - (listening or reached))
-                startup.append((listening or reached) - started)
+                running = pipeline_started(folder / "serve.log", offset)
+                if running is not None:
+                    startup.append(running - started_at)
+                    catch_up.append(recover[-1] - startup[-1])
                 if round_ == kills:  # the last run: let it finish the work, then stop it cleanly
                     traffic.stop.set()
                     mover.join(10)
@@ -359,23 +368,18 @@ def soak(
         "bus": "jetstream" if nats else "in-process",
         "kill_points": dict(used),
         **figures,
-        "recovery_s": {
-            "median": round(statistics.median(recover), 2),
-            "max": round(max(recover), 2),
-            "all": [round(r, 2) for r in recover],
-        },
-        "startup_s": {
-            "median": round(statistics.median(startup), 2),
-            "max": round(max(startup), 2),
-            "all": [round(r, 2) for r in startup],
-        },
-        "recovery_after_startup_s": {
-            "median": round(statistics.median(pipeline), 2),
-            "max": round(max(pipeline), 2),
-            "all": [round(r, 2) for r in pipeline],
-        },
+        "recovery_s": spread(recover),
+        "startup_s": spread(startup),
+        "catch_up_s": spread(catch_up),
         "traffic_errors": len(traffic.errors),
     }
+
+
+def spread(seconds: list[float]) -> dict[str, Any]:
+    if not seconds:
+        return {"median": None, "max": None, "all": []}
+    return {"median": round(statistics.median(seconds), 2), "max": round(max(seconds), 2),
+            "all": [round(s, 2) for s in seconds]}  # fmt: skip
 
 
 def missing(w3: Web3, engine: Any, traffic: Traffic, end: int) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from breakglass.store import migrate
-from breakglass.store.db import make_engine
+from breakglass.store.db import SCHEMA_HEAD, make_engine
 from breakglass.store.tables import metadata
 
 
@@ -38,6 +38,27 @@ async def test_upgrade_to_head_builds_exactly_the_declared_schema(db_url: str) -
     assert diff == []
     assert set(metadata.tables) <= tables
     assert await migrate.current_async(db_url) == migrate.head()
+
+
+def test_schema_head_names_the_newest_migration() -> None:
+    assert migrate.head() == SCHEMA_HEAD  # a new migration bumps SCHEMA_HEAD (store/db.py)
+
+
+def test_a_store_already_at_head_is_not_handed_to_alembic(db_url: str) -> None:
+    """serve's restart: one read of alembic_version, Alembic not even imported (start-up time)."""
+    migrate.upgrade(db_url)
+    script = (
+        "import asyncio, sys\n"
+        "from breakglass.store.db import Store\n"
+        "store = Store(sys.argv[1])\n"
+        "asyncio.run(store.upgrade())\n"
+        "asyncio.run(store.engine.dispose())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, db_url], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 async def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(db_url: str) -> None:

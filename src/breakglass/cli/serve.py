@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,12 +27,11 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
     from breakglass.app import build_app
     from breakglass.logs import logging_settings
     from breakglass.store.health import until_stored
-    from breakglass.store.migrate import upgrade_async
 
     app = build_app(config)
+    store = app.components["store"]
     # a store that is down at start-up is waited for (loudly), not a reason to exit
-    await until_stored(app.components["store"].health, "store.upgrade",
-                       partial(upgrade_async, config.settings.store.url), write=False)  # fmt: skip
+    await until_stored(store.health, "store.upgrade", store.upgrade, write=False)
     configured = config.settings.api.session_secret
     secret = configured.get_secret_value() if configured is not None else os.environ.get(SECRET_ENV)
     if not secret:
