@@ -92,6 +92,9 @@ async def serve_supervised(
         forwarded_allow_ips or "",
     ]
     env = {**os.environ, SECRET_ENV: session_secret, _LOG_ENV: log_settings}
+    key = app.config.settings.responder.guardian
+    if key is not None and key.env is not None:
+        env.pop(key.env, None)  # the guardian's hex key: read by this process only (build_app guardian=False)
     supervisor = asyncio.create_task(_supervise(app, argv, env, stop), name="api-process")
     failure: str | None = None
     try:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_outage_support import serve_venue, stop, wait_for
+from store_outage_support import GUARDIAN_ENV, serve_venue, stop, wait_for
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.solc import Build
@@ -51,6 +51,8 @@ def test_a_segfault_of_the_api_process_stops_neither_detection_nor_containment(
         wait_for(lambda: served.logged("api.process_listening"), "the API process listening")
         wait_for(lambda: len(_children(run.pid)) == 1, "one API process")
         (api,) = _children(run.pid)
+        environ = Path(f"/proc/{api}/environ").read_bytes().split(b"\0")
+        assert not any(v.startswith(GUARDIAN_ENV.encode() + b"=") for v in environ)  # the key stays out
         served.set_leverage(40)
         wait_for(lambda: served.paused(40), "market 40 paused (before the crash)")
 
