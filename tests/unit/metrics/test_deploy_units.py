@@ -28,7 +28,10 @@ def test_the_service_runs_breakglass_serve_with_json_logs_and_restarts() -> None
 
 
 def test_the_watchdog_probes_livez_and_each_timer_has_its_service() -> None:
-    assert "/livez" in _unit("breakglass-watchdog.service")["Service"]["ExecStart"]
+    probe = _unit("breakglass-watchdog.service")["Service"]["ExecStart"]
+    assert "/livez" in probe
+    # a 503 (curl -f: exit 22) restarts the service; an API process that does not answer does not
+    assert "[ $$? -ne 22 ] || systemctl restart breakglass.service" in probe
     for timer in UNITS.glob("*.timer"):
         assert (UNITS / timer.name.replace(".timer", ".service")).is_file(), timer.name
         assert _unit(timer.name)["Timer"]
