@@ -3,10 +3,10 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-/// @notice A token vault with a guardian pause, for the pause-coverage audit's tests. The pause guards
-/// deposit and withdraw; with `forgetful` it forgets emergencyWithdraw, a second way out that moves the
-/// same tokens (the incomplete pause the audit must flag). `poke` changes state and moves nothing: it
-/// may stay open under a pause.
+/// @notice A token vault with a guardian pause and account block, for the pause-coverage audit's tests.
+/// Both guard deposit and withdraw; with `forgetful` they forget emergencyWithdraw, a second way out
+/// that moves the same tokens (the incomplete pause the audit must flag). `poke` changes state and
+/// moves nothing: it may stay open under a pause.
 contract PauseCoverageVault {
     IERC20 public immutable token;
     address public immutable guardian;
@@ -14,6 +14,7 @@ contract PauseCoverageVault {
     bool public paused;
     uint256 public pokes;
     mapping(address => uint256) public balances;
+    mapping(address => bool) public blocked;
 
     constructor(IERC20 token_, address guardian_, bool forgetful_) {
         token = token_;
@@ -23,12 +24,18 @@ contract PauseCoverageVault {
 
     modifier whenNotPaused() {
         require(!paused, "paused");
+        require(!blocked[msg.sender], "blocked");
         _;
     }
 
     function pause() external {
         require(msg.sender == guardian, "not the guardian");
         paused = true;
+    }
+
+    function blockAccount(address account) external {
+        require(msg.sender == guardian, "not the guardian");
+        blocked[account] = true;
     }
 
     function deposit(uint256 amount) external whenNotPaused {
@@ -41,7 +48,7 @@ contract PauseCoverageVault {
     }
 
     function emergencyWithdraw(uint256 amount) external {
-        require(forgetful || !paused, "paused");
+        require(forgetful || (!paused && !blocked[msg.sender]), "paused or blocked");
         _withdraw(amount);
     }
 

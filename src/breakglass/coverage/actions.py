@@ -4,9 +4,9 @@ together (the state its run reaches), with concrete arguments.
 A playbook's arguments are templates filled from a finding. The audit has no finding: ``{labels.X}``
 takes each value the playbook can match (its ``match.labels``, else the labels of the monitors it
 matches), so a per-market pause is audited once per market its monitors name. An address from the
-finding's evidence (the attacker) becomes a stand-in: the busiest sender of the history, so that a
-block is tried against someone who has calls to make. Any other evidence value leaves the action
-unaudited, and the report says so.
+finding's evidence (the attacker) becomes a stand-in the audit chooses (a user who took value out
+with nothing contained), so that a block is tried on someone with value to take. Any other evidence
+value leaves the action unaudited, and the report says so.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class Containment:
     kind: str = "action"
     """``action`` (one call) or ``playbook`` (all of one playbook's calls, cumulative)."""
     notes: tuple[str, ...] = field(default=())
+    subject: str | None = None
+    """The account a block is aimed at (the stand-in): only its own calls tell whether the block holds."""
 
 
 class _Unresolved(Exception):
@@ -57,6 +59,16 @@ class _Unresolved(Exception):
 
 
 def _label_sets(playbook: PlaybookConfig, settings: Settings) -> list[dict[str, str]]:
+    """Each combination of the labels the playbook's calls use, as the findings it matches carry them."""
+    used = {
+        m.group("path").split(".", 1)[1]
+        for a in playbook.actions
+        if isinstance(a, CallAction)
+        for arg in a.args
+        if isinstance(arg, str)
+        for m in _PART.finditer(arg)
+        if m.group("path").startswith("labels.")
+    }
     fixed = {k: v for k, v in playbook.match.labels.items() if v != "*"}
     wanted = set(playbook.match.monitors)
     sets: list[dict[str, str]] = []
@@ -66,9 +78,10 @@ def _label_sets(playbook: PlaybookConfig, settings: Settings) -> list[dict[str, 
         labels = {**getattr(monitor, "labels", {}), **fixed}
         if any(labels.get(k) is None for k in playbook.match.labels):
             continue
+        labels = {k: v for k, v in labels.items() if k in used}
         if labels not in sets:
             sets.append(labels)
-    return sets or [fixed]
+    return sets or [{k: v for k, v in fixed.items() if k in used}]
 
 
 def _render(template: str | int | bool, labels: Mapping[str, str], stand_in: str | None, kind: str) -> Any:
@@ -138,12 +151,14 @@ def containments(
                 except _Unresolved as exc:
                     skipped.append(f"{where}: argument {{{exc}}} comes from the finding; no label gives it")
                     continue
+                note: tuple[str, ...] = ()
                 if any("{evidence." in str(a) for a in action.args):
-                    notes.append(f"{call.target}: the finding's address stands as {stand_in}")
+                    note = (f"{call.target}: the finding's address stands as a user of the history",)
+                    notes.extend(note)
                 calls.append(call)
-                singles.setdefault(
-                    call.target, Containment(call.target, (call,), playbook.id, notes=tuple(notes))
-                )
+                subject = stand_in if note else None
+                single = Containment(call.target, (call,), playbook.id, notes=note, subject=subject)
+                singles.setdefault(call.target, single)
             if len(calls) > 1:
                 name = f"{playbook.id}" + (f" [{shown}]" if shown else "")
                 combined.append(Containment(name, tuple(calls), playbook.id, "playbook", tuple(notes)))

@@ -4,12 +4,18 @@ For every containment: snapshot, impersonate its sender (the guardian, a Safe) a
 then try each call that succeeded with nothing contained, each on its own snapshot (send, read the
 holders' balances, revert); revert the containment. The node's state is the same at the end as at
 the start. Senders are impersonated (anvil's ``anvil_impersonateAccount``) and given gas money.
+
+A containment's reach is the contracts where it refused something: a call that still moves value out
+of one of those is a gap (a withdraw path the pause forgot next to the one it guards), flagged; value
+leaving through contracts it never touched is listed, not flagged (a market pause is not meant to
+stop the other markets). A block is judged on its subject's own calls only.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eth_abi.abi import encode
@@ -19,13 +25,21 @@ from eth_utils.address import to_checksum_address
 from breakglass.config.deployment import ContractRecord
 from breakglass.coverage.actions import Containment
 from breakglass.coverage.node import Node, RpcRefusal
-from breakglass.coverage.probes import Probe, from_history, generated
+from breakglass.coverage.probes import Probe, from_history, generated, signature_of, state_changing
 from breakglass.coverage.report import Attempt, ContainmentResult, CoverageReport, FunctionVerdict
+from breakglass.respond.calls import type_of
 
-__all__ = ["AuditOptions", "ValueScope", "erc20_contracts", "run_audit", "stand_in_sender"]
+__all__ = [
+    "AuditOptions",
+    "ValueScope",
+    "erc20_contracts",
+    "error_names",
+    "run_audit",
+]
 
 _BALANCE_OF = bytes(function_signature_to_4byte_selector("balanceOf(address)"))
 _GAS_MONEY = hex(10**24)
+_CUSTOM = re.compile(r"custom error (0x[0-9a-fA-F]{8})(:\s*[^)]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +63,7 @@ class ValueScope:
 
 
 def erc20_contracts(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
-    """The configured contracts whose ABI is a token's (``balanceOf`` and ``transfer``)."""
+    """The configured contracts whose ABI is a token's (``balanceOf``, ``transfer``, ``totalSupply``)."""
     tokens: dict[str, str] = {}
     for name, record in contracts.items():
         names = {e.get("name") for e in record.abi if e.get("type") == "function"}
@@ -58,32 +72,43 @@ def erc20_contracts(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
     return tokens
 
 
-def stand_in_sender(probes: Sequence[Probe]) -> str | None:
-    """The history's busiest sender: who stands for the attacker an action blocks."""
-    counts = Counter(p.sender for p in probes if p.source == "history")
-    return counts.most_common(1)[0][0] if counts else None
+def error_names(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
+    """Custom errors of the ABIs by selector (``0xd74502be`` -> ``MarketPaused()``): reasons people read."""
+    names: dict[str, str] = {}
+    for record in contracts.values():
+        for entry in record.abi:
+            if entry.get("type") == "error":
+                signature = f"{entry['name']}({','.join(type_of(i) for i in entry.get('inputs', []))})"
+                names["0x" + bytes(function_signature_to_4byte_selector(signature)).hex()] = signature
+    return names
+
+
+def _stand_in(working: Mapping[str, list[Probe]], took: Mapping[str, set[str]]) -> str | None:
+    """Who stands for the attacker an action blocks: the sender whose own calls took value out through
+    the most functions (then: called the most), with nothing contained. A block is then tried on
+    someone who had value to take, not on a bot with one function to call."""
+    calls: dict[str, set[str]] = {}
+    for function, probes in working.items():
+        for probe in probes:
+            calls.setdefault(probe.sender, set()).add(function)
+    if not calls:
+        return None
+    return max(calls, key=lambda s: (len(took.get(s, ())), len(calls[s])))
 
 
 class _Runner:
-    def __init__(self, node: Node, scope: ValueScope) -> None:
+    def __init__(self, node: Node, scope: ValueScope, errors: Mapping[str, str]) -> None:
         self.node = node
-        self.scope = scope
-        self._reads = [
-            (
-                token,
-                ("eth_getBalance", [holder, "latest"])
-                if token == "ETH"  # noqa: S105 - the native coin's name, not a secret
-                else (
-                    "eth_call",
-                    [
-                        {"to": address, "data": "0x" + (_BALANCE_OF + encode(["address"], [holder])).hex()},
-                        "latest",
-                    ],
-                ),
-            )
-            for token, address in scope.tokens.items()
-            for holder in scope.holders.values()
-        ]
+        self.errors = errors
+        self._reads: list[tuple[str, tuple[str, list[object]]]] = []
+        for token, address in scope.tokens.items():
+            for holder in scope.holders.values():
+                if token == "ETH":  # noqa: S105 - the native coin's name, not a secret
+                    self._reads.append((token, ("eth_getBalance", [holder, "latest"])))
+                else:
+                    data = "0x" + (_BALANCE_OF + encode(["address"], [holder])).hex()
+                    self._reads.append((token, ("eth_call", [{"to": address, "data": data}, "latest"])))
+        self._tokens = list(scope.tokens)
         self._ready: set[str] = set()
 
     def ready(self, sender: str) -> None:
@@ -94,11 +119,15 @@ class _Runner:
         self._ready.add(sender)
 
     def holdings(self) -> dict[str, int]:
-        totals = dict.fromkeys(self.scope.tokens, 0)
+        totals = dict.fromkeys(self._tokens, 0)
         results = self.node.batch([read for _, read in self._reads])
         for (token, _), raw in zip(self._reads, results, strict=True):
             totals[token] += int(raw, 16) if raw not in (None, "0x") else 0
         return totals
+
+    def reason(self, message: str) -> str:
+        named = _CUSTOM.sub(lambda m: self.errors.get(m.group(1).lower(), m.group(1)), message)
+        return " ".join(named.split()) or "reverted"
 
     def send(self, sender: str, to: str, data: str, value: int = 0) -> str:
         """Send and mine; '' when it succeeded, else the revert reason."""
@@ -106,12 +135,9 @@ class _Runner:
         tx = {"from": sender, "to": to, "data": data, "value": hex(value)}
         try:  # a call first: a revert's reason comes back with it, and a refused call costs no block
             self.node.call("eth_call", tx, "latest")
-        except RpcRefusal as exc:
-            return str(exc) or "reverted"
-        try:
             tx_hash = self.node.call("eth_sendTransaction", tx)
         except RpcRefusal as exc:
-            return str(exc) or "reverted"
+            return self.reason(str(exc))
         receipt = self.node.call("eth_getTransactionReceipt", tx_hash)
         if receipt is None:
             self.node.call("evm_mine")
@@ -136,31 +162,33 @@ def run_audit(
     *,
     config: str,
     targets: Mapping[str, ContractRecord],
-    containments: Sequence[Containment],
+    plan: Callable[[str | None], tuple[Sequence[Containment], Sequence[str]]],
     scope: ValueScope,
     options: AuditOptions,
     history: Sequence[Probe] | None = None,
-    skipped: Sequence[str] = (),
     forked: bool = True,
+    errors: Mapping[str, str] | None = None,
 ) -> CoverageReport:
-    """Audit ``containments`` against calls to ``targets``' state-changing functions.
+    """Audit the containments ``plan`` gives against calls to ``targets``' state-changing functions.
 
-    ``history`` is the replayable calls (``from_history``) when the caller already read them (it needs
-    them to choose the stand-in sender before building the containments)."""
-    runner = _Runner(node, scope)
+    ``plan(stand_in)`` returns the containments and the actions it could not audit (one line each);
+    ``stand_in`` is the account chosen to stand for the finding's attacker. ``history`` is the
+    replayable calls when the caller already read them (``from_history``)."""
+    runner = _Runner(node, scope, errors if errors is not None else error_names(targets))
     real = (
         list(history)
         if history is not None
         else from_history(node, targets, options.history_blocks, options.per_function)
     )
     covered = {f"{p.contract}.{p.function}" for p in real}
-    senders = list(dict.fromkeys(p.sender for p in real))[:3]
+    senders = [s for s, _ in Counter(p.sender for p in real).most_common(3)]
     made = generated(targets, covered, senders, options.budget)
     base = node.call("evm_snapshot")
     try:
         start = runner.holdings()
         working: dict[str, list[Probe]] = {}
         baseline_out: set[str] = set()
+        took: dict[str, set[str]] = {}
         for probe in [*real, *made]:
             function = f"{probe.contract}.{probe.function}"
             if len(working.get(function, [])) >= options.keep:
@@ -170,8 +198,10 @@ def run_audit(
                 working.setdefault(function, []).append(probe)
                 if attempt.outflow:
                     baseline_out.add(function)
-        every = [f"{name}.{p}" for name, r in targets.items() for p in _signatures(r)]
+                    took.setdefault(probe.sender, set()).add(function)
+        every = [f"{name}.{signature_of(e)}" for name, r in targets.items() for e in state_changing(r.abi)]
         untested = tuple(f for f in every if f not in working)
+        containments, skipped = plan(_stand_in(working, took))
         results = [_contain(node, runner, c, working) for c in containments]
     finally:
         node.call("evm_revert", base)
@@ -191,39 +221,36 @@ def run_audit(
     )
 
 
-def _signatures(record: ContractRecord) -> list[str]:
-    from breakglass.coverage.probes import signature_of, state_changing
-
-    return [signature_of(e) for e in state_changing(record.abi)]
-
-
 def _contain(
     node: Node, runner: _Runner, containment: Containment, working: Mapping[str, list[Probe]]
 ) -> ContainmentResult:
     snapshot = node.call("evm_snapshot")
+    name, kind, playbook = containment.name, containment.kind, containment.playbook
+    calls = tuple(c.target for c in containment.calls)
     try:
-        calls = tuple(c.target for c in containment.calls)
         for call in containment.calls:
             reason = runner.send(call.sender, call.address, call.data)
             if reason:
-                return ContainmentResult(
-                    containment.name, containment.kind, containment.playbook, calls, False,
-                    f"{call.target} from {call.sender}: {reason}", containment.notes,
-                )  # fmt: skip
+                error = f"{call.target} from {call.sender}: {reason}"
+                return ContainmentResult(name, kind, playbook, calls, False, error, containment.notes)
         before = runner.holdings()
-        verdicts = []
+        tried: dict[str, tuple[Attempt, ...]] = {}
         for function, probes in working.items():
-            attempts = tuple(runner.attempt(p, before) for p in probes)
+            mine = [p for p in probes if containment.subject in (None, p.sender)]
+            if mine:
+                tried[function] = tuple(runner.attempt(p, before) for p in mine)
+        reach = {f.split(".")[0] for f, attempts in tried.items() if not any(a.ok for a in attempts)}
+        verdicts = []
+        for function, attempts in tried.items():
             if any(a.ok and a.outflow for a in attempts):
                 verdict = "value-out"
             elif any(a.ok for a in attempts):
                 verdict = "open"
             else:
                 verdict = "refused"
-            verdicts.append(FunctionVerdict(function, verdict, attempts))
+            verdicts.append(FunctionVerdict(function, verdict, attempts, function.split(".")[0] in reach))
         return ContainmentResult(
-            containment.name, containment.kind, containment.playbook, calls, True, "", containment.notes,
-            tuple(verdicts),
-        )  # fmt: skip
+            name, kind, playbook, calls, True, "", containment.notes, tuple(verdicts), containment.subject
+        )
     finally:
         node.call("evm_revert", snapshot)

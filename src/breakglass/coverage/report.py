@@ -5,10 +5,12 @@ Verdicts, for a function some probe could call before the containment:
 - ``refused``: every such call now reverts;
 - ``open``: some call still succeeds, and no token left the protocol's holders;
 - ``value-out``: some call still succeeds *and* the protocol's holders hold less of a token after it
-  (net over all holders, so value moving between protocol contracts is not counted): a value path the
-  containment leaves open, flagged.
+  (net over all holders, so value moving between protocol contracts is not counted).
 
-A function no probe could call even before the containment is ``untested``: the audit could not tell.
+A ``value-out`` function is **flagged** when it is within the containment's reach (its contract is
+one where the containment refused another function): a value path the containment left open beside
+the ones it closed. A function no probe could call even before the containment is ``untested``: the
+audit could not tell.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["Attempt", "ContainmentResult", "CoverageReport", "FunctionVerdict"]
+
+_ORDER = {"value-out": 0, "open": 1, "refused": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,17 @@ class FunctionVerdict:
     """``contract.signature``"""
     verdict: str
     attempts: tuple[Attempt, ...]
+    in_reach: bool = False
+    """Its contract is one where the containment refused some function."""
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict == "value-out" and self.in_reach
+
+    @property
+    def example(self) -> Attempt:
+        """The call that shows the verdict: a success unless refused."""
+        return next((a for a in self.attempts if a.ok == (self.verdict != "refused")), self.attempts[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +65,11 @@ class ContainmentResult:
     error: str = ""
     notes: tuple[str, ...] = ()
     functions: tuple[FunctionVerdict, ...] = ()
+    subject: str | None = None
+    """For a block: the account blocked, whose own calls alone were tried."""
 
     def with_verdict(self, verdict: str) -> list[FunctionVerdict]:
-        return [f for f in self.functions if f.verdict == verdict]
+        return sorted((f for f in self.functions if f.verdict == verdict), key=lambda f: f.function)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +91,8 @@ class CoverageReport:
 
     @property
     def flagged(self) -> list[tuple[str, str]]:
-        """(containment, function) pairs where value still leaves the protocol."""
-        return [(r.name, f.function) for r in self.results for f in r.with_verdict("value-out")]
+        """(containment, function): value still leaving beside what the containment closed."""
+        return [(r.name, f.function) for r in self.results for f in r.functions if f.flagged]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,87 +102,93 @@ class CoverageReport:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, default=str)
 
-    def text(self) -> str:
-        lines = [
+    def _header(self) -> list[str]:
+        return [
             f"pause-coverage audit of {self.config}: chain {self.chain_id}, block {self.block}"
             f" ({'fork' if self.forked else 'devnet'})",
-            f"probes: {self.probes.get('history', 0)} from history,"
-            f" {self.probes.get('generated', 0)} generated;"
-            f" value measured as {', '.join(self.tokens)} held by {', '.join(self.holders)}",
+            f"probes: {self.probes.get('history', 0)} replayed from history,"
+            f" {self.probes.get('generated', 0)} generated from the ABIs;"
+            f" value: {', '.join(self.tokens)} held by {', '.join(self.holders)}",
         ]
+
+    def text(self) -> str:
+        lines = self._header()
         if self.untested:
-            lines.append(f"untested (no call succeeded even uncontained): {', '.join(self.untested)}")
-        for result in self.results:
+            lines.append(f"untested, no call succeeded even uncontained ({len(self.untested)}): ")
+            lines.append("   " + ", ".join(self.untested))
+        for r in self.results:
             lines.append("")
-            lines.append(f"== {result.name} ({result.kind}, playbook {result.playbook})")
-            if not result.applied:
-                lines.append(f"   NOT APPLIED: {result.error}")
+            lines.append(f"== {r.name} ({r.kind} of playbook {r.playbook})")
+            if r.kind == "playbook":
+                lines.append("   calls: " + "; ".join(r.calls))
+            if not r.applied:
+                lines.append(f"   NOT APPLIED: {r.error}")
                 continue
-            for note in result.notes:
-                lines.append(f"   note: {note}")
-            for verdict, label in (
-                ("value-out", "OPEN VALUE PATH"),
-                ("open", "still succeeds"),
-                ("refused", "refused"),
-            ):
-                for f in result.with_verdict(verdict):
-                    example = next((a for a in f.attempts if a.ok == (verdict != "refused")), f.attempts[0])
-                    extra = ""
-                    if example.outflow:
-                        extra = " moves out " + ", ".join(f"{v} {k}" for k, v in example.outflow.items())
-                    elif not example.ok:
-                        extra = f" ({example.reason[:80]})"
-                    lines.append(f"   {label:16} {f.function}: {example.call}{extra}")
+            lines.extend(f"   note: {n}" for n in r.notes)
+            if r.subject:
+                lines.append(f"   only the calls of {r.subject} were tried")
+            refused = r.with_verdict("refused")
+            if not refused:
+                lines.append("   REFUSES NOTHING that succeeded before")
+            for f in r.with_verdict("value-out"):
+                a = f.example
+                label = "OPEN VALUE PATH" if f.flagged else "value out, beyond its reach"
+                moved = ", ".join(f"{v} {k}" for k, v in a.outflow.items())
+                lines.append(f"   {label}: {f.function}  e.g. {a.call} moves out {moved}")
+            still = [f.function for f in r.with_verdict("open")]
+            if still:
+                lines.append(f"   still succeed, no value out ({len(still)}): {', '.join(still)}")
+            if refused:
+                lines.append(f"   refused ({len(refused)}): " + ", ".join(f.function for f in refused))
+                reasons = sorted({f.example.reason for f in refused})
+                lines.append(f"   with: {'; '.join(reasons)[:300]}")
         if self.skipped:
             lines.append("")
             lines.extend(f"not audited: {s}" for s in self.skipped)
         lines.append("")
-        lines.append(f"{len(self.flagged)} value path(s) left open")
+        lines.append(f"{len(self.flagged)} value path(s) left open within a containment's reach")
         return "\n".join(lines)
 
     def html(self) -> str:
         e = html.escape
-        rows: list[str] = []
-        for result in self.results:
-            rows.append(
-                f"<h2>{e(result.name)} <small>{e(result.kind)}, playbook {e(result.playbook)}</small></h2>"
-            )
-            rows.append("<p>" + "<br>".join(e(c) for c in result.calls) + "</p>")
-            if not result.applied:
-                rows.append(f"<p class='bad'>not applied: {e(result.error)}</p>")
+        parts: list[str] = []
+        for r in self.results:
+            parts.append(f"<h2>{e(r.name)} <small>{e(r.kind)} of playbook {e(r.playbook)}</small></h2>")
+            parts.append("<p>" + "<br>".join(e(c) for c in r.calls) + "</p>")
+            if not r.applied:
+                parts.append(f"<p class='bad'>not applied: {e(r.error)}</p>")
                 continue
-            rows.extend(f"<p class='note'>{e(n)}</p>" for n in result.notes)
-            rows.append(
+            parts.extend(f"<p class='note'>{e(n)}</p>" for n in r.notes)
+            parts.append(
                 "<table><tr><th>function</th><th>verdict</th><th>example call</th><th>outcome</th></tr>"
             )
-            order = {"value-out": 0, "open": 1, "refused": 2}
-            for f in sorted(result.functions, key=lambda f: (order.get(f.verdict, 3), f.function)):
-                example = next((a for a in f.attempts if a.ok == (f.verdict != "refused")), f.attempts[0])
+            for f in sorted(r.functions, key=lambda f: (_ORDER.get(f.verdict, 3), not f.flagged, f.function)):
+                a = f.example
                 outcome = (
-                    ", ".join(f"-{v} {k}" for k, v in example.outflow.items())
-                    if example.outflow
-                    else ("succeeds" if example.ok else example.reason)
+                    ", ".join(f"-{v} {k}" for k, v in a.outflow.items())
+                    if a.outflow
+                    else ("succeeds" if a.ok else a.reason)
                 )
-                rows.append(
-                    f"<tr class='{e(f.verdict)}'><td>{e(f.function)}</td><td>{e(f.verdict)}</td>"
-                    f"<td>{e(example.call)} <small>{e(example.source)}</small></td><td>{e(outcome)}</td></tr>"
+                verdict = "OPEN VALUE PATH" if f.flagged else f.verdict
+                css = "flagged" if f.flagged else f.verdict
+                parts.append(
+                    f"<tr class='{e(css)}'><td>{e(f.function)}</td><td>{e(verdict)}</td>"
+                    f"<td>{e(a.call)} <small>{e(a.source)}</small></td><td>{e(outcome)}</td></tr>"
                 )
-            rows.append("</table>")
+            parts.append("</table>")
+        head = "<br>".join(e(line) for line in self._header())
         untested = ", ".join(self.untested) or "none"
         skipped = "".join(f"<li>{e(s)}</li>" for s in self.skipped)
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>breakglass pause coverage</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:90%}"
+            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:90%}.flagged{background:#f99}"
             ".value-out{background:#fdd}.open{background:#ffe}.refused{background:#dfd}"
             ".bad{color:#a00}</style></head><body>"
-            f"<h1>Pause coverage: {e(self.config)}</h1>"
-            f"<p>chain {self.chain_id}, block {self.block} ({'fork' if self.forked else 'devnet'}); probes: "
-            f"{self.probes.get('history', 0)} from history, "
-            f"{self.probes.get('generated', 0)} generated; value "
-            f"measured as {e(', '.join(self.tokens))} held by {e(', '.join(self.holders))}</p>"
-            f"<p><b>{len(self.flagged)} value path(s) left open.</b> Untested functions: {e(untested)}</p>"
-            + "".join(rows)
+            f"<h1>Pause coverage</h1><p>{head}</p>"
+            f"<p><b>{len(self.flagged)} value path(s) left open within a containment's reach.</b></p>"
+            f"<p>Untested functions: {e(untested)}</p>"
+            + "".join(parts)
             + (f"<h2>Not audited</h2><ul>{skipped}</ul>" if skipped else "")
             + "</body></html>"
         )

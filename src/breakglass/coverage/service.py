@@ -10,8 +10,9 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from breakglass.config.loader import LoadedConfig
-from breakglass.coverage.actions import containments
-from breakglass.coverage.audit import AuditOptions, ValueScope, erc20_contracts, run_audit, stand_in_sender
+from breakglass.config.playbooks import CallAction
+from breakglass.coverage.actions import Containment, containments
+from breakglass.coverage.audit import AuditOptions, ValueScope, erc20_contracts, run_audit
 from breakglass.coverage.node import RpcNode
 from breakglass.coverage.probes import from_history
 from breakglass.coverage.report import CoverageReport
@@ -73,6 +74,10 @@ def audit_config(
         tokens=_pick(loaded, tokens, "token") if tokens else {**erc20_contracts(loaded.contracts), "ETH": ""},
         holders=_pick(loaded, holders, "holder") if holders else _pick(loaded, list(targets), "holder"),
     )
+    playbooks = [p for p in loaded.settings.playbooks if p.enabled]
+    if not any(isinstance(a, CallAction) for p in playbooks for a in p.actions):
+        issue = ConfigIssue(str(loaded.path), None, "playbooks", "no call action to audit")
+        raise ConfigError([issue])
     who = guardian_address(loaded, guardian)
     anvil: Anvil | None = None
     try:
@@ -88,20 +93,18 @@ def audit_config(
             node = RpcNode(url)
         try:
             history = from_history(node, targets, options.history_blocks, options.per_function)
-            units, skipped = containments(loaded.settings, loaded.contracts, who, stand_in_sender(history))
-            if not units and not skipped:
-                raise ConfigError(
-                    [ConfigIssue(str(loaded.path), None, "playbooks", "no call action to audit")]
-                )
+
+            def plan(stand_in: str | None) -> tuple[list[Containment], list[str]]:
+                return containments(loaded.settings, loaded.contracts, who, stand_in)
+
             return run_audit(
                 node,
                 config=str(loaded.path),
                 targets=targets,
-                containments=units,
+                plan=plan,
                 scope=scope,
                 options=options,
                 history=history,
-                skipped=skipped,
                 forked=fork,
             )
         finally:

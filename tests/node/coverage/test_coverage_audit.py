@@ -19,6 +19,8 @@ from breakglass.devnet.solc import Build
 
 pytestmark = pytest.mark.timeout(180)
 
+USER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # anvil's dev account 2
+
 CONFIG = """
 chain: {{rpc: ["{rpc}"]}}
 contracts:
@@ -27,6 +29,7 @@ contracts:
 playbooks:
   - id: stop
     actions:
+      - {{kind: call, id: block, contract: vault, function: blockAccount, args: ["{{evidence.attacker}}"]}}
       - {{kind: call, id: pause, contract: vault, function: pause}}
 """
 
@@ -66,19 +69,21 @@ def test_a_pause_that_forgets_a_withdraw_path_is_flagged_and_a_complete_one_is_n
         options=AuditOptions(history_blocks=32, budget=6),
     )
 
-    (result,) = report.results
-    verdicts = {f.function: f.verdict for f in result.functions}
-    assert result.applied, result.error
-    assert verdicts["vault.withdraw(uint256)"] == "refused"
-    assert verdicts["vault.poke()"] == "open"
+    block, pause, _ = report.results
+    assert [r.name for r in report.results] == [f"vault.blockAccount({USER})", "vault.pause()", "stop"]
+    assert block.subject == USER  # the user who took value out stands for the attacker
+    for result in report.results:
+        verdicts = {f.function: f.verdict for f in result.functions}
+        assert result.applied, result.error
+        assert verdicts["vault.withdraw(uint256)"] == "refused"
+        assert verdicts["vault.emergencyWithdraw(uint256)"] == ("value-out" if forgetful else "refused")
+    assert {f.function: f.verdict for f in pause.functions}["vault.poke()"] == "open"
     if forgetful:
-        assert verdicts["vault.emergencyWithdraw(uint256)"] == "value-out"
-        assert report.flagged == [("vault.pause()", "vault.emergencyWithdraw(uint256)")]
-        moved = [a for f in result.functions for a in f.attempts if a.outflow]
+        assert report.flagged == [(r.name, "vault.emergencyWithdraw(uint256)") for r in report.results]
+        moved = [a for f in pause.functions for a in f.attempts if a.outflow]
         assert moved and all(a.outflow["token"] > 0 for a in moved)
-        assert "1 value path(s) left open" in report.text()
+        assert "3 value path(s) left open" in report.text()
     else:
-        assert verdicts["vault.emergencyWithdraw(uint256)"] == "refused"
         assert report.flagged == []
     assert report.probes["history"] >= 2  # deposit and withdraw were replayed from the chain
     assert "vault.withdraw(uint256)" not in report.untested
@@ -100,6 +105,5 @@ def test_the_audit_on_a_devnet_itself_restores_its_state(
         options=AuditOptions(budget=4),
     )
 
-    assert report.flagged == [("vault.pause()", "vault.emergencyWithdraw(uint256)")]
-    print(report.text())
+    assert ("vault.pause()", "vault.emergencyWithdraw(uint256)") in report.flagged
     assert node.rpc("eth_getBlockByNumber", "latest", False)["stateRoot"] == before

@@ -1,0 +1,146 @@
+"""What the coverage audit plans from a configuration, before any node: the containments (per label,
+alone and per playbook), the calls it generates from an ABI, and how its report flags."""
+
+from __future__ import annotations
+
+from eth_abi.abi import decode
+
+from breakglass.config.deployment import ContractRecord
+from breakglass.config.models import Settings
+from breakglass.coverage.actions import containments
+from breakglass.coverage.probes import FRESH_SENDER, generated, state_changing
+from breakglass.coverage.report import Attempt, ContainmentResult, CoverageReport, FunctionVerdict
+
+GUARD = "0x00000000000000000000000000000000000000aa"
+GUARDIAN = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+USER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+
+
+def _fn(name: str, inputs: list[str], mutability: str = "nonpayable") -> dict[str, object]:
+    return {
+        "type": "function",
+        "name": name,
+        "inputs": [{"name": f"a{i}", "type": t} for i, t in enumerate(inputs)],
+        "outputs": [],
+        "stateMutability": mutability,
+    }
+
+
+ABI = [
+    _fn("pauseMarket", ["uint256"]),
+    _fn("blockAccount", ["address"]),
+    _fn("withdraw", ["uint256", "address"]),
+    _fn("isPaused", ["uint256"], "view"),
+]
+CONTRACTS = {"guard": ContractRecord(GUARD, ABI)}
+
+
+def _settings(playbooks: list[dict[str, object]]) -> Settings:
+    monitors = [
+        {"id": f"m{m}", "kind": "event", "contract": "guard", "event": "X", "labels": {"market": str(m)}}
+        for m in (0, 1)
+    ]
+    return Settings.model_validate({"monitors": monitors, "playbooks": playbooks})
+
+
+def test_a_templated_market_is_audited_once_per_market_its_monitors_name_alone_and_as_a_playbook() -> None:
+    settings = _settings(
+        [
+            {
+                "id": "contain",
+                "match": {"monitors": ["m0", "m1"], "labels": {"market": "*"}},
+                "actions": [
+                    {"kind": "call", "id": "block", "contract": "guard", "function": "blockAccount",
+                     "args": ["{evidence.attacker}"]},
+                    {"kind": "call", "id": "pause", "contract": "guard", "function": "pauseMarket",
+                     "args": ["{labels.market}"]},
+                    {"kind": "notify", "id": "tell", "message": "paused"},
+                ],
+            }
+        ]
+    )  # fmt: skip
+
+    units, skipped = containments(settings, CONTRACTS, GUARDIAN, USER)
+
+    names = [u.name for u in units]
+    assert names == [
+        f"guard.blockAccount({USER})",
+        "guard.pauseMarket(0)",
+        "guard.pauseMarket(1)",
+        "contain [market=0]",
+        "contain [market=1]",
+    ]
+    assert skipped == []
+    assert units[0].subject == USER and units[1].subject is None
+    pause = units[1].calls[0]
+    assert pause.sender == GUARDIAN and decode(["uint256"], bytes.fromhex(pause.data[10:])) == (0,)
+    assert [c.target for c in units[3].calls] == [f"guard.blockAccount({USER})", "guard.pauseMarket(0)"]
+
+
+def test_an_argument_only_the_finding_gives_is_reported_not_guessed() -> None:
+    settings = _settings(
+        [{"id": "p", "actions": [{"kind": "call", "id": "pause", "contract": "guard",
+                                  "function": "pauseMarket", "args": ["{evidence.args.marketId}"]}]}]
+    )  # fmt: skip
+
+    units, skipped = containments(settings, CONTRACTS, GUARDIAN, USER)
+
+    assert units == []
+    assert skipped == ["p.pause: argument {evidence.args.marketId} comes from the finding; no label gives it"]
+
+
+def test_a_call_without_a_guardian_address_is_reported() -> None:
+    settings = _settings(
+        [{"id": "p", "actions": [{"kind": "call", "id": "pause", "contract": "guard",
+                                  "function": "pauseMarket", "args": [0]}]}]
+    )  # fmt: skip
+
+    units, skipped = containments(settings, CONTRACTS, None, None)
+
+    assert units == [] and skipped == ["p.pause: no address for guardian (give --guardian)"]
+
+
+def test_generated_calls_stay_within_the_budget_and_skip_views_and_what_history_covers() -> None:
+    probes = generated(CONTRACTS, {"guard.pauseMarket(uint256)"}, [USER], budget=5)
+
+    assert {p.function for p in probes} == {"blockAccount(address)", "withdraw(uint256,address)"}
+    assert sum(p.function == "withdraw(uint256,address)" for p in probes) == 5
+    assert {p.sender for p in probes} == {USER, FRESH_SENDER}
+    first = next(p for p in probes if p.function == "withdraw(uint256,address)" and p.sender == USER)
+    assert first.args == (1, USER)  # a small amount, to the sender itself
+    assert [e["name"] for e in state_changing(ABI)] == ["pauseMarket", "blockAccount", "withdraw"]
+
+
+def _verdict(function: str, verdict: str, in_reach: bool) -> FunctionVerdict:
+    ok = verdict != "refused"
+    out = {"usd": 5} if verdict == "value-out" else {}
+    return FunctionVerdict(
+        function, verdict, (Attempt(f"{function} from u", "history", ok, "", out),), in_reach
+    )
+
+
+def test_only_value_leaving_beside_what_the_containment_refused_is_flagged() -> None:
+    result = ContainmentResult(
+        "pause",
+        "action",
+        "p",
+        ("vault.pause()",),
+        True,
+        functions=(
+            _verdict("vault.withdraw(uint256)", "refused", True),
+            _verdict("vault.emergencyWithdraw(uint256)", "value-out", True),
+            _verdict("other.redeem(uint256)", "value-out", False),
+            _verdict("vault.poke()", "open", True),
+        ),
+    )
+    report = CoverageReport("c.yaml", 1, 10, True, ("usd",), ("vault",), {"history": 1}, (), (), (result,))
+
+    assert report.flagged == [("pause", "vault.emergencyWithdraw(uint256)")]
+    assert report.to_json()["flagged"] == [
+        {"containment": "pause", "function": "vault.emergencyWithdraw(uint256)"}
+    ]
+    text = report.text()
+    assert "OPEN VALUE PATH: vault.emergencyWithdraw(uint256)" in text
+    assert "value out, beyond its reach: other.redeem(uint256)" in text
+    assert "1 value path(s) left open" in text
+    assert "OPEN VALUE PATH" in report.html()
