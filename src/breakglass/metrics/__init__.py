@@ -154,7 +154,8 @@ MEMPOOL_SIMULATED = Counter(
 )
 MEMPOOL_SKIPPED = Counter(
     "breakglass_mempool_transactions_skipped",
-    "Pending transactions not judged: reason=duplicate, irrelevant, included (mined first) or error.",
+    "Pending transactions not judged: reason=duplicate, irrelevant, included (mined first), "
+    "unsupported (a deployment the node cannot simulate, once) or error.",
     ["reason"],
 )
 MEMPOOL_VERDICT_SECONDS = Histogram(

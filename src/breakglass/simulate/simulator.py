@@ -70,6 +70,7 @@ _SKIPPED_DUPLICATE = MEMPOOL_SKIPPED.labels("duplicate")
 _SKIPPED_IRRELEVANT = MEMPOOL_SKIPPED.labels("irrelevant")
 _SKIPPED_INCLUDED = MEMPOOL_SKIPPED.labels("included")
 _SKIPPED_ERROR = MEMPOOL_SKIPPED.labels("error")
+_SKIPPED_UNSUPPORTED = MEMPOOL_SKIPPED.labels("unsupported")
 
 
 def _tip(tx: Tx) -> int:
@@ -188,9 +189,15 @@ class PendingSimulator:
             sim = parse_simulation(answer, len(reads))
         except ChainError as exc:
             if tx.to is None and "missing keys" in str(exc) and self.relevance.simulate_creations:
-                # anvil's eth_simulateV1 cannot run a deployment (it requires ``to``); say so once
+                # anvil's eth_simulateV1 cannot run a deployment (it requires ``to``); say so once. Not
+                # an error of this judgement: later deployments are not sent at all (irrelevant)
                 log.warning("the node cannot simulate deployments; they are left to the block path")
                 self.relevance.simulate_creations = False
+                self.stats.skipped += 1
+                _SKIPPED_UNSUPPORTED.inc()
+                return self._done(
+                    Verdict(tx.hash, relevance, latency_ms=self._since(pending), error=str(exc))
+                )
             self.stats.errors += 1
             _SKIPPED_ERROR.inc()
             log.warning("pending transaction not simulated", tx=tx.hash, error=str(exc))
