@@ -122,6 +122,10 @@ def coverage(
     holder: Annotated[
         list[str] | None, typer.Option(help="a protocol holder of value (default: the tried contracts)")
     ] = None,
+    minted: Annotated[
+        list[str] | None,
+        typer.Option(help="a token the protocol mints to pay (a synth): new supply counts as value out"),
+    ] = None,
     blocks: Annotated[int, typer.Option(help="newest blocks whose calls are replayed")] = 256,
     budget: Annotated[int, typer.Option(help="generated calls at most per function history lacks")] = 12,
     strict: Annotated[bool, typer.Option(help="exit 1 when a value path is left open")] = False,
@@ -142,6 +146,7 @@ def coverage(
         contracts=contract or (),
         tokens=token or (),
         holders=holder or (),
+        minted=minted or (),
         options=AuditOptions(history_blocks=blocks, budget=budget),
     )
     if json_out is not None:

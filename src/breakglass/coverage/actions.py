@@ -52,6 +52,8 @@ class Containment:
     notes: tuple[str, ...] = field(default=())
     subject: str | None = None
     """The account a block is aimed at (the stand-in): only its own calls tell whether the block holds."""
+    blocked: tuple[str, ...] = ()
+    """Accounts a call of the containment blocks: their refused calls do not extend its reach."""
 
 
 class _Unresolved(Exception):
@@ -157,9 +159,19 @@ def containments(
                     notes.extend(note)
                 calls.append(call)
                 subject = stand_in if note else None
-                single = Containment(call.target, (call,), playbook.id, notes=note, subject=subject)
+                single = Containment(
+                    call.target,
+                    (call,),
+                    playbook.id,
+                    notes=note,
+                    subject=subject,
+                    blocked=(subject,) if subject else (),
+                )
                 singles.setdefault(call.target, single)
             if len(calls) > 1:
                 name = f"{playbook.id}" + (f" [{shown}]" if shown else "")
-                combined.append(Containment(name, tuple(calls), playbook.id, "playbook", tuple(notes)))
+                blocked = (stand_in,) if notes and stand_in else ()
+                combined.append(
+                    Containment(name, tuple(calls), playbook.id, "playbook", tuple(notes), None, blocked)
+                )
     return [*singles.values(), *combined], skipped

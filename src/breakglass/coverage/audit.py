@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_abi.abi import encode
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _BALANCE_OF = bytes(function_signature_to_4byte_selector("balanceOf(address)"))
+_TOTAL_SUPPLY = "0x" + bytes(function_signature_to_4byte_selector("totalSupply()")).hex()
 _GAS_MONEY = hex(10**24)
 _CUSTOM = re.compile(r"custom error (0x[0-9a-fA-F]{8})(:\s*[^)]*)?")
 
@@ -56,10 +57,13 @@ class AuditOptions:
 
 @dataclass(frozen=True, slots=True)
 class ValueScope:
-    """Where value is measured: tokens (name -> address; ``ETH`` is the native coin) and the holders."""
+    """Where value is measured: tokens (name -> address; ``ETH`` is the native coin) held by the
+    holders, and tokens whose new supply is value out (``minted``: a synth or stablecoin the protocol
+    mints to pay, such as Synthetix's sUSD, where a withdrawal mints rather than transfers)."""
 
     tokens: Mapping[str, str]
     holders: Mapping[str, str]
+    minted: Mapping[str, str] = field(default_factory=dict)
 
 
 def erc20_contracts(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
@@ -100,15 +104,22 @@ class _Runner:
     def __init__(self, node: Node, scope: ValueScope, errors: Mapping[str, str]) -> None:
         self.node = node
         self.errors = errors
-        self._reads: list[tuple[str, tuple[str, list[object]]]] = []
+        # (measure, sign, read): a measure falls by value out (balances, sign 1) or rises (supply, -1)
+        self._reads: list[tuple[str, int, tuple[str, list[object]]]] = []
         for token, address in scope.tokens.items():
             for holder in scope.holders.values():
                 if token == "ETH":  # noqa: S105 - the native coin's name, not a secret
-                    self._reads.append((token, ("eth_getBalance", [holder, "latest"])))
+                    self._reads.append((token, 1, ("eth_getBalance", [holder, "latest"])))
                 else:
                     data = "0x" + (_BALANCE_OF + encode(["address"], [holder])).hex()
-                    self._reads.append((token, ("eth_call", [{"to": address, "data": data}, "latest"])))
-        self._tokens = list(scope.tokens)
+                    self._reads.append((token, 1, ("eth_call", [{"to": address, "data": data}, "latest"])))
+        for token, address in scope.minted.items():
+            supply: tuple[str, list[object]] = (
+                "eth_call",
+                [{"to": address, "data": _TOTAL_SUPPLY}, "latest"],
+            )
+            self._reads.append((f"{token} minted", -1, supply))
+        self._signs = {measure: sign for measure, sign, _ in self._reads}
         self._ready: set[str] = set()
 
     def ready(self, sender: str) -> None:
@@ -119,11 +130,15 @@ class _Runner:
         self._ready.add(sender)
 
     def holdings(self) -> dict[str, int]:
-        totals = dict.fromkeys(self._tokens, 0)
-        results = self.node.batch([read for _, read in self._reads])
-        for (token, _), raw in zip(self._reads, results, strict=True):
-            totals[token] += int(raw, 16) if raw not in (None, "0x") else 0
+        totals = dict.fromkeys(self._signs, 0)
+        results = self.node.batch([read for _, _, read in self._reads])
+        for (measure, _, _), raw in zip(self._reads, results, strict=True):
+            totals[measure] += int(raw, 16) if raw not in (None, "0x") else 0
         return totals
+
+    def outflow(self, before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+        moved = {m: (before[m] - after[m]) * self._signs[m] for m in before}
+        return {m: amount for m, amount in moved.items() if amount > 0}
 
     def reason(self, message: str) -> str:
         named = _CUSTOM.sub(lambda m: self.errors.get(m.group(1).lower(), m.group(1)), message)
@@ -150,9 +165,8 @@ class _Runner:
             reason = self.send(probe.sender, probe.address, probe.data, probe.value)
             outflow: dict[str, int] = {}
             if not reason:
-                after = self.holdings()
-                outflow = {t: before[t] - after[t] for t in before if after[t] < before[t]}
-            return Attempt(probe.describe(), probe.source, not reason, reason, outflow)
+                outflow = self.outflow(before, self.holdings())
+            return Attempt(probe.describe(), probe.source, not reason, reason, outflow, probe.sender)
         finally:
             self.node.call("evm_revert", snapshot)
 
@@ -239,7 +253,11 @@ def _contain(
             mine = [p for p in probes if containment.subject in (None, p.sender)]
             if mine:
                 tried[function] = tuple(runner.attempt(p, before) for p in mine)
-        reach = {f.split(".")[0] for f, attempts in tried.items() if not any(a.ok for a in attempts)}
+        reach = set()
+        for function, attempts in tried.items():
+            others = [a for a in attempts if a.sender not in containment.blocked] or attempts
+            if not any(a.ok for a in others):
+                reach.add(function.split(".")[0])
         verdicts = []
         for function, attempts in tried.items():
             if any(a.ok and a.outflow for a in attempts):

@@ -34,6 +34,7 @@ class Attempt:
     reason: str = ""
     outflow: dict[str, int] = field(default_factory=dict)
     """Token name -> net amount the protocol's holders lost (raw units), when they lost any."""
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)

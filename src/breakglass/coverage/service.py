@@ -58,6 +58,7 @@ def audit_config(
     contracts: Sequence[str] = (),
     tokens: Sequence[str] = (),
     holders: Sequence[str] = (),
+    minted: Sequence[str] = (),
     options: AuditOptions | None = None,
 ) -> CoverageReport:
     """Audit the playbooks' containments of ``loaded`` on a fork of its node (or on ``rpc`` itself
@@ -73,6 +74,7 @@ def audit_config(
     scope = ValueScope(
         tokens=_pick(loaded, tokens, "token") if tokens else {**erc20_contracts(loaded.contracts), "ETH": ""},
         holders=_pick(loaded, holders, "holder") if holders else _pick(loaded, list(targets), "holder"),
+        minted=_pick(loaded, minted, "minted"),
     )
     playbooks = [p for p in loaded.settings.playbooks if p.enabled]
     if not any(isinstance(a, CallAction) for p in playbooks for a in p.actions):

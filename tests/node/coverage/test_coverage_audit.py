@@ -107,3 +107,26 @@ def test_the_audit_on_a_devnet_itself_restores_its_state(
 
     assert ("vault.pause()", "vault.emergencyWithdraw(uint256)") in report.flagged
     assert node.rpc("eth_getBlockByNumber", "latest", False)["stateRoot"] == before
+
+
+def test_the_command_writes_json_and_html_and_fails_strict_on_an_open_path(
+    anvil: Anvil, build: Build, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from breakglass.cli.main import app
+
+    config, guardian = _deploy(anvil, build, tmp_path, forgetful=True)
+    out_json, out_html = tmp_path / "coverage.json", tmp_path / "coverage.html"
+
+    result = CliRunner().invoke(
+        app,
+        ["audit", "coverage", str(config), "--guardian", guardian, "--contract", "vault", "--budget", "4",
+         "--json", str(out_json), "--html", str(out_html), "--strict"],
+    )  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    assert "OPEN VALUE PATH: vault.emergencyWithdraw(uint256)" in result.output
+    data = json.loads(out_json.read_text())
+    assert {"containment": "vault.pause()", "function": "vault.emergencyWithdraw(uint256)"} in data["flagged"]
+    assert "OPEN VALUE PATH" in out_html.read_text()
