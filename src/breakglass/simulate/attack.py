@@ -64,6 +64,9 @@ log = get_logger(__name__)
 BACKLOG = 64
 """Blocks waiting for this stage; beyond it the oldest are dropped."""
 MAX_WATCHED = 4096
+"""Contracts watched at once (the oldest forgotten first)."""
+ON_DEMAND_SLACK = 10
+"""``probe_address`` (a person asking) allows this many times the per-contract ``timeout``."""
 
 
 @dataclass
@@ -113,7 +116,6 @@ class AttackSimulator:
         self.judge = judge
         self.settings = settings
         self.protocol = {a.lower() for a in protocol.values()}
-        self.protocol_order = [a.lower() for a in protocol.values()]
         self.bus = bus
         self.finder = finder or CreationFinder(rpc, method=settings.trace)
         self.tainted = tainted or (lambda _a: False)
@@ -244,7 +246,7 @@ class AttackSimulator:
                 created_in=c.block_number,
                 code_hash="0x" + keccak(raw).hex(),
                 selectors=selectors(raw),
-                embedded=embedded_addresses(raw, self.protocol_order),
+                embedded=embedded_addresses(raw, self.prober.protocol_order),
                 tainted=self.tainted(c.origin) or bool(c.creator and self.tainted(c.creator)),
             )
             self.watched[w.address] = w
@@ -329,7 +331,10 @@ async def probe_address(
     )
     simulator.watched[w.address] = w
     budget = simulator.settings.max_simulations_per_contract
-    return await asyncio.wait_for(simulator.prober.probe(w, budget), simulator.settings.timeout * 10)
+    # no block path to keep up with here: a person waits, the node may be slow
+    return await asyncio.wait_for(
+        simulator.prober.probe(w, budget), simulator.settings.timeout * ON_DEMAND_SLACK
+    )
 
 
 def tainted_by(detectors: Iterable[Any]) -> Callable[[str], bool]:
