@@ -55,7 +55,15 @@ class _RpcErrorsAndReorg(faults.RpcErrors):
                     break
                 time.sleep(0.05)
             sender = node.rpc("eth_accounts")[9]
+            seen = _sum(_samples(), "breakglass_follower_reorgs_total")
             node.rpc("anvil_reorg", faults.REORG_DEPTH, [[{"from": sender, "to": sender, "value": "0x1"}, 0]])
+            # anvil pushes no head for the new branch: the follower meets it at the next block. If the
+            # venue is contained by then, the drill is back on automine and may mine none for a while.
+            deadline = time.monotonic() + 20
+            reorgs = "breakglass_follower_reorgs_total"
+            while _sum(_samples(), reorgs) <= seen and time.monotonic() < deadline:
+                node.rpc("evm_mine")
+                time.sleep(0.5)
 
 
 class _Hook(BaseHTTPRequestHandler):
