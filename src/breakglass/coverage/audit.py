@@ -40,6 +40,8 @@ __all__ = [
 _BALANCE_OF = bytes(function_signature_to_4byte_selector("balanceOf(address)"))
 _TOTAL_SUPPLY = "0x" + bytes(function_signature_to_4byte_selector("totalSupply()")).hex()
 _GAS_MONEY = hex(10**24)
+_GAS_LIMIT = hex(10_000_000)
+_UNCLEAN = "reverted in its block"
 _CUSTOM = re.compile(r"custom error (0x[0-9a-fA-F]{8})(:\s*[^)]*)?")
 
 
@@ -129,15 +131,20 @@ class _Runner:
         self.node.call("anvil_setBalance", sender, _GAS_MONEY)
         self._ready.add(sender)
 
-    def holdings(self) -> dict[str, int]:
+    def holdings(self, *, strict: bool = True) -> dict[str, int]:
+        """Each measure's total now; with ``strict=False`` a measure one of whose reads fails is left
+        out (a call that broke a token's ``balanceOf`` must not read as all its value gone)."""
         totals = dict.fromkeys(self._signs, 0)
-        results = self.node.batch([read for _, _, read in self._reads])
+        results = self.node.batch([read for _, _, read in self._reads], strict=strict)
         for (measure, _, _), raw in zip(self._reads, results, strict=True):
-            totals[measure] += int(raw, 16) if raw not in (None, "0x") else 0
+            if raw is None:
+                totals.pop(measure, None)
+            elif measure in totals:
+                totals[measure] += int(raw, 16) if raw != "0x" else 0
         return totals
 
     def outflow(self, before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
-        moved = {m: (before[m] - after[m]) * self._signs[m] for m in before}
+        moved = {m: (before[m] - after[m]) * self._signs[m] for m in before if m in after}
         return {m: amount for m, amount in moved.items() if amount > 0}
 
     def reason(self, message: str) -> str:
@@ -147,7 +154,8 @@ class _Runner:
     def send(self, sender: str, to: str, data: str, value: int = 0) -> str:
         """Send and mine; '' when it succeeded, else the revert reason."""
         self.ready(sender)
-        tx = {"from": sender, "to": to, "data": data, "value": hex(value)}
+        # a generous fixed gas limit: an estimate that falls short would read as a refusal
+        tx = {"from": sender, "to": to, "data": data, "value": hex(value), "gas": _GAS_LIMIT}
         try:  # a call first: a revert's reason comes back with it, and a refused call costs no block
             self.node.call("eth_call", tx, "latest")
             tx_hash = self.node.call("eth_sendTransaction", tx)
@@ -157,7 +165,7 @@ class _Runner:
         if receipt is None:
             self.node.call("evm_mine")
             receipt = self.node.call("eth_getTransactionReceipt", tx_hash)
-        return "" if receipt and int(receipt["status"], 16) == 1 else "reverted in its block"
+        return "" if receipt and int(receipt["status"], 16) == 1 else _UNCLEAN
 
     def attempt(self, probe: Probe, before: Mapping[str, int]) -> Attempt:
         snapshot = self.node.call("evm_snapshot")
@@ -165,7 +173,12 @@ class _Runner:
             reason = self.send(probe.sender, probe.address, probe.data, probe.value)
             outflow: dict[str, int] = {}
             if not reason:
-                outflow = self.outflow(before, self.holdings())
+                after = self.holdings(strict=False)
+                outflow = self.outflow(before, after)
+                if len(after) < len(before):
+                    unread = ", ".join(m for m in before if m not in after)
+                    reason = f"succeeded, and left {unread} unreadable"
+                    return Attempt(probe.describe(), probe.source, True, reason, outflow, probe.sender)
             return Attempt(probe.describe(), probe.source, not reason, reason, outflow, probe.sender)
         finally:
             self.node.call("evm_revert", snapshot)
@@ -256,7 +269,8 @@ def _contain(
         reach = set()
         for function, attempts in tried.items():
             others = [a for a in attempts if a.sender not in containment.blocked] or attempts
-            if not any(a.ok for a in others):
+            # a call the simulation let through but the block reverted is no clean refusal
+            if not any(a.ok or a.reason == _UNCLEAN for a in others):
                 reach.add(function.split(".")[0])
         verdicts = []
         for function, attempts in tried.items():

@@ -25,7 +25,7 @@ class Node(Protocol):
 
     def call(self, method: str, *params: Any) -> Any: ...
 
-    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]: ...
+    def batch(self, calls: list[tuple[str, list[Any]]], *, strict: bool = True) -> list[Any]: ...
 
 
 class RpcNode:
@@ -50,18 +50,21 @@ class RpcNode:
             raise RpcRefusal(str(body["error"].get("message", body["error"])))
         return body["result"]
 
-    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Each call's result, in order; an error answer raises ``RpcRefusal``."""
+    def batch(self, calls: list[tuple[str, list[Any]]], *, strict: bool = True) -> list[Any]:
+        """Each call's result, in order; an error answer raises ``RpcRefusal`` (``strict``) or is None."""
         if not calls:
             return []
         answers = self._post(
             [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
         )
         by_id = {a["id"]: a for a in answers}
-        results = []
+        results: list[Any] = []
         for i in range(len(calls)):
             answer = by_id[i]
             if "error" in answer:
+                if not strict:
+                    results.append(None)
+                    continue
                 raise RpcRefusal(str(answer["error"].get("message", answer["error"])))
             results.append(answer["result"])
         return results

@@ -86,22 +86,31 @@ def _selectors(record: ContractRecord) -> dict[bytes, Mapping[str, Any]]:
 
 
 def from_history(
-    node: Node, contracts: Mapping[str, ContractRecord], blocks: int, per_function: int
+    node: Node,
+    contracts: Mapping[str, ContractRecord],
+    blocks: int,
+    per_function: int,
+    *,
+    after: int | None = None,
+    skip_senders: Sequence[str] = (),
 ) -> list[Probe]:
     """The newest ``per_function`` distinct calls (sender and calldata) to each function in the last
-    ``blocks`` blocks' top-level transactions. Calls made from inside other contracts are not seen."""
+    ``blocks`` blocks' top-level transactions (only blocks after ``after``: the deployment's end), not
+    sent by ``skip_senders`` (the deployer: its set-up calls are no user's). Calls made from inside
+    other contracts are not seen."""
     head = int(node.call("eth_blockNumber"), 16)
+    skipped = {s.lower() for s in skip_senders}
     by_address = {to_checksum_address(r.address): (name, r, _selectors(r)) for name, r in contracts.items()}
     probes: list[Probe] = []
     seen: dict[str, set[tuple[str, str]]] = {}
-    first = max(0, head - blocks + 1)
+    first = max(0, head - blocks + 1, -1 if after is None else after + 1)
     numbers = list(range(head, first - 1, -1))
     for start in range(0, len(numbers), 50):
         chunk = numbers[start : start + 50]
         for block in node.batch([("eth_getBlockByNumber", [hex(n), True]) for n in chunk]):
             for tx in (block or {}).get("transactions", []):
                 to = tx.get("to")
-                if not to or to_checksum_address(to) not in by_address:
+                if not to or to_checksum_address(to) not in by_address or str(tx["from"]).lower() in skipped:
                     continue
                 name, _record, selectors = by_address[to_checksum_address(to)]
                 raw = bytes.fromhex(str(tx.get("input", "0x"))[2:])

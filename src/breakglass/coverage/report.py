@@ -52,7 +52,9 @@ class FunctionVerdict:
 
     @property
     def example(self) -> Attempt:
-        """The call that shows the verdict: a success unless refused."""
+        """The call that shows the verdict: one moving value out, else a success, unless refused."""
+        if self.verdict == "value-out":
+            return next(a for a in self.attempts if a.ok and a.outflow)
         return next((a for a in self.attempts if a.ok == (self.verdict != "refused")), self.attempts[0])
 
 

@@ -94,7 +94,15 @@ def audit_config(
         else:
             node = RpcNode(url)
         try:
-            history = from_history(node, targets, options.history_blocks, options.per_function)
+            deployment = loaded.deployment
+            history = from_history(
+                node,
+                targets,
+                options.history_blocks,
+                options.per_function,
+                after=deployment.block if deployment is not None else None,
+                skip_senders=[s for s in (deployment.deployer if deployment else None, who) if s],
+            )
 
             def plan(stand_in: str | None) -> tuple[list[Containment], list[str]]:
                 return containments(loaded.settings, loaded.contracts, who, stand_in)
