@@ -169,8 +169,9 @@ class StoreError(BreakglassError):
 
 
 class IntelError(BreakglassError):
-    """A threat-intel bundle could not be built, or was refused: ``reason`` is one of ``unsigned``,
-    ``tampered``, ``untrusted``, ``expired``, ``malformed`` (the label of the refusal metric)."""
+    """A threat-intel bundle could not be built, read or trusted. ``reason``: ``unsigned``,
+    ``tampered``, ``untrusted``, ``expired``, ``malformed`` (a refusal, the label of its metric),
+    ``unreachable`` (a TAXII collection that did not answer), ``empty`` (nothing to export)."""
 
     def __init__(self, message: str, *, reason: str = "malformed") -> None:
         super().__init__(message)

@@ -117,6 +117,37 @@ def verify(
         )
 
 
+@app.command("publish")
+@handle_errors
+def publish(
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE")],
+    collection: Annotated[
+        str,
+        typer.Option(
+            envvar="BREAKGLASS_TAXII_COLLECTION",
+            help="the TAXII 2.1 collection URL: https://host/api-root/collections/<id>/",
+        ),
+    ],
+    user: Annotated[str | None, typer.Option(help="HTTP basic user")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="name of the variable holding the password")
+    ] = None,
+) -> None:
+    """Add a signed BUNDLE's objects, and its signature as an object, to a TAXII 2.1 collection."""
+    import os
+
+    from breakglass.intel.signing import verify_bundle
+    from breakglass.intel.taxii import publish_bundle
+
+    bundle = _read_bundle(bundle_file)
+    signer = verify_bundle(bundle)  # never publish what a peer would refuse
+    password = os.environ.get(password_env) if password_env else None
+    if password_env and password is None:
+        raise IntelError(f"--password-env: variable {password_env} is not set")
+    stored = publish_bundle(bundle, collection, user=user, password=password)
+    _console().print(f"published {bundle_file} (signed by {signer}): {stored} object(s) stored")
+
+
 @app.command("pull")
 @handle_errors
 def pull(

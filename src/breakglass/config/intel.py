@@ -9,25 +9,45 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from breakglass.config.base import Strict
 from breakglass.config.monitors import SeverityName
 from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.config.refs import UniqueKey
 
-__all__ = ["IntelConfig", "IntelSourceConfig"]
+__all__ = ["IntelConfig", "IntelSourceConfig", "TaxiiCollectionConfig"]
 
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class TaxiiCollectionConfig(Strict):
+    """A TAXII 2.1 collection holding a peer's signed objects."""
+
+    url: SecretStr = Field(
+        description="the collection's URL: https://host/api-root/collections/<id>/ (secret: it may embed "
+        "credentials)"
+    )
+    user: str | None = Field(default=None, description="HTTP basic user, if the server asks for one")
+    password: SecretStr | None = Field(default=None, description="e.g. '${PEER_TAXII_PASSWORD}'")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("a TAXII collection URL starts with https:// (or http:// on a private network)")
+        return value
 
 
 class IntelSourceConfig(Strict):
     """A peer's feed: where its bundles are, who may sign them, and what a match of one means here."""
 
     name: Annotated[str, UniqueKey("intel source"), Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    file: str = Field(
-        description="a signed bundle (JSON) or a folder of them, relative to the configuration file"
+    file: str | None = Field(
+        default=None,
+        description="a signed bundle (JSON) or a folder of them, relative to the configuration file",
     )
+    taxii: TaxiiCollectionConfig | None = Field(default=None, description="or a TAXII 2.1 collection")
     signers: list[Annotated[str, Field(pattern=_ADDRESS)]] = Field(
         min_length=1, description="Ethereum addresses whose signature this source's bundles must carry"
     )
@@ -44,6 +64,12 @@ class IntelSourceConfig(Strict):
         description="an indicator lives this long after its valid_from (or less, if its valid_until says so)",
     )
     severity: SeverityName = Field(default="high", description="severity of a match on our protocol")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> IntelSourceConfig:
+        if (self.file is None) == (self.taxii is None):
+            raise ValueError("set exactly one of 'file' (a bundle or a folder) and 'taxii' (a collection)")
+        return self
 
 
 class IntelConfig(Strict):

@@ -113,7 +113,46 @@ def _bundle_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _refuse(report: SourceReport, where: Path, exc: IntelError) -> None:
+def _read_bundle(file: Path) -> dict[str, Any] | IntelError:
+    try:
+        bundle = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return IntelError(f"not a JSON bundle ({type(exc).__name__})", reason="malformed")
+    return bundle if isinstance(bundle, dict) else IntelError("not a JSON object", reason="malformed")
+
+
+def _source_bundles(
+    source: IntelSourceConfig, base: Path, report: SourceReport
+) -> list[tuple[str, dict[str, Any] | IntelError]] | None:
+    """(where, bundle or why it is unreadable) of every bundle the source holds; None when the source
+    cannot be read at all."""
+    if source.taxii is not None:
+        from breakglass.intel.signing import bundles_from_objects
+        from breakglass.intel.taxii import fetch_objects
+
+        try:
+            objects = fetch_objects(source.taxii, source.name)
+        except IntelError as exc:
+            report.problems.append(f"{exc.message}; the indicators pulled before are kept")
+            log.warning("intel.source_unreachable", source=source.name, detail=exc.message)
+            return None
+        bundles, unsigned = bundles_from_objects(objects)
+        where = f"taxii collection of {source.name}"
+        out: list[tuple[str, dict[str, Any] | IntelError]] = [(where, b) for b in bundles]
+        if unsigned:
+            message = f"{unsigned} indicator(s) covered by no signature object"
+            out.append((where, IntelError(message, reason="unsigned")))
+        return out
+    assert source.file is not None  # one of file and taxii (config.intel)
+    path = base / source.file
+    if not path.exists():
+        report.problems.append(f"{path}: not found; the indicators pulled before are kept")
+        log.warning("intel.source_missing", source=source.name, file=str(path))
+        return None
+    return [(str(file), _read_bundle(file)) for file in _bundle_files(path)]
+
+
+def _refuse(report: SourceReport, where: str, exc: IntelError) -> None:
     from breakglass.metrics import INTEL_BUNDLES
 
     report.refused[exc.reason] = report.refused.get(exc.reason, 0) + 1
@@ -135,25 +174,17 @@ def pull_sources(
     for source in sources:
         report = SourceReport(source.name)
         reports.append(report)
-        path = base / source.file
-        if not path.exists():
-            report.problems.append(f"{path}: not found; the indicators pulled before are kept")
-            log.warning("intel.source_missing", source=source.name, file=str(path))
-            continue
+        bundles = _source_bundles(source, base, report)
+        if bundles is None:
+            continue  # unavailable: what it gave before is kept
         found: list[ImportedIndicator] = []
-        for file in _bundle_files(path):
+        for where, bundle in bundles:
             try:
-                try:
-                    bundle = json.loads(file.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    raise IntelError(
-                        f"not a JSON bundle ({type(exc).__name__})", reason="malformed"
-                    ) from None
-                if not isinstance(bundle, dict):
-                    raise IntelError("not a JSON object", reason="malformed")
+                if isinstance(bundle, IntelError):
+                    raise bundle
                 found += accept_bundle(bundle, source, now_ms=now_ms)
             except IntelError as exc:
-                _refuse(report, file, exc)
+                _refuse(report, where, exc)
                 continue
             report.accepted += 1
             INTEL_BUNDLES.labels(source.name, "accepted").inc()
