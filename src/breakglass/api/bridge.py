@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import socket
+import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from typing import Any
@@ -83,8 +84,13 @@ class BridgeServer:
         """The responder's Safe service: it executes Safe transactions for the API (one key, one nonce)."""
         self.listened = False
         """An API process served by this bridge told it listened on its address."""
+        self.listening = False
+        """The API process served now told it listened (reset for each process)."""
+        self.last_heard = time.monotonic()
+        """``time.monotonic()`` of the last frame from the API process served now."""
 
     async def serve(self, sock: socket.socket) -> None:
+        self.listening, self.last_heard = False, time.monotonic()
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
         lock = asyncio.Lock()
         pumps: dict[str, asyncio.Task[None]] = {}
@@ -114,6 +120,7 @@ class BridgeServer:
 
         try:
             while line := await reader.readline():
+                self.last_heard = time.monotonic()
                 try:
                     await self._answer(json.loads(line), send, relay, pumps)
                 except (ValueError, KeyError, TypeError) as exc:  # one bad frame, not the channel
@@ -151,8 +158,10 @@ class BridgeServer:
         elif op in ("ready", "live"):
             report = await (self.health.readiness() if op == "ready" else self.health.liveness())
             await send({"op": "reply", "id": frame["id"], "report": report.as_dict()})
+        elif op == "alive":
+            pass  # its arrival is the news (``last_heard``)
         elif op == "listening":
-            self.listened = True
+            self.listened = self.listening = True
             log.info("api.process_listening")
         elif op == "safe_execute":
             await send({"op": "reply", "id": frame["id"], **await self._execute(str(frame["safe_tx_hash"]))})
@@ -250,6 +259,10 @@ class BridgeBus:
             raise ResponseError(str(answer["error"]))
         event = answer["event"]
         return None if event is None else decode(str(event).encode())
+
+    async def alive(self) -> None:
+        """A heartbeat: the API process's event loop turns (``api/process.py`` kills a silent one)."""
+        await self._send({"op": "alive"})
 
     async def listening_on(self) -> None:
         """Tell the pipeline's process that the HTTP server listens (a later death is a crash)."""

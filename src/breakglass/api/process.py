@@ -9,7 +9,9 @@ through it, and asks the pipeline for readiness, liveness and metrics. A child t
 segfault, an out-of-memory kill, a bug) is logged as ``api.process_died`` and started again after a
 backoff (1 s doubling to 30 s; back to 1 s after a minute up) and counted in
 ``breakglass_serve_api_deaths_total{cause}``; the pipeline never notices. A child
-whose pipeline dies exits (its end of the socket closes), so a restarted service never has two.
+whose pipeline dies exits (its end of the socket closes), so a restarted service never has two; one
+that stops talking (a heartbeat every 5 s; silent for 60 s: its event loop is stuck) is killed and
+replaced (``api.process_hung``).
 
 The child builds the same ``App`` from the same configuration but runs none of its stages; it holds
 no bus subscription and no lease. Ctrl-C or SIGTERM stops the child (SIGTERM, then SIGKILL after
@@ -48,6 +50,10 @@ SECRET_ENV = "BREAKGLASS_SESSION_SECRET"  # noqa: S105 (the variable's name, not
 _LOG_ENV = "BREAKGLASS_API_CHILD_LOG"
 RESTART_BACKOFF = (1.0, 30.0)
 STABLE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 5.0
+"""The API process tells the pipeline's it is alive this often (any frame counts)."""
+HANG_SECONDS = 60.0
+"""An API process that listened and then sent nothing for this long is stuck: killed, replaced."""
 
 
 async def serve_supervised(
@@ -95,7 +101,9 @@ async def serve_supervised(
     key = app.config.settings.responder.guardian
     if key is not None and key.env is not None:
         env.pop(key.env, None)  # the guardian's hex key: read by this process only (build_app guardian=False)
-    supervisor = asyncio.create_task(_supervise(app, argv, env, stop), name="api-process")
+    safes = getattr(app.components.get("respond"), "safes", None)
+    bridge = BridgeServer(app.bus, app.health, app.components["store"].health, safes)
+    supervisor = asyncio.create_task(_supervise(bridge, argv, env, stop), name="api-process")
     failure: str | None = None
     try:
         await stop.wait()
@@ -113,13 +121,19 @@ async def serve_supervised(
         raise BreakglassError(failure)
 
 
-async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: asyncio.Event) -> str | None:
+async def _supervise(
+    bridge: BridgeServer,
+    argv: list[str],
+    env: dict[str, str],
+    stop: asyncio.Event,
+    *,
+    hang_seconds: float = HANG_SECONDS,
+) -> str | None:
     """Keep an API process running until ``stop``. The first one failing before it listened (the
     port taken, an address that does not exist) is a mistake to report, not a crash to retry: it
-    stops everything and is returned."""
+    stops everything and is returned. One that listened and then says nothing for ``hang_seconds``
+    (its event loop stuck: it sends a heartbeat every ``HEARTBEAT_SECONDS``) is killed and replaced."""
     delay = RESTART_BACKOFF[0]
-    safes = getattr(app.components.get("respond"), "safes", None)
-    bridge = BridgeServer(app.bus, app.health, app.components["store"].health, safes)
     while not stop.is_set():
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -140,7 +154,15 @@ async def _supervise(app: App, argv: list[str], env: dict[str, str], stop: async
         serving = asyncio.create_task(bridge.serve(ours), name="api-bridge")
         exited = asyncio.create_task(child.wait())
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, _ = await asyncio.wait({exited, stopping}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                break
+            silent = time.monotonic() - bridge.last_heard
+            if bridge.listening and silent > hang_seconds:
+                log.error("api.process_hung", pid=child.pid, silent_seconds=round(silent, 1))
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
         stopping.cancel()
         if not exited.done():  # asked to stop: the child first
             with contextlib.suppress(ProcessLookupError):
@@ -204,6 +226,14 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
     reading.add_done_callback(lambda _t: stop.set())  # the pipeline's process is gone: so are we
     told: list[asyncio.Task[None]] = []
 
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(BreakglassError, ConnectionError, OSError):
+                await bus.alive()
+
+    told.append(asyncio.create_task(heartbeat()))
+
     def listening(_server: object) -> None:
         told.append(asyncio.get_running_loop().create_task(bus.listening_on()))
 
@@ -211,9 +241,9 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
         await serve(app, api, host=host, port=port, forwarded_allow_ips=forwarded, stop=stop, stages=False,
                     on_started=listening)  # fmt: skip
     finally:
-        reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reading
+        for task in (reading, *told):
+            task.cancel()
+        await asyncio.gather(reading, *told, return_exceptions=True)
 
 
 def main(argv: list[str]) -> None:

@@ -5,10 +5,13 @@ pipeline's readiness and metrics, and sees it gone when its end closes."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from breakglass.api.bridge import BridgeBus, BridgeServer, RemoteHealth
 from breakglass.bus import InProcessBus, Topics
@@ -156,3 +159,33 @@ async def test_safe_executions_are_sent_by_the_pipelines_process() -> None:
         for task in (serving, reading):
             task.cancel()
         await asyncio.gather(serving, reading, return_exceptions=True)
+
+
+SILENT_CHILD = """
+import socket, sys, time
+sock = socket.socket(fileno=int(sys.argv[1]))
+sock.sendall(b'{"op":"listening"}\\n')
+time.sleep(600)  # listening, then never a heartbeat: its event loop would be stuck
+"""
+
+
+async def test_an_api_process_that_goes_silent_is_killed_and_replaced() -> None:
+    from breakglass.api import process
+
+    bridge = BridgeServer(InProcessBus(), Health())
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        supervising = asyncio.create_task(
+            process._supervise(
+                bridge, [sys.executable, "-c", SILENT_CHILD], dict(os.environ), stop, hang_seconds=1
+            )
+        )
+        try:
+            await wait_until(lambda: sum(e["event"] == "api.process_started" for e in logs) >= 2,
+                             within=60, what="a second API process")  # fmt: skip
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(supervising, 30) is None
+    hung = next(e for e in logs if e["event"] == "api.process_hung")
+    died = next(e for e in logs if e["event"] == "api.process_died")
+    assert died["pid"] == hung["pid"] and died["signal"] == "SIGKILL"
