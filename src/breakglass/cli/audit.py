@@ -127,7 +127,9 @@ def coverage(
         typer.Option(help="a token the protocol mints to pay (a synth): new supply counts as value out"),
     ] = None,
     blocks: Annotated[int, typer.Option(help="newest blocks whose calls are replayed")] = 256,
-    budget: Annotated[int, typer.Option(help="generated calls at most per function history lacks")] = 12,
+    budget: Annotated[
+        int, typer.Option(help="generated calls at most per function (after the replayed ones)")
+    ] = 12,
     strict: Annotated[bool, typer.Option(help="exit 1 when a value path is left open")] = False,
 ) -> None:
     """Apply each containment of the playbooks on a fork and try the users' calls: which still succeed,

@@ -52,7 +52,7 @@ class AuditOptions:
     per_function: int = 3
     """Distinct real calls kept per function."""
     budget: int = 12
-    """Generated calls at most per function history did not cover."""
+    """Generated calls at most per function, tried after the real ones until ``keep`` of them work."""
     keep: int = 3
     """Calls kept per function once they succeed with nothing contained (the ones tried under each)."""
 
@@ -207,9 +207,10 @@ def run_audit(
         if history is not None
         else from_history(node, targets, options.history_blocks, options.per_function)
     )
-    covered = {f"{p.contract}.{p.function}" for p in real}
+    # generated calls for every function, tried after the real ones: they stop once a function has
+    # ``keep`` working calls, and give the functions one sender used in history some other senders
     senders = [s for s, _ in Counter(p.sender for p in real).most_common(3)]
-    made = generated(targets, covered, senders, options.budget)
+    made = generated(targets, set(), senders, options.budget)
     base = node.call("evm_snapshot")
     try:
         start = runner.holdings()
@@ -268,7 +269,14 @@ def _contain(
                 tried[function] = tuple(runner.attempt(p, before) for p in mine)
         reach = set()
         for function, attempts in tried.items():
-            others = [a for a in attempts if a.sender not in containment.blocked] or attempts
+            # the refusals of an account the containment blocks say nothing of the others' paths
+            others = (
+                attempts
+                if containment.subject
+                else [a for a in attempts if a.sender not in containment.blocked]
+            )
+            if not others:
+                continue
             # a call the simulation let through but the block reverted is no clean refusal
             if not any(a.ok or a.reason == _UNCLEAN for a in others):
                 reach.add(function.split(".")[0])
