@@ -136,6 +136,12 @@ def build_app(
         app.components["respond"] = build_responder(config, app.bus, redactor, store=store, guardian=guardian)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     app.components["incidents"] = build_incident_stage(config, app.bus, store)
+    if config.settings.intel.export is not None:  # confirmed incidents -> signed bundles for peers (issue 18)
+        from breakglass.intel.export import load_intel_signer
+        from breakglass.intel.exporter import IntelExporter
+
+        signer = load_intel_signer(config, redactor)
+        app.components["intel_export"] = IntelExporter(config, app.bus, store, signer)
     _add_health_checks(app)
     from breakglass.metrics.refresh import MetricsRefresher  # store-derived gauges, bus lag (issue 15)
 

@@ -7,7 +7,7 @@ indicator lives, and how severe a match of it is on our protocol.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -16,7 +16,7 @@ from breakglass.config.monitors import SeverityName
 from breakglass.config.playbooks import GuardianKeyConfig
 from breakglass.config.refs import UniqueKey
 
-__all__ = ["IntelConfig", "IntelSourceConfig", "TaxiiCollectionConfig"]
+__all__ = ["IntelConfig", "IntelExportConfig", "IntelSourceConfig", "TaxiiCollectionConfig"]
 
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -72,6 +72,23 @@ class IntelSourceConfig(Strict):
         return self
 
 
+class IntelExportConfig(Strict):
+    """Export each incident when it is confirmed, without anyone running ``breakglass intel export``."""
+
+    folder: str = Field(
+        description="where signed bundles are written, <incident>.json (relative to this file)"
+    )
+    when: Literal["triaged", "contained", "closed"] = Field(
+        default="closed",
+        description="the state that confirms an incident: 'closed' exports those closed as true "
+        "positives only; 'triaged' as soon as a person acknowledges one; 'contained' once contained",
+    )
+    chain: bool = Field(default=True, description="complete the indicators from the node")
+    collection: TaxiiCollectionConfig | None = Field(
+        default=None, description="also publish each bundle to this TAXII 2.1 collection"
+    )
+
+
 class IntelConfig(Strict):
     signer: GuardianKeyConfig | None = Field(
         default=None,
@@ -87,9 +104,14 @@ class IntelConfig(Strict):
         "the intel monitors read it",
     )
     sources: list[IntelSourceConfig] = Field(default_factory=list)
+    export: IntelExportConfig | None = Field(
+        default=None, description="export incidents as signed bundles when they are confirmed"
+    )
 
     @model_validator(mode="after")
     def _local_key(self) -> IntelConfig:
         if self.signer is not None and (self.signer.remote is not None or self.signer.kms is not None):
             raise ValueError("intel.signer: use 'keystore' (with 'password') or 'env'")
+        if self.export is not None and self.signer is None:
+            raise ValueError("intel.export needs intel.signer: a bundle must be signed to be trusted")
         return self
