@@ -142,6 +142,10 @@ def build_app(
 
         signer = load_intel_signer(config, redactor)
         app.components["intel_export"] = IntelExporter(config, app.bus, store, signer)
+    if config.settings.intel.pull_minutes is not None and config.settings.intel.sources:
+        from breakglass.intel.puller import IntelPuller  # peers' intel on a schedule (issue 18)
+
+        app.components["intel_pull"] = IntelPuller(config)
     _add_health_checks(app)
     from breakglass.metrics.refresh import MetricsRefresher  # store-derived gauges, bus lag (issue 15)
 

@@ -104,6 +104,12 @@ class IntelConfig(Strict):
         "the intel monitors read it",
     )
     sources: list[IntelSourceConfig] = Field(default_factory=list)
+    pull_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_080,
+        description="serve pulls every source this often (unset: only `breakglass intel pull` does)",
+    )
     export: IntelExportConfig | None = Field(
         default=None, description="export incidents as signed bundles when they are confirmed"
     )

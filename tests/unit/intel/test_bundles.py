@@ -212,3 +212,35 @@ def test_the_store_is_read_again_when_a_pull_changes_it(tmp_path: Path) -> None:
     feed.refresh()
     found = feed.match(ATTACKER, NOW_MS)
     assert found is not None and found.source == "venue-a"
+
+
+async def test_serve_pulls_on_a_schedule_when_configured(tmp_path: Path) -> None:
+    import asyncio
+
+    from breakglass.app import build_app
+    from breakglass.config import load_config
+
+    (tmp_path / "a.json").write_text(json.dumps(signed()), encoding="utf-8")
+    signer = LocalSigner.from_key(KEY_A).address
+    path = tmp_path / "bg.yaml"
+    source = f"{{name: venue-a, file: a.json, signers: ['{signer}'], ttl_hours: 87600}}"
+    store = f"sqlite:///{tmp_path / 'bg.db'}"
+    path.write_text(f"store: {{url: '{store}'}}\nintel:\n  pull_minutes: 60\n  sources:\n    - {source}\n",
+                    encoding="utf-8")  # fmt: skip
+    app = build_app(load_config(path, environ={}))
+    puller = app.components["intel_pull"]
+    stop = asyncio.Event()
+    task = asyncio.create_task(puller.run(stop))
+    try:
+        for _ in range(3000):  # the first pull happens at start
+            if puller.last:
+                break
+            await asyncio.sleep(0.01)
+        assert puller.last[0].accepted == 1
+        assert ("account", ATTACKER) in {
+            (i.kind, i.value) for i in read_store(tmp_path / ".breakglass" / "intel.json")
+        }
+    finally:
+        stop.set()
+        await task
+        await app.close()
