@@ -86,3 +86,19 @@ def test_traffic_goes_on_with_the_ids_the_chain_gave_when_a_pause_reverts_orders
     done |= {e["args"]["orderId"] for e in events.OrderCancelled().get_logs(**span)}
     assert any(block > first + 21 for block in created.values())  # orders after the pause, too
     assert {i for i, block in created.items() if block < report.last_block} <= done
+
+
+def test_a_run_picks_up_nonces_others_used_since_the_last_one(venue: Venue, chain: Anvil) -> None:
+    # A drill plays benign blocks between the scenario's steps, and a scenario may send with a
+    # participant's key (reentrant-aum's rally updates the feed as the price keeper): the next run sent
+    # the price keeper's feed update with the nonce it remembered ("nonce too low", the drill crashed).
+    from breakglass.devnet.venue import role_key
+
+    traffic = BenignTraffic(venue, BenignConfig(seed=5))
+    traffic.fund()
+    traffic.run(6)
+    keeper, feed = role_key("price_keeper"), venue["feed_eth"]
+    tx = build_tx(traffic.w3, keeper.address, to=feed.address, gas=200_000,
+                  data=call_data(feed.functions.updateAnswer(2_000 * 10**8)))  # fmt: skip
+    traffic.w3.eth.send_raw_transaction(sign_tx(keeper, tx))
+    assert traffic.run(6).reverts == []
