@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 
@@ -78,15 +78,32 @@ def erc20_contracts(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
     return tokens
 
 
-def error_names(contracts: Mapping[str, ContractRecord]) -> dict[str, str]:
-    """Custom errors of the ABIs by selector (``0xd74502be`` -> ``MarketPaused()``): reasons people read."""
-    names: dict[str, str] = {}
+def error_names(contracts: Mapping[str, ContractRecord]) -> dict[str, tuple[str, list[str]]]:
+    """Custom errors of the ABIs by selector (``0xd74502be`` -> ``MarketIsPaused``, its argument
+    types): reasons people read."""
+    names: dict[str, tuple[str, list[str]]] = {}
     for record in contracts.values():
         for entry in record.abi:
             if entry.get("type") == "error":
-                signature = f"{entry['name']}({','.join(type_of(i) for i in entry.get('inputs', []))})"
-                names["0x" + bytes(function_signature_to_4byte_selector(signature)).hex()] = signature
+                types = [type_of(i) for i in entry.get("inputs", [])]
+                signature = f"{entry['name']}({','.join(types)})"
+                selector = "0x" + bytes(function_signature_to_4byte_selector(signature)).hex()
+                names[selector] = (str(entry["name"]), types)
     return names
+
+
+def _named(errors: Mapping[str, tuple[str, list[str]]], selector: str, data: str | None) -> str | None:
+    known = errors.get(selector.lower())
+    if known is None:
+        return None
+    name, types = known
+    if data and data.lower().startswith(selector.lower()):
+        try:
+            values = decode(types, bytes.fromhex(data[10:]))
+            return f"{name}({', '.join(str(v) for v in values)})"
+        except Exception:  # noqa: S110 - a revert's data that does not decode: the name alone
+            pass
+    return f"{name}({','.join(types)})"
 
 
 def _stand_in(working: Mapping[str, list[Probe]], took: Mapping[str, set[str]]) -> str | None:
@@ -103,7 +120,7 @@ def _stand_in(working: Mapping[str, list[Probe]], took: Mapping[str, set[str]]) 
 
 
 class _Runner:
-    def __init__(self, node: Node, scope: ValueScope, errors: Mapping[str, str]) -> None:
+    def __init__(self, node: Node, scope: ValueScope, errors: Mapping[str, tuple[str, list[str]]]) -> None:
         self.node = node
         self.errors = errors
         # (measure, sign, read): a measure falls by value out (balances, sign 1) or rises (supply, -1)
@@ -147,8 +164,10 @@ class _Runner:
         moved = {m: (before[m] - after[m]) * self._signs[m] for m in before if m in after}
         return {m: amount for m, amount in moved.items() if amount > 0}
 
-    def reason(self, message: str) -> str:
-        named = _CUSTOM.sub(lambda m: self.errors.get(m.group(1).lower(), m.group(1)), message)
+    def reason(self, refusal: RpcRefusal) -> str:
+        named = _CUSTOM.sub(
+            lambda m: _named(self.errors, m.group(1), refusal.data) or m.group(1), str(refusal)
+        )
         return " ".join(named.split()) or "reverted"
 
     def send(self, sender: str, to: str, data: str, value: int = 0) -> str:
@@ -160,7 +179,7 @@ class _Runner:
             self.node.call("eth_call", tx, "latest")
             tx_hash = self.node.call("eth_sendTransaction", tx)
         except RpcRefusal as exc:
-            return self.reason(str(exc))
+            return self.reason(exc)
         receipt = self.node.call("eth_getTransactionReceipt", tx_hash)
         if receipt is None:
             self.node.call("evm_mine")
@@ -194,7 +213,7 @@ def run_audit(
     options: AuditOptions,
     history: Sequence[Probe] | None = None,
     forked: bool = True,
-    errors: Mapping[str, str] | None = None,
+    errors: Mapping[str, tuple[str, list[str]]] | None = None,
 ) -> CoverageReport:
     """Audit the containments ``plan`` gives against calls to ``targets``' state-changing functions.
 

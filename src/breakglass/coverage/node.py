@@ -17,7 +17,19 @@ __all__ = ["Node", "RpcNode", "RpcRefusal"]
 
 
 class RpcRefusal(Exception):
-    """The node answered a JSON-RPC error (a revert, an unknown method): the message is its reason."""
+    """The node answered a JSON-RPC error (a revert, an unknown method): the message is its reason,
+    ``data`` the revert's bytes when the node gave them (hex)."""
+
+    def __init__(self, message: str, data: str | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+def _refusal(error: Any) -> RpcRefusal:
+    if not isinstance(error, dict):
+        return RpcRefusal(str(error))
+    data = error.get("data")
+    return RpcRefusal(str(error.get("message", error)), data if isinstance(data, str) else None)
 
 
 class Node(Protocol):
@@ -47,7 +59,7 @@ class RpcNode:
     def call(self, method: str, *params: Any) -> Any:
         body = self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
         if "error" in body:
-            raise RpcRefusal(str(body["error"].get("message", body["error"])))
+            raise _refusal(body["error"])
         return body["result"]
 
     def batch(self, calls: list[tuple[str, list[Any]]], *, strict: bool = True) -> list[Any]:
@@ -65,7 +77,7 @@ class RpcNode:
                 if not strict:
                     results.append(None)
                     continue
-                raise RpcRefusal(str(answer["error"].get("message", answer["error"])))
+                raise _refusal(answer["error"])
             results.append(answer["result"])
         return results
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from breakglass.config.deployment import ContractRecord
 from breakglass.config.loader import LoadedConfig
 from breakglass.config.playbooks import CallAction
 from breakglass.coverage.actions import Containment, containments
@@ -17,7 +18,8 @@ from breakglass.coverage.node import RpcNode
 from breakglass.coverage.probes import from_history
 from breakglass.coverage.report import CoverageReport
 from breakglass.devnet.anvil import Anvil, AnvilOptions
-from breakglass.errors import ConfigError, ConfigIssue
+from breakglass.errors import ConfigError, ConfigIssue, DevnetError
+from breakglass.logs import redact_url
 
 __all__ = ["audit_config", "guardian_address"]
 
@@ -81,6 +83,22 @@ def audit_config(
         issue = ConfigIssue(str(loaded.path), None, "playbooks", "no call action to audit")
         raise ConfigError([issue])
     who = guardian_address(loaded, guardian)
+    try:
+        return _run(loaded, url, fork, fork_block, who, targets, scope, options)
+    except DevnetError as exc:  # anvil's banner and transport errors name the URL: provider keys live there
+        raise DevnetError(redact_url(str(exc).replace(url, redact_url(url)))) from None
+
+
+def _run(
+    loaded: LoadedConfig,
+    url: str,
+    fork: bool,
+    fork_block: int | None,
+    who: str | None,
+    targets: dict[str, ContractRecord],
+    scope: ValueScope,
+    options: AuditOptions,
+) -> CoverageReport:
     anvil: Anvil | None = None
     try:
         if fork:

@@ -3,13 +3,20 @@ alone and per playbook), the calls it generates from an ABI, and how its report 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from eth_abi.abi import decode
 
+from breakglass.config import load_config
 from breakglass.config.deployment import ContractRecord
 from breakglass.config.models import Settings
 from breakglass.coverage.actions import containments
 from breakglass.coverage.probes import FRESH_SENDER, generated, state_changing
 from breakglass.coverage.report import Attempt, ContainmentResult, CoverageReport, FunctionVerdict
+from breakglass.coverage.service import audit_config
+from breakglass.errors import DevnetError
 
 GUARD = "0x00000000000000000000000000000000000000aa"
 GUARDIAN = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -144,3 +151,19 @@ def test_only_value_leaving_beside_what_the_containment_refused_is_flagged() -> 
     assert "value out, beyond its reach: other.redeem(uint256)" in text
     assert "1 value path(s) left open" in text
     assert "OPEN VALUE PATH" in report.html()
+
+
+def test_a_node_that_does_not_answer_is_a_devnet_error_that_names_no_provider_key(tmp_path: Path) -> None:
+    (tmp_path / "guard.json").write_text(json.dumps(ABI))
+    config = tmp_path / "breakglass.yaml"
+    config.write_text(
+        f'contracts: [{{name: guard, address: "{GUARD}", abi: guard.json}}]\n'
+        "playbooks: [{id: p, actions: [{kind: call, id: pause, contract: guard, function: pauseMarket,"
+        " args: [0]}]}]\n"
+    )
+    key = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+    with pytest.raises(DevnetError) as caught:
+        audit_config(load_config(config, environ={}), rpc=f"http://127.0.0.1:1/v2/{key}", guardian=GUARDIAN)
+
+    assert key not in str(caught.value)
