@@ -286,3 +286,26 @@ def test_test_contract_probes_one_deployed_contract_from_the_command_line(
         assert quiet.exit_code == 0 and "nothing proven" in quiet.output, quiet.output
     finally:
         chain.node.revert(snapshot)
+
+
+async def test_without_traces_creations_come_from_receipts_and_a_code_diff(
+    chain: Chain, probing: tuple[Watcher, AttackSimulator]
+) -> None:
+    """A node offering neither trace method: a top-level deployment is in its receipt; a factory's
+    child is found when the block's transaction calls it or a log names it as emitter, and is missed
+    otherwise (docs/detection.md)."""
+    from breakglass.simulate.discover import CreationFinder
+
+    watcher, _simulator = probing
+    finder = CreationFinder(watcher.rpc, method="receipts")
+    attacker = chain.w3.eth.accounts[3]
+    factory, number = deploy(chain, attacker, "DrainFactory")
+    [block] = await fetch_blocks(watcher.rpc, [number])
+    assert [c.address for c in await finder.created(block)] == [factory.address.lower()]
+    number = send(chain, factory.functions.create(b"\x03" * 32, *drain_args(chain.venue)), attacker)
+    [block] = await fetch_blocks(watcher.rpc, [number])
+    assert await finder.created(block) == []  # the child neither was called nor logged: not seen
+    traced = await CreationFinder(watcher.rpc).created(block)
+    assert (
+        len(traced) == 1 and traced[0].creator == factory.address.lower() and traced[0].via == "trace_block"
+    )
