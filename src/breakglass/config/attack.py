@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -36,7 +36,7 @@ class AttackSimulationConfig(Strict):
         default=7200,
         ge=1,
         le=1_000_000,
-        description="a contract is probed again when touched this long after it was created",
+        description="a contract touched within this many blocks of its creation is probed again",
     )
     max_reprobes: int = Field(
         default=8, ge=0, le=1000, description="probes of one contract after its creation's"
@@ -47,7 +47,7 @@ class AttackSimulationConfig(Strict):
     max_pairs: int = Field(default=24, ge=0, le=1000, description="two-call sequences per contract")
     timeout: float = Field(default=3.0, gt=0, le=600, description="seconds for one contract's probes")
     concurrency: int = Field(default=8, ge=1, le=256, description="simulations sent at once")
-    funds: dict[str, int] = Field(
+    funds: dict[str, Annotated[int, Field(ge=0, lt=2**256)]] = Field(
         default_factory=dict,
         description="token contract name -> amount (its base units) each probed contract holds in the "
         "simulation, flash-loan style (written to the token's balance mapping by state override)",
