@@ -5,7 +5,8 @@ examples/playbooks.venue.yaml leaves open, with honest history to replay.
 
 A fresh anvil, the safe venue, the benign generator for ``--blocks`` blocks (the history whose calls
 are replayed), then ``audit coverage`` of the example playbooks on a fork of that node, as the venue's
-guardian. The functions tried are the venue's own contracts (not the tokens, feeds, mixer or flash
+guardian (contain-price-push, whose market comes from the pushed price's event, with market 0 as its
+example evidence). The functions tried are the venue's own contracts (not the tokens, feeds, mixer or flash
 lender of the devnet); value is the collateral token (and ether) held by the vault, the insurance
 fund and the three markets. Prints the report; writes ``benchmarks/results/coverage_venue.json`` and
 ``.html``.
@@ -62,6 +63,7 @@ def main() -> None:
             contracts=TRIED,
             tokens=["usd"],
             holders=HOLDERS,
+            evidence={"args.marketId": "0"},  # contain-price-push's market: the ETH market's push
             options=AuditOptions(history_blocks=args.blocks, budget=args.budget),
         )
         seconds = time.monotonic() - started

@@ -126,6 +126,10 @@ def coverage(
         list[str] | None,
         typer.Option(help="a token the protocol mints to pay (a synth): new supply counts as value out"),
     ] = None,
+    evidence: Annotated[
+        list[str] | None,
+        typer.Option(help="PATH=VALUE: an example of the finding's evidence for {evidence.PATH} arguments"),
+    ] = None,
     blocks: Annotated[int, typer.Option(help="newest blocks whose calls are replayed")] = 256,
     budget: Annotated[
         int, typer.Option(help="generated calls at most per function (after the replayed ones)")
@@ -138,6 +142,12 @@ def coverage(
     from breakglass.coverage.audit import AuditOptions
     from breakglass.coverage.service import audit_config
 
+    examples = {}
+    for item in evidence or ():
+        path, sep, value = item.partition("=")
+        if not sep or not path:
+            raise typer.BadParameter(f"--evidence {item!r}: write PATH=VALUE, e.g. args.marketId=0")
+        examples[path.removeprefix("evidence.")] = value
     loaded = load_config(config)
     report = audit_config(
         loaded,
@@ -149,6 +159,7 @@ def coverage(
         tokens=token or (),
         holders=holder or (),
         minted=minted or (),
+        evidence=examples,
         options=AuditOptions(history_blocks=blocks, budget=budget),
     )
     if json_out is not None:

@@ -86,16 +86,28 @@ def _label_sets(playbook: PlaybookConfig, settings: Settings) -> list[dict[str, 
     return sets or [{k: v for k, v in fixed.items() if k in used}]
 
 
-def _render(template: str | int | bool, labels: Mapping[str, str], stand_in: str | None, kind: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    """What a finding would give: label values, example evidence, the stand-in for an address."""
+
+    labels: Mapping[str, str]
+    evidence: Mapping[str, str]
+    stand_in: str | None
+
+
+def _render(template: str | int | bool, fill: _Fill, kind: str, stood: list[str]) -> Any:
     if not isinstance(template, str):
         return template
 
     def lookup(path: str) -> Any:
         root, _, rest = path.partition(".")
-        if root == "labels" and rest in labels:
-            return labels[rest]
-        if root == "evidence" and kind == "address" and stand_in is not None:
-            return stand_in
+        if root == "labels" and rest in fill.labels:
+            return fill.labels[rest]
+        if root == "evidence" and rest in fill.evidence:
+            return fill.evidence[rest]
+        if root == "evidence" and kind == "address" and fill.stand_in is not None:
+            stood.append(fill.stand_in)
+            return fill.stand_in
         raise _Unresolved(path)
 
     whole = _WHOLE.match(template)
@@ -105,21 +117,18 @@ def _render(template: str | int | bool, labels: Mapping[str, str], stand_in: str
 
 
 def _call(
-    action: CallAction,
-    record: ContractRecord,
-    sender: str,
-    labels: Mapping[str, str],
-    stand_in: str | None,
-) -> ActionCall:
+    action: CallAction, record: ContractRecord, sender: str, fill: _Fill
+) -> tuple[ActionCall, str | None]:
+    """The call, and the stand-in when it took the place of the finding's address."""
     template = CallTemplate.build(action.contract, record.address, record.abi, action.function, action.args)
+    stood: list[str] = []
     values = [
-        coerce_arg(kind, _render(arg, labels, stand_in, kind), f"{action.contract}.{action.function}")
+        coerce_arg(kind, _render(arg, fill, kind, stood), f"{action.contract}.{action.function}")
         for kind, arg in zip(template.arg_types, template.args, strict=True)
     ]
     data = template.selector + encode(list(template.arg_types), values)
-    return ActionCall(
-        describe_call(action.contract, action.function, values), sender, template.address, "0x" + data.hex()
-    )
+    target = describe_call(action.contract, action.function, values)
+    return ActionCall(target, sender, template.address, "0x" + data.hex()), (stood[0] if stood else None)
 
 
 def containments(
@@ -127,8 +136,11 @@ def containments(
     contracts: Mapping[str, ContractRecord],
     guardian: str | None,
     stand_in: str | None,
+    evidence: Mapping[str, str] | None = None,
 ) -> tuple[list[Containment], list[str]]:
-    """The containments to audit, and why any call action could not be (one line each)."""
+    """The containments to audit, and why any call action could not be (one line each).
+
+    ``evidence`` gives example values for ``{evidence.PATH}`` templates (``args.marketId`` -> ``0``)."""
     safes = {s.name: s.address for s in settings.safes}
     singles: dict[str, Containment] = {}
     combined: list[Containment] = []
@@ -140,6 +152,7 @@ def containments(
             shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
             calls: list[ActionCall] = []
             notes: list[str] = []
+            blocked: set[str] = set()
             for action in playbook.actions:
                 if not isinstance(action, CallAction):
                     continue
@@ -149,16 +162,20 @@ def containments(
                     skipped.append(f"{where}: no address for {action.via} (give --guardian)")
                     continue
                 try:
-                    call = _call(action, contracts[action.contract], sender, labels, stand_in)
+                    call, subject = _call(
+                        action, contracts[action.contract], sender, _Fill(labels, evidence or {}, stand_in)
+                    )
                 except _Unresolved as exc:
-                    skipped.append(f"{where}: argument {{{exc}}} comes from the finding; no label gives it")
+                    skipped.append(
+                        f"{where}: argument {{{exc}}} comes from the finding; no label gives it (--evidence)"
+                    )
                     continue
                 note: tuple[str, ...] = ()
-                if any("{evidence." in str(a) for a in action.args):
+                if subject is not None:
                     note = (f"{call.target}: the finding's address stands as a user of the history",)
                     notes.extend(note)
+                    blocked.add(subject)
                 calls.append(call)
-                subject = stand_in if note else None
                 single = Containment(
                     call.target,
                     (call,),
@@ -170,8 +187,9 @@ def containments(
                 singles.setdefault(call.target, single)
             if len(calls) > 1:
                 name = f"{playbook.id}" + (f" [{shown}]" if shown else "")
-                blocked = (stand_in,) if notes and stand_in else ()
                 combined.append(
-                    Containment(name, tuple(calls), playbook.id, "playbook", tuple(notes), None, blocked)
+                    Containment(
+                        name, tuple(calls), playbook.id, "playbook", tuple(notes), None, tuple(blocked)
+                    )
                 )
     return [*singles.values(), *combined], skipped

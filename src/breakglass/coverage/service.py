@@ -4,7 +4,7 @@ is measured, run the audit, stop the fork."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from eth_account import Account
 from eth_utils.address import to_checksum_address
@@ -61,6 +61,7 @@ def audit_config(
     tokens: Sequence[str] = (),
     holders: Sequence[str] = (),
     minted: Sequence[str] = (),
+    evidence: Mapping[str, str] | None = None,
     options: AuditOptions | None = None,
 ) -> CoverageReport:
     """Audit the playbooks' containments of ``loaded`` on a fork of its node (or on ``rpc`` itself
@@ -84,7 +85,7 @@ def audit_config(
         raise ConfigError([issue])
     who = guardian_address(loaded, guardian)
     try:
-        return _run(loaded, url, fork, fork_block, who, targets, scope, options)
+        return _run(loaded, url, fork, fork_block, who, targets, scope, options, evidence or {})
     except DevnetError as exc:  # anvil's banner and transport errors name the URL: provider keys live there
         raise DevnetError(redact_url(str(exc).replace(url, redact_url(url)))) from None
 
@@ -98,6 +99,7 @@ def _run(
     targets: dict[str, ContractRecord],
     scope: ValueScope,
     options: AuditOptions,
+    evidence: Mapping[str, str],
 ) -> CoverageReport:
     anvil: Anvil | None = None
     try:
@@ -123,7 +125,7 @@ def _run(
             )
 
             def plan(stand_in: str | None) -> tuple[list[Containment], list[str]]:
-                return containments(loaded.settings, loaded.contracts, who, stand_in)
+                return containments(loaded.settings, loaded.contracts, who, stand_in, evidence)
 
             return run_audit(
                 node,

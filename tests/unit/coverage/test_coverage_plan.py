@@ -84,7 +84,7 @@ def test_a_templated_market_is_audited_once_per_market_its_monitors_name_alone_a
     assert [c.target for c in units[3].calls] == [f"guard.blockAccount({USER})", "guard.pauseMarket(0)"]
 
 
-def test_an_argument_only_the_finding_gives_is_reported_not_guessed() -> None:
+def test_an_argument_only_the_finding_gives_is_reported_unless_an_example_is_given() -> None:
     settings = _settings(
         [{"id": "p", "actions": [{"kind": "call", "id": "pause", "contract": "guard",
                                   "function": "pauseMarket", "args": ["{evidence.args.marketId}"]}]}]
@@ -93,7 +93,14 @@ def test_an_argument_only_the_finding_gives_is_reported_not_guessed() -> None:
     units, skipped = containments(settings, CONTRACTS, GUARDIAN, USER)
 
     assert units == []
-    assert skipped == ["p.pause: argument {evidence.args.marketId} comes from the finding; no label gives it"]
+    assert skipped == [
+        "p.pause: argument {evidence.args.marketId} comes from the finding; no label gives it (--evidence)"
+    ]
+
+    units, skipped = containments(settings, CONTRACTS, GUARDIAN, USER, {"args.marketId": "1"})
+
+    assert [u.name for u in units] == ["guard.pauseMarket(1)"] and skipped == []
+    assert units[0].subject is None  # an example value is no block's subject
 
 
 def test_a_call_without_a_guardian_address_is_reported() -> None:
