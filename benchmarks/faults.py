@@ -31,6 +31,7 @@ Also: breaches begun and how many were acted on (a pause sent for them), for inf
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -265,7 +266,8 @@ def soak(
         with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         store = postgres.rsplit("/", 1)[0] + "/" + database
-    bus = f'bus: {{kind: jetstream, url: "{nats}", prefix: soak{uuid.uuid4().hex[:8]}}}\n' if nats else ""
+    stream = f"soak{uuid.uuid4().hex[:8]}"
+    bus = f'bus: {{kind: jetstream, url: "{nats}", prefix: {stream}}}\n' if nats else ""
     with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
         admin, holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
@@ -362,6 +364,8 @@ def soak(
 
         with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    if nats is not None:
+        asyncio.run(drop_stream(nats, stream))
     return {
         "kills": kills,
         "store": "postgresql" if postgres else "sqlite",
@@ -373,6 +377,18 @@ def soak(
         "catch_up_s": spread(catch_up),
         "traffic_errors": len(traffic.errors),
     }
+
+
+async def drop_stream(url: str, stream: str) -> None:
+    """The run's JetStream stream and its consumers are the run's: gone with it."""
+    import nats as nats_py
+
+    client = await nats_py.connect(url)
+    try:
+        with contextlib.suppress(Exception):  # never created (no process got that far)
+            await client.jetstream().delete_stream(stream)
+    finally:
+        await client.close()
 
 
 def spread(seconds: list[float]) -> dict[str, Any]:
