@@ -109,7 +109,9 @@ def _run(
                 chain_id = int(probe.call("eth_chainId"), 16)
             finally:
                 probe.close()
-            anvil = Anvil(AnvilOptions(chain_id=chain_id, fork_url=url, fork_block=fork_block)).start()
+            options_ = AnvilOptions(chain_id=chain_id, fork_url=url, fork_block=fork_block)
+            # a remote node's state is fetched as the fork starts: give it longer than a local devnet
+            anvil = Anvil(options_, startup_timeout=120.0).start()
             node = RpcNode(anvil.url)
         else:
             node = RpcNode(url)

@@ -62,7 +62,8 @@ class AnvilOptions:
     host: str = "127.0.0.1"
     extra_args: tuple[str, ...] = field(default=())
     fork_url: str | None = None
-    """Fork this node's state (``--fork-url``): ``chain_id`` must then be the forked chain's."""
+    """Fork this node's state (``--fork-url``): ``chain_id`` must then be the forked chain's, and
+    ``hardfork`` is not passed (the fork follows the forked chain's)."""
     fork_block: int | None = None
     """The block to fork at (``--fork-block-number``); the forked node's head when None."""
 
@@ -75,9 +76,10 @@ class AnvilOptions:
             "--accounts", str(self.accounts),
             "--balance", str(self.balance_eth),
             "--mnemonic", self.mnemonic,
-            "--hardfork", self.hardfork,
             "--order", "fees",
         ]  # fmt: skip
+        if self.fork_url is None:  # a fork takes the forked chain's rules at its block
+            args += ["--hardfork", self.hardfork]
         if self.mode is BlockMode.INTERVAL:
             args += ["--block-time", f"{self.block_time:g}"]
         elif self.mode is BlockMode.MANUAL:

@@ -174,3 +174,14 @@ def test_a_node_that_does_not_answer_is_a_devnet_error_that_names_no_provider_ke
         audit_config(load_config(config, environ={}), rpc=f"http://127.0.0.1:1/v2/{key}", guardian=GUARDIAN)
 
     assert key not in str(caught.value)
+
+
+def test_a_fork_passes_the_forked_node_and_block_and_keeps_its_chain_rules() -> None:
+    from breakglass.devnet.anvil import AnvilOptions
+
+    argv = AnvilOptions(chain_id=10, fork_url="http://node:8545", fork_block=123).argv(Path("anvil"))
+
+    assert argv[argv.index("--fork-url") + 1] == "http://node:8545"
+    assert argv[argv.index("--fork-block-number") + 1] == "123"
+    assert argv[argv.index("--chain-id") + 1] == "10"
+    assert "--hardfork" not in argv and "--hardfork" in AnvilOptions().argv(Path("anvil"))
