@@ -185,3 +185,40 @@ def test_a_fork_passes_the_forked_node_and_block_and_keeps_its_chain_rules() -> 
     assert argv[argv.index("--fork-block-number") + 1] == "123"
     assert argv[argv.index("--chain-id") + 1] == "10"
     assert "--hardfork" not in argv and "--hardfork" in AnvilOptions().argv(Path("anvil"))
+
+
+class _Balances:
+    """A node whose balance reads answer from a dict: (method, target) -> value."""
+
+    def __init__(self, values: dict[str, int]) -> None:
+        self.values = values
+
+    def call(self, method: str, *params: object) -> object:
+        raise AssertionError(method)
+
+    def batch(self, calls: list[tuple[str, list[object]]], *, strict: bool = True) -> list[object]:
+        answers: list[object] = []
+        for method, params in calls:
+            first = params[0]
+            key = f"{method}:{first['data'][:10] if isinstance(first, dict) else first}"
+            answers.append(hex(self.values[key]) if key in self.values else None)
+        return answers
+
+
+def test_value_out_is_a_fall_of_what_the_holders_hold_or_a_rise_of_a_minted_supply() -> None:
+    from breakglass.coverage.audit import ValueScope, _Runner
+
+    holder, token = "0x" + "11" * 20, "0x" + "22" * 20
+    scope = ValueScope(tokens={"ETH": ""}, holders={"vault": holder}, minted={"susd": token})
+    node = _Balances({f"eth_getBalance:{holder}": 100, "eth_call:0x18160ddd": 1_000})
+    runner = _Runner(node, scope, {})
+    before = runner.holdings()
+
+    node.values.update({f"eth_getBalance:{holder}": 70, "eth_call:0x18160ddd": 1_500})
+    assert runner.outflow(before, runner.holdings()) == {"ETH": 30, "susd minted": 500}
+
+    node.values.update({f"eth_getBalance:{holder}": 130, "eth_call:0x18160ddd": 900})
+    assert runner.outflow(before, runner.holdings()) == {}  # value in, supply burnt: nothing out
+
+    del node.values["eth_call:0x18160ddd"]  # a call broke the token: unreadable, not counted
+    assert runner.outflow(before, runner.holdings(strict=False)) == {}
