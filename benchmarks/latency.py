@@ -21,7 +21,7 @@ after the previous ones answered). Baselines in the same run, over the same prox
 web3), the same judgement by hand (getCode, debug_traceCall prestate diff, one eth_call per view call
 with the post-state as override), and the usual containment script (nonce, chain id, block, tip,
 estimate, send); their round trips are counted as web3.py sends them (each request waits for the one
-before: its contract calls also ask ``eth_chainId``). Finding -> containment: ``Responder.handle`` on
+before: each contract call also asks ``eth_chainId`` twice). Finding -> containment: ``Responder.handle`` on
 a finding until ``eth_sendRawTransaction`` answered. Where the time of the pending and invariant
 paths went (``split_ms``): before the first request, requests in flight, after the last answer.
 """
@@ -617,8 +617,6 @@ def goals(result: dict[str, Any]) -> list[str]:
     out = []
     entry = result["delays_ms"].get("80")
     if entry is None or "round_trip_ms" not in entry:
-        return out
-    if entry is None:
         return out
     rt = 160.0
     plain = entry["round_trip_ms"]["p99"]
