@@ -1,5 +1,6 @@
-"""The containments to audit, from the playbooks: each call action alone, and each playbook's calls
-together (the state its run reaches), with concrete arguments.
+"""The containments to audit, from the playbooks: each call action alone, each playbook's calls
+together (the state its run reaches), and every call of every playbook at once (the most they reach
+together), with concrete arguments.
 
 A playbook's arguments are templates filled from a finding. The audit has no finding: ``{labels.X}``
 takes each value the playbook can match (its ``match.labels``, else the labels of the monitors it
@@ -48,7 +49,8 @@ class Containment:
     calls: tuple[ActionCall, ...]
     playbook: str
     kind: str = "action"
-    """``action`` (one call) or ``playbook`` (all of one playbook's calls, cumulative)."""
+    """``action`` (one call), ``playbook`` (one playbook's calls, cumulative) or ``all`` (every call of
+    every playbook: the most they can reach together)."""
     notes: tuple[str, ...] = field(default=())
     subject: str | None = None
     """The account a block is aimed at (the stand-in): only its own calls tell whether the block holds."""
@@ -192,4 +194,11 @@ def containments(
                         name, tuple(calls), playbook.id, "playbook", tuple(notes), None, tuple(blocked)
                     )
                 )
-    return [*singles.values(), *combined], skipped
+    everything: list[Containment] = []
+    if len({u.playbook for u in singles.values()}) > 1:
+        # the most the playbooks can reach: every call of every playbook, for every label value
+        calls_all = tuple(c for u in singles.values() for c in u.calls)
+        blocked_all = tuple(sorted({b for u in singles.values() for b in u.blocked}))
+        notes_all = tuple(n for u in singles.values() for n in u.notes)
+        everything.append(Containment("all playbooks", calls_all, "*", "all", notes_all, None, blocked_all))
+    return [*singles.values(), *combined, *everything], skipped

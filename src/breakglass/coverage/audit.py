@@ -274,12 +274,15 @@ def _contain(
     snapshot = node.call("evm_snapshot")
     name, kind, playbook = containment.name, containment.kind, containment.playbook
     calls = tuple(c.target for c in containment.calls)
+    notes = list(containment.notes)
     try:
         for call in containment.calls:
             reason = runner.send(call.sender, call.address, call.data)
-            if reason:
+            if reason and containment.kind == "all":  # one playbook's call may be moot after another's
+                notes.append(f"{call.target} reverted after the others ({reason}): skipped")
+            elif reason:
                 error = f"{call.target} from {call.sender}: {reason}"
-                return ContainmentResult(name, kind, playbook, calls, False, error, containment.notes)
+                return ContainmentResult(name, kind, playbook, calls, False, error, tuple(notes))
         before = runner.holdings()
         tried: dict[str, tuple[Attempt, ...]] = {}
         for function, probes in working.items():
@@ -309,7 +312,7 @@ def _contain(
                 verdict = "refused"
             verdicts.append(FunctionVerdict(function, verdict, attempts, function.split(".")[0] in reach))
         return ContainmentResult(
-            name, kind, playbook, calls, True, "", containment.notes, tuple(verdicts), containment.subject
+            name, kind, playbook, calls, True, "", tuple(notes), tuple(verdicts), containment.subject
         )
     finally:
         node.call("evm_revert", snapshot)

@@ -121,8 +121,9 @@ class CoverageReport:
             lines.append("   " + ", ".join(self.untested))
         for r in self.results:
             lines.append("")
-            lines.append(f"== {r.name} ({r.kind} of playbook {r.playbook})")
-            if r.kind == "playbook":
+            what = "every call of every playbook" if r.kind == "all" else f"{r.kind} of playbook {r.playbook}"
+            lines.append(f"== {r.name} ({what})")
+            if r.kind != "action":
                 lines.append("   calls: " + "; ".join(r.calls))
             if not r.applied:
                 lines.append(f"   NOT APPLIED: {r.error}")

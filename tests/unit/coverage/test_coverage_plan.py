@@ -76,7 +76,7 @@ def test_a_templated_market_is_audited_once_per_market_its_monitors_name_alone_a
         "guard.pauseMarket(1)",
         "contain [market=0]",
         "contain [market=1]",
-    ]
+    ]  # one playbook: no "all playbooks" beside it
     assert skipped == []
     assert units[0].subject == USER and units[1].subject is None
     pause = units[1].calls[0]
@@ -222,3 +222,21 @@ def test_value_out_is_a_fall_of_what_the_holders_hold_or_a_rise_of_a_minted_supp
 
     del node.values["eth_call:0x18160ddd"]  # a call broke the token: unreadable, not counted
     assert runner.outflow(before, runner.holdings(strict=False)) == {}
+
+
+def test_with_several_playbooks_every_call_of_every_playbook_is_audited_together_too() -> None:
+    settings = _settings(
+        [
+            {"id": "a", "actions": [{"kind": "call", "id": "pause", "contract": "guard",
+                                     "function": "pauseMarket", "args": [0]}]},
+            {"id": "b", "actions": [{"kind": "call", "id": "block", "contract": "guard",
+                                     "function": "blockAccount", "args": ["{evidence.attacker}"]}]},
+        ]
+    )  # fmt: skip
+
+    units, _ = containments(settings, CONTRACTS, GUARDIAN, USER)
+
+    everything = units[-1]
+    assert (everything.name, everything.kind) == ("all playbooks", "all")
+    assert [c.target for c in everything.calls] == ["guard.pauseMarket(0)", f"guard.blockAccount({USER})"]
+    assert everything.blocked == (USER,) and everything.subject is None
