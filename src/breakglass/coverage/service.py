@@ -84,6 +84,16 @@ def audit_config(
         issue = ConfigIssue(str(loaded.path), None, "playbooks", "no call action to audit")
         raise ConfigError([issue])
     who = guardian_address(loaded, guardian)
+    if who is None and any(
+        isinstance(a, CallAction) and a.via == "guardian" for p in playbooks for a in p.actions
+    ):
+        issue = ConfigIssue(
+            str(loaded.path),
+            None,
+            "responder.guardian",
+            "the guardian's address is not known (its key variable unset?): give --guardian ADDRESS",
+        )
+        raise ConfigError([issue])
     try:
         return _run(loaded, url, fork, fork_block, who, targets, scope, options, evidence or {})
     except DevnetError as exc:  # anvil's banner and transport errors name the URL: provider keys live there

@@ -240,3 +240,19 @@ def test_with_several_playbooks_every_call_of_every_playbook_is_audited_together
     assert (everything.name, everything.kind) == ("all playbooks", "all")
     assert [c.target for c in everything.calls] == ["guard.pauseMarket(0)", f"guard.blockAccount({USER})"]
     assert everything.blocked == (USER,) and everything.subject is None
+
+
+def test_without_the_guardians_address_the_audit_stops_before_forking_and_says_how(tmp_path: Path) -> None:
+    from breakglass.errors import ConfigError
+
+    (tmp_path / "guard.json").write_text(json.dumps(ABI))
+    config = tmp_path / "breakglass.yaml"
+    config.write_text(
+        'chain: {rpc: ["http://127.0.0.1:1"]}\n'
+        f'contracts: [{{name: guard, address: "{GUARD}", abi: guard.json}}]\n'
+        "playbooks: [{id: p, actions: [{kind: call, id: pause, contract: guard, function: pauseMarket,"
+        " args: [0]}]}]\n"
+    )
+
+    with pytest.raises(ConfigError, match="--guardian"):
+        audit_config(load_config(config, environ={}))
