@@ -130,6 +130,12 @@ def coverage(
         list[str] | None,
         typer.Option(help="PATH=VALUE: an example of the finding's evidence for {evidence.PATH} arguments"),
     ] = None,
+    sender: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="an account generated calls are sent from (repeat): a known user, a whale on a fork"
+        ),
+    ] = None,
     blocks: Annotated[int, typer.Option(help="newest blocks whose calls are replayed")] = 256,
     budget: Annotated[
         int, typer.Option(help="generated calls at most per function (after the replayed ones)")
@@ -160,7 +166,7 @@ def coverage(
         holders=holder or (),
         minted=minted or (),
         evidence=examples,
-        options=AuditOptions(history_blocks=blocks, budget=budget),
+        options=AuditOptions(history_blocks=blocks, budget=budget, senders=tuple(sender or ())),
     )
     if json_out is not None:
         json_out.write_text(report.dumps(), encoding="utf-8")

@@ -55,6 +55,9 @@ class AuditOptions:
     """Generated calls at most per function, tried after the real ones until ``keep`` of them work."""
     keep: int = 3
     """Calls kept per function once they succeed with nothing contained (the ones tried under each)."""
+    senders: tuple[str, ...] = ()
+    """Accounts to send generated calls from first (known users: depositors, traders, whales on a
+    fork), before the busiest senders of the history."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +231,8 @@ def run_audit(
     )
     # generated calls for every function, tried after the real ones: they stop once a function has
     # ``keep`` working calls, and give the functions one sender used in history some other senders
-    senders = [s for s, _ in Counter(p.sender for p in real).most_common(3)]
+    busiest = [s for s, _ in Counter(p.sender for p in real).most_common(3)]
+    senders = list(dict.fromkeys([*(to_checksum_address(s) for s in options.senders), *busiest]))
     made = generated(targets, set(), senders, options.budget)
     base = node.call("evm_snapshot")
     try:

@@ -137,3 +137,25 @@ def test_the_command_writes_json_and_html_and_fails_strict_on_an_open_path(
     data = json.loads(out_json.read_text())
     assert {"containment": "vault.pause()", "function": "vault.emergencyWithdraw(uint256)"} in data["flagged"]
     assert "OPEN VALUE PATH" in out_html.read_text()
+
+
+def test_without_history_a_known_user_given_as_sender_still_finds_the_forgotten_path(
+    anvil: Anvil, build: Build, tmp_path: Path
+) -> None:
+    config, guardian = _deploy(anvil, build, tmp_path, forgetful=True)
+    user = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    loaded = load_config(config)
+
+    blind = audit_config(
+        loaded, guardian=guardian, contracts=["vault"], options=AuditOptions(history_blocks=0)
+    )
+    told = audit_config(
+        loaded,
+        guardian=guardian,
+        contracts=["vault"],
+        options=AuditOptions(history_blocks=0, senders=(user,)),
+    )
+
+    assert blind.probes["history"] == 0 and blind.flagged == []
+    assert "vault.emergencyWithdraw(uint256)" in blind.untested  # a fresh account holds nothing to take
+    assert ("vault.pause()", "vault.emergencyWithdraw(uint256)") in told.flagged
