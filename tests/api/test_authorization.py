@@ -42,7 +42,8 @@ class Row:
         return self.method != "GET"
 
 
-V, R, A = Role.VIEWER, Role.RESPONDER, Role.ADMIN
+P, V, R, A = Role.PEER, Role.VIEWER, Role.RESPONDER, Role.ADMIN
+T_ = "/taxii2/intel/collections"
 I_ = "/api/v1/incidents"
 # fmt: off
 MATRIX: tuple[Row, ...] = (
@@ -97,6 +98,12 @@ MATRIX: tuple[Row, ...] = (
     Row("GET", "/api/v1/tokens", "/api/v1/tokens", A),
     Row("POST", "/api/v1/tokens/viewer/revoke", "/api/v1/tokens/{name}/revoke", A),
     Row("GET", "/metrics", "/metrics", V),
+    # Shared threat intelligence for other protocols (TAXII 2.1, read-only): peers and up.
+    Row("GET", "/taxii2/", "/taxii2/", P),
+    Row("GET", "/taxii2/intel/", "/taxii2/intel/", P),
+    Row("GET", f"{T_}/", f"{T_}/", P),
+    Row("GET", f"{T_}/x/", f"{T_}/{{collection}}/", P),
+    Row("GET", f"{T_}/x/objects/", f"{T_}/{{collection}}/objects/", P),
     # The dashboard: pages and fragments read (viewer); its forms act (responder).
     Row("GET", "/", "/", V),
     Row("GET", f"/incidents/{INC}", "/incidents/{incident_id}", V),

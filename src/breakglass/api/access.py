@@ -36,6 +36,7 @@ __all__ = [
     "AccessMiddleware",
     "Admin",
     "GuardedRoute",
+    "Peer",
     "Responder",
     "Viewer",
     "make_authenticator",
@@ -234,6 +235,7 @@ class GuardedRoute(APIRoute):
         return guarded
 
 
+Peer = Annotated[Principal, Depends(require(Role.PEER))]
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Responder = Annotated[Principal, Depends(require(Role.RESPONDER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

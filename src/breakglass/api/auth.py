@@ -50,6 +50,8 @@ class TokenError(BreakglassError):
 class Role(enum.IntEnum):
     """Ordered, so ``principal.role >= Role.RESPONDER`` reads as it should."""
 
+    PEER = 0
+    """Another protocol's breakglass: reads the threat intelligence we share (``/taxii2/``), nothing else."""
     VIEWER = 1
     RESPONDER = 2
     ADMIN = 3

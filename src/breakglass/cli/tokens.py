@@ -68,7 +68,7 @@ async def _create(url: str, name: str, role: Role) -> str:
 @app.command("create")
 @handle_errors
 def create(
-    role: Annotated[str, typer.Option("--role", help="viewer, responder or admin")],
+    role: Annotated[str, typer.Option("--role", help="peer, viewer, responder or admin")],
     name: Annotated[str, typer.Option("--name", help="who or what holds it, unique")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:

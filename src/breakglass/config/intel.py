@@ -30,6 +30,17 @@ class TaxiiCollectionConfig(Strict):
     )
     user: str | None = Field(default=None, description="HTTP basic user, if the server asks for one")
     password: SecretStr | None = Field(default=None, description="e.g. '${PEER_TAXII_PASSWORD}'")
+    token: SecretStr | None = Field(
+        default=None,
+        description="a bearer token instead: a peer's breakglass gives one with the role 'peer' "
+        "(breakglass tokens create NAME --role peer), e.g. '${VENUE_A_TOKEN}'",
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> TaxiiCollectionConfig:
+        if self.token is not None and (self.user is not None or self.password is not None):
+            raise ValueError("set 'token' or 'user'/'password', not both")
+        return self
 
     @field_validator("url")
     @classmethod

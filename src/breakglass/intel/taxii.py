@@ -21,10 +21,16 @@ __all__ = ["fetch_objects", "publish_bundle"]
 _PAGE = 100
 
 
-def _collection(url: str, user: str | None, password: str | None) -> Any:
+def _collection(url: str, user: str | None, password: str | None, token: str | None = None) -> Any:
+    from requests.auth import AuthBase
     from taxii2client.v21 import Collection  # only for TAXII sources
 
-    return Collection(url, user=user, password=password)
+    class Bearer(AuthBase):  # a breakglass peer token
+        def __call__(self, request: Any) -> Any:
+            request.headers["Authorization"] = f"Bearer {token}"
+            return request
+
+    return Collection(url, user=user, password=password, auth=Bearer() if token else None)
 
 
 def fetch_objects(config: TaxiiCollectionConfig, source: str) -> list[dict[str, Any]]:
@@ -33,9 +39,10 @@ def fetch_objects(config: TaxiiCollectionConfig, source: str) -> list[dict[str, 
     from taxii2client.v21 import as_pages
 
     password = config.password.get_secret_value() if config.password is not None else None
+    token = config.token.get_secret_value() if config.token is not None else None
     objects: list[dict[str, Any]] = []
     try:
-        collection = _collection(config.url.get_secret_value(), config.user, password)
+        collection = _collection(config.url.get_secret_value(), config.user, password, token)
         for envelope in as_pages(collection.get_objects, per_request=_PAGE):
             objects += list(envelope.get("objects") or ())
     except (TAXIIServiceException, OSError, ValueError) as exc:  # requests' errors are OSErrors

@@ -12,6 +12,7 @@ from breakglass.api.routes import (
     metrics,
     safe,
     silences,
+    taxii,
     timeline,
     tokens,
 )
@@ -28,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     invariants.router,
     events.router,
     health.router,
+    taxii.router,
     health.probes,
     tokens.router,
     metrics.router,
