@@ -42,13 +42,13 @@ def check_config(path: Path | str, environ: Mapping[str, str] | None = None) -> 
     loaded, issues = inspect_config(path, environ)
     if loaded is None:
         return CheckReport(None, tuple(issues), ())
-    from breakglass.detect.lint import check_monitors  # the detection stack loads only when checking
+    from breakglass.detect.lint import check_monitors, monitor_warnings  # loaded only when checking
 
     issues += check_monitors(loaded, chain_id=loaded.chain_id)
     issues += _check_response(loaded)
     unique = list(dict.fromkeys(issues))
     unique.sort(key=lambda issue: (issue.file != str(loaded.path), issue.line or 0))
-    return CheckReport(loaded, tuple(unique), loaded.warnings)
+    return CheckReport(loaded, tuple(unique), (*loaded.warnings, *monitor_warnings(loaded)))
 
 
 def _check_response(loaded: LoadedConfig) -> list[ConfigIssue]:

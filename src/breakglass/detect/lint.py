@@ -41,7 +41,7 @@ from breakglass.detect.syntax import compile_expression
 from breakglass.domain import Address, Hash32, Receipt, Tx
 from breakglass.errors import ConfigIssue, DetectionError
 
-__all__ = ["check_monitors", "sample_value"]
+__all__ = ["check_monitors", "monitor_warnings", "sample_value"]
 
 SAMPLE_ADDRESS = "0x" + "11" * 20
 
@@ -288,3 +288,31 @@ def check_monitors(loaded: LoadedConfig, *, chain_id: int | None = None) -> list
             for message in _try(expression, _sample_variables(detector, loaded)):
                 issues.append(loaded.issue((*at, key), message))
     return issues
+
+
+def monitor_warnings(loaded: LoadedConfig) -> list[ConfigIssue]:
+    """Legal but risky monitor settings: a governance monitor watching a TimelockController whose
+    scheduled calls are judged only by who scheduled them (a compromised proposer is silent)."""
+    out: list[ConfigIssue] = []
+    for i, monitor in enumerate(loaded.settings.monitors):
+        if not (isinstance(monitor, GovernanceMonitor) and monitor.enabled and "timelock" in monitor.actions):
+            continue
+        if monitor.scheduled_allow is not None:
+            continue
+        timelocks = [
+            name
+            for name in monitor.contracts
+            if name in loaded.contracts
+            and any(
+                e.get("type") == "event" and e.get("name") == "CallScheduled"
+                for e in loaded.contracts[name].abi
+            )
+        ]
+        if timelocks:
+            message = (
+                f"{', '.join(timelocks)} schedules calls judged only by who scheduled them: a compromised "
+                "proposer is silent until the call executes; list what governance may schedule in "
+                "scheduled_allow (docs/detection.md)"
+            )
+            out.append(loaded.issue(("monitors", i, "contracts"), message))
+    return out

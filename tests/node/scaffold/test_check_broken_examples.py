@@ -244,3 +244,15 @@ def test_the_command_prints_file_line_and_exits_2(manifests: dict[str, Path], tm
     result = CliRunner().invoke(app, ["check", str(path)], terminal_width=400)
     assert result.exit_code == 2
     assert f"{path}:{line} monitors[" in result.output and "did you mean 'updater'" in result.output
+
+
+def test_a_timelock_judged_only_by_who_schedules_is_warned_about(
+    manifests: dict[str, Path], tmp_path: Path
+) -> None:
+    path, _ = _write(tmp_path, manifests, "venue")
+    [warning] = [w for w in check_config(path).warnings if "scheduled_allow" in w.message]
+    assert warning.path.endswith(".contracts") and "timelock" in warning.message
+    listed = "allow_contracts: [timelock]\n    scheduled_allow: [{contract: guardian, function: '*'}]"
+    path, _ = _write(tmp_path, manifests, "venue", "allow_contracts: [timelock]", listed)
+    report = check_config(path)
+    assert report.errors == () and not [w for w in report.warnings if "scheduled_allow" in w.message]
