@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stix2validator import ValidationOptions, validate_string
 from web3 import Web3
 
 from breakglass.chain.rpc import RpcClient
@@ -118,6 +119,8 @@ async def test_a_peers_signed_indicators_stop_the_same_attacker_before_its_strik
                         now_ms=int(time.time() * 1000), chain=rpc, out=feed / f"{incident}.json",
                     )  # fmt: skip
                 shared |= {(i.kind, i.value) for i in parse_indicators(bundle)}
+                valid = validate_string(json.dumps(bundle), ValidationOptions())
+                assert valid.is_valid, [str(e) for e in valid.errors]
         finally:
             await rpc.close()
             await store.close()
