@@ -349,6 +349,13 @@ def _warnings(settings: Settings, located: Located) -> list[ConfigIssue]:
         text = url.get_secret_value()
         if text.startswith("http://") and not text.startswith(("http://127.", "http://localhost")):
             out.append(_issue(located, ("chain", "rpc", i), "plain http:// to a remote node: use https"))
+    matched = {name for m in settings.monitors if m.kind == "intel" and m.enabled for name in m.sources}
+    for i, source in enumerate(settings.intel.sources):
+        if source.name not in matched:
+            message = (
+                f"intel source {source.name!r} is pulled, but no enabled intel monitor has it in 'sources'"
+            )
+            out.append(_issue(located, ("intel", "sources", i, "name"), message))
     return out
 
 

@@ -42,3 +42,16 @@ def test_the_intel_signer_cannot_be_a_remote_signer(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
     assert "keystore" in info.value.issues[0].message
+
+
+def test_a_source_no_intel_monitor_matches_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "bg.yaml"
+    path.write_text(
+        f"intel:\n  sources:\n    - {{name: venue-a, file: feed, signers: ['{SIGNER}']}}\n"
+        f"    - {{name: venue-b, file: feed, signers: ['{SIGNER}']}}\n"
+        "monitors:\n  - {id: shared, kind: intel, sources: [venue-a]}\n",
+        encoding="utf-8",
+    )
+    loaded = load_config(path, environ={})
+    [warning] = [w for w in loaded.warnings if w.path.startswith("intel")]
+    assert warning.path == "intel.sources[1].name" and "venue-b" in warning.message
