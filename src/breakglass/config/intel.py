@@ -33,7 +33,7 @@ class TaxiiCollectionConfig(Strict):
     token: SecretStr | None = Field(
         default=None,
         description="a bearer token instead: a peer's breakglass gives one with the role 'peer' "
-        "(breakglass tokens create NAME --role peer), e.g. '${VENUE_A_TOKEN}'",
+        "(breakglass tokens create --role peer --name NAME), e.g. '${VENUE_A_TOKEN}'",
     )
 
     @model_validator(mode="after")
