@@ -14,6 +14,11 @@ transfers without a log are not visible without tracing. The state (taint, fresh
 counts) survives a restart: ``snapshot()`` is written with the follower's checkpoint and ``restore()``
 reads it back; only the undo records of the last blocks (for a reorg) are lost.
 
+Each tainted account also remembers who funded it (``funder``: the first tainting transfer), so a
+finding's evidence carries its ``funding`` path: the actor, its funder, ... up to the mixer or flagged
+address (``intel export`` shares those hops as funding sources). A snapshot from before ``funder``
+existed restores without it: the paths of accounts tainted before then stop at the actor.
+
 Every change of state (a taint spread, a fresh contract, a revert counted, an expiry) goes through an
 ``UndoLog`` of the last ``UNDO_BLOCKS`` blocks, so ``rewind(ancestor)`` on a reorg restores the state
 exactly as it was after the ancestor: a taint learned only on the orphaned branch is forgotten, a
@@ -53,6 +58,8 @@ class SetupDetector:
         self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged, *mixers)}
         self.taint: dict[str, int] = dict.fromkeys(self.sources, 0)
         """address -> hops from a source"""
+        self.funder: dict[str, str] = {}
+        """tainted address -> the address whose transfer tainted it (one hop closer to a source)"""
         self.fresh: dict[str, tuple[int, str]] = {}
         """contract -> (creation block, deployer)"""
         self.seen_fresh: set[str] = set()
@@ -64,13 +71,24 @@ class SetupDetector:
     def reads(self) -> Sequence[ReadCall]:
         return ()
 
-    def _tainted(self, address: str) -> bool:
-        return address in self.taint
+    def tainted(self, address: str) -> bool:
+        """Whether ``address`` is a source or was funded from one within ``hops``."""
+        return address.lower() in self.taint
+
+    def funding(self, address: str) -> list[str]:
+        """``address``, its funder, ... up to its source; ``[]`` when it is not tainted."""
+        path: list[str] = []
+        current: str | None = address.lower()
+        while current is not None and current in self.taint and current not in path:
+            path.append(current)
+            current = self.funder.get(current) if self.taint[current] > 0 else None
+        return path
 
     def _spread(self, src: str, dst: str) -> None:
         hops = self.taint.get(src)
         if hops is not None and hops < self.cfg.hops and dst not in self.taint and dst not in self.protocol:
             self.undo.put(self.taint, dst, hops + 1)
+            self.undo.put(self.funder, dst, src)
 
     def on_block(self, ctx: BlockContext) -> list[Finding]:
         out: list[Finding] = []
@@ -94,7 +112,7 @@ class SetupDetector:
             )
             if created is not None:
                 self.undo.put(self.fresh, created, (block.number, sender))
-                if self._tainted(sender):
+                if self.tainted(sender):
                     out.append(self._finding(ctx, tx, "tainted-deployment", sender, created, tainted=True))
             if to is not None and ok:
                 out += self._fresh_touch(ctx, tx, to)
@@ -112,9 +130,7 @@ class SetupDetector:
         self.undo.add(self.seen_fresh, to)
         deployer = origin[1]
         return [
-            self._finding(
-                ctx, tx, "fresh-contract-interaction", deployer, to, tainted=self._tainted(deployer)
-            )
+            self._finding(ctx, tx, "fresh-contract-interaction", deployer, to, tainted=self.tainted(deployer))
         ]
 
     def _touches(self, emitter: str, topics: Sequence[str]) -> bool:
@@ -140,7 +156,7 @@ class SetupDetector:
             return []  # fire once when the burst reaches the count, not on every further revert
         return [
             self._finding(
-                ctx, tx, "revert-burst", sender, tx.to.lower() if tx.to else "", tainted=self._tainted(sender)
+                ctx, tx, "revert-burst", sender, tx.to.lower() if tx.to else "", tainted=self.tainted(sender)
             )
         ]
 
@@ -158,6 +174,7 @@ class SetupDetector:
             "target": target,
             "tainted": tainted,
             "hops_from_source": self.taint.get(actor),
+            "funding": self.funding(actor),
         }
         title = {
             "tainted-deployment": f"contract {target} deployed by mixer-funded {actor}",
@@ -193,6 +210,7 @@ class SetupDetector:
     def snapshot(self) -> dict[str, Any]:
         return {
             "taint": dict(self.taint),
+            "funder": dict(self.funder),
             "fresh": {a: [b, d] for a, (b, d) in self.fresh.items()},
             "seen_fresh": sorted(self.seen_fresh),
             "reverts": {a: list(t) for a, t in self.reverts.items() if t},
@@ -201,6 +219,10 @@ class SetupDetector:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a ``snapshot``, over the configured sources (a source added since is tainted)."""
         self.taint.update({str(a): int(h) for a, h in (state.get("taint") or {}).items()})
+        self.taint.update(dict.fromkeys(self.sources, 0))  # a source now, whatever it was then
+        self.funder = {
+            str(a): str(f) for a, f in (state.get("funder") or {}).items() if a not in self.sources
+        }
         self.fresh = {str(a): (int(b), str(d)) for a, (b, d) in (state.get("fresh") or {}).items()}
         self.seen_fresh = {str(a) for a in state.get("seen_fresh") or ()}
         self.reverts.clear()

@@ -342,4 +342,4 @@ def tainted_by(detectors: Iterable[Any]) -> Callable[[str], bool]:
     from breakglass.detect.setup import SetupDetector
 
     setups = [d for d in detectors if isinstance(d, SetupDetector)]
-    return lambda address: any(address.lower() in d.taint for d in setups)
+    return lambda address: any(d.tainted(address) for d in setups)
