@@ -16,6 +16,7 @@ from breakglass.config.base import Strict
 from breakglass.config.refs import RefTo, UniqueKey
 
 __all__ = [
+    "AllowRole",
     "BalanceMonitor",
     "CallMonitor",
     "EventMonitor",
@@ -146,6 +147,22 @@ class ScheduledCall(Strict):
     function: str = Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*|\*)$")
 
 
+class AllowRole(Strict):
+    """Expected actors by AccessControl role: the accounts holding ``role`` on ``contract``, as its
+    ``RoleGranted``/``RoleRevoked`` events say (``members``: holders granted before the first block
+    the watcher sees)."""
+
+    contract: ContractName
+    role: str = Field(
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]*|0x[0-9a-fA-F]{64})$",
+        description="a role's name (PROPOSER_ROLE: keccak256 of the name; DEFAULT_ADMIN_ROLE: 0x00..00) "
+        "or its 32-byte hash",
+    )
+    members: list[Address] = Field(
+        default_factory=list, description="holders granted before the watcher's first block"
+    )
+
+
 class GovernanceMonitor(_MonitorBase):
     """Privileged changes on ``contracts`` made by anyone not in ``allow``."""
 
@@ -155,6 +172,9 @@ class GovernanceMonitor(_MonitorBase):
     allow: list[Address] = Field(default_factory=list, description="expected actors, by address")
     allow_contracts: ContractNames = Field(
         default_factory=list, description="expected actors by contract name (a timelock, a Safe)"
+    )
+    allow_roles: list[AllowRole] = Field(
+        default_factory=list, description="expected actors by AccessControl role, followed on chain"
     )
     parameter_events: list[str] | None = Field(
         default=None,

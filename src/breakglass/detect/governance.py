@@ -6,7 +6,13 @@ TimelockController, Pausable, Safe owners/threshold/modules/guards), plus the mo
 ``pause_events`` and ``parameter_events``. The actor is the event's own ``sender``/``by`` argument when
 it has one (the contract's ``msg.sender``: the timelock when anyone executes a queued change), else the
 transaction's sender. A change is a finding unless its actor is allowlisted (``allow`` addresses,
-``allow_contracts`` names).
+``allow_contracts`` names, ``allow_roles``: the accounts holding an AccessControl role).
+
+Role holders follow the chain: ``RoleGranted``/``RoleRevoked`` of the role's contract add and remove
+them (after judging the event itself: a grant does not allow its own grantor), through an ``UndoLog``
+so a reorg's ``rewind`` forgets holders learned on the orphaned branch; ``snapshot``/``restore``
+keep them across a restart. The detector reads no state: holders granted before the first block the
+watcher sees are listed by address (``members``); watching from the deployment block sees every grant.
 
 A TimelockController's ``CallScheduled`` can also be judged by what it will call: with
 ``scheduled_allow``, its ``target`` and ``data`` are decoded against the deployment's ABIs and a call
@@ -18,7 +24,7 @@ the configuration's deployment): changes made in the transaction that created on
 contracts (constructor grants, ``OwnershipTransferred(0, deployer)``), and changes in transactions
 sent by the manifest's ``deployer`` up to its ``deployment_block`` (the set-up calls after the
 constructors). The same key later is judged like anyone else. Without a ``deployment_block`` only
-the constructors are expected. The detector keeps no state across blocks: nothing to rewind.
+the constructors are expected.
 """
 
 from __future__ import annotations
@@ -28,14 +34,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils.crypto import keccak
+
 from breakglass.config.deployment import Deployment
 from breakglass.config.monitors import GovernanceMonitor
 from breakglass.detect.abi import FunctionAbi
 from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonable
 from breakglass.detect.reads import Contracts, ReadCall
+from breakglass.detect.rewind import UndoLog
 from breakglass.domain import Finding, Tx
 
-__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp", "parameter_events_of"]
+__all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp", "parameter_events_of", "role_hash"]
 
 GOVERNANCE_EVENTS: Mapping[str, frozenset[str]] = {
     # OpenZeppelin AccessControl
@@ -71,6 +80,23 @@ PARAMETER_EVENT = re.compile(r"(Set|Updated|Changed|Update)$")
 """How a setting's change is usually named: ``MaxLeverageSet``, ``FeeUpdated``, ``OracleChanged``."""
 DATA_EVENTS = frozenset({"AnswerUpdated", "NewRound", "CacheUpdated", "FundingRecomputed", "PriceUpdated"})
 """Named like settings, but a protocol's everyday data (prices, caches, funding)."""
+
+
+DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
+
+
+def role_hash(role: str) -> str:
+    """An AccessControl role as its events carry it: ``0x`` + 64 hex, from a name (keccak256 of it;
+    ``DEFAULT_ADMIN_ROLE`` is zero) or a hash."""
+    if role.startswith("0x"):
+        return role.lower()
+    if role == "DEFAULT_ADMIN_ROLE":
+        return DEFAULT_ADMIN_ROLE
+    return "0x" + keccak(text=role).hex()
+
+
+def _hex32(value: object) -> str:
+    return "0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value).lower()
 
 
 def parameter_events_of(abis: Iterable[Sequence[Mapping[str, Any]]]) -> list[str]:
@@ -137,6 +163,20 @@ class GovernanceDetector:
         self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.contracts = {a.lower(): n for n, a in addresses.items()}
         self.allow = {a.lower() for a in (*cfg.allow, *allowed)}
+        self.roles: frozenset[tuple[str, str]] = frozenset()
+        """(contract address, role hash) whose holders are allowed actors"""
+        self.seeds: frozenset[tuple[str, str, str]] = frozenset()
+        """(contract address, role hash, account) from the configuration's ``members``"""
+        if cfg.allow_roles:
+            at = {n: a.lower() for n, a in addresses.items()}
+            at |= {n: a.lower() for n, (a, _abi) in (known or {}).items()}
+            self.roles = frozenset((at[r.contract], role_hash(r.role)) for r in cfg.allow_roles)
+            self.seeds = frozenset(
+                (at[r.contract], role_hash(r.role), m.lower()) for r in cfg.allow_roles for m in r.members
+            )
+        self.holders: set[tuple[str, str, str]] = set(self.seeds)
+        """(contract address, role hash, account) holding an allowed role now"""
+        self.undo = UndoLog()
         self.deployment = deployment
         self.deployment_changes = 0
         """Changes passed as the deployment's set-up (watching from before the deployment)."""
@@ -172,48 +212,86 @@ class GovernanceDetector:
     def reads(self) -> Sequence[ReadCall]:
         return ()
 
+    def _allowed(self, actor: str) -> bool:
+        return actor in self.allow or any((c, r, actor) in self.holders for c, r in self.roles)
+
+    def _follow_roles(self, item: Any) -> None:
+        """Add or remove a holder of an allowed role (``RoleGranted``/``RoleRevoked``)."""
+        name = item.event.name
+        if not self.roles or name not in ("RoleGranted", "RoleRevoked"):
+            return
+        key = (item.log.address.lower(), _hex32(item.args.get("role")))
+        if key not in self.roles:
+            return
+        holder = (*key, str(item.args.get("account", "")).lower())
+        if name == "RoleGranted":
+            self.undo.add(self.holders, holder)
+        else:
+            self.undo.discard(self.holders, holder)
+
     def on_block(self, ctx: BlockContext) -> list[Finding]:
         out: list[Finding] = []
+        self.undo.begin(ctx.block.number)
         for item in ctx.logs:
-            contract = self.contracts.get(item.log.address.lower())
-            action = self.events.get(item.event.name) if contract else None
-            if action is None:
-                continue
-            named = item.args.get("sender", item.args.get("by"))
-            actor = str(named).lower() if isinstance(named, str) else item.tx.sender.lower()
-            scheduled = self._scheduled(item.args) if item.event.name == "CallScheduled" else None
-            if scheduled is not None:
-                if scheduled["allowed"]:
-                    continue
-            elif actor in self.allow:
-                continue
-            if self.deployment is not None and self.deployment.set_up(item.tx, ctx.block.number):
-                self.deployment_changes += 1
-                continue
-            evidence = {
-                "action": action,
-                "event": item.event.name,
-                "contract": contract,
-                "actor": actor,
-                "tx_sender": item.tx.sender,
-                "args": jsonable(dict(item.args)),
-            }
-            title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
-            if scheduled is not None:
-                evidence["scheduled"] = {k: v for k, v in scheduled.items() if k != "allowed"}
-                call = f"{scheduled['contract']}.{scheduled['function']}"
-                title = f"{action}: {contract} scheduled {call} by {actor} (not in scheduled_allow)"
-            out.append(
-                self.make(
-                    ctx,
-                    tx=item.tx,
-                    log=item.log,
-                    evidence=evidence,
-                    title=title,
-                    labels={"action": action, "contract": str(contract)},
-                )
-            )
+            finding = self._judge(ctx, item)
+            if finding is not None:
+                out.append(finding)
+            self._follow_roles(item)
         return out
+
+    def rewind(self, to_block: int) -> None:
+        """Forget role holders granted or revoked in blocks above ``to_block``."""
+        self.undo.rewind(to_block)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "holders": sorted(list(h) for h in self.holders),
+            "seeds": sorted(list(s) for s in self.seeds),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``snapshot``; ``members`` added to the configuration since then are holders too."""
+        saved = {(str(c), str(r), str(a)) for c, r, a in state.get("holders") or ()}
+        seeded = {(str(c), str(r), str(a)) for c, r, a in state.get("seeds") or ()}
+        self.holders = {h for h in saved if h[:2] in self.roles} | (set(self.seeds) - seeded)
+
+    def _judge(self, ctx: BlockContext, item: Any) -> Finding | None:
+        contract = self.contracts.get(item.log.address.lower())
+        action = self.events.get(item.event.name) if contract else None
+        if action is None:
+            return None
+        named = item.args.get("sender", item.args.get("by"))
+        actor = str(named).lower() if isinstance(named, str) else item.tx.sender.lower()
+        scheduled = self._scheduled(item.args) if item.event.name == "CallScheduled" else None
+        if scheduled is not None:
+            if scheduled["allowed"]:
+                return None
+        elif self._allowed(actor):
+            return None
+        if self.deployment is not None and self.deployment.set_up(item.tx, ctx.block.number):
+            self.deployment_changes += 1
+            return None
+        evidence = {
+            "action": action,
+            "event": item.event.name,
+            "contract": contract,
+            "actor": actor,
+            "tx_sender": item.tx.sender,
+            "args": jsonable(dict(item.args)),
+        }
+        title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
+        if scheduled is not None:
+            evidence["scheduled"] = {k: v for k, v in scheduled.items() if k != "allowed"}
+            call = f"{scheduled['contract']}.{scheduled['function']}"
+            title = f"{action}: {contract} scheduled {call} by {actor} (not in scheduled_allow)"
+        return self.make(
+            ctx,
+            tx=item.tx,
+            log=item.log,
+            evidence=evidence,
+            title=title,
+            labels={"action": action, "contract": str(contract)},
+        )
 
     def _scheduled(self, args: Mapping[str, object]) -> dict[str, object] | None:
         """What a ``CallScheduled`` will call, named, and whether ``scheduled_allow`` lists it; None

@@ -206,6 +206,7 @@ def _contract_names(monitor: Any) -> set[str]:
             names.update(str(v) for v in value)
     if isinstance(monitor, GovernanceMonitor):
         names.update(allowed.contract for allowed in monitor.scheduled_allow or [])
+        names.update(role.contract for role in monitor.allow_roles)
     if isinstance(monitor, InvariantMonitor):
         for text in monitor.calls.values():
             head, _, args = text.partition("(")
@@ -258,6 +259,16 @@ def _governance(monitor: GovernanceMonitor, loaded: LoadedConfig) -> list[tuple[
             hint = closest(allowed.function, functions)
             message = f"{allowed.contract} has no function {allowed.function!r} {hint}"
             problems.append((("scheduled_allow", j, "function"), message))
+    for j, role in enumerate(monitor.allow_roles):
+        functions = names(role.contract, "function")
+        if "RoleGranted" not in names(role.contract, "event"):
+            message = f"{role.contract} has no RoleGranted event: it is not an AccessControl contract"
+            problems.append((("allow_roles", j, "contract"), message))
+        elif not role.role.startswith("0x") and role.role not in functions:
+            # OpenZeppelin's convention: every role is a public constant named like it
+            roles = [f for f in functions if f.endswith("_ROLE")]
+            message = f"{role.contract} has no role {role.role!r} {closest(role.role, roles)}"
+            problems.append((("allow_roles", j, "role"), message))
     return problems
 
 

@@ -3,7 +3,7 @@
 On a reorg the follower walks back to the common ancestor and the engine calls ``rewind(ancestor)``
 on every detector that has it: the detector forgets everything it learned from blocks above the
 ancestor, then sees the new branch's blocks as if the old ones had never been. Stateless detectors
-(event, call, transaction, governance, intel) need nothing.
+(event, call, transaction, intel) need nothing; governance keeps the holders of its `allow_roles`.
 
 State that cannot be recomputed (a taint spread in an orphaned block, the ``prev`` values of an
 invariant) is restored from per-block undo records kept for ``UNDO_BLOCKS`` blocks: the follower's

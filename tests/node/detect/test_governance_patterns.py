@@ -1,7 +1,8 @@
 """The governance monitor knows the standard patterns with no protocol code (issue 14): OpenZeppelin
 Ownable, Pausable and AccessControl, ERC-1967 upgrades and admin changes (a proxy's own admin, and
 OpenZeppelin's transparent proxy upgraded through its ProxyAdmin), a Safe's owners and threshold,
-and a TimelockController's scheduled calls judged by what they will call. Each is emitted on anvil by
+a TimelockController's scheduled calls judged by what they will call, and actors allowed by an
+AccessControl role whose holders follow the chain's grants and revocations. Each is emitted on anvil by
 the real contracts (OpenZeppelin's, Safe v1.4.1's, the reference venue's timelock) and found by a
 monitor configured with nothing but the contracts' names."""
 
@@ -40,6 +41,10 @@ monitors:
     contracts: [guardian, timelock, safe, owned, proxy, transparent, proxy_admin]
     scheduled_allow:
       - {{contract: guardian, function: ratifyMarketPause}}
+  - id: by-role
+    kind: governance
+    contracts: [owned]
+    allow_roles: [{{contract: guardian, role: GUARDIAN_ROLE}}]
 """
 
 
@@ -101,8 +106,18 @@ async def test_each_standard_governance_change_is_a_finding(
     anvil.rpc("evm_increaseTime", venue["timelock"].functions.getMinDelay().call() + 1)
     anvil.mine()
     execute(venue, grant)  # AccessControl: RoleGranted by the timelock
+    send(owned.functions.unpause(), stranger)  # a GUARDIAN_ROLE holder now: allowed by by-role
+    revoke = propose(guard.revokeRole(guard.GUARDIAN_ROLE().call(), stranger.address), "revoke")
+    anvil.rpc("evm_increaseTime", venue["timelock"].functions.getMinDelay().call() + 1)
+    anvil.mine()
+    execute(venue, revoke)
+    send(owned.functions.pause(), stranger)  # no longer a holder
 
-    found = await _findings(config, range(first, w3.eth.block_number + 1))
+    everything = await _findings(config, range(first, w3.eth.block_number + 1))
+    found = [f for f in everything if f.monitor_id == "governance"]
+    # by role: the pause before the grant and the one after the revocation, not the unpause between
+    by_role = [f.evidence["event"] for f in everything if f.monitor_id == "by-role"]
+    assert by_role == ["OwnershipTransferred", "Paused", "Paused"]
     events = {(f.evidence["action"], f.evidence["contract"], f.evidence["event"]) for f in found}
     assert {
         ("ownership", "owned", "OwnershipTransferred"),
@@ -121,6 +136,6 @@ async def test_each_standard_governance_change_is_a_finding(
         if f.evidence["event"] == "CallScheduled"
     )
     # judged by what it calls, not by who scheduled it (the Safe): the ratification is on the list
-    assert scheduled == [("guardian", "grantRole"), ("guardian", "unpauseVenue")]
+    assert scheduled == [("guardian", "grantRole"), ("guardian", "revokeRole"), ("guardian", "unpauseVenue")]
     [unpause] = [f for f in found if f.evidence.get("scheduled", {}).get("function") == "unpauseVenue"]
     assert "scheduled guardian.unpauseVenue" in unpause.title and unpause.labels["action"] == "timelock"

@@ -142,6 +142,20 @@ BROKEN = [
         "did you mean 'account'",
     ),
     (
+        "venue",
+        "allow_contracts: [timelock]",
+        "allow_roles: [{contract: timelock, role: PROPOSER_ROL}]\n    allow_contracts: [timelock]",
+        "timelock has no role 'PROPOSER_ROL'",
+        "did you mean 'PROPOSER_ROLE'",
+    ),
+    (
+        "venue",
+        "allow_contracts: [timelock]",
+        "allow_roles: [{contract: oracle, role: PROPOSER_ROLE}]\n    allow_contracts: [timelock]",
+        "oracle has no RoleGranted event",
+        "",
+    ),
+    (
         "playbooks",
         "function: pauseVenue\n        once_per",
         "function: pauseVenu\n        once_per",
@@ -256,3 +270,13 @@ def test_a_timelock_judged_only_by_who_schedules_is_warned_about(
     path, _ = _write(tmp_path, manifests, "venue", "allow_contracts: [timelock]", listed)
     report = check_config(path)
     assert report.errors == () and not [w for w in report.warnings if "scheduled_allow" in w.message]
+
+
+def test_roles_by_name_or_hash_pass(manifests: dict[str, Path], tmp_path: Path) -> None:
+    roles = (
+        "allow_roles:\n      - {contract: timelock, role: PROPOSER_ROLE}\n"
+        "      - {contract: guardian, role: DEFAULT_ADMIN_ROLE}\n"
+        f"      - {{contract: timelock, role: '0x{'ab' * 32}'}}\n    allow_contracts: [timelock]"
+    )
+    path, _ = _write(tmp_path, manifests, "venue", "allow_contracts: [timelock]", roles)
+    assert check_config(path).errors == ()
