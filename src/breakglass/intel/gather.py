@@ -5,6 +5,8 @@ their detectors saw (``attacker``, ``actor``, ``sender``, ``deployer``, ``contra
 then says who sent each transaction, what it called or created, and which of those addresses hold
 code (an attack contract: its code hash and dispatcher selectors) and which do not (an attacker
 account). The protocol's own contracts are never indicators, whatever a finding says about them.
+A set-up finding's ``funding`` path (its actor, the actor's funder, ... up to the mixer or flagged
+source) becomes the incident's funding sources: shared, but not as attackers.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ def intel_from_timeline(
     accounts: dict[str, None] = {}
     contracts: dict[str, AttackContract] = {}
     transactions: dict[str, None] = {}
+    funding: dict[tuple[str, ...], None] = {}
     for entry in timeline:
         data = entry.data
         if entry.kind is not TimelineKind.FINDING or data.get("retracted"):
             continue
         evidence: Mapping[str, Any] = data.get("evidence") or {}
+        path = _funding_path(evidence.get("funding"), protocol)
+        if path:
+            funding[path] = None
         tx = data.get("tx_hash")
         if isinstance(tx, str) and len(tx) == 66:
             transactions[tx.lower()] = None
@@ -88,7 +94,21 @@ def intel_from_timeline(
         accounts=tuple(a for a in accounts if a not in contracts),
         contracts=tuple(contracts.values()),
         transactions=tuple(transactions),
+        funding=tuple(funding),
     )
+
+
+def _funding_path(value: Any, protocol: set[str]) -> tuple[str, ...]:
+    """A funding path of addresses (an actor and at least its funder), cut before any of ours."""
+    if not isinstance(value, list):
+        return ()
+    path: list[str] = []
+    for item in value:
+        address = _address(item)
+        if address is None or address in protocol:
+            break
+        path.append(address)
+    return tuple(path) if len(path) >= 2 else ()
 
 
 def _severity_name(value: int) -> str:
@@ -155,4 +175,5 @@ async def enrich(
         accounts=tuple(accounts),
         contracts=tuple(contracts),
         transactions=intel.transactions,
+        funding=intel.funding,
     )
