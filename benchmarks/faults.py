@@ -17,7 +17,9 @@ it was started, and kills it: at a random moment, or at one of those two points 
 
 Reported, over the whole run (goal: 0, 0, 0, and recovery under 5 s):
 - blocks missed: blocks between the first and the last head without a canonical checkpoint row;
-- findings lost: traffic transactions whose finding is not in the store's alerts;
+- findings lost: traffic transactions whose finding is not in the store's alerts; and the alert delay,
+  from the transaction's block (its timestamp: whole seconds) to its alert's first sighting (a finding
+  a killed process had taken waits for the restart, or on JetStream for the consumer's ``ack_wait``);
 - duplicate actions: guardian transactions on chain repeating another's calldata (the same pause twice);
 - recovery: seconds from process start until the checkpoint reaches the head the chain had at the
   start (or, when the killed process had checkpointed that head already, the next block) (median,
@@ -416,17 +418,27 @@ def measure(w3: Web3, engine: Any, end: int, traffic: Traffic, guardian: str) ->
         rows = conn.execute(
             text("SELECT number FROM chain_blocks WHERE chain_id = 31337 AND orphaned = :o"), {"o": False}
         ).all()
-        alerts = conn.execute(text("SELECT tx_hash FROM alerts WHERE monitor_id = 'traffic'")).all()
+        alerts = conn.execute(
+            text("SELECT tx_hash, first_seen_at FROM alerts WHERE monitor_id = 'traffic'")
+        ).all()
     numbers = {int(r[0]) for r in rows}
     first = min(numbers)
     missed = sorted(set(range(first, end + 1)) - numbers)
-    found = {str(r[0]).lower() for r in alerts}
+    found = {str(r[0]).lower(): int(r[1]) for r in alerts}
     checked = lost = 0
+    delays: list[float] = []
+    """seconds from a traffic transaction's block (its timestamp, whole seconds) to its alert"""
+    stamps: dict[int, int] = {}
     for tx in traffic.minted:
         receipt = w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
-        if first <= receipt["blockNumber"] <= end:
+        number = receipt["blockNumber"]
+        if first <= number <= end:
             checked += 1
             lost += tx.lower() not in found
+            if tx.lower() in found:
+                if number not in stamps:
+                    stamps[number] = int(w3.eth.get_block(number)["timestamp"])
+                delays.append(found[tx.lower()] / 1000 - stamps[number])
     calls: Counter[str] = Counter()
     for number in range(first, w3.eth.block_number + 1):
         for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
@@ -436,6 +448,8 @@ def measure(w3: Web3, engine: Any, end: int, traffic: Traffic, guardian: str) ->
         "blocks_missed": len(missed),
         "findings_checked": checked,
         "findings_lost": lost,
+        "alert_delay_s": {k: v for k, v in spread(delays).items() if k != "all"}
+        | {"over_5_s": sum(d > 5 for d in delays)},
         "duplicate_actions": sum(c - 1 for c in calls.values()),
         "guardian_transactions": sum(calls.values()),
         "breaches_begun": sum(
