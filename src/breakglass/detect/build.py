@@ -6,6 +6,7 @@ Every problem of every monitor is collected into one ``ConfigError`` (``monitors
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from breakglass.detect.plugins import PluginDetector, load_plugin
 from breakglass.detect.reads import Contracts
 from breakglass.detect.setup import SetupDetector
 from breakglass.errors import ConfigError, ConfigIssue, DetectionError
+from breakglass.respond.policy import Policy
 
 __all__ = ["BuiltDetectors", "build_detectors", "build_one", "contracts_of", "intel_store_of"]
 
@@ -59,6 +61,7 @@ def build_one(
     chain_id: int,
     deployment: SetUp | None = None,
     intel_store: Path | None = None,
+    policy: Policy | None = None,
 ) -> Detector | Invariant:
     if isinstance(cfg, EventMonitor):
         address, abi = contracts[cfg.contract]
@@ -86,7 +89,7 @@ def build_one(
     if isinstance(cfg, GovernanceMonitor):
         allowed = [contracts[n][0] for n in cfg.allow_contracts]
         addresses = {n: contracts[n][0] for n in cfg.contracts}
-        return GovernanceDetector(cfg, addresses, allowed, deployment, contracts)
+        return GovernanceDetector(cfg, addresses, allowed, deployment, contracts, policy)
     if isinstance(cfg, SetupMonitor):
         mixers = [contracts[n][0] for n in cfg.mixer_contracts]
         return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
@@ -113,12 +116,15 @@ def build_detectors(
     invariants: list[Invariant] = []
     want_code = False
     deployment = SetUp.of(config.deployment)
+    # the responder's policy, for governance monitors to judge scheduled calls by; its own errors are
+    # the responder's and check's to report
+    policy = Policy.compile(config.settings.policy, config.contracts, time.monotonic, issues=[])
     for i, cfg in enumerate(config.settings.monitors):
         if not cfg.enabled or (only is not None and cfg.id not in only):
             continue
         try:
             built = build_one(
-                cfg, contracts, config.path.parent, chain_id, deployment, intel_store_of(config)
+                cfg, contracts, config.path.parent, chain_id, deployment, intel_store_of(config), policy
             )
         except DetectionError as exc:
             issues.append(config.issue(("monitors", i), str(exc)))

@@ -19,6 +19,14 @@ A TimelockController's ``CallScheduled`` can also be judged by what it will call
 not in that list of (contract, function) is a finding whoever scheduled it, so a compromised proposer
 (or Safe) is seen when it queues, a delay before the change executes.
 
+Such a call is also judged by the responder's policy (``respond/policy.py``) as if the guardian sent
+it, offline: the evidence's ``scheduled.policy`` says ``allowed``, ``refused`` (with the rule and
+reason) or ``needs chain`` (the static rules pass but an argument's bound is read on chain, which the
+detector does not do). A call the policy refuses as a loosening (a function matching a loosening
+pattern: ``unpause*``, ``raise*``, ``grant*``, ``upgrade*``...) or with an argument outside its rule
+on a lever the policy allows (``setPoolPause(false)`` where only ``true`` is allowed, a limit above
+its ``max``) is ``loosening: true`` and one severity above the monitor's.
+
 The deployment's own set-up is expected, so watching from block 0 does not flag it (``SetUp``, from
 the configuration's deployment): changes made in the transaction that created one of the manifest's
 contracts (constructor grants, ``OwnershipTransferred(0, deployer)``), and changes in transactions
@@ -34,15 +42,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from breakglass.config.deployment import Deployment
 from breakglass.config.monitors import GovernanceMonitor
+from breakglass.config.playbooks import PolicyConfig
 from breakglass.detect.abi import FunctionAbi
 from breakglass.detect.base import BlockContext, FindingMaker, Interest, jsonable
 from breakglass.detect.reads import Contracts, ReadCall
 from breakglass.detect.rewind import UndoLog
-from breakglass.domain import Finding, Tx
+from breakglass.domain import Finding, Severity, Tx
+from breakglass.errors import PolicyViolation
+from breakglass.respond.calls import ContractCall
+from breakglass.respond.policy import Policy
 
 __all__ = ["GOVERNANCE_EVENTS", "GovernanceDetector", "SetUp", "parameter_events_of", "role_hash"]
 
@@ -155,10 +168,13 @@ class GovernanceDetector:
         allowed: Sequence[str] = (),
         deployment: SetUp | None = None,
         known: Contracts | None = None,
+        policy: Policy | None = None,
     ) -> None:
         """``addresses``: the monitored contract names -> addresses; ``allowed``: more allowed actors;
         ``deployment``: whose changes are the protocol's own set-up; ``known``: every contract of the
-        deployment (name -> (address, ABI)), to name what a timelock schedules."""
+        deployment (name -> (address, ABI)), to name what a timelock schedules; ``policy``: the
+        responder's, to judge scheduled calls by (default: an empty one, loosening patterns only)."""
+        self.policy = policy or Policy(PolicyConfig(), lambda: 0.0, {})
         self.monitor_id = cfg.id
         self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.contracts = {a.lower(): n for n, a in addresses.items()}
@@ -196,7 +212,7 @@ class GovernanceDetector:
         self.scheduled: frozenset[tuple[str, str]] | None = None
         """(contract, function) a timelock may schedule; None: scheduled calls judged by their actor"""
         self._targets: dict[str, str] = {}
-        self._selectors: dict[tuple[str, bytes], str] = {}
+        self._selectors: dict[tuple[str, bytes], FunctionAbi] = {}
         if cfg.scheduled_allow is not None:
             self.scheduled = frozenset((c.contract, c.function) for c in cfg.scheduled_allow)
             for name, (address, abi) in (known or {}).items():
@@ -204,7 +220,7 @@ class GovernanceDetector:
                 for entry in abi:
                     if entry.get("type") == "function":
                         function = FunctionAbi.of(entry)
-                        self._selectors[(address.lower(), function.selector)] = function.name
+                        self._selectors[(address.lower(), function.selector)] = function
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or "privileged change by an unexpected actor", cfg.labels
         )
@@ -280,15 +296,20 @@ class GovernanceDetector:
             "args": jsonable(dict(item.args)),
         }
         title = f"{action}: {contract}.{item.event.name} by {actor} (not allowlisted)"
+        severity = self.make.severity
         if scheduled is not None:
             evidence["scheduled"] = {k: v for k, v in scheduled.items() if k != "allowed"}
             call = f"{scheduled['contract']}.{scheduled['function']}"
             title = f"{action}: {contract} scheduled {call} by {actor} (not in scheduled_allow)"
+            if scheduled["loosening"]:
+                severity = Severity(min(Severity.CRITICAL, severity + 1))
+                title = f"{action}: {contract} scheduled loosening {call} by {actor} (not in scheduled_allow)"
         return self.make(
             ctx,
             tx=item.tx,
             log=item.log,
             evidence=evidence,
+            severity=severity,
             title=title,
             labels={"action": action, "contract": str(contract)},
         )
@@ -302,6 +323,41 @@ class GovernanceDetector:
         raw = args.get("data", b"")
         data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
         contract = self._targets.get(target, target)
-        function = self._selectors.get((target, data[:4]), "0x" + data[:4].hex())
-        allowed = (contract, function) in self.scheduled or (contract, "*") in self.scheduled
-        return {"contract": contract, "function": function, "data": "0x" + data.hex(), "allowed": allowed}
+        function = self._selectors.get((target, data[:4]))
+        name = function.name if function is not None else "0x" + data[:4].hex()
+        allowed = (contract, name) in self.scheduled or (contract, "*") in self.scheduled
+        out: dict[str, object] = {"contract": contract, "function": name, "data": "0x" + data.hex()}
+        out["allowed"] = allowed
+        if not allowed:
+            value = args.get("value", 0)
+            verdict = self._verdict(contract, target, function, data, value if isinstance(value, int) else 0)
+            out.update(verdict)
+        return out
+
+    def _verdict(
+        self, contract: str, address: str, function: FunctionAbi | None, data: bytes, value: int
+    ) -> dict[str, object]:
+        """What the responder's policy would say to this call from the guardian, offline."""
+        decoded = function.decode_input(data) if function is not None else None
+        if function is None or decoded is None:
+            name = function.name if function is not None else "0x" + data[:4].hex()
+            pattern = self.policy.loosening_pattern(name)
+            reason = "the target's ABI has no such function" if function is None else "undecodable arguments"
+            return {"policy": "unknown", "policy_reason": reason, "loosening": pattern is not None}
+        values = tuple(
+            to_checksum_address(v) if kind == "address" else v
+            for kind, v in zip(function.input_types, decoded.values(), strict=True)
+        )
+        call = ContractCall(contract, address, function.name, function.signature, values, data, value)
+        out: dict[str, object] = {"args": jsonable(dict(decoded))}
+        try:
+            rule = self.policy.check_call(call)
+        except PolicyViolation as exc:
+            loosening = exc.rule == "loosening" or exc.rule == "arguments"
+            return out | {"policy": "refused", "policy_rule": exc.rule, "policy_reason": exc.detail,
+                          "loosening": loosening}  # fmt: skip
+        if rule.bounds:
+            reads = ", ".join(c.current.text for c in rule.bounds if c.current is not None)
+            reason = f"allowed if tighter than the value read on chain ({reads})"
+            return out | {"policy": "needs chain", "policy_reason": reason, "loosening": False}
+        return out | {"policy": "allowed", "loosening": False}

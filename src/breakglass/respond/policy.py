@@ -196,6 +196,10 @@ class Policy:
     def max_fee_wei(self) -> int:
         return self._limits.max_fee_wei
 
+    def loosening_pattern(self, function: str) -> str | None:
+        """The loosening pattern ``function`` matches (the responder never sends it), or None."""
+        return _matches(function, self._limits.loosening)
+
     def rule_for(self, contract: str, signature: str) -> CallRule | None:
         return self._rules.get((contract, signature))
 

@@ -25,7 +25,7 @@ from breakglass.devnet.venue.governance import execute, schedule
 from breakglass.devnet.venue.keys import dev_key, role_key
 from breakglass.devnet.venue.safe import exec_safe_tx
 from breakglass.devnet.venue.tx import transact
-from breakglass.domain import Finding
+from breakglass.domain import Finding, Severity
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -45,6 +45,12 @@ monitors:
     kind: governance
     contracts: [owned]
     allow_roles: [{{contract: guardian, role: GUARDIAN_ROLE}}]
+policy:  # the responder's: a scheduled call outside scheduled_allow is judged by it too
+  allow:
+    - {{contract: guardian, function: pauseMarket, args: {{marketId: any}}}}
+    - contract: guardian
+      function: setMaxLeverage
+      args: {{marketId: any, value: {{tighter: lower, current: "guardian.maxLeverage(args.marketId)"}}}}
 """
 
 
@@ -101,7 +107,9 @@ async def test_each_standard_governance_change_is_a_finding(
         )
 
     propose(guard.ratifyMarketPause(2), "ratify")  # on the list
-    propose(guard.unpauseVenue(), "unpause")  # not on the list
+    propose(guard.unpauseVenue(), "unpause")  # not on the list, and a loosening
+    propose(guard.pauseMarket(1), "pause")  # not on the list; the policy allows it
+    propose(guard.setMaxLeverage(1, 3), "leverage")  # the policy's bound is read on chain
     grant = propose(guard.grantRole(guard.GUARDIAN_ROLE().call(), stranger.address), "grant")
     anvil.rpc("evm_increaseTime", venue["timelock"].functions.getMinDelay().call() + 1)
     anvil.mine()
@@ -136,6 +144,27 @@ async def test_each_standard_governance_change_is_a_finding(
         if f.evidence["event"] == "CallScheduled"
     )
     # judged by what it calls, not by who scheduled it (the Safe): the ratification is on the list
-    assert scheduled == [("guardian", "grantRole"), ("guardian", "revokeRole"), ("guardian", "unpauseVenue")]
+    assert scheduled == [
+        ("guardian", "grantRole"),
+        ("guardian", "pauseMarket"),
+        ("guardian", "revokeRole"),
+        ("guardian", "setMaxLeverage"),
+        ("guardian", "unpauseVenue"),
+    ]
+    judged = {
+        f.evidence["scheduled"]["function"]: (
+            f.evidence["scheduled"]["policy"],
+            f.evidence["scheduled"]["loosening"],
+            f.severity,
+        )
+        for f in found
+        if f.evidence["event"] == "CallScheduled"
+    }
+    assert judged["pauseMarket"] == ("allowed", False, Severity.HIGH)
+    assert judged["setMaxLeverage"] == ("needs chain", False, Severity.HIGH)
+    assert judged["unpauseVenue"] == ("refused", True, Severity.CRITICAL)  # raised one step
+    assert judged["grantRole"] == ("refused", True, Severity.CRITICAL)  # grant*: a loosening pattern
+    assert judged["revokeRole"] == ("refused", False, Severity.HIGH)  # not in policy.allow
     [unpause] = [f for f in found if f.evidence.get("scheduled", {}).get("function") == "unpauseVenue"]
-    assert "scheduled guardian.unpauseVenue" in unpause.title and unpause.labels["action"] == "timelock"
+    assert "scheduled loosening guardian.unpauseVenue" in unpause.title
+    assert unpause.labels["action"] == "timelock" and unpause.evidence["scheduled"]["args"] == {}
