@@ -209,6 +209,11 @@ class SetupMonitor(_MonitorBase):
     hops: int = Field(default=2, ge=1, le=5)
     fresh_blocks: int = Field(default=7200, ge=1, description="a contract this young is fresh")
     reverts: RevertBurst | None = Field(default_factory=RevertBurst)
+    sources: Annotated[list[str], RefTo("intel source")] = Field(
+        default_factory=list,
+        description="also taint from the funding sources (mixer hops) pulled from these intel.sources "
+        "(breakglass intel pull) while they live; a funding source is never matched as an attacker",
+    )
 
 
 class IntelMonitor(_MonitorBase):

@@ -37,6 +37,7 @@ from breakglass.detect.plugins import PluginDetector, load_plugin
 from breakglass.detect.reads import Contracts
 from breakglass.detect.setup import SetupDetector
 from breakglass.errors import ConfigError, ConfigIssue, DetectionError
+from breakglass.intel.feed import FeedIndicators
 from breakglass.respond.policy import Policy
 
 __all__ = ["BuiltDetectors", "build_detectors", "build_one", "contracts_of", "intel_store_of"]
@@ -92,7 +93,8 @@ def build_one(
         return GovernanceDetector(cfg, addresses, allowed, deployment, contracts, policy)
     if isinstance(cfg, SetupMonitor):
         mixers = [contracts[n][0] for n in cfg.mixer_contracts]
-        return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers)
+        feed = FeedIndicators(intel_store, cfg.sources) if cfg.sources and intel_store is not None else None
+        return SetupDetector(cfg, [contracts[n][0] for n in cfg.protocol], mixers, feed)
     if isinstance(cfg, IntelMonitor):
         return IntelDetector(cfg, base_dir, intel_store)
     if isinstance(cfg, BalanceMonitor):

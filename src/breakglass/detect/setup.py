@@ -19,6 +19,12 @@ finding's evidence carries its ``funding`` path: the actor, its funder, ... up t
 address (``intel export`` shares those hops as funding sources). A snapshot from before ``funder``
 existed restores without it: the paths of accounts tainted before then stop at the actor.
 
+With ``sources`` (intel sources), the funding sources peers shared (``breakglass intel pull``) are
+taint sources too while they live, like a configured mixer: an account one of them funded within
+``hops`` that deploys a contract is a tainted deployment. They are never findings by themselves (a
+mixer pays honest users too); one that expires stops tainting, the accounts it tainted stay tainted.
+Our own contracts are never taken as sources, whatever a peer says.
+
 Every change of state (a taint spread, a fresh contract, a revert counted, an expiry) goes through an
 ``UndoLog`` of the last ``UNDO_BLOCKS`` blocks, so ``rewind(ancestor)`` on a reorg restores the state
 exactly as it was after the ancestor: a taint learned only on the orphaned branch is forgotten, a
@@ -36,6 +42,7 @@ from breakglass.detect.base import BlockContext, FindingMaker, Interest
 from breakglass.detect.reads import ReadCall
 from breakglass.detect.rewind import UndoLog
 from breakglass.domain import Block, Finding, Severity, Tx
+from breakglass.intel.feed import FeedIndicators, ImportedIndicator
 
 __all__ = ["SetupDetector"]
 
@@ -49,8 +56,15 @@ def _address_words(topics: Sequence[str], data: bytes) -> list[str]:
 
 
 class SetupDetector:
-    def __init__(self, cfg: SetupMonitor, protocol: Sequence[str], mixers: Sequence[str] = ()) -> None:
-        """``protocol``: addresses of the protocol's contracts; ``mixers``: more source addresses."""
+    def __init__(
+        self,
+        cfg: SetupMonitor,
+        protocol: Sequence[str],
+        mixers: Sequence[str] = (),
+        feed: FeedIndicators | None = None,
+    ) -> None:
+        """``protocol``: addresses of the protocol's contracts; ``mixers``: more source addresses;
+        ``feed``: pulled intel whose funding sources are sources too."""
         self.monitor_id = cfg.id
         self.interest = Interest(transactions=True)  # nothing to see in a block without one
         self.cfg = cfg
@@ -60,6 +74,10 @@ class SetupDetector:
         """address -> hops from a source"""
         self.funder: dict[str, str] = {}
         """tainted address -> the address whose transfer tainted it (one hop closer to a source)"""
+        self.feed = feed
+        self.imported: set[str] = set()
+        """funding sources from the feed now in ``taint`` as sources"""
+        self._shared: dict[str, ImportedIndicator] = {}
         self.fresh: dict[str, tuple[int, str]] = {}
         """contract -> (creation block, deployer)"""
         self.seen_fresh: set[str] = set()
@@ -94,6 +112,7 @@ class SetupDetector:
         out: list[Finding] = []
         block = ctx.block
         self.undo.begin(block.number)
+        self._import(block.timestamp * 1000)
         for tx in block.transactions:
             sender = tx.sender.lower()
             to = tx.to.lower() if tx.to else None
@@ -120,6 +139,22 @@ class SetupDetector:
                 out += self._revert(ctx, block, tx, sender)
         self._expire(block)
         return out
+
+    def _import(self, now_ms: int) -> None:
+        """Make the feed's live funding sources sources, and expired ones no longer."""
+        if self.feed is None:
+            return
+        self.feed.refresh()
+        self._shared = {a: i for a, i in self.feed.funding_sources(now_ms).items() if a not in self.protocol}
+        for address in sorted(self.imported - set(self._shared)):
+            self.undo.discard(self.imported, address)
+            if address not in self.sources:
+                self.undo.delete(self.taint, address)
+        for address in sorted(set(self._shared) - self.imported):
+            self.undo.add(self.imported, address)
+            if self.taint.get(address) != 0:
+                self.undo.put(self.taint, address, 0)
+                self.undo.delete(self.funder, address)
 
     def _fresh_touch(self, ctx: BlockContext, tx: Tx, to: str) -> list[Finding]:
         origin = self.fresh.get(to)
@@ -168,14 +203,23 @@ class SetupDetector:
             if tainted or signal == "tainted-deployment"
             else min(Severity.MEDIUM, self.make.severity)
         )
-        evidence = {
+        path = self.funding(actor)
+        evidence: dict[str, Any] = {
             "signal": signal,
             "actor": actor,
             "target": target,
             "tainted": tainted,
             "hops_from_source": self.taint.get(actor),
-            "funding": self.funding(actor),
+            "funding": path,
         }
+        shared = self._shared.get(path[-1]) if path and path[-1] in self.imported else None
+        if shared is not None:
+            evidence["funding_intel"] = {
+                "source": shared.source,
+                "signer": shared.signer,
+                "shared_incident": shared.incident,
+                "stix_id": shared.stix_id,
+            }
         title = {
             "tainted-deployment": f"contract {target} deployed by mixer-funded {actor}",
             "fresh-contract-interaction": f"fresh contract {target} interacted with the protocol",
@@ -211,6 +255,7 @@ class SetupDetector:
         return {
             "taint": dict(self.taint),
             "funder": dict(self.funder),
+            "imported": sorted(self.imported),
             "fresh": {a: [b, d] for a, (b, d) in self.fresh.items()},
             "seen_fresh": sorted(self.seen_fresh),
             "reverts": {a: list(t) for a, t in self.reverts.items() if t},
@@ -220,6 +265,7 @@ class SetupDetector:
         """Take back a ``snapshot``, over the configured sources (a source added since is tainted)."""
         self.taint.update({str(a): int(h) for a, h in (state.get("taint") or {}).items()})
         self.taint.update(dict.fromkeys(self.sources, 0))  # a source now, whatever it was then
+        self.imported = {str(a) for a in state.get("imported") or ()}  # the next block checks they live
         self.funder = {
             str(a): str(f) for a, f in (state.get("funder") or {}).items() if a not in self.sources
         }

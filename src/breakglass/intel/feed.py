@@ -227,13 +227,15 @@ class FeedIndicators:
         """only these sources' indicators (None: every source)"""
         self._stamp: tuple[int, int] | None = None
         self.by_value: dict[str, list[ImportedIndicator]] = {}
+        self.funding: dict[str, list[ImportedIndicator]] = {}
+        """funding sources (mixer hops) by address: never matched as attackers (``match``)"""
 
     def refresh(self) -> None:
         """Re-read the store if it changed (one ``stat`` otherwise); a broken store keeps the last."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
-            self._stamp, self.by_value = None, {}
+            self._stamp, self.by_value, self.funding = None, {}, {}
             return
         stamp = (stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
@@ -244,10 +246,15 @@ class FeedIndicators:
             log.warning("intel.store_unreadable", detail=exc.message)
             return
         by_value: dict[str, list[ImportedIndicator]] = {}
+        funding: dict[str, list[ImportedIndicator]] = {}
         for i in indicators:
-            if i.kind in ("account", "code_hash") and (self.sources is None or i.source in self.sources):
+            if self.sources is not None and i.source not in self.sources:
+                continue
+            if i.kind in ("account", "code_hash"):
                 by_value.setdefault(i.value.lower(), []).append(i)
-        self._stamp, self.by_value = stamp, by_value
+            elif i.kind == "funding":
+                funding.setdefault(i.value.lower(), []).append(i)
+        self._stamp, self.by_value, self.funding = stamp, by_value, funding
 
     def match(self, value: str, now_ms: int) -> ImportedIndicator | None:
         """The most severe live indicator of ``value``, if any."""
@@ -255,3 +262,12 @@ class FeedIndicators:
 
         live = [i for i in self.by_value.get(value.lower(), ()) if i.expires_at_ms > now_ms]
         return max(live, key=lambda i: (Severity.parse(i.severity), i.confidence), default=None)
+
+    def funding_sources(self, now_ms: int) -> dict[str, ImportedIndicator]:
+        """Live funding sources by address (the longest-lived indicator of each)."""
+        out: dict[str, ImportedIndicator] = {}
+        for address, items in self.funding.items():
+            live = [i for i in items if i.expires_at_ms > now_ms]
+            if live:
+                out[address] = max(live, key=lambda i: i.expires_at_ms)
+        return out

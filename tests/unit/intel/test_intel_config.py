@@ -25,6 +25,19 @@ def test_an_intel_monitor_naming_an_unknown_source_is_an_error_with_the_closest_
     assert issue.path == "monitors[0].sources[0]" and "venue-a" in issue.message
 
 
+def test_a_setup_monitor_naming_an_unknown_source_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "bg.yaml"
+    path.write_text(
+        f"intel:\n  sources:\n    - {{name: venue-a, file: feed, signers: ['{SIGNER}']}}\n"
+        "monitors:\n  - {id: setup, kind: setup, protocol: [vault], sources: [venue-b]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    [issue] = [i for i in info.value.issues if i.path == "monitors[0].sources[0]"]
+    assert "venue-a" in issue.message
+
+
 def test_a_source_must_name_at_least_one_trusted_signer(tmp_path: Path) -> None:
     path = tmp_path / "bg.yaml"
     path.write_text("intel:\n  sources:\n    - {name: venue-a, file: feed, signers: []}\n", encoding="utf-8")
