@@ -59,7 +59,7 @@ def test_a_short_secret_is_rejected_up_front() -> None:
 
 
 def test_roles_are_ordered_and_parse_case_insensitively() -> None:
-    assert Role.VIEWER < Role.RESPONDER < Role.ADMIN
+    assert Role.PEER < Role.VIEWER < Role.RESPONDER < Role.ADMIN
     assert Role.parse("Responder") is Role.RESPONDER
-    with pytest.raises(ValueError, match="accepted: viewer, responder, admin"):
+    with pytest.raises(ValueError, match="accepted: peer, viewer, responder, admin"):
         Role.parse("root")
