@@ -32,6 +32,7 @@ test: setup lint typecheck pytest ## everything CI runs
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format src tests benchmarks

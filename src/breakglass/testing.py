@@ -225,7 +225,7 @@ async def eventually(
 
 
 class FakeClock:
-    """A ``breakglass.incidents.clock.Clock`` that moves only when told to."""
+    """A ``breakglass.clock.Clock`` that moves only when told to."""
 
     def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
         self.now = now_ms

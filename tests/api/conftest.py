@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from breakglass.api.application import create_api
 from breakglass.api.auth import Role, TokenStore
 from breakglass.app import App, build_app
+from breakglass.clock import SystemClock
 from breakglass.config import load_config
 from breakglass.domain import Severity
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.service import IncidentService
 from breakglass.respond import HttpRpc, build_responder
 from breakglass.store.db import make_engine, make_sessionmaker

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.api.auth import Role, TokenStore
-from breakglass.api.models import ApiToken
+from breakglass.store.tokens import ApiToken
 
 UNAUTHORIZED = {"detail": "unauthorized"}
 

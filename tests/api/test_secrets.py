@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from breakglass.api.application import create_api
 from breakglass.api.auth import Role
 from breakglass.app import build_app
+from breakglass.clock import SystemClock
 from breakglass.config import load_config
 from breakglass.domain import Severity
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.service import IncidentService
 from breakglass.store.outbox import transaction
 from breakglass.testing import make_finding

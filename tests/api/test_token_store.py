@@ -14,9 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.api.auth import Role, TokenError, TokenStore
-from breakglass.api.models import ApiToken
 from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.migrate import upgrade_async
+from breakglass.store.tokens import ApiToken
 
 
 def _admin(url: str) -> str:

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from breakglass.app import build_app
+from breakglass.clock import SystemClock
 from breakglass.config import load_config
 from breakglass.domain import Severity
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.states import IncidentState, Resolution

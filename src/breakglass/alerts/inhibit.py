@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from breakglass.alerts.matchers import Matcher, matches_all, parse_matchers
 from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate
 from breakglass.config.alerting import InhibitRuleConfig
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, IncidentState
+from breakglass.matchers import Matcher, matches_all, parse_matchers
 
 __all__ = ["InhibitRule", "Inhibitor", "row_labels"]
 

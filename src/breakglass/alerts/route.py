@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from breakglass.alerts.matchers import Matcher, matches_all, parse_matchers
 from breakglass.alerts.stage import AlertContext, Candidate
 from breakglass.config.alerting import AlertingConfig
+from breakglass.matchers import Matcher, matches_all, parse_matchers
 
 __all__ = ["Route", "RouteStage", "Router"]
 

@@ -21,8 +21,8 @@ from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate, MultiStage
 from breakglass.bus import Bus, Topics
 from breakglass.bus.consumer import Consumer
+from breakglass.clock import Clock
 from breakglass.domain import Finding
-from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
 from breakglass.store.health import StoreHealth, until_stored

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from breakglass.alerts.matchers import matches_all, parse_matchers
 from breakglass.alerts.models import Silence
 from breakglass.alerts.stage import AlertContext, Candidate
-from breakglass.incidents.clock import Clock
+from breakglass.clock import Clock
 from breakglass.incidents.errors import IncidentNotFound
 from breakglass.incidents.timeline import record_audit
+from breakglass.matchers import matches_all, parse_matchers
 
 __all__ = ["SilenceService", "Silencer"]
 

@@ -24,8 +24,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from breakglass.api.models import ApiToken
 from breakglass.errors import BreakglassError
+from breakglass.store.tokens import ApiToken
 
 __all__ = [
     "TOKEN_PREFIX",

@@ -21,7 +21,7 @@ from breakglass.alerts.silence import SilenceService
 from breakglass.api.auth import Principal, SessionCodec
 from breakglass.api.events import EventHub
 from breakglass.app import App
-from breakglass.incidents.clock import Clock, SystemClock
+from breakglass.clock import Clock, SystemClock
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineEntry, record_audit
 from breakglass.respond.ledger import Ledger

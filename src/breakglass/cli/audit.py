@@ -37,7 +37,7 @@ COVERAGE = (
 
 
 async def _verify(url: str) -> tuple[ChainReport, list[str]]:
-    from breakglass.incidents.clock import SystemClock
+    from breakglass.clock import SystemClock
     from breakglass.incidents.service import IncidentService
     from breakglass.incidents.timeline import verify_chain
 

@@ -15,8 +15,8 @@ from rich.table import Column, Table
 
 from breakglass.cli.db import DEFAULT_CONFIG, ConfigOpt, UrlOpt, cli_actor, database_url, open_store
 from breakglass.cli.errors import handle_errors
+from breakglass.clock import SystemClock
 from breakglass.domain import Severity
-from breakglass.incidents.clock import SystemClock
 
 # Typer reads these enums from the command signatures when the commands are registered.
 from breakglass.incidents.states import IncidentState, Resolution

@@ -53,8 +53,8 @@ def export(
 ) -> None:
     """Write INCIDENT's indicators as a STIX 2.1 bundle signed with intel.signer."""
     from breakglass.chain.rpc import RpcClient
+    from breakglass.clock import SystemClock
     from breakglass.config import load_config
-    from breakglass.incidents.clock import SystemClock
     from breakglass.incidents.service import IncidentService
     from breakglass.intel.export import export_incident, load_intel_signer
     from breakglass.logs import active_redactor

@@ -48,7 +48,7 @@ def report(
 ) -> None:
     """Write INCIDENT's post-mortem: timeline, evidence, metrics and a value-at-risk plot."""
     # The report stack (matplotlib among it) loads only for this command.
-    from breakglass.incidents.clock import SystemClock
+    from breakglass.clock import SystemClock
     from breakglass.incidents.report import gather, write_report
     from breakglass.incidents.service import IncidentService
 

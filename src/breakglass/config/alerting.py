@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from breakglass.alerts.matchers import parse_matchers
 from breakglass.config.base import Strict
 from breakglass.config.monitors import SeverityName
 from breakglass.config.refs import RefTo, UniqueKey
+from breakglass.matchers import parse_matchers
 
 __all__ = [
     "AlertingConfig",

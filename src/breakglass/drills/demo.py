@@ -18,12 +18,12 @@ from typing import Any
 from rich.console import Console
 
 from breakglass.alerts.models import AlertChange
+from breakglass.clock import SystemClock
 from breakglass.devnet.solc import compile_contracts
 from breakglass.domain import Finding, Severity
 from breakglass.drills.runner import DrillOptions, DrillResult, Mode, run_drill
 from breakglass.drills.scenarios import SCENARIOS, StepResult
 from breakglass.drills.scorecard import ScorecardFiles, card, write_scorecard
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.report import ReportFiles, gather, write_report
 from breakglass.incidents.service import IncidentService

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from breakglass.bus import Topics
+from breakglass.clock import Clock
 from breakglass.domain import Finding, Severity
-from breakglass.incidents.clock import Clock
 from breakglass.incidents.errors import IncidentClosed, IncidentNotFound
 from breakglass.incidents.lifecycle import TIMESTAMP_FIELD, check_reopen, check_transition
 from breakglass.incidents.models import (

@@ -15,9 +15,9 @@ from breakglass.alerts.pipeline import build_pipeline
 from breakglass.alerts.service import AlertService
 from breakglass.bus import Bus
 from breakglass.bus.consumer import Consumer
+from breakglass.clock import Clock, SystemClock
 from breakglass.config import LoadedConfig
 from breakglass.incidents.actions import ActionRecorder
-from breakglass.incidents.clock import Clock, SystemClock
 from breakglass.incidents.consumer import ActionConsumer
 from breakglass.incidents.service import IncidentService
 from breakglass.notify.dispatch import NotificationDispatcher

@@ -18,9 +18,9 @@ from typing import Any
 
 from breakglass.bus import Bus, Topics
 from breakglass.bus.consumer import Consumer
+from breakglass.clock import SystemClock
 from breakglass.config import LoadedConfig
 from breakglass.errors import BreakglassError
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.service import IncidentService
 from breakglass.intel.export import export_incident, write_bundle

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from breakglass.clock import Clock
 from breakglass.config.alerting import NotificationsConfig
 from breakglass.domain import Severity
 from breakglass.errors import NotifyError
-from breakglass.incidents.clock import Clock
 from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
 from breakglass.metrics import NOTIFICATIONS

@@ -7,25 +7,25 @@ module here, then generates a migration (``docs/incidents.md``, "Migrations").
 from __future__ import annotations
 
 from breakglass.alerts import models as alerts_models
-from breakglass.api import models as api_models
 from breakglass.chain import checkpoint as chain_checkpoint
 from breakglass.incidents import models as incidents_models
 from breakglass.incidents import timeline as incidents_timeline
 from breakglass.notify import models as notify_models
 from breakglass.respond import ledger as respond_ledger
 from breakglass.respond import safe as respond_safe
+from breakglass.store import tokens as store_tokens
 from breakglass.store.db import Base
 
 __all__ = ["MODULES", "metadata"]
 
 MODULES = (
     alerts_models,
-    api_models,
     chain_checkpoint,
     incidents_models,
     incidents_timeline,
     notify_models,
     respond_ledger,
     respond_safe,
+    store_tokens,
 )
 metadata = Base.metadata

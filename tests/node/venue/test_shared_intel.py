@@ -18,6 +18,7 @@ from stix2validator import ValidationOptions, validate_string
 from web3 import Web3
 
 from breakglass.chain.rpc import RpcClient
+from breakglass.clock import SystemClock
 from breakglass.config import load_config
 from breakglass.detect.build import intel_store_of
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
@@ -28,7 +29,6 @@ from breakglass.domain import Severity
 from breakglass.drills.defense import PASSWORD_ENV, Defense, defended_config, write_keystore
 from breakglass.drills.runner import DRILL_NODE_ARGS
 from breakglass.drills.scenarios import SCENARIOS, Phase, Scenario, ScenarioRun, Step
-from breakglass.incidents.clock import SystemClock
 from breakglass.incidents.service import IncidentService
 from breakglass.intel.bundle import parse_indicators
 from breakglass.intel.export import export_incident

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from breakglass.alerts.group import group_of
-from breakglass.alerts.matchers import matches_all, parse_matcher, parse_matchers
 from breakglass.alerts.route import Route, Router
 from breakglass.alerts.stage import matchable_labels
 from breakglass.config.alerting import AlertingConfig
 from breakglass.domain import Severity
+from breakglass.matchers import matches_all, parse_matcher, parse_matchers
 from breakglass.testing import make_finding
 
 

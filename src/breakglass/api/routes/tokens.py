@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from breakglass.api.access import Admin, GuardedRoute
 from breakglass.api.auth import TokenError, TokenStore
 from breakglass.api.context import Ctx
-from breakglass.api.models import ApiToken
 from breakglass.api.schemas import NO_NUL
+from breakglass.store.tokens import ApiToken
 
 __all__ = ["TokenOut", "router"]
 

@@ -1,6 +1,7 @@
 """Matchers: ``name=value``, ``name!=value``, ``name=~regex``, ``name!~regex``, ``severity>=x``.
 
-One small language shared by routes, silences and inhibition rules, like Alertmanager's matchers.
+One small language shared by routes, silences and inhibition rules, like Alertmanager's matchers;
+it sits outside ``alerts`` because configuration validates it at load too.
 An alert's matchable labels are its finding labels plus ``monitor``, ``severity``, ``stage`` and
 ``chain_id``; ``severity`` also accepts the ordered comparisons ``>=``, ``>``, ``<=``, ``<``.
 """

@@ -1,4 +1,8 @@
-"""The API's own table: access tokens, stored as SHA-256 digests, never in clear."""
+"""The API's access tokens table, stored as SHA-256 digests, never in clear.
+
+The table lives in ``store`` (as the outbox does) so that ``store.tables`` lists every table without
+importing ``breakglass.api``; ``breakglass.api.auth`` is its one user.
+"""
 
 from __future__ import annotations
 
