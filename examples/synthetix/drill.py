@@ -44,7 +44,7 @@ from deploy import Deployment, b32, dec, deploy_synthetix, mint_susd
 from breakglass.devnet import Anvil, AnvilOptions, BlockMode, PublicBlocks
 from breakglass.devnet.venue.keys import dev_key
 from breakglass.drills.defense import PASSWORD_ENV, Defense, write_keystore
-from breakglass.respond.messages import ActionStep
+from breakglass.messages.actions import ActionStep
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "breakglass.yaml"

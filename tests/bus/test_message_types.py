@@ -10,7 +10,7 @@ import pytest
 from breakglass.bus import codec
 from breakglass.detect.engine import Retraction
 from breakglass.domain import Finding, Severity
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 
 SAMPLES: list[Any] = [
     Finding("m", Severity.HIGH, 31337, 7, "title", tx_hash=None, labels={"a": "b"}, evidence={"x": [1, "2"]}),

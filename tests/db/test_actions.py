@@ -13,7 +13,7 @@ from breakglass.incidents.consumer import ActionConsumer
 from breakglass.incidents.models import IncidentChange, TaskStatus
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineKind, list_events, verify_chain
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, make_finding
 

@@ -16,7 +16,7 @@ from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import GENESIS, TimelineHead
 from breakglass.logs import configure_logging
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.store import migrate
 from breakglass.store.db import Store
 from breakglass.store.outbox import transaction

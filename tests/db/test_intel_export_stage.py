@@ -15,11 +15,11 @@ from breakglass.app import build_app
 from breakglass.clock import SystemClock
 from breakglass.config import load_config
 from breakglass.domain import Severity
-from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.states import IncidentState, Resolution
 from breakglass.intel.bundle import parse_indicators
 from breakglass.intel.signing import verify_bundle
+from breakglass.messages.incidents import IncidentChange
 from breakglass.respond.signer import LocalSigner
 from breakglass.store.outbox import in_transaction, transaction
 from breakglass.testing import make_finding

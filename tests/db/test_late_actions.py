@@ -14,7 +14,7 @@ from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, PendingAction
 from breakglass.incidents.stage import IncidentStage
 from breakglass.incidents.timeline import TimelineEvent, verify_chain
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.testing import eventually, make_finding
 
 

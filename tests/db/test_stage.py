@@ -20,8 +20,8 @@ from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
 from breakglass.incidents.stage import IncidentStage
 from breakglass.incidents.timeline import verify_chain
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.notify.webhook import verify
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.testing import HttpReceiver, eventually, make_finding
 
 SECRET = "whsec-stage-0123456789"

@@ -32,7 +32,7 @@ from breakglass.bus.codec import CodecError, decode, encode
 from breakglass.errors import BreakglassError, ResponseError
 from breakglass.health import CheckResult, Health, Report
 from breakglass.logs import get_logger
-from breakglass.respond.messages import ActionEvent
+from breakglass.messages.actions import ActionEvent
 from breakglass.respond.safe import SafeService
 from breakglass.store.health import StoreHealth
 

@@ -29,8 +29,8 @@ from breakglass.config import load_config
 from breakglass.devnet.toolchain import examples_dir
 from breakglass.domain import Finding, Severity
 from breakglass.errors import BreakglassError
-from breakglass.incidents.messages import IncidentChange
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.incidents import IncidentChange
 from breakglass.store.migrate import upgrade_async
 
 __all__ = [

@@ -24,10 +24,10 @@ from breakglass.domain import Finding, Severity
 from breakglass.drills.runner import DrillOptions, DrillResult, Mode, run_drill
 from breakglass.drills.scenarios import SCENARIOS, StepResult
 from breakglass.drills.scorecard import ScorecardFiles, card, write_scorecard
-from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.report import ReportFiles, gather, write_report
 from breakglass.incidents.service import IncidentService
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.incidents import IncidentChange
 from breakglass.store.db import Store
 
 __all__ = ["DEMO_SCENARIO", "DemoOutcome", "run_demo", "write_postmortem"]

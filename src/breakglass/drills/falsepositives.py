@@ -26,7 +26,7 @@ from breakglass.domain import Severity
 from breakglass.drills.benign import BenignConfig, BenignReport, BenignTraffic
 from breakglass.drills.defense import Defense, defended_config, write_keystore
 from breakglass.drills.runner import DRILL_NODE_ARGS
-from breakglass.respond.messages import ActionStep
+from breakglass.messages.actions import ActionStep
 from breakglass.store.db import Store
 
 __all__ = ["DefendedBenign", "run_defended_benign"]

@@ -27,7 +27,7 @@ from breakglass.devnet.venue import Venue, VenueOptions, deploy_venue
 from breakglass.drills.benign.harddays import SEGMENTS, HardDayConfig, HardDays, SegmentTraffic
 from breakglass.drills.defense import Defense, defended_config, write_keystore
 from breakglass.drills.runner import DRILL_NODE_ARGS
-from breakglass.respond.messages import ActionStep
+from breakglass.messages.actions import ActionStep
 
 __all__ = ["TAKEN", "HardDaysReport", "SegmentResult", "run_hard_days"]
 

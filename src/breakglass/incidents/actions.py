@@ -1,6 +1,6 @@
 """The adapter from the response engine's ``ActionEvent`` (``Topics.ACTIONS``) to incidents.
 
-The only module that knows ``breakglass.respond.messages``. Each event goes to the timeline of the
+The only module that knows ``breakglass.messages.actions``. Each event goes to the timeline of the
 incident its finding was grouped into. One that arrives before its finding is grouped (the responder
 acts before the alert stage has stored the finding) goes to the audit chain and waits in
 ``incident_pending_actions``: when the finding is attached to an incident (``adopt``, called by the
@@ -21,7 +21,7 @@ from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, IncidentState, PendingAction, TaskKind, TaskStatus
 from breakglass.incidents.service import IncidentService
 from breakglass.incidents.timeline import TimelineKind, record_audit
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 
 __all__ = ["ActionRecorder", "action_record"]
 

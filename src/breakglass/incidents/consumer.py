@@ -14,7 +14,7 @@ from breakglass.bus.consumer import Consumer
 from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.models import Incident
 from breakglass.logs import get_logger
-from breakglass.respond.messages import ActionEvent
+from breakglass.messages.actions import ActionEvent
 from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import in_transaction
 

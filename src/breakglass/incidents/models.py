@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.states import IncidentState, Resolution
+from breakglass.messages.incidents import IncidentChange
 from breakglass.store.db import Base
 
 __all__ = [

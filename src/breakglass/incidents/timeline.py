@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.bus import Topics
-from breakglass.incidents.messages import TimelineEntry, TimelineKind
+from breakglass.messages.incidents import TimelineEntry, TimelineKind
 from breakglass.store.db import Base
 from breakglass.store.outbox import enqueue
 

@@ -21,11 +21,11 @@ from breakglass.bus.consumer import Consumer
 from breakglass.clock import SystemClock
 from breakglass.config import LoadedConfig
 from breakglass.errors import BreakglassError
-from breakglass.incidents.messages import IncidentChange
 from breakglass.incidents.service import IncidentService
 from breakglass.intel.export import export_incident, write_bundle
 from breakglass.intel.signing import BundleSigner
 from breakglass.logs import get_logger
+from breakglass.messages.incidents import IncidentChange
 from breakglass.store.db import Store
 
 __all__ = ["IntelExporter"]

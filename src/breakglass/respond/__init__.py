@@ -1,10 +1,10 @@
 """Response engine: playbooks, policy, ledger, executors (guardian relayer, Safe), optimistic guardian."""
 
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.build import build_responder
 from breakglass.respond.calls import CallTemplate, ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
 from breakglass.respond.ledger import Ledger
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.playbook import PlaybookBook
 from breakglass.respond.policy import Policy
 from breakglass.respond.ratify import RatificationWatcher

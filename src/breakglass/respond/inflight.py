@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import Fees
 from breakglass.respond.ledger import LedgerRow
-from breakglass.respond.messages import ActionEvent, ActionStep
 
 __all__ = ["TX_STEPS", "InFlight", "PlannedTx", "tx_detail"]
 

@@ -43,8 +43,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.errors import StoreError
 from breakglass.logs import get_logger
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.journal import Entry, LedgerJournal
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.store.db import Base
 from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable, short_error
 

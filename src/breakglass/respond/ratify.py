@@ -16,8 +16,8 @@ from typing import Any
 
 from eth_abi.abi import decode
 
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.ledger import Ledger
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.rpc import Rpc
 
 __all__ = ["RatificationTask", "RatificationWatcher"]

@@ -29,12 +29,12 @@ from typing import Any
 
 from breakglass.errors import PolicyViolation, ResponseError, RpcError
 from breakglass.logs import get_logger, redact_url
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.metrics import RESPONDER_BACKLOG, RESPONDER_BALANCE, RESPONDER_FEES, RESPONDER_TX_COST
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import FeePolicy, FeeQuote, Fees, PendingFees
 from breakglass.respond.inflight import TX_STEPS, InFlight, PlannedTx, tx_detail
 from breakglass.respond.ledger import Ledger, Signed
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.policy import Policy
 from breakglass.respond.reorgs import DEFAULT_REORG_DEPTH, Landed, ReorgWatch
 from breakglass.respond.rpc import Rpc, SendVerdict, send_verdict

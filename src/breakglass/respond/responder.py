@@ -44,12 +44,12 @@ from breakglass.bus.consumer import Consumer
 from breakglass.domain import Finding, FindingStage
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
 from breakglass.logs import get_logger
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.metrics import RESPONDER_ACTIONS
 from breakglass.respond.calls import ContractCall
 from breakglass.respond.fees import PendingFees
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.lookout import Lookout
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.playbook import CallStep, FailedStep, MessageStep, PlaybookBook, Step, describe_steps
 from breakglass.respond.policy import CallRule, Policy
 from breakglass.respond.ratify import RatificationWatcher

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.errors import ResponseError, StoreError
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.calls import ContractCall, describe_call
-from breakglass.respond.messages import ActionEvent, ActionStep
 from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.store.db import Base

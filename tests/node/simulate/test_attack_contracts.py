@@ -210,7 +210,7 @@ async def test_a_proven_attack_contract_is_contained_by_the_playbooks_before_its
     import asyncio
 
     from breakglass.drills.defense import Defense, defended_config, write_keystore
-    from breakglass.respond.messages import ActionStep
+    from breakglass.messages.actions import ActionStep
 
     with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))

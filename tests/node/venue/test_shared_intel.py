@@ -34,7 +34,7 @@ from breakglass.intel.bundle import parse_indicators
 from breakglass.intel.export import export_incident
 from breakglass.intel.feed import pull_sources
 from breakglass.intel.signing import sign_bundle
-from breakglass.respond.messages import ActionStep
+from breakglass.messages.actions import ActionStep
 from breakglass.respond.signer import LocalSigner
 from breakglass.store.db import Store
 

@@ -18,7 +18,7 @@ from breakglass.bus import InProcessBus, Topics
 from breakglass.errors import ResponseError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.models import IncidentChange
-from breakglass.respond.messages import ActionEvent, ActionStep
+from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.testing import make_finding, wait_until
 
 Ends = tuple[InProcessBus, Health, BridgeBus, "asyncio.Task[None]"]

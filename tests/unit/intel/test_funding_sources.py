@@ -59,8 +59,8 @@ def test_a_bundle_without_funding_has_no_relationships() -> None:
 
 
 def test_a_setup_findings_funding_path_becomes_the_incidents_funding() -> None:
-    from breakglass.incidents.messages import TimelineEntry, TimelineKind
     from breakglass.incidents.models import Incident
+    from breakglass.messages.incidents import TimelineEntry, TimelineKind
 
     incident = Incident(
         id="inc-1", title="t", protocol="p", severity=int(Severity.HIGH), onset_at=1, detected_at=1

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
 from breakglass.api.schemas import NO_NUL, NOT_FOUND
+from breakglass.messages.actions import ActionStep
 from breakglass.respond.ledger import LedgerRow
-from breakglass.respond.messages import ActionStep
 
 __all__ = ["ActionOut", "StepOut", "router", "summarise"]
 

@@ -1,4 +1,4 @@
-"""The incident stage's bus messages: timeline entries and incident changes.
+"""The incident stage's bus messages: timeline entries and incident changes (``breakglass.messages``).
 
 This module does not use ``from __future__ import annotations`` on purpose: the bus codec resolves
 field types in its own namespace, and real (not string) annotations need no resolving.

@@ -1,0 +1,15 @@
+"""The message types that travel on the bus between stages, in one place every stage can import.
+
+A stage that publishes a type and the stage that consumes it both depend on this package, not on each
+other (``respond`` publishes ``ActionEvent``, ``incidents`` records it). Importing the package registers
+every type here with the bus codec, so a process running any role can decode them.
+
+- ``incidents``: ``TimelineEntry``, ``TimelineKind``, ``IncidentChange`` (``Topics.TIMELINE``,
+  ``Topics.INCIDENTS``);
+- ``actions``: ``ActionEvent``, ``ActionStep`` (``Topics.ACTIONS``, published by the responder).
+"""
+
+from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.incidents import IncidentChange, TimelineEntry, TimelineKind
+
+__all__ = ["ActionEvent", "ActionStep", "IncidentChange", "TimelineEntry", "TimelineKind"]
