@@ -370,8 +370,8 @@ async def empty_store(engine: Any) -> None:
     than a new database per test."""
     from sqlalchemy import delete, insert
 
-    from breakglass.incidents.timeline import GENESIS, TimelineHead
     from breakglass.store.tables import metadata
+    from breakglass.timeline import GENESIS, TimelineHead
 
     async with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
 from breakglass.api.auth import Role
-from breakglass.incidents.timeline import TimelineEvent, TimelineKind
+from breakglass.timeline import TimelineEvent, TimelineKind
 
 INC = "{incident}"
 HASH = "0x" + "ab" * 32

@@ -23,10 +23,10 @@ from breakglass.api.auth import Role
 from breakglass.api.limits import MAX_BODY_BYTES, MAX_DEPTH
 from breakglass.api.middleware import SecurityHeaders
 from breakglass.app import RECURSION_LIMIT
-from breakglass.incidents.timeline import TimelineEvent
 from breakglass.store import migrate
 from breakglass.store.db import make_engine
 from breakglass.testing import empty_store, postgres_database
+from breakglass.timeline import TimelineEvent
 
 JSON = {"content-type": "application/json"}
 SECURITY_HEADERS = {name.decode() for name, _value in SecurityHeaders.HEADERS} | {"cache-control"}

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.api.auth import Role
-from breakglass.incidents.timeline import TimelineEvent
+from breakglass.timeline import TimelineEvent
 
 WRITES = [
     ("acknowledge", None),

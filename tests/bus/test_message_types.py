@@ -38,7 +38,7 @@ def test_each_published_message_type_round_trips_through_the_codec(message: Any)
 
 def test_a_reorged_containment_tx_is_a_transaction_in_the_incident_timeline() -> None:
     from breakglass.incidents.actions import _kind
-    from breakglass.incidents.timeline import TimelineKind
+    from breakglass.timeline import TimelineKind
 
     event = SAMPLES[2]
     reorged = ActionEvent(**{**{f: getattr(event, f) for f in event.__slots__}, "step": ActionStep.REORGED})

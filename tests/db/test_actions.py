@@ -12,10 +12,10 @@ from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.consumer import ActionConsumer
 from breakglass.incidents.models import IncidentChange, TaskStatus
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind, list_events, verify_chain
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, make_finding
+from breakglass.timeline import TimelineKind, list_events, verify_chain
 
 FINDING = make_finding("oracle-deviation", block=100, severity=Severity.HIGH)
 PAUSE = ActionEvent(

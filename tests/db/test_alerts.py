@@ -17,9 +17,9 @@ from breakglass.config.alerting import AlertingConfig
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind, list_events
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, eventually, make_finding
+from breakglass.timeline import TimelineKind, list_events
 
 CONFIG: dict[str, Any] = {
     "group_window": 600,

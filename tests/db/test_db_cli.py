@@ -14,7 +14,6 @@ from breakglass.cli.main import app
 from breakglass.domain import Severity
 from breakglass.incidents.actions import ActionRecorder
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import GENESIS, TimelineHead
 from breakglass.logs import configure_logging
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.store import migrate
@@ -22,6 +21,7 @@ from breakglass.store.db import Store
 from breakglass.store.outbox import transaction
 from breakglass.store.tables import metadata
 from breakglass.testing import FakeClock, make_finding
+from breakglass.timeline import GENESIS, TimelineHead
 
 runner = CliRunner()
 TX = "0x" + "ee" * 32

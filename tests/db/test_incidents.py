@@ -11,9 +11,9 @@ from breakglass.incidents.errors import IncidentNotFound, InvalidTransition
 from breakglass.incidents.metrics import incident_metrics
 from breakglass.incidents.models import IncidentChange, IncidentState, Resolution, Role, TaskKind, TaskStatus
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind, verify_chain
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, make_finding
+from breakglass.timeline import TimelineKind, verify_chain
 
 S = IncidentState
 

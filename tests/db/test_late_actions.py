@@ -13,9 +13,9 @@ from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, PendingAction
 from breakglass.incidents.stage import IncidentStage
-from breakglass.incidents.timeline import TimelineEvent, verify_chain
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.testing import eventually, make_finding
+from breakglass.timeline import TimelineEvent, verify_chain
 
 
 async def test_steps_taken_before_the_finding_was_grouped_are_recorded_in_its_incident(

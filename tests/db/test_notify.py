@@ -14,7 +14,6 @@ from breakglass.domain import Severity
 from breakglass.errors import NotifyError
 from breakglass.incidents.models import IncidentChange, IncidentState
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind, list_events
 from breakglass.logs import configure_logging
 from breakglass.notify.dispatch import NotificationDispatcher
 from breakglass.notify.message import notice_for
@@ -23,6 +22,7 @@ from breakglass.notify.service import Notifier
 from breakglass.notify.webhook import verify
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, HttpReceiver, RecordingChannel, eventually, make_finding
+from breakglass.timeline import TimelineKind, list_events
 
 SECRET = "whsec-0123456789abcdef"
 TOKEN = "T0KEN-in-the-path-0123456789"

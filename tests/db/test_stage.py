@@ -19,10 +19,10 @@ from breakglass.detect.engine import Retraction
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
 from breakglass.incidents.stage import IncidentStage
-from breakglass.incidents.timeline import verify_chain
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.notify.webhook import verify
 from breakglass.testing import HttpReceiver, eventually, make_finding
+from breakglass.timeline import verify_chain
 
 SECRET = "whsec-stage-0123456789"
 

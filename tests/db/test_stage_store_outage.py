@@ -15,11 +15,11 @@ from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
 from breakglass.incidents.stage import build_incident_stage
-from breakglass.incidents.timeline import TimelineEvent
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.store.db import Store
 from breakglass.store.migrate import upgrade_async
 from breakglass.testing import HttpReceiver, SqliteLock, eventually, make_finding
+from breakglass.timeline import TimelineEvent
 
 CONFIG = """
 protocol: perp

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.incidents.timeline import (
+from breakglass.store.outbox import in_transaction, transaction
+from breakglass.timeline import (
     GENESIS,
     TimelineEvent,
     TimelineKind,
@@ -19,7 +20,6 @@ from breakglass.incidents.timeline import (
     record_audit,
     verify_chain,
 )
-from breakglass.store.outbox import in_transaction, transaction
 
 
 async def _append(sessions: async_sessionmaker[AsyncSession], count: int) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate
 from breakglass.incidents.models import IncidentFinding
-from breakglass.incidents.timeline import canonical_json
 from breakglass.logs import get_logger
+from breakglass.timeline import canonical_json
 
 __all__ = ["DedupStage"]
 

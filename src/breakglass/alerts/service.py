@@ -23,10 +23,10 @@ from breakglass.bus import Bus, Topics
 from breakglass.bus.consumer import Consumer
 from breakglass.clock import Clock
 from breakglass.domain import Finding
-from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
 from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import enqueue, in_transaction
+from breakglass.timeline import TimelineKind, append_event
 
 __all__ = ["AlertService", "retraction_keys"]
 

@@ -14,8 +14,8 @@ from breakglass.alerts.models import Silence
 from breakglass.alerts.stage import AlertContext, Candidate
 from breakglass.clock import Clock
 from breakglass.incidents.errors import IncidentNotFound
-from breakglass.incidents.timeline import record_audit
 from breakglass.matchers import matches_all, parse_matchers
+from breakglass.timeline import record_audit
 
 __all__ = ["SilenceService", "Silencer"]
 

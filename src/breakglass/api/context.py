@@ -23,10 +23,10 @@ from breakglass.api.events import EventHub
 from breakglass.app import App
 from breakglass.clock import Clock, SystemClock
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineEntry, record_audit
 from breakglass.respond.ledger import Ledger
 from breakglass.respond.safe import SafeService
 from breakglass.store.outbox import in_transaction, transaction
+from breakglass.timeline import TimelineEntry, record_audit
 
 __all__ = ["ApiContext", "Ctx", "context"]
 

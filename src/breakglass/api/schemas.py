@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from breakglass.domain import Severity
-from breakglass.incidents.timeline import TimelineEntry
+from breakglass.timeline import TimelineEntry
 
 __all__ = [
     "INT32_MAX",

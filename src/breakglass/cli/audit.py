@@ -14,7 +14,7 @@ from breakglass.cli.db import DEFAULT_CONFIG, ConfigOpt, UrlOpt, database_url, o
 from breakglass.cli.errors import handle_errors
 
 if TYPE_CHECKING:
-    from breakglass.incidents.timeline import ChainReport, TimelineEntry
+    from breakglass.timeline import ChainReport, TimelineEntry
 
 __all__ = ["app"]
 
@@ -39,7 +39,7 @@ COVERAGE = (
 async def _verify(url: str) -> tuple[ChainReport, list[str]]:
     from breakglass.clock import SystemClock
     from breakglass.incidents.service import IncidentService
-    from breakglass.incidents.timeline import verify_chain
+    from breakglass.timeline import verify_chain
 
     async with open_store(url) as sessions, sessions() as session:
         return await verify_chain(session), await IncidentService(SystemClock()).state_mismatches(session)
@@ -70,7 +70,7 @@ def verify(config: ConfigOpt = DEFAULT_CONFIG, url: UrlOpt = None) -> None:
 
 
 async def _log(url: str, limit: int, everything: bool) -> list[TimelineEntry]:
-    from breakglass.incidents.timeline import TimelineKind, list_events
+    from breakglass.timeline import TimelineKind, list_events
 
     kinds = None if everything else {TimelineKind.AUDIT}
     async with open_store(url) as sessions, sessions() as session:
@@ -88,7 +88,7 @@ def log(
 ) -> None:
     """The newest audit events: who did what to which target."""
     from breakglass.incidents.metrics import format_time
-    from breakglass.incidents.timeline import TimelineKind
+    from breakglass.timeline import TimelineKind
 
     table = Table("#", "when", "who", "kind", "what")
     for e in asyncio.run(_log(database_url(config, url), limit, everything)):

@@ -48,9 +48,9 @@ def _actor() -> str:
 
 async def _create(url: str, name: str, role: Role) -> str:
     from breakglass.api.auth import TokenStore
-    from breakglass.incidents.timeline import record_audit
     from breakglass.store.db import make_engine, make_sessionmaker
     from breakglass.store.migrate import upgrade_async
+    from breakglass.timeline import record_audit
 
     await upgrade_async(url)
     engine = make_engine(url)
@@ -117,9 +117,9 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 async def _revoke(url: str, name: str) -> None:
     from breakglass.api.auth import TokenStore
-    from breakglass.incidents.timeline import record_audit
     from breakglass.store.db import make_engine, make_sessionmaker
     from breakglass.store.migrate import upgrade_async
+    from breakglass.timeline import record_audit
 
     await upgrade_async(url)
     engine = make_engine(url)

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, IncidentState, PendingAction, TaskKind, TaskStatus
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind, record_audit
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.timeline import TimelineKind, record_audit
 
 __all__ = ["ActionRecorder", "action_record"]
 

@@ -2,7 +2,7 @@
 
 Times are integer milliseconds since the epoch (UTC) in every table, so SQLite and PostgreSQL store
 and compare them identically and the audit hash of a row does not depend on a driver's datetime.
-Notes live in the timeline (``breakglass.incidents.timeline``), which is append-only and chained.
+Notes live in the timeline (``breakglass.timeline``), which is append-only and chained.
 """
 
 from __future__ import annotations

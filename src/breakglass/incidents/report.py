@@ -33,7 +33,7 @@ from breakglass.incidents.metrics import (
 )
 from breakglass.incidents.models import Incident, Participant, Task, Transition
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineEntry, TimelineKind
+from breakglass.timeline import TimelineEntry, TimelineKind
 
 __all__ = ["Evidence", "ReportData", "ReportFiles", "Series", "gather", "plot_png", "render_html",
            "render_markdown", "series_from_timeline", "summarize", "write_report"]  # fmt: skip

@@ -35,14 +35,14 @@ from breakglass.incidents.models import (
     TaskStatus,
     Transition,
 )
-from breakglass.incidents.timeline import (
+from breakglass.store.outbox import enqueue
+from breakglass.timeline import (
     TimelineEntry,
     TimelineEvent,
     TimelineKind,
     append_event,
     list_events,
 )
-from breakglass.store.outbox import enqueue
 
 __all__ = ["Attachment", "IncidentService", "finding_record"]
 

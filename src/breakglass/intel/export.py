@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from breakglass.config import LoadedConfig
 from breakglass.errors import IntelError
 from breakglass.incidents.service import IncidentService
-from breakglass.incidents.timeline import TimelineKind
 from breakglass.intel.bundle import IncidentIntel, build_bundle
 from breakglass.intel.gather import ChainReader, enrich, intel_from_timeline
 from breakglass.intel.signing import BundleSigner, sign_bundle
 from breakglass.logs import Redactor
+from breakglass.timeline import TimelineKind
 
 __all__ = ["export_incident", "incident_intel", "load_intel_signer", "protocol_addresses", "write_bundle"]
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from eth_utils.crypto import keccak
 
 from breakglass.incidents.models import Incident
-from breakglass.incidents.timeline import TimelineEntry, TimelineKind
 from breakglass.intel.bundle import AttackContract, IncidentIntel
+from breakglass.timeline import TimelineEntry, TimelineKind
 
 __all__ = ["ChainReader", "enrich", "intel_from_timeline"]
 

@@ -21,7 +21,6 @@ from breakglass.clock import Clock
 from breakglass.config.alerting import NotificationsConfig
 from breakglass.domain import Severity
 from breakglass.errors import NotifyError
-from breakglass.incidents.timeline import TimelineKind, append_event
 from breakglass.logs import get_logger
 from breakglass.metrics import NOTIFICATIONS
 from breakglass.notify.channels import Channel, build_channels
@@ -29,6 +28,7 @@ from breakglass.notify.message import Notice, TemplateSet
 from breakglass.notify.models import NotificationLog
 from breakglass.store.health import StoreHealth, until_stored
 from breakglass.store.outbox import in_transaction
+from breakglass.timeline import TimelineKind, append_event
 
 __all__ = ["Notifier"]
 

@@ -6,10 +6,10 @@ module here, then generates a migration (``docs/incidents.md``, "Migrations").
 
 from __future__ import annotations
 
+from breakglass import timeline
 from breakglass.alerts import models as alerts_models
 from breakglass.chain import checkpoint as chain_checkpoint
 from breakglass.incidents import models as incidents_models
-from breakglass.incidents import timeline as incidents_timeline
 from breakglass.notify import models as notify_models
 from breakglass.respond import ledger as respond_ledger
 from breakglass.respond import safe as respond_safe
@@ -22,10 +22,10 @@ MODULES = (
     alerts_models,
     chain_checkpoint,
     incidents_models,
-    incidents_timeline,
     notify_models,
     respond_ledger,
     respond_safe,
     store_tokens,
+    timeline,
 )
 metadata = Base.metadata

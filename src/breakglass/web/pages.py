@@ -24,8 +24,8 @@ from breakglass.api.routes.invariants import invariant_health
 from breakglass.api.schemas import TimelineOut
 from breakglass.incidents.lifecycle import NEXT
 from breakglass.incidents.models import IncidentFinding, IncidentState, Resolution
-from breakglass.incidents.timeline import TimelineKind
 from breakglass.respond.safe import SafeService
+from breakglass.timeline import TimelineKind
 from breakglass.web.templating import render
 
 __all__ = ["actions_view", "incident_panel", "router"]

@@ -20,8 +20,8 @@ from breakglass.config import load_config
 from breakglass.detect.service import Watcher
 from breakglass.incidents.models import Incident
 from breakglass.incidents.stage import IncidentStage
-from breakglass.incidents.timeline import TimelineEvent, verify_chain
 from breakglass.testing import eventually
+from breakglass.timeline import TimelineEvent, verify_chain
 from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node

@@ -5,7 +5,7 @@ from __future__ import annotations
 from breakglass.alerts.models import AlertChange
 from breakglass.bus.codec import decode, encode
 from breakglass.incidents.models import IncidentChange
-from breakglass.incidents.timeline import TimelineEntry, TimelineKind
+from breakglass.timeline import TimelineEntry, TimelineKind
 
 
 def test_incident_alert_and_timeline_messages_round_trip() -> None:

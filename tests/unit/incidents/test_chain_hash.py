@@ -6,7 +6,7 @@ import enum
 
 from breakglass.incidents.metrics import incident_metrics
 from breakglass.incidents.models import Incident
-from breakglass.incidents.timeline import GENESIS, canonical_json, event_hash
+from breakglass.timeline import GENESIS, canonical_json, event_hash
 
 BASE = dict(seq=1, incident_id="inc-1", kind="note", actor="alice", at=5, data={"text": "x"},
             prev_hash=GENESIS)  # fmt: skip

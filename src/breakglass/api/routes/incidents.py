@@ -38,7 +38,7 @@ from breakglass.incidents.models import (
     Transition,
 )
 from breakglass.incidents.models import Role as IncidentRole
-from breakglass.incidents.timeline import TimelineEntry, TimelineKind
+from breakglass.timeline import TimelineEntry, TimelineKind
 
 __all__ = ["IncidentDetail", "IncidentOut", "NoteIn", "ReopenIn", "TransitionIn", "router"]
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from breakglass.api.access import Admin, GuardedRoute, Viewer
 from breakglass.api.context import Ctx
 from breakglass.api.schemas import NO_NUL, TimelineOut
-from breakglass.incidents.timeline import TimelineKind, list_events, verify_chain
+from breakglass.timeline import TimelineKind, list_events, verify_chain
 
 __all__ = ["ChainCheck", "router"]
 
