@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from breakglass.bus import codec
-from breakglass.detect.engine import Retraction
 from breakglass.domain import Finding, Severity
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.findings import Retraction
 
 SAMPLES: list[Any] = [
     Finding("m", Severity.HIGH, 31337, 7, "title", tx_hash=None, labels={"a": "b"}, evidence={"x": [1, "2"]}),

@@ -15,11 +15,11 @@ from breakglass.alerts.models import AlertRow
 from breakglass.app import build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
-from breakglass.detect.engine import Retraction
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
 from breakglass.incidents.stage import IncidentStage
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.findings import Retraction
 from breakglass.notify.webhook import verify
 from breakglass.testing import HttpReceiver, eventually, make_finding
 from breakglass.timeline import verify_chain

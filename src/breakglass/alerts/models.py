@@ -6,16 +6,15 @@ Alerts are never deleted: a reorg or a detector retracting a finding marks its a
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from breakglass.bus.codec import register
+from breakglass.messages.alerts import AlertChange
 from breakglass.store.db import Base
 
-__all__ = ["AlertChange", "AlertRow", "AlertStatus", "Silence"]
+__all__ = ["AlertRow", "AlertStatus", "Silence"]
 
 
 class AlertStatus(enum.StrEnum):
@@ -23,17 +22,6 @@ class AlertStatus(enum.StrEnum):
     MUTED = "muted"
     """Silenced or inhibited (``muted_by`` says which)."""
     RETRACTED = "retracted"
-
-
-@register
-@dataclass(frozen=True, slots=True)
-class AlertChange:
-    """Published on ``Topics.ALERTS`` after commit: an alert was created (active or muted) or retracted."""
-
-    fingerprint: str
-    status: str
-    count: int
-    incident_id: str | None = None
 
 
 class AlertRow(Base):

@@ -39,7 +39,7 @@ def retraction_keys(message: Any) -> tuple[set[str], set[str]]:
         return {message.fingerprint}, set()
     if isinstance(message, str):
         return {message}, set()
-    fingerprints = set(getattr(message, "fingerprints", ()) or ())  # detect.engine.Retraction
+    fingerprints = set(getattr(message, "fingerprints", ()) or ())  # messages.findings.Retraction
     if getattr(message, "fingerprint", None):
         fingerprints.add(message.fingerprint)
     block = getattr(message, "block_hash", None) or getattr(message, "hash", None)

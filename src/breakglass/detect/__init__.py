@@ -6,10 +6,11 @@ invariants on any state (the mempool simulator brings its own executor).
 """
 
 from breakglass.detect.build import BuiltDetectors, build_detectors, contracts_of
-from breakglass.detect.engine import DetectionEngine, Retraction
+from breakglass.detect.engine import DetectionEngine
 from breakglass.detect.invariants import InvariantSet, Violation
 from breakglass.detect.plugins import Plugin, PluginContext
 from breakglass.detect.reads import CallExecutor, ReadCall, RpcBatchExecutor, decode_results
+from breakglass.messages.findings import Retraction
 
 __all__ = [
     "BuiltDetectors",

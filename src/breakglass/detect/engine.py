@@ -27,13 +27,11 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.crypto import keccak
 
 from breakglass.bus import Bus, Topics
-from breakglass.bus.codec import register
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.chain.rpc import RpcClient
 from breakglass.detect.abi import AbiIndex
@@ -51,28 +49,17 @@ from breakglass.detect.reads import (
 from breakglass.domain import Block, Finding, PendingTx
 from breakglass.errors import BreakglassError, RpcError
 from breakglass.logs import get_logger
+from breakglass.messages.findings import Retraction
 from breakglass.metrics import DETECTOR_ERRORS, FINDINGS
 from breakglass.metrics.collect import MonitorClock
 
-__all__ = ["DetectionEngine", "Retraction"]
+__all__ = ["DetectionEngine"]
 
 log = get_logger(__name__)
 
 _REASK_AFTER = (0.0, 0.005, 0.025, 0.1)
 """seconds before each attempt at a block's state read (an answer from the wrong state means the node
 is mid-block: anvil mines the next one; a node behind a load balancer catches up)"""
-
-
-@register  # it travels on Topics.RETRACTIONS: over JetStream only registered types do
-@dataclass(frozen=True, slots=True)
-class Retraction:
-    """Findings of a block that left the canonical chain. Consumers mark them; they are not deleted."""
-
-    chain_id: int
-    block_number: int
-    block_hash: str
-    fingerprints: tuple[str, ...]
-    reason: str = "reorg"
 
 
 class _AllOf:

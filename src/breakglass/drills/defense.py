@@ -22,7 +22,6 @@ from typing import Any
 import yaml
 from eth_account import Account
 
-from breakglass.alerts.models import AlertChange
 from breakglass.app import App, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
@@ -30,6 +29,7 @@ from breakglass.devnet.toolchain import examples_dir
 from breakglass.domain import Finding, Severity
 from breakglass.errors import BreakglassError
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.alerts import AlertChange
 from breakglass.messages.incidents import IncidentChange
 from breakglass.store.migrate import upgrade_async
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from rich.console import Console
 
-from breakglass.alerts.models import AlertChange
 from breakglass.clock import SystemClock
 from breakglass.devnet.solc import compile_contracts
 from breakglass.domain import Finding, Severity
@@ -27,6 +26,7 @@ from breakglass.drills.scorecard import ScorecardFiles, card, write_scorecard
 from breakglass.incidents.report import ReportFiles, gather, write_report
 from breakglass.incidents.service import IncidentService
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.alerts import AlertChange
 from breakglass.messages.incidents import IncidentChange
 from breakglass.store.db import Store
 

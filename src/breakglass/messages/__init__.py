@@ -4,12 +4,24 @@ A stage that publishes a type and the stage that consumes it both depend on this
 other (``respond`` publishes ``ActionEvent``, ``incidents`` records it). Importing the package registers
 every type here with the bus codec, so a process running any role can decode them.
 
+- ``findings``: ``Retraction`` (``Topics.RETRACTIONS``; ``domain.Finding`` itself is in ``domain``);
+- ``alerts``: ``AlertChange`` (``Topics.ALERTS``);
 - ``incidents``: ``TimelineEntry``, ``TimelineKind``, ``IncidentChange`` (``Topics.TIMELINE``,
   ``Topics.INCIDENTS``);
 - ``actions``: ``ActionEvent``, ``ActionStep`` (``Topics.ACTIONS``, published by the responder).
 """
 
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.messages.alerts import AlertChange
+from breakglass.messages.findings import Retraction
 from breakglass.messages.incidents import IncidentChange, TimelineEntry, TimelineKind
 
-__all__ = ["ActionEvent", "ActionStep", "IncidentChange", "TimelineEntry", "TimelineKind"]
+__all__ = [
+    "ActionEvent",
+    "ActionStep",
+    "AlertChange",
+    "IncidentChange",
+    "Retraction",
+    "TimelineEntry",
+    "TimelineKind",
+]

@@ -11,11 +11,12 @@ from test_abi_and_reads import CONTRACTS, TOKEN, TRANSFER, VAULT, transfer_log  
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.config.monitors import EventMonitor, FlowMonitor
 from breakglass.detect.abi import EventAbi
-from breakglass.detect.engine import DetectionEngine, Retraction
+from breakglass.detect.engine import DetectionEngine
 from breakglass.detect.filters import EventDetector
 from breakglass.detect.flows import FlowDetector
 from breakglass.detect.reads import ReadCall
 from breakglass.domain import Address, Block, Hash32, Receipt, Tx
+from breakglass.messages.findings import Retraction
 
 
 class Balances:

@@ -10,9 +10,10 @@ from test_engine import Balances, Bus, block  # type: ignore[import-not-found]
 
 from breakglass.config.monitors import EventMonitor
 from breakglass.detect.abi import EventAbi
-from breakglass.detect.engine import DetectionEngine, Retraction
+from breakglass.detect.engine import DetectionEngine
 from breakglass.detect.filters import EventDetector
 from breakglass.domain import Finding
+from breakglass.messages.findings import Retraction
 
 
 def monitor(monitor_id: str, where: str | None) -> EventDetector:

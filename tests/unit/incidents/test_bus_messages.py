@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from breakglass.alerts.models import AlertChange
 from breakglass.bus.codec import decode, encode
 from breakglass.incidents.models import IncidentChange
+from breakglass.messages.alerts import AlertChange
 from breakglass.timeline import TimelineEntry, TimelineKind
 
 
