@@ -44,14 +44,19 @@ from breakglass.detect.rewind import UndoLog
 from breakglass.domain import Block, Finding, Severity, Tx
 from breakglass.intel.feed import FeedIndicators, ImportedIndicator
 
-__all__ = ["SetupDetector"]
+__all__ = ["SetupDetector", "address_words"]
 
 
-def _address_words(topics: Sequence[str], data: bytes) -> list[str]:
+def address_words(topics: Sequence[str], data: bytes, *, small: bool = False) -> list[str]:
+    """The address-shaped 32-byte words of a log: its indexed topics (not the event's signature) and
+    its data. A word whose address would start with 4 zero bytes is read as an amount unless
+    ``small`` (looking for known addresses, where a vanity address must not be missed)."""
     words = [bytes.fromhex(t[2:]) for t in topics[1:]]
     words += [data[i : i + 32] for i in range(0, len(data) - len(data) % 32, 32)]
     return [
-        "0x" + w[12:].hex() for w in words if len(w) == 32 and w[:12] == bytes(12) and w[12:16] != bytes(4)
+        "0x" + w[12:].hex()
+        for w in words
+        if len(w) == 32 and w[:12] == bytes(12) and (small or w[12:16] != bytes(4))
     ]
 
 
@@ -120,7 +125,7 @@ class SetupDetector:
             if ok and tx.receipt is not None:
                 for log in tx.receipt.logs:
                     if log.address.lower() in self.sources:
-                        for word in _address_words(log.topics, log.data):
+                        for word in address_words(log.topics, log.data):
                             self._spread(log.address.lower(), word)
             if ok and to is not None and tx.value > 0:
                 self._spread(sender, to)

@@ -40,6 +40,7 @@ from eth_utils.crypto import keccak
 from breakglass.bus import Bus, Topics
 from breakglass.chain.rpc import RpcClient
 from breakglass.config.attack import AttackSimulationConfig
+from breakglass.detect.setup import address_words
 from breakglass.domain import Block, Finding
 from breakglass.errors import ChainError
 from breakglass.logs import get_logger
@@ -84,12 +85,6 @@ class AttackStats:
     errors: int = 0
     cost_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """wall time of each probe run"""
-
-
-def _address_words(topics: Sequence[str], data: bytes) -> set[str]:
-    words = [bytes.fromhex(t[2:]) for t in topics]
-    words += [data[i : i + 32] for i in range(0, len(data) - len(data) % 32, 32)]
-    return {"0x" + w[12:].hex() for w in words if len(w) == 32 and w[:12] == bytes(12)}
 
 
 class AttackSimulator:
@@ -267,7 +262,7 @@ class AttackSimulator:
                 seen[tx.to.lower()] = None
             for entry in tx.receipt.logs if tx.receipt else ():
                 seen[entry.address.lower()] = None
-                seen.update(dict.fromkeys(_address_words(entry.topics[1:], entry.data)))
+                seen.update(dict.fromkeys(address_words(entry.topics, entry.data, small=True)))
         return [a for a in seen if a in self.watched]
 
     # ---- one contract
