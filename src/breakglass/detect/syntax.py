@@ -116,32 +116,22 @@ class _Parser:
         return node
 
     def relation(self) -> Node:
-        node = self.addition()
-        while True:
-            token = self.tokens[self.i]
-            if token.kind == "op" and token.text in ("<", "<=", ">", ">=", "==", "!=", "in"):
-                self.i += 1
-                node = _binary(BINARY[token.text], node, self.addition())
-            else:
-                return node
+        return self._left_assoc(("<", "<=", ">", ">=", "==", "!=", "in"), self.addition)
 
     def addition(self) -> Node:
-        node = self.multiplication()
-        while True:
-            token = self.tokens[self.i]
-            if token.kind == "op" and token.text in ("+", "-"):
-                self.i += 1
-                node = _binary(BINARY[token.text], node, self.multiplication())
-            else:
-                return node
+        return self._left_assoc(("+", "-"), self.multiplication)
 
     def multiplication(self) -> Node:
-        node = self.unary()
+        return self._left_assoc(("*", "/", "%"), self.unary)
+
+    def _left_assoc(self, operators: tuple[str, ...], operand: Callable[[], Node]) -> Node:
+        """``operand (op operand)*`` for one precedence level, folded to the left."""
+        node = operand()
         while True:
             token = self.tokens[self.i]
-            if token.kind == "op" and token.text in ("*", "/", "%"):
+            if token.kind == "op" and token.text in operators:
                 self.i += 1
-                node = _binary(BINARY[token.text], node, self.unary())
+                node = _binary(BINARY[token.text], node, operand())
             else:
                 return node
 
