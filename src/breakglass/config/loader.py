@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from breakglass.config.deployment import Artifacts, ContractRecord, Deployment, Manifest, read_abi_file
 from breakglass.config.models import Settings
 from breakglass.config.refs import closest, find_refs
-from breakglass.config.yamlsource import Located, PathKey, format_path, read_yaml
+from breakglass.config.yamlsource import Located, PathKey, format_path, line_of, read_yaml
 from breakglass.errors import ConfigError, ConfigIssue
 
 __all__ = ["LoadedConfig", "inspect_config", "load_config"]
@@ -60,11 +60,7 @@ class LoadedConfig:
         return self.deployment.chain_id if self.deployment is not None else None
 
     def line_of(self, path: PathKey) -> int | None:
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
+        return line_of(self.lines, path)
 
     def issue(self, path: PathKey, message: str) -> ConfigIssue:
         """A problem found after loading (an ABI check, a policy check), located in the file."""

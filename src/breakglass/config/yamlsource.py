@@ -17,7 +17,7 @@ import yaml
 
 from breakglass.errors import ConfigError, ConfigIssue
 
-__all__ = ["Located", "PathKey", "format_path", "read_yaml"]
+__all__ = ["Located", "PathKey", "format_path", "line_of", "read_yaml"]
 
 PathKey = tuple[str | int, ...]
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -34,11 +34,16 @@ class Located:
     """Paths whose value came (partly) from the environment: their values are never echoed."""
 
     def line_of(self, path: PathKey) -> int | None:
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
+        return line_of(self.lines, path)
+
+
+def line_of(lines: Mapping[PathKey, int], path: PathKey) -> int | None:
+    """The line of ``path``, else of its nearest located parent (a value built by a default)."""
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return line
+    return None
 
 
 def format_path(path: PathKey) -> str:
