@@ -63,9 +63,11 @@ class Invariant:
     """(inputs, result) of the last evaluation, for expressions that depend on nothing else"""
     pure: bool = field(init=False)
     """depends on its call results alone (reads neither ``block`` nor ``prev``)"""
+    reads_prev: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.pure = not (self.expect.variables & {"block", "prev"})
+        self.reads_prev = "prev" in self.expect.variables
 
     @classmethod
     def build(cls, cfg: InvariantMonitor, contracts: Contracts) -> Invariant:
@@ -96,7 +98,7 @@ class Invariant:
             return None if self._memo[1] else Violation(self.cfg.id, self.cfg.expect, mine)
         current = {name: to_cel(v) for name, v in mine.items()}
         previous = self.previous
-        if before is not None:
+        if before is not None and self.reads_prev:
             theirs = {name: before.get(call.key) for name, call in self.calls.items()}
             if not any(isinstance(v, ReadFailed) or v is None for v in theirs.values()):
                 previous = {name: to_cel(v) for name, v in theirs.items()}
