@@ -1,11 +1,13 @@
 """The follower's checkpoint store on SQLite and PostgreSQL: rows written with the driver's own
-executemany (each backend's paramstyle), read back, rewound (marked, not deleted) and pruned."""
+executemany (each backend's paramstyle), read back, rewound (marked, not deleted) and pruned; fenced
+by the detect lease's token."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.chain.checkpoint import Checkpoint, CheckpointStore
+from breakglass.chain.checkpoint import Checkpoint, CheckpointFenced, CheckpointStore
 
 
 def rows(first: int, last: int, tag: str = "a") -> list[tuple[int, str, str, int]]:
@@ -44,3 +46,31 @@ async def test_old_canonical_rows_are_pruned_orphaned_ones_kept(
     numbers = [(n, o) for n, _h, o in await store.processed(7, include_orphaned=True)]
     assert all(o for n, o in numbers if n < 999 - 300)  # only the orphaned rows are left down there
     assert [n for n, o in numbers if not o] == list(range(999 - 300, 1000))
+
+
+async def test_a_write_with_an_older_fencing_token_is_refused_and_changes_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    await store.claim(8, 3)
+    await store.advance_many(8, rows(0, 9), fence=3, states={"flow": {"window": [1]}})
+    await store.claim(8, 4)  # a standby took the lease with a newer token
+    with pytest.raises(CheckpointFenced) as refused:
+        await store.advance_many(8, rows(10, 19), fence=3, states={"flow": {"window": [2]}})
+    assert (refused.value.token, refused.value.newest) == (3, 4)
+    with pytest.raises(CheckpointFenced):
+        await store.rewind(8, 5, fence=3)
+    assert await store.last(8) == Checkpoint(9, rows(9, 9)[0][1])  # neither moved nor rewound
+    assert await store.states(8) == {"flow": {"window": [1]}}  # the fence row is not a detector's
+    await store.advance_many(8, rows(10, 19), fence=4)
+    assert (await store.last(8) or Checkpoint(0, "")).number == 19
+    assert await store.fence(8) == 4 and await store.fence(9) is None
+    with pytest.raises(CheckpointFenced):
+        await store.claim(8, 2)  # a claim never goes back either
+
+
+async def test_an_unfenced_writer_is_not_checked(sessions: async_sessionmaker[AsyncSession]) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    await store.claim(11, 5)
+    await store.advance_many(11, rows(0, 3))  # one follower per chain and no lease: as before
+    assert (await store.last(11) or Checkpoint(0, "")).number == 3

@@ -9,6 +9,15 @@ what was retracted. Old canonical rows beyond ``keep`` blocks are pruned.
 The detectors' state that a restart needs (``detect_state``: which invariants are broken since when,
 flow windows, set-up taint) is written in the same transaction as the blocks it reflects, so the
 state and the cursor never disagree after a crash.
+
+Fencing (several detect replicas of one chain, one active at a time through a lease): the replica that
+takes the lease ``claim``s the cursor with the lease's fencing token before it reads it, and passes
+the token (``fence=``) with every write; a write carrying an older token than the newest claim is
+refused with ``CheckpointFenced`` and changes nothing, so a replica that lost its lease (paused,
+partitioned) cannot move the cursor or overwrite the detectors' state under the one that took over.
+The newest claim is a reserved row of ``detect_state`` (``FENCE``: no monitor id starts with ``:``),
+locked (``FOR UPDATE``) by each fenced write, so a claim waits for a write in flight and the write
+after it is refused.
 """
 
 from __future__ import annotations
@@ -18,12 +27,32 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from breakglass.errors import StoreError
 from breakglass.store.db import Base
 
-__all__ = ["BlockRow", "Checkpoint", "CheckpointStore", "DetectorStateRow"]
+__all__ = ["FENCE", "BlockRow", "Checkpoint", "CheckpointFenced", "CheckpointStore", "DetectorStateRow"]
+
+FENCE = ":fence"
+"""The ``detect_state`` row holding the newest fencing token that claimed a chain's cursor."""
+
+
+class CheckpointFenced(StoreError):
+    """A checkpoint write carried a fencing token older than the cursor's newest claim: another
+    replica holds the chain now. Never recoverable: this replica must stop following."""
+
+    def __init__(self, chain_id: int, token: int, newest: int) -> None:
+        super().__init__(
+            f"chain {chain_id}: checkpoint write with fencing token {token} refused: "
+            f"token {newest} claimed the cursor since",
+            recoverable=False,
+        )
+        self.chain_id = chain_id
+        self.token = token
+        self.newest = newest
 
 
 class BlockRow(Base):
@@ -102,6 +131,29 @@ class CheckpointStore:
         """Record block ``number`` as processed."""
         await self.advance_many(chain_id, [(number, block_hash, parent_hash, findings)])
 
+    async def claim(self, chain_id: int, token: int) -> None:
+        """Make ``token`` the cursor's newest fencing token (the lease was just taken with it): from
+        now on writes with an older token are refused. Waits for a fenced write in flight; raises
+        ``CheckpointFenced`` if a newer token claimed it already."""
+        try:
+            async with self._sessions() as session, session.begin():
+                await _check_fence(session, chain_id, token)
+        except IntegrityError:  # another first claim inserted the row meanwhile: compare with it
+            async with self._sessions() as session, session.begin():
+                await _check_fence(session, chain_id, token)
+
+    async def fence(self, chain_id: int) -> int | None:
+        """The newest fencing token that claimed ``chain_id``'s cursor (None: never claimed)."""
+        async with self._sessions() as session:
+            state = (
+                await session.execute(
+                    select(DetectorStateRow.state).where(
+                        DetectorStateRow.chain_id == chain_id, DetectorStateRow.detector == FENCE
+                    )
+                )
+            ).scalar_one_or_none()
+        return int(state["token"]) if state else None
+
     async def advance_many(
         self,
         chain_id: int,
@@ -110,15 +162,19 @@ class CheckpointStore:
         orphaned: Collection[str] = (),
         replay: bool = False,
         states: Mapping[str, Mapping[str, Any]] | None = None,
+        fence: int | None = None,
     ) -> None:
         """Record consecutive blocks (number, hash, parent hash, findings) in one transaction, with
         the detectors' ``states`` after them (by detector); prunes canonical rows older than ``keep``
         blocks now and then. Rows whose hash is in ``orphaned`` are recorded as orphaned (a reorg
         retracted them before they could be written). ``replay`` skips rows already recorded (a retry
-        after an attempt whose commit may have reached the database)."""
+        after an attempt whose commit may have reached the database). ``fence``: the writer's
+        fencing token (``CheckpointFenced`` if a newer one claimed the cursor)."""
         if not rows:
             return
         async with self._sessions() as session, session.begin():
+            if fence is not None:
+                await _check_fence(session, chain_id, fence)
             if states:
                 await _save_states(session, chain_id, states)
             # the driver's own executemany: SQLAlchemy's per-parameter processing cost ~9 us a row
@@ -160,17 +216,24 @@ class CheckpointStore:
         async with self._sessions() as session:
             rows = await session.execute(
                 select(DetectorStateRow.detector, DetectorStateRow.state).where(
-                    DetectorStateRow.chain_id == chain_id
+                    DetectorStateRow.chain_id == chain_id, DetectorStateRow.detector != FENCE
                 )
             )
             return {detector: dict(state) for detector, state in rows}
 
     async def rewind(
-        self, chain_id: int, ancestor: int, *, states: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        chain_id: int,
+        ancestor: int,
+        *,
+        states: Mapping[str, Mapping[str, Any]] | None = None,
+        fence: int | None = None,
     ) -> list[Checkpoint]:
         """Mark every block above ``ancestor`` orphaned (with the detectors' ``states`` as of the
-        ancestor); return them, newest first."""
+        ancestor); return them, newest first. ``fence`` as for ``advance_many``."""
         async with self._sessions() as session, session.begin():
+            if fence is not None:
+                await _check_fence(session, chain_id, fence)
             if states:
                 await _save_states(session, chain_id, states)
             rows = (
@@ -203,6 +266,28 @@ class CheckpointStore:
         async with self._sessions() as session:
             rows = (await session.execute(query.order_by(BlockRow.number, BlockRow.orphaned))).all()
         return [(n, h, o) for n, h, o in rows]
+
+
+async def _check_fence(session: AsyncSession, chain_id: int, token: int) -> None:
+    """Inside a write's transaction: refuse ``token`` if a newer one claimed the cursor, else make it
+    the newest. The row is locked until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    row = (
+        await session.execute(
+            select(DetectorStateRow)
+            .where(DetectorStateRow.chain_id == chain_id, DetectorStateRow.detector == FENCE)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        session.add(DetectorStateRow(chain_id=chain_id, detector=FENCE, state={"token": token}))
+        await session.flush()  # two first claims at once: the second fails on the primary key
+        return
+    newest = int(row.state["token"])
+    if token < newest:
+        raise CheckpointFenced(chain_id, token, newest)
+    if token > newest:
+        row.state = {"token": token}
+        await session.flush()
 
 
 async def _save_states(session: AsyncSession, chain_id: int, states: Mapping[str, Mapping[str, Any]]) -> None:

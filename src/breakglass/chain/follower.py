@@ -190,6 +190,9 @@ class Follower:
         self.last_attempt_at: float | None = None
         """``time.monotonic()`` when the last step was attempted, successful or not (liveness)."""
         self._metrics_chain: int | None = None
+        self.fence: int | None = None
+        """The lease's fencing token this follower writes checkpoints with (``CheckpointStore.claim``);
+        None: unfenced (one follower per chain, no lease)."""
 
     @property
     def last(self) -> Checkpoint | None:
@@ -446,7 +449,12 @@ class Follower:
             states, self._states = self._states, {}
             extra: dict[str, Any] = {"states": states} if states else {}
             await self.checkpoints.advance_many(
-                self.chain_id, batch, orphaned=self._orphaned, replay=self._retry_delay > 0, **extra
+                self.chain_id,
+                batch,
+                orphaned=self._orphaned,
+                replay=self._retry_delay > 0,
+                fence=self.fence,
+                **extra,
             )
         except Exception as exc:
             self._states = {**states, **self._states}  # newer ones win; written with the next attempt
@@ -520,7 +528,8 @@ class Follower:
             states, self._states = self._states, {}
             try:
                 await self._read(
-                    "checkpoint.rewind", self.checkpoints.rewind(self.chain_id, number, states=states or None)
+                    "checkpoint.rewind",
+                    self.checkpoints.rewind(self.chain_id, number, states=states or None, fence=self.fence),
                 )
             except Exception:
                 self._states = {**states, **self._states}

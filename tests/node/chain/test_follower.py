@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from breakglass.chain.checkpoint import CheckpointStore
+from breakglass.chain.checkpoint import CheckpointFenced, CheckpointStore
 from breakglass.chain.follower import Follower
 from breakglass.chain.rpc import RpcClient
 from breakglass.devnet.anvil import Anvil
@@ -200,4 +200,27 @@ async def test_a_block_is_checkpointed_only_once_its_findings_are_in_every_consu
     handed.set()
     assert await step == 6
     assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(6))
+    await rpc.close()
+
+
+async def test_a_follower_whose_fencing_token_was_superseded_stops_without_moving_the_cursor(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    anvil.mine(5)
+    rpc = RpcClient.from_urls([anvil.url])
+    old = Follower(rpc, checkpoints, Recorder(), chain_id=31337, start_block=0)
+    old.fence = 1
+    await checkpoints.claim(31337, 1)
+    await old.step()
+    reached = await checkpoints.last(31337)
+    await checkpoints.claim(31337, 2)  # another replica took the detect lease
+    anvil.mine(3)
+    with pytest.raises(CheckpointFenced):
+        await old.step()
+    assert await checkpoints.last(31337) == reached
+    new = Recorder()
+    standby = Follower(rpc, checkpoints, new, chain_id=31337, start_block=0)
+    standby.fence = 2
+    await standby.step()
+    assert reached is not None and new.numbers[0] == reached.number + 1
     await rpc.close()
