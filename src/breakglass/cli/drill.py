@@ -65,8 +65,12 @@ def run(
     block_time: Annotated[float, typer.Option(help="--safe/--no-defense interval mode: s per block")] = 1.0,
     time_scale: Annotated[float, typer.Option(help="real seconds per scenario second")] = 0.02,
     benign_blocks: Annotated[
-        int, typer.Option(help="honest blocks after each prepare/set-up step (docs/drills.md)")
-    ] = 0,
+        int,
+        typer.Option(
+            help="honest blocks after each prepare/set-up step; a scenario with a quiet_reason plays none "
+            "(docs/drills.md)"
+        ),
+    ] = 2,
     no_setup_playbook: Annotated[
         bool, typer.Option("--no-setup-playbook", help="the examples' playbooks alone (no set-up blocking)")
     ] = False,
@@ -97,6 +101,8 @@ def run(
             results.append(asyncio.run(run_drill(s, build, opts)))
         r = results[-1]
         _console().print(f"{r.scenario}: loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD")
+        if benign_blocks and s.quiet_reason:
+            _console().print(f"  played without honest traffic: {s.quiet_reason}")
         for error in r.errors:
             _console().print(f"[red]a defense stage stopped during the drill:[/red] {error}")
     _console().print(rich_table(results))

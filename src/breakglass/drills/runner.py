@@ -9,6 +9,9 @@ block as a public broadcast would be. Prepare and set-up play on automine in bot
 Times are measured from the broadcast of the first exploit transaction: ms by the wall clock, blocks from
 the head at that moment (a pause in the block that includes the strike counts 1). Negative times mean
 before it: the set-up stage was detected (and the attacker's accounts blocked) before the strike.
+The same two times are also measured from the attack contract's deployment (the scenario's first
+contract-creating set-up step: ms from its broadcast, blocks from the block that mined it), which is
+where a defense without a mempool window has to start.
 """
 
 from __future__ import annotations
@@ -36,7 +39,16 @@ from breakglass.drills.scenarios import Phase, Scenario, ScenarioRun
 from breakglass.drills.scenarios.base import Step
 from breakglass.errors import DevnetError
 
-__all__ = ["DRILL_NODE_ARGS", "DrillOptions", "DrillResult", "Mode", "contained", "parse_mode", "run_drill"]
+__all__ = [
+    "DRILL_NODE_ARGS",
+    "DrillOptions",
+    "DrillResult",
+    "Mode",
+    "benign_blocks",
+    "contained",
+    "parse_mode",
+    "run_drill",
+]
 
 MARKETS = (0, 1, 2)
 DRILL_NODE_ARGS = ("--prune-history", "512")
@@ -71,6 +83,15 @@ class DrillResult:
     ttd_blocks: int | None = None
     ttc_ms: float | None = None
     ttc_blocks: int | None = None
+    deploy_ttd_ms: float | None = None
+    """First high or critical finding, from the broadcast of the attack contract's deployment."""
+    deploy_ttd_blocks: int | None = None
+    """The same in blocks, from the block that mined the deployment (0: found in that block)."""
+    deploy_ttc_ms: float | None = None
+    """First confirmed guardian transaction, from the broadcast of the attack contract's deployment."""
+    deploy_ttc_blocks: int | None = None
+    benign_blocks: int = 0
+    """Honest blocks mined after each prepare and set-up step in this drill (0 for a quiet scenario)."""
     alerts: int = 0
     actions: list[str] = field(default_factory=list)
     incident_id: str | None = None
@@ -101,10 +122,15 @@ class DrillResult:
             "baseline_loss_usd": round(self.baseline_loss_usd, 2),
             "loss_usd": round(self.loss_usd, 2),
             "preserved": round(self.preserved, 4),
-            "ttd_ms": None if self.ttd_ms is None else round(self.ttd_ms, 1),
+            "ttd_ms": _ms(self.ttd_ms),
             "ttd_blocks": self.ttd_blocks,
-            "ttc_ms": None if self.ttc_ms is None else round(self.ttc_ms, 1),
+            "ttc_ms": _ms(self.ttc_ms),
             "ttc_blocks": self.ttc_blocks,
+            "deploy_ttd_ms": _ms(self.deploy_ttd_ms),
+            "deploy_ttd_blocks": self.deploy_ttd_blocks,
+            "deploy_ttc_ms": _ms(self.deploy_ttc_ms),
+            "deploy_ttc_blocks": self.deploy_ttc_blocks,
+            "benign_blocks": self.benign_blocks,
             "alerts": self.alerts,
             "actions": self.actions,
             "incident_id": self.incident_id,
@@ -112,6 +138,10 @@ class DrillResult:
         if self.fault:
             out["fault"] = self.fault
         return out
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def contained(venue: Venue) -> bool:
@@ -126,6 +156,9 @@ class _Play:
     loss: int = 0
     broadcast_ms: float = 0.0
     broadcast_head: int = 0
+    deploy_ms: float = 0.0
+    """Wall-clock ms at the broadcast of the attack contract's deployment (0: none was played)."""
+    deploy_block: int = 0
     series: Series = field(default_factory=list)
     result: Any = None
 
@@ -135,10 +168,10 @@ class DrillOptions:
     mode: Mode = Mode.PRIVATE
     defended: bool = True
     fault: str | None = None
-    benign_blocks: int = 0
-    """Benign blocks mined after each prepare and set-up step (none during the strike, so that the loss
-    measured is the attack's alone). Off by default: honest positions on the thin market use the open
-    interest headroom some strikes need (spot-oracle-pump's self-matched open then reverts)."""
+    benign_blocks: int = 2
+    """Honest blocks mined after each prepare and set-up step (none during the strike, so that the loss
+    measured is the attack's alone): the defense watches honest users' transactions around the attack's
+    set-up. A scenario whose ``quiet_reason`` says why plays without them."""
     time_scale: float = 0.02
     max_pause: float = 1.0
     seed: int = 7
@@ -173,6 +206,7 @@ def _play(
     w3, venue, out = run.w3, run.venue, _Play()
     run.fund_dirty_wallet()
     public = False
+    benign = benign_blocks(run.scenario, opts)
     for phase, step in run.steps():
         exploit = phase is Phase.STRIKE and _is_exploit(step, venue)
         if exploit and not out.broadcast_head:
@@ -185,12 +219,17 @@ def _play(
         if exploit and not out.broadcast_head:
             out.broadcast_head = w3.eth.block_number
             out.broadcast_ms = time.time() * 1000
+        deployment = phase is Phase.SETUP and step.to is None and not out.deploy_block
+        if deployment:
+            out.deploy_ms = time.time() * 1000
         result = run.execute(phase, step)
+        if deployment and result.block is not None:
+            out.deploy_block = result.block
         if opts.on_event is not None and pace:
             opts.on_event("step", result)
         if phase is not Phase.STRIKE:
-            if opts.benign_blocks:
-                traffic.run(opts.benign_blocks)
+            if benign:
+                traffic.run(benign)
             continue
         if fault is not None:
             fault.after_strike_step(node, venue, len(out.series))
@@ -210,19 +249,32 @@ def _play(
     return out
 
 
+def benign_blocks(scenario: Scenario, opts: DrillOptions) -> int:
+    """Honest blocks after each prepare and set-up step: the option's, or 0 for a quiet scenario."""
+    return 0 if scenario.quiet_reason else opts.benign_blocks
+
+
 def measure(result: DrillResult, observed: Observed, played: _Play) -> None:
     """Fill detection, containment, alerts, actions and the incident from what the pipeline published."""
     serious = observed.serious()
-    if serious and played.broadcast_head:
+    if serious:
         first = min(serious, key=observed.seen)
-        result.ttd_ms = observed.seen(first) - played.broadcast_ms
-        result.ttd_blocks = first.block_number - played.broadcast_head
+        if played.broadcast_head:
+            result.ttd_ms = observed.seen(first) - played.broadcast_ms
+            result.ttd_blocks = first.block_number - played.broadcast_head
+        if played.deploy_block:
+            result.deploy_ttd_ms = observed.seen(first) - played.deploy_ms
+            result.deploy_ttd_blocks = first.block_number - played.deploy_block
     calls = observed.confirmed()
-    if calls and played.broadcast_head:
+    if calls:
         first_call = min(calls, key=lambda a: a.at_ms)
-        result.ttc_ms = first_call.at_ms - played.broadcast_ms
         block = first_call.detail.get("block_number")
-        result.ttc_blocks = int(block) - played.broadcast_head if block is not None else None
+        if played.broadcast_head:
+            result.ttc_ms = first_call.at_ms - played.broadcast_ms
+            result.ttc_blocks = int(block) - played.broadcast_head if block is not None else None
+        if played.deploy_block:
+            result.deploy_ttc_ms = first_call.at_ms - played.deploy_ms
+            result.deploy_ttc_blocks = int(block) - played.deploy_block if block is not None else None
     result.alerts = len({a.fingerprint for a in observed.alerts})
     names: list[str] = []
     for a in observed.actions:
@@ -256,6 +308,7 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
         )
         result.baseline_series = result.series = baseline.series
         result.strike_block = baseline.broadcast_head
+        result.benign_blocks = benign_blocks(scenario, opts)
         if not opts.defended:
             return result
         node.revert(snapshot)

@@ -21,12 +21,20 @@ __all__ = ["ScorecardFiles", "card", "plot_png", "rich_table", "rows", "to_markd
 
 COLUMNS = (
     "scenario", "mode", "fault", "baseline loss USD", "loss USD", "preserved",
-    "TTD ms", "TTD blocks", "TTC ms", "TTC blocks", "alerts", "actions", "incident",
+    "TTD ms", "TTD blocks", "TTC ms", "TTC blocks", "deploy->TTD ms (blocks)", "deploy->TTC ms (blocks)",
+    "alerts", "actions", "incident",
 )  # fmt: skip
 
 
 def _num(value: float | int | None, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+def _ms_blocks(ms: float | None, blocks: int | None) -> str:
+    """``1,234 (5)``: ms and blocks in one cell; ``-`` when not measured."""
+    if ms is None:
+        return "-"
+    return f"{ms:,.0f}" + ("" if blocks is None else f" ({blocks})")
 
 
 def rows(results: Sequence[DrillResult]) -> list[list[str]]:
@@ -37,6 +45,8 @@ def rows(results: Sequence[DrillResult]) -> list[list[str]]:
             r.scenario, str(r.mode), r.fault or "-", _num(r.baseline_loss_usd), _num(r.loss_usd),
             f"{100 * r.preserved:.1f}%" if r.defended else "-",
             _num(r.ttd_ms), _num(r.ttd_blocks, "{}"), _num(r.ttc_ms), _num(r.ttc_blocks, "{}"),
+            _ms_blocks(r.deploy_ttd_ms, r.deploy_ttd_blocks),
+            _ms_blocks(r.deploy_ttc_ms, r.deploy_ttc_blocks),
             str(r.alerts), ", ".join(a for a in r.actions if "(" not in a) or "-", r.incident_id or "-",
         ])  # fmt: skip
     return out

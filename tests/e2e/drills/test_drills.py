@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 KEYS = {
     "scenario", "mode", "defended", "baseline_loss_usd", "loss_usd", "preserved", "ttd_ms", "ttd_blocks",
-    "ttc_ms", "ttc_blocks", "alerts", "actions", "incident_id",
+    "ttc_ms", "ttc_blocks", "deploy_ttd_ms", "deploy_ttd_blocks", "deploy_ttc_ms", "deploy_ttc_blocks",
+    "benign_blocks", "alerts", "actions", "incident_id",
 }  # fmt: skip
 
 
@@ -45,6 +46,10 @@ def test_drill_run_json_is_a_list_with_exactly_the_scorecard_keys(tmp_path: Path
     (entry,) = json.loads(out.read_text())
     assert set(entry) == KEYS
     assert entry["mode"] == "private" and entry["defended"] is True and entry["incident_id"]
+    # honest traffic is on by default; containment is timed from the attack contract's deployment too
+    assert entry["benign_blocks"] == 2
+    assert entry["deploy_ttc_blocks"] is not None
+    assert entry["deploy_ttc_ms"] > entry["ttc_ms"]
     assert (cards / "scorecard.md").is_file() and (cards / "scorecard.html").is_file()
     assert (cards / "forwarder-oracle-private.png").stat().st_size > 1000
 
@@ -56,6 +61,8 @@ async def test_a_defended_private_drill_preserves_the_capital(build: Build, tmp_
     assert result.baseline_loss_usd > 1_000_000, result.to_json()
     assert result.preserved >= 0.9, result.to_json()
     assert result.ttd_ms is not None and result.ttc_ms is not None and result.ttd_ms <= result.ttc_ms
+    assert result.benign_blocks == DrillOptions().benign_blocks > 0  # honest blocks around the set-up
+    assert result.deploy_ttd_ms is not None and result.deploy_ttd_ms <= result.deploy_ttc_ms
     assert "contain-market.pause-market" in result.actions and result.incident_id
     assert result.alerts > 0
     files = write_scorecard([result], tmp_path / "card")
@@ -113,10 +120,12 @@ async def test_a_node_failing_a_fifth_of_requests_delays_containment_but_does_no
 ) -> None:
     # the responder retries a recoverable error at start-up (it used to end containment for good). The
     # attacker moves at a tenth of its real pace (the default fiftieth, capped at 1 s a step, left a
-    # defender retrying through the failing node on a loaded machine 2.4 s behind: 0% preserved)
+    # defender retrying through the failing node on a loaded machine 2.4 s behind: 0% preserved).
+    # No honest blocks: the fault is what is measured, and they would only lengthen the test
     opts = DrillOptions(
         mode=Mode.PRIVATE,
         fault="rpc-errors",
+        benign_blocks=0,
         setup_playbook=False,
         workdir=tmp_path,
         time_scale=0.1,

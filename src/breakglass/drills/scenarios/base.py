@@ -188,6 +188,9 @@ class Scenario(abc.ABC):
     target_label: ClassVar[str]
     funding_usd: ClassVar[int] = 1_000_000 * USD
     funding_eth: ClassVar[int] = 20 * ETHER
+    quiet_reason: ClassVar[str] = ""
+    """Why a drill plays this scenario without honest traffic between its steps (empty: drills mine
+    ``DrillOptions.benign_blocks`` honest blocks after each prepare and set-up step)."""
 
     def prepare(self, ctx: AttackContext) -> Iterator[Step]:
         """Honest activity the incident needs to have happened first (nothing by default)."""

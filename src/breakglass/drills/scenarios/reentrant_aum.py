@@ -30,6 +30,11 @@ class ReentrantAum(Scenario):
     short_margin = 400_000 * USD
     cycles = 4
     fee = ETHER // 1_000
+    quiet_reason = (
+        "the honest keeper of the benign traffic executes every pending order, the armed decrease order "
+        "too: the re-entrant drain happens inside the honest blocks of the set-up, before the strike the "
+        "drill measures (undefended loss 4,119 USD instead of 8.4M with 2 honest blocks a step)"
+    )
 
     def prepare(self, ctx: AttackContext) -> Iterator[Step]:
         # An honest rally: shorts opened at $2,000 are under water when the attack starts.

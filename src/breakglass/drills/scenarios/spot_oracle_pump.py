@@ -21,6 +21,10 @@ class SpotOraclePump(Scenario):
     margin = 60_000 * USD
     size = 100_000 * USD
     pump_usd = 4_000_000 * USD
+    quiet_reason = (
+        "honest positions on the thin market take the open-interest headroom the self-matched 100k open "
+        "needs: it reverts and the undefended loss is 0 (measured with 2 honest blocks a step)"
+    )
 
     def deploy(self, ctx: AttackContext) -> Iterator[Step]:
         v = ctx.venue
