@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from breakglass.config.alerting import AlertingConfig, NotificationsConfig
 from breakglass.config.attack import AttackSimulationConfig
 from breakglass.config.base import Strict
+from breakglass.config.ha import HaConfig
 from breakglass.config.intel import IntelConfig
 from breakglass.config.mempool import MempoolConfig
 from breakglass.config.monitors import MonitorConfig
@@ -200,6 +201,30 @@ class Settings(Strict):
     attack_simulation: AttackSimulationConfig = Field(default_factory=AttackSimulationConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     intel: IntelConfig = Field(default_factory=IntelConfig)
+    ha: HaConfig = Field(default_factory=HaConfig)
+
+    @model_validator(mode="after")
+    def _lease_server(self) -> Settings:
+        ha = self.ha
+        server: str | None = None
+        if ha.lease == "nats":
+            server = self.bus.url.get_secret_value() if self.bus.url is not None else None
+            if ha.url is None and self.bus.kind != "jetstream":
+                raise ValueError(
+                    "ha.lease 'nats' needs a NATS server: set ha.url (nats://host:4222) or bus.kind jetstream"
+                )
+            if ha.url is not None and not ha.url.get_secret_value().startswith(("nats://", "tls://")):
+                raise ValueError("ha.url must be a nats:// (or tls://) URL for ha.lease 'nats'")
+        if ha.lease == "postgres":
+            server = self.store.url
+            url = ha.url.get_secret_value() if ha.url is not None else server
+            if not url.startswith(("postgresql", "postgres")):
+                raise ValueError(
+                    "ha.lease 'postgres' needs a PostgreSQL server: set ha.url "
+                    "(postgresql://user@host/db) or a PostgreSQL store.url"
+                )
+        ha.resolve(server=server, prefix=self.bus.prefix)
+        return self
 
     @field_validator("deployment", mode="before")
     @classmethod
