@@ -17,7 +17,8 @@
     ├── IncidentError               (incidents/errors.py) an incident operation was refused
     │   ├── IncidentNotFound        no incident with that id (the API answers 404)
     │   └── InvalidTransition       not a valid lifecycle move (the API answers 409)
-    └── TokenError                  (api/auth.py) an API token is unknown, revoked or malformed
+    ├── TokenError                  (api/auth.py) an API token is unknown, revoked or malformed
+    └── ScorecardError              (drills/readme.py) the README has no scorecard section for a mode
 
 Errors that never leave their module's boundary stay outside the tree: ``chain.rpc.TransportError``
 (translated to ``RpcError``) and ``bus.codec.CodecError``.

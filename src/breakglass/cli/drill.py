@@ -266,3 +266,99 @@ def hard_days(
         json_path.write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
     if not report.passed:
         raise typer.Exit(1)
+
+
+SCORECARD_COMMAND = "breakglass drill scorecard --write README.md"
+
+
+def _load_rows(path: Path) -> list[dict[str, Any]]:
+    """Drill rows from ``drill run --json`` (a list) or a scorecard/benchmark JSON (``{"drills": [...]}``)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = data["drills"] if isinstance(data, dict) else data
+    return [dict(r) for r in rows]
+
+
+@app.command("scorecard")
+@handle_errors
+def scorecard(
+    write: Annotated[
+        Path | None, typer.Option("--write", help="rewrite this README's scorecard sections")
+    ] = None,
+    check: Annotated[
+        Path | None,
+        typer.Option("--check", help="compare with this README's scorecard; exit 1 past the tolerances"),
+    ] = None,
+    mode: Annotated[str, typer.Option(help="private, public or both")] = "both",
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="use these drill results (a --json of drill run or of this) instead"),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="write rows, drifts and tolerances")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
+) -> None:
+    """Every scenario, private and public, defended with the shipped examples/ configuration and honest
+    traffic: the README's scorecard tables rewritten (--write) or checked for drift (--check)."""
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    from breakglass.drills import readme
+
+    if mode not in ("private", "public", "both"):
+        raise typer.BadParameter("private, public or both", param_hint="--mode")
+    modes = list(readme.MODES) if mode == "both" else [mode]
+    started = time.monotonic()
+    load = os.getloadavg()[0]
+    if results is not None:
+        rows = [r for r in _load_rows(results) if r["mode"] in modes]
+    else:
+        rows = _play_scorecard(modes, verbose)
+    seconds = time.monotonic() - started
+    tolerance = readme.Tolerance()
+    drifts: list[readme.Drift] = []
+    if check is not None:
+        drifts = readme.compare(check.read_text(encoding="utf-8"), rows, tolerance, modes)
+        for drift in drifts:
+            _console().print(f"[red]drift[/red] {drift}")
+        _console().print(f"{len(drifts)} figure(s) drifted past the tolerances" if drifts else "no drift")
+    if write is not None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = write.read_text(encoding="utf-8")
+        source = SCORECARD_COMMAND if results is None else f"breakglass drill scorecard --results {results}"
+        note = readme.measured_note(source, day, seconds, load)
+        for m in modes:
+            text = readme.replace_section(text, m, readme.render_section(m, rows, note))
+        write.write_text(text, encoding="utf-8")
+        _console().print(f"rewrote the scorecard in {write}")
+    if json_path:
+        payload = {
+            "seconds": round(seconds, 1), "load_average": load, "average_preserved": readme.averages(rows),
+            "tolerance": tolerance.to_json(), "drifts": [str(d) for d in drifts], "drills": rows,
+        }  # fmt: skip
+        json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    if drifts:
+        raise typer.Exit(1)
+
+
+def _play_scorecard(modes: list[str], verbose: bool) -> list[dict[str, Any]]:
+    from breakglass.devnet.solc import compile_contracts
+    from breakglass.drills.runner import DrillResult, parse_mode, run_drills
+    from breakglass.drills.scenarios.devnet import resolve
+
+    _quiet(verbose)
+
+    def show(r: DrillResult) -> None:
+        _console().print(
+            f"{r.scenario} ({r.mode}): loss {r.loss_usd:,.0f} of {r.baseline_loss_usd:,.0f} USD, "
+            f"preserved {100 * r.preserved:.1f}%"
+        )
+        for error in r.errors:
+            _console().print(f"[red]a defense stage stopped during the drill:[/red] {error}")
+
+    with _console().status("playing every scenario, defended"):
+        played = run_drills(
+            resolve("all"), [parse_mode(m) for m in modes], compile_contracts(), on_result=show
+        )
+    return [r.to_json() for r in played]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import tempfile
 import time
@@ -48,6 +49,7 @@ __all__ = [
     "contained",
     "parse_mode",
     "run_drill",
+    "run_drills",
 ]
 
 MARKETS = (0, 1, 2)
@@ -341,3 +343,22 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
         result.series = played.series
         measure(result, defense.observed, played)
         return result
+
+
+def run_drills(
+    scenarios: list[Scenario],
+    modes: list[Mode],
+    build: Build,
+    options: DrillOptions | None = None,
+    on_result: Callable[[DrillResult], None] | None = None,
+) -> list[DrillResult]:
+    """Every scenario in every mode, defended, one fresh devnet each (mode by mode, as the scorecard
+    lists them); ``options`` gives everything but the mode. Blocking: call it outside an event loop."""
+    results = []
+    for mode in modes:
+        for scenario in scenarios:
+            opts = dataclasses.replace(options or DrillOptions(), mode=mode)
+            results.append(asyncio.run(run_drill(scenario, build, opts)))
+            if on_result is not None:
+                on_result(results[-1])
+    return results
