@@ -16,7 +16,7 @@ from typing import Any
 from breakglass.bus import Bus, InProcessBus
 from breakglass.bus.consumer import Consumer, consumers_ready
 from breakglass.config import LoadedConfig
-from breakglass.errors import StoreError
+from breakglass.errors import ConfigError, StoreError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.stage import build_incident_stage
 from breakglass.logs import Redactor, active_redactor
@@ -113,6 +113,8 @@ def build_app(
     leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded.
     ``guardian=False`` builds the responder without its key (the API's child process,
     ``api/process.py``, which runs no stage: it reads proposals and the ledger)."""
+    if len(config.chain_names) > 1:  # the stages of each chain are wired next (issue 19)
+        raise ConfigError([config.issue(("chains",), "several chains are checked, not yet served")])
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)

@@ -44,11 +44,14 @@ def check_config(path: Path | str, environ: Mapping[str, str] | None = None) -> 
         return CheckReport(None, tuple(issues), ())
     from breakglass.detect.lint import check_monitors, monitor_warnings  # loaded only when checking
 
-    issues += check_monitors(loaded, chain_id=loaded.chain_id)
-    issues += _check_response(loaded)
+    warnings = list(loaded.warnings)
+    for view in loaded.per_chain():  # several chains: each on its own view (its contracts, its id)
+        issues += check_monitors(view, chain_id=view.chain_id)
+        issues += _check_response(view)
+        warnings += monitor_warnings(view)
     unique = list(dict.fromkeys(issues))
     unique.sort(key=lambda issue: (issue.file != str(loaded.path), issue.line or 0))
-    return CheckReport(loaded, tuple(unique), (*loaded.warnings, *monitor_warnings(loaded)))
+    return CheckReport(loaded, tuple(unique), tuple(dict.fromkeys(warnings)))
 
 
 def _check_response(loaded: LoadedConfig) -> list[ConfigIssue]:

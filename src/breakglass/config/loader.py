@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
+from breakglass.config.chains import Placement, origin_of, place, view_origins, view_settings
 from breakglass.config.deployment import Artifacts, ContractRecord, Deployment, Manifest, read_abi_file
-from breakglass.config.models import Settings
+from breakglass.config.models import ChainConfig, Settings
 from breakglass.config.refs import closest, find_refs
 from breakglass.config.yamlsource import Located, PathKey, format_path, line_of, read_yaml
 from breakglass.errors import ConfigError, ConfigIssue
@@ -45,8 +46,60 @@ class LoadedConfig:
     complete: bool = True
     """False when the deployment manifest could not be read: any contract name may have been one of
     its, so a name not found is not an error of its own."""
+    placement: Placement = field(default_factory=Placement, repr=False, compare=False)
+    """Which chain each part belongs to, when the file lists several (``chains:``, ``config/chains.py``)."""
+    origins: Mapping[PathKey, PathKey] = field(default_factory=dict, repr=False, compare=False)
+    """A one-chain view's list items -> their paths in the file (``line_of`` and ``issue`` say those)."""
+
+    @property
+    def chain_names(self) -> tuple[str, ...]:
+        """The chains protected: ``chains`` by name, else the one ``chain`` (its name)."""
+        return self.placement.chains or (self.settings.chain.name,)
+
+    def per_chain(self) -> list[LoadedConfig]:
+        """One configuration per chain, each with only its chain's parts and ``chain`` set to it (the
+        stages of a chain are built from its own). A one-chain file is its own only view."""
+        if not self.placement.chains:
+            return [self]
+        return [self.for_chain(name) for name in self.placement.chains]
+
+    def for_chain(self, name: str) -> LoadedConfig:
+        """The view of chain ``name`` (see ``per_chain``)."""
+        if not self.placement.chains:
+            if name != self.settings.chain.name:
+                raise KeyError(name)
+            return self
+        if name not in self.placement.chains:
+            raise KeyError(name)
+        settings = view_settings(self.settings, self.placement, name)
+        contracts = {n: r for n, r in self.contracts.items() if self.placement.contracts.get(n) == name}
+        deployment = self.deployment
+        if deployment is not None:
+            own = deployment.chain_id is None or deployment.chain_id == settings.chain.chain_id
+            deployment = Deployment(
+                contracts=contracts,
+                chain_id=settings.chain.chain_id,
+                rpc_url=deployment.rpc_url if own else None,
+                deployer=deployment.deployer if own else None,
+                block=deployment.block if own else None,
+            )
+        return LoadedConfig(
+            path=self.path,
+            settings=settings,
+            contracts=contracts,
+            deployment=deployment,
+            secrets=self.secrets,
+            lines=self.lines,
+            origins=view_origins(self.settings, self.placement, name),
+            unresolved=self.unresolved,
+            complete=self.complete,
+        )
 
     def rpc_urls(self) -> list[str]:
+        """The chain's endpoints (of a one-chain file or view; a file of several chains has none of its
+        own: ask each of ``per_chain()``)."""
+        if self.placement.chains:
+            return []
         urls = [s.get_secret_value() for s in self.settings.chain.rpc]
         if not urls and self.deployment is not None and self.deployment.rpc_url:
             urls = [self.deployment.rpc_url]
@@ -54,17 +107,22 @@ class LoadedConfig:
 
     @property
     def chain_id(self) -> int | None:
-        """The configured chain id, else the deployment manifest's."""
+        """The configured chain id, else the deployment manifest's (None for a file of several chains:
+        each of ``per_chain()`` has its own)."""
+        if self.placement.chains:
+            return None
         if self.settings.chain.chain_id is not None:
             return self.settings.chain.chain_id
         return self.deployment.chain_id if self.deployment is not None else None
 
     def line_of(self, path: PathKey) -> int | None:
-        return line_of(self.lines, path)
+        return line_of(self.lines, origin_of(self.origins, path))
 
     def issue(self, path: PathKey, message: str) -> ConfigIssue:
         """A problem found after loading (an ABI check, a policy check), located in the file."""
-        return ConfigIssue(str(self.path), self.line_of(path), format_path(path), message)
+        return ConfigIssue(
+            str(self.path), self.line_of(path), format_path(origin_of(self.origins, path)), message
+        )
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -91,6 +149,10 @@ def inspect_config(
     deployment, complete, unresolved = _deployment(path, settings, located, issues)
     contracts = dict(deployment.contracts) if deployment is not None else {}
     issues += _check_refs(settings, located, contracts, complete)
+    manifest_id = deployment.chain_id if deployment is not None else None
+    manifest_names = set(contracts) - {c.name for c in settings.contracts}
+    placement, placed = place(settings, located, manifest_id, manifest_names)
+    issues += placed
     if not complete:  # every contract name not found may be one of the manifest's
         unresolved |= {name for _p, kind, name in find_refs(settings)[1] if kind == "contract"} - set(
             contracts
@@ -105,6 +167,7 @@ def inspect_config(
         lines=dict(located.lines),
         unresolved=frozenset(unresolved),
         complete=complete,
+        placement=placement,
     )
     return loaded, issues
 
@@ -328,6 +391,8 @@ def _check_refs(
 ) -> list[ConfigIssue]:
     declared, refs, duplicates = find_refs(settings)
     declared.setdefault("contract", {}).update({name: () for name in contracts})
+    if not settings.chains:  # one chain: its name may be written too
+        declared.setdefault("chain", {})[settings.chain.name] = ("chain", "name")
     issues = [_issue(located, p, f"duplicate {kind} {name!r}") for p, kind, name in duplicates]
     for p, kind, name in refs:
         known = declared.get(kind, {})
@@ -338,13 +403,15 @@ def _check_refs(
 
 def _warnings(settings: Settings, located: Located) -> list[ConfigIssue]:
     out: list[ConfigIssue] = []
-    if settings.chain.confirmations == 0:
-        message = "0 confirmations: fastest reaction, but findings of reorged blocks get retracted"
-        out.append(_issue(located, ("chain", "confirmations"), message))
-    for i, url in enumerate(settings.chain.rpc):
-        text = url.get_secret_value()
-        if text.startswith("http://") and not text.startswith(("http://127.", "http://localhost")):
-            out.append(_issue(located, ("chain", "rpc", i), "plain http:// to a remote node: use https"))
+    chains: list[tuple[PathKey, ChainConfig]] = [(("chains", i), c) for i, c in enumerate(settings.chains)]
+    for at, chain in chains or [(("chain",), settings.chain)]:
+        if chain.confirmations == 0:
+            message = "0 confirmations: fastest reaction, but findings of reorged blocks get retracted"
+            out.append(_issue(located, (*at, "confirmations"), message))
+        for i, url in enumerate(chain.rpc):
+            text = url.get_secret_value()
+            if text.startswith("http://") and not text.startswith(("http://127.", "http://localhost")):
+                out.append(_issue(located, (*at, "rpc", i), "plain http:// to a remote node: use https"))
     matched = {name for m in settings.monitors if m.kind == "intel" and m.enabled for name in m.sources}
     for i, source in enumerate(settings.intel.sources):
         if source.name not in matched:

@@ -16,13 +16,20 @@ from breakglass.config.ha import HaConfig
 from breakglass.config.intel import IntelConfig
 from breakglass.config.mempool import MempoolConfig
 from breakglass.config.monitors import MonitorConfig
-from breakglass.config.playbooks import PlaybookConfig, PolicyConfig, ResponderConfig, SafeConfig
-from breakglass.config.refs import UniqueKey
+from breakglass.config.playbooks import (
+    GuardianKeyConfig,
+    PlaybookConfig,
+    PolicyConfig,
+    ResponderConfig,
+    SafeConfig,
+)
+from breakglass.config.refs import RefTo, UniqueKey
 
 __all__ = [
     "ApiConfig",
     "BusConfig",
     "ChainConfig",
+    "ChainEntry",
     "ContractConfig",
     "DeploymentConfig",
     "LoggingConfig",
@@ -62,6 +69,19 @@ class ChainConfig(Strict):
         return value
 
 
+class ChainEntry(ChainConfig):
+    """One chain of a configuration that protects several (``chains:``, ``config/chains.py``): the
+    settings of ``chain:`` plus its name, its required id and, optionally, its own guardian key."""
+
+    name: Annotated[str, UniqueKey("chain"), Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    chain_id: int = Field(ge=1, description="required: what the node must answer, and each finding says")
+    guardian: GuardianKeyConfig | None = Field(
+        default=None,
+        description="this chain's guardian key; unset: responder.guardian (one key may serve several "
+        "chains: nonces are per chain)",
+    )
+
+
 class DeploymentConfig(Strict):
     """Where the protocol's contracts come from (``config/deployment.py``). A plain string is a manifest."""
 
@@ -91,6 +111,9 @@ class ContractConfig(Strict):
 
     name: Annotated[str, UniqueKey("contract")]
     address: str = Field(pattern=_ADDRESS)
+    chain: Annotated[str | None, RefTo("chain")] = Field(
+        default=None, description="the chain it is deployed on (a name in 'chains'; optional with one chain)"
+    )
     abi: str | None = Field(
         default=None, description="path to a JSON ABI (or artifact) file, relative to the configuration file"
     )
@@ -181,6 +204,11 @@ class Settings(Strict):
     version: int = Field(default=1, ge=1, le=1)
     protocol: str = Field(default="protocol", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     chain: ChainConfig = Field(default_factory=ChainConfig)
+    chains: list[ChainEntry] = Field(
+        default_factory=list,
+        description="several chains in one deployment (instead of 'chain'): each with its name, id, "
+        "endpoints and guardian; contracts say their chain",
+    )
     deployment: DeploymentConfig | None = Field(
         default=None,
         description="where the contracts come from: a manifest path, or manifest/artifacts/deployer "

@@ -58,6 +58,10 @@ class _MonitorBase(Strict):
     title: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    chain: Annotated[str | None, RefTo("chain")] = Field(
+        default=None,
+        description="with several chains: the one watched (a monitor naming contracts watches theirs)",
+    )
 
 
 class EventMonitor(_MonitorBase):

@@ -239,6 +239,9 @@ class ResponderConfig(Strict):
 class SafeConfig(Strict):
     name: Annotated[str, UniqueKey("safe"), Field(pattern=_ID)]
     address: str = Field(pattern=_ADDRESS)
+    chain: Annotated[str | None, RefTo("chain")] = Field(
+        default=None, description="with several chains: the chain the Safe is on"
+    )
 
 
 class ArgBounds(Strict):
