@@ -31,7 +31,7 @@ from breakglass.config.refs import closest, find_refs
 from breakglass.config.yamlsource import Located, PathKey, format_path
 from breakglass.errors import ConfigIssue
 
-__all__ = ["ALL_CHAINS", "Placement", "chain_settings", "place", "origin_of", "view_origins", "view_settings"]
+__all__ = ["ALL_CHAINS", "Placement", "chain_settings", "origin_of", "place", "view_origins", "view_settings"]
 
 ALL_CHAINS = "*"
 """The placement of a playbook that calls no contract and matches no monitor: every chain."""
@@ -224,7 +224,9 @@ def view_origins(settings: Settings, placement: Placement, chain: str) -> dict[P
     """Where each list item of ``chain``'s view is in the file: the view's lists lose the other chains'
     items, so its ``n``-th monitor is the file's ``i``-th (view path prefix -> file path prefix)."""
     origins: dict[PathKey, PathKey] = {}
-    origins.update({("chain",): ("chains", i) for i, e in enumerate(settings.chains) if e.name == chain})
+    for i, entry in enumerate(settings.chains):
+        if entry.name == chain:
+            origins[("chain",)] = ("chains", i)
     kept = [i for i, c in enumerate(settings.contracts) if placement.contracts.get(c.name) == chain]
     origins.update({("contracts", n): ("contracts", i) for n, i in enumerate(kept)})
     for section in _SECTIONS:

@@ -88,7 +88,10 @@ def test_a_one_chain_file_is_its_own_only_view(tmp_path: Path) -> None:
     assert loaded.chain_names == ("devnet",)
     assert loaded.rpc_urls() == ["http://127.0.0.1:8545"]
     # the one chain may be named by a contract too (a file made ready for a second chain)
-    text = f"chain: {{ name: main }}\ncontracts:\n  - {{ name: v, chain: main, address: '{A}', abi: vault.json }}\n"
+    text = (
+        f"chain: {{ name: main }}\ncontracts:\n  - {{ name: v, chain: main, address: '{A}', abi: v.json }}\n"
+    )
+    (tmp_path / "v.json").write_text(json.dumps(ABI))
     assert set(load_config(write(tmp_path, text), environ={}).contracts) == {"v"}
 
 
@@ -157,13 +160,14 @@ def test_check_reports_a_chain_views_problem_at_its_line(tmp_path: Path) -> None
         (("contract: vault_b\n", "contract: vault_b\n    chain: alpha\n"), "    chain: alpha",
          "monitors[1].chain: 'alpha', but contract 'vault_b' is on chain 'beta'"),
         # a playbook on chain alpha triggered by a finding of chain beta
-        (("monitors: [drain-a]", "monitors: [drain-a, withdraw-b]"), "    match: { monitors: [drain-a, withdraw-b] }",
-         "playbooks[0].match.monitors[1]: monitor 'withdraw-b' watches chain 'beta', but this playbook acts on "
-         "chain 'alpha': a containment acts on the chain its finding came from"),
+        (("monitors: [drain-a]", "monitors: [drain-a, withdraw-b]"), "    match: { monitors: [drain-a, with",
+         "playbooks[0].match.monitors[1]: monitor 'withdraw-b' watches chain 'beta', but this playbook acts "
+         "on chain 'alpha': a containment acts on the chain its finding came from"),
         # two chains with one id
-        (("chain_id: 31338", "chain_id: 31337"), "    chain_id: 31337", "chains[1].chain_id: 31337 is also chain 'alpha''s id"),
+        (("chain_id: 31338", "chain_id: 31337"), "    chain_id: 31337",
+         "chains[1].chain_id: 31337 is also chain 'alpha''s id"),
         # chain and chains
-        (("protocol: venue\n", "protocol: venue\nchain: { confirmations: 3 }\n"), "chain: { confirmations: 3 }",
+        (("protocol: venue\n", "protocol: venue\nchain: { confirmations: 3 }\n"), "chain: { conf",
          "chain: set either 'chain' (one chain) or 'chains' (several), not both"),
     ],
 )  # fmt: skip
