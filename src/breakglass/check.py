@@ -6,7 +6,8 @@ Nothing here touches a chain, a database or a key. In order:
    included), ``parameter_events``, and each expression tried on values shaped as the chain's
    (``detect.lint``);
 3. the playbooks against the ABIs (function, argument count and types), the policy against the ABIs,
-   and each playbook call against the policy (a call it always refuses).
+   and each playbook call against the policy (a call it always refuses);
+4. ``attack_simulation.follow_ups`` against the ABIs (function, arguments, ``for_each`` event).
 
 One cause is one error: what refers to a contract whose ABI could not be read (a missing manifest)
 is not built, so it is not reported again.
@@ -49,6 +50,7 @@ def check_config(path: Path | str, environ: Mapping[str, str] | None = None) -> 
         issues += check_monitors(view, chain_id=view.chain_id)
         issues += _check_response(view)
         warnings += monitor_warnings(view)
+    issues += _check_follow_ups(loaded)
     unique = list(dict.fromkeys(issues))
     unique.sort(key=lambda issue: (issue.file != str(loaded.path), issue.line or 0))
     return CheckReport(loaded, tuple(unique), tuple(dict.fromkeys(warnings)))
@@ -74,4 +76,16 @@ def _check_response(loaded: LoadedConfig) -> list[ConfigIssue]:
         settings.policy, loaded.contracts, time.monotonic, locate=loaded.issue, issues=issues, skip=skip
     )
     issues += vet_playbooks(book, policy, loaded.issue)
+    return issues
+
+
+def _check_follow_ups(loaded: LoadedConfig) -> list[ConfigIssue]:
+    """``attack_simulation.follow_ups`` against the ABIs (function, arguments, ``for_each`` event)."""
+    configs = loaded.settings.attack_simulation.follow_ups
+    if not configs:
+        return []
+    from breakglass.simulate.followups import compile_follow_ups
+
+    contracts = {name: (record.address, record.abi) for name, record in loaded.contracts.items()}
+    _compiled, issues = compile_follow_ups(configs, contracts, loaded.issue, skip=loaded.unresolved)
     return issues

@@ -8,8 +8,36 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from breakglass.config.base import Strict
+from breakglass.config.refs import RefTo
 
-__all__ = ["AttackSimulationConfig"]
+__all__ = ["AttackSimulationConfig", "FollowUpConfig"]
+
+
+class FollowUpConfig(Strict):
+    """A call one of the protocol's own permissioned actors (a keeper, a liquidator, an oracle
+    updater) makes after each probe, in the same simulated bundle: the harm of a contract that lets
+    the protocol strike for it (an order it created, executed by the keeper) shows on the post-state."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    contract: Annotated[str, RefTo("contract")]
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="a function of the contract")
+    sender: str = Field(
+        alias="from",
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="the actor's account: it holds the role the function checks on chain",
+    )
+    for_each: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][\w-]*\.[A-Za-z_][A-Za-z0-9_]*$",
+        description="contract.Event: one call per such log naming the probed contract (an address "
+        "argument equal to it), seen in a block since its creation or emitted by the probe itself; "
+        "without it, one call after every probe",
+    )
+    args: list[str | int | bool] = Field(
+        default_factory=list,
+        description="literals or templates: '{contract}' (the probed contract), '{event.NAME}' "
+        "(an argument of the for_each log)",
+    )
 
 
 class AttackSimulationConfig(Strict):
@@ -51,4 +79,8 @@ class AttackSimulationConfig(Strict):
         default_factory=dict,
         description="token contract name -> amount (its base units) each probed contract holds in the "
         "simulation, flash-loan style (written to the token's balance mapping by state override)",
+    )
+    follow_ups: list[FollowUpConfig] = Field(
+        default_factory=list,
+        description="the protocol's own actors' calls after each probe, in the same simulated bundle",
     )

@@ -11,7 +11,8 @@ every block near the head the follower hands over (``on_block``, never awaited b
 3. each one probed (``prober.py``): its dispatcher's selectors (``bytecode.py``) called on the latest
    state from its deployer, its creator and a fresh account, with guessed arguments in rounds of
    increasing cost, then two-call sequences where the first changed something (``probes.py``),
-   every caller funded by a state override;
+   every caller funded by a state override, each probe followed by the protocol's own actors'
+   calls (``followups.py``: a keeper executing the orders the contract created);
 4. each post-state judged by the pending-transaction judge (``judge.py``: invariants read before the
    first call and after the last, flows, transaction and event monitors on the last call's logs);
 5. a monitor broken at ``min_severity`` is a finding at ``FindingStage.SETUP_PROVEN`` with the proof
@@ -19,10 +20,11 @@ every block near the head the follower hands over (``on_block``, never awaited b
    responder like any other: one alert per contract and monitor (its fingerprint), one breach per
    contract (the playbooks act once on a contract, whichever monitors it breaks).
 
-Budget: simulations per contract and per block, a timeout per contract, and a code-hash cache (a
-deployment whose identical code was probed quiet at its own creation is not probed again until it is
-touched). Blocks queue up to ``BACKLOG``; older ones are dropped (counted) so a flood of deployments
-delays only this stage, never the block path.
+Blocks that queued up while a probe ran are examined together, each contract probed once (probes
+run on the latest state either way). Budget: simulations per contract and per round, a timeout per
+contract, and a code-hash cache (a deployment whose identical code was probed quiet at its own
+creation is not probed again until it is touched). Blocks queue up to ``BACKLOG``; older ones are
+dropped (counted) so a flood of deployments delays only this stage, never the block path.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from breakglass.metrics import (
 from breakglass.simulate.batch import RpcBatcher
 from breakglass.simulate.bytecode import embedded_addresses, selectors
 from breakglass.simulate.discover import Created, CreationFinder
+from breakglass.simulate.followups import FollowUps
 from breakglass.simulate.funding import BalanceSlots
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.prober import Prober, Watched
@@ -102,11 +105,13 @@ class AttackSimulator:
         tainted: Callable[[str], bool] | None = None,
         batcher: RpcBatcher | None = None,
         funds: Mapping[str, int] | None = None,
+        follow_ups: FollowUps | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``protocol``: name -> address of the protocol's contracts (never probed themselves);
         ``tainted``: whether an account is tainted (the set-up monitor's view); ``funds``: token
-        address -> amount each probed contract holds in the simulation (``funding.py``)."""
+        address -> amount each probed contract holds in the simulation (``funding.py``);
+        ``follow_ups``: the protocol's own actors' calls after each probe (``followups.py``)."""
         self.rpc = rpc
         self.judge = judge
         self.settings = settings
@@ -120,7 +125,9 @@ class AttackSimulator:
             settings,
             protocol=list(protocol.values()),
             funding=BalanceSlots(rpc, funds) if funds else None,
+            follow_ups=follow_ups,
         )
+        self.follow_ups = follow_ups
         self.watched: OrderedDict[str, Watched] = OrderedDict()
         self.stats = AttackStats()
         self._quiet_codes: set[str] = set()
@@ -153,12 +160,19 @@ class AttackSimulator:
                     await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     waking.cancel()
                     continue
-                block = self._blocks.popleft()
+                # every block waiting, at once: probes run on the latest state, so a contract touched
+                # in several of them is probed once, and the newest state is reached sooner
+                blocks = list(self._blocks)
+                self._blocks.clear()
                 try:
-                    await self.examine(block)
+                    await self.examine(*blocks)
                 except ChainError as exc:
                     self.stats.errors += 1
-                    log.warning("attack simulation of a block failed", block=block.number, error=str(exc))
+                    log.warning(
+                        "attack simulation of blocks failed",
+                        blocks=[b.number for b in blocks],
+                        error=str(exc),
+                    )
         finally:
             stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -166,13 +180,19 @@ class AttackSimulator:
 
     # ---- one block
 
-    async def examine(self, block: Block) -> list[Finding]:
-        """Discover, choose and probe ``block``'s contracts within the budget; publish the findings."""
-        self.stats.blocks += 1
+    async def examine(self, block: Block, *more: Block) -> list[Finding]:
+        """Discover, choose and probe the contracts of ``block`` (and of the ``more`` blocks after it,
+        each contract once) within the budget; publish the findings."""
+        blocks = (block, *more)
+        self.stats.blocks += len(blocks)
         if self.prober.unsupported:
             return []  # said once when found out (``Prober``)
-        created = await self.finder.created(block)
+        created = [c for b in blocks for c in await self.finder.created(b)]
         fresh = await self._watch(created)
+        if self.follow_ups:
+            for b in blocks:
+                self.follow_ups.remember(b, self.watched.__contains__)
+        newest = blocks[-1]
         targets: list[tuple[Watched, str]] = []
         for w in fresh:
             if w.code_hash in self._quiet_codes:
@@ -181,12 +201,12 @@ class AttackSimulator:
                 continue
             targets.append((w, "created"))
         new = {w.address for w in fresh}
-        for address in self._touched(block):
+        for address in dict.fromkeys(a for b in blocks for a in self._touched(b)):
             known = self.watched.get(address)
             if known is None or address in new or known.proven:
                 continue
             if (
-                block.number - known.created_in > self.settings.watch_blocks
+                newest.number - known.created_in > self.settings.watch_blocks
                 or known.probes > self.settings.max_reprobes
             ):
                 continue
@@ -247,7 +267,9 @@ class AttackSimulator:
             self.watched[w.address] = w
             out.append(w)
         while len(self.watched) > MAX_WATCHED:
-            self.watched.popitem(last=False)
+            gone, _ = self.watched.popitem(last=False)
+            if self.follow_ups:
+                self.follow_ups.forget(gone)
         return out
 
     def _touched(self, block: Block) -> list[str]:

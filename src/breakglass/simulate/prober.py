@@ -2,7 +2,8 @@
 
 ``Prober.probe(watched, budget)`` calls the contract's selectors in rounds of increasing argument
 cost (``probes.py``), from its deployer, its creator and a fresh account; after the second round, the
-two-call sequences (a call that changed something, then each selector from the same caller). Each
+two-call sequences (a call that changed something, then each selector from the same caller). Every
+sequence is followed, in the same bundle, by the protocol's own actors' calls (``followups.py``). Each
 simulation's post-state goes to the pending-transaction judge (``judge.py``); the first that breaks a
 monitor at ``min_severity`` ends the probe, and its findings are re-made as proofs: stage
 ``setup-proven``, the calls and the monitor's values in ``evidence``, one breach per contract.
@@ -20,6 +21,7 @@ from breakglass.domain import Address, Finding, FindingStage, Hash32, PendingTx,
 from breakglass.errors import ChainError, RpcError
 from breakglass.logs import get_logger
 from breakglass.simulate.batch import RpcBatcher
+from breakglass.simulate.followups import FollowUps
 from breakglass.simulate.funding import BalanceSlots
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.probes import (
@@ -77,9 +79,12 @@ class Prober:
         *,
         protocol: Sequence[str],
         funding: BalanceSlots | None = None,
+        follow_ups: FollowUps | None = None,
     ) -> None:
-        """``funding``: the token balances each probed contract is given (``funding.py``)."""
+        """``funding``: the token balances each probed contract is given (``funding.py``);
+        ``follow_ups``: the protocol's own actors' calls after each probe (``followups.py``)."""
         self.batcher = batcher
+        self.follow_ups = follow_ups
         self.funding = funding
         self.judge = judge
         self.settings = settings
@@ -152,49 +157,97 @@ class Prober:
         spent: list[int],
         overrides: dict[str, dict[str, Any]],
     ) -> list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]]:
-        """Simulate ``sequences`` (``concurrency`` per round trip) within ``budget``; stops at the
-        first that proves harm (its findings in place of its outcome). Each sequence's outcome is
-        its last call's, None when it could not be simulated."""
+        """Simulate ``sequences`` (``concurrency`` per round trip) within ``budget``, each followed by
+        the protocol's follow-ups (``followups.py``); stops at the first that proves harm (its
+        findings in place of its outcome). Each sequence's outcome is its last call's, None when it
+        could not be simulated. A sequence whose calls emitted a log a follow-up runs for is simulated
+        again with that follow-up (one more simulation)."""
         out: list[tuple[list[ProbeCall], CallOutcome | list[Finding] | None]] = []
-        reads = self.judge.reads
+        follow = self.follow_ups.calls(w.address) if self.follow_ups else []
         step = self.settings.concurrency
         for i in range(0, len(sequences), step):
             room = budget - spent[0]
             if room <= 0:
                 break
-            chunk = list(sequences[i : i + min(step, room)])
-            answers = await self.batcher.batch(
-                [("eth_simulateV1", probe_params(seq, reads, overrides)) for seq in chunk]
-            )
-            spent[0] += len(chunk)
-            for seq, answer in zip(chunk, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if isinstance(answer, RpcError) and answer.code == -32601 and not self.unsupported:
-                        self.unsupported = True  # no eth_simulateV1 on this node: say it once, loudly
-                        log.error(
-                            "the node has no eth_simulateV1: attack-contract simulation cannot run",
-                            error=str(answer),
-                        )
-                    out.append((seq, None))
-                    continue
-                try:
-                    sim, outcomes = parse_probe(answer, len(reads), len(seq))
-                except ChainError as exc:
-                    log.info("probe answer not read", error=str(exc))
-                    out.append((seq, None))
-                    continue
-                if not outcomes[0].ok:
-                    out.append((seq, outcomes[-1]))
-                    continue
-                found = self._judge(w, seq, sim, overrides) if sim.tx.status == 1 else []
-                if found:
-                    out.append((seq, found))
+            chunk = [(list(seq), follow) for seq in sequences[i : i + min(step, room)]]
+            again: list[tuple[list[ProbeCall], list[ProbeCall]]] = []
+            for seq, calls, outcome in await self._simulate(w, chunk, spent, overrides):
+                if isinstance(outcome, list):
+                    out.append((seq, outcome))
                     return out
-                out.append((seq, outcomes[-1]))
+                if outcome is not None and outcome[1] and spent[0] + len(again) < budget:
+                    again.append((seq, [*calls, *outcome[1]]))
+                out.append((seq, outcome[0] if outcome else None))
+            for seq, _calls, outcome in await self._simulate(w, again, spent, overrides):
+                if isinstance(outcome, list):
+                    out.append((seq, outcome))
+                    return out
+        return out
+
+    async def _simulate(
+        self,
+        w: Watched,
+        chunk: Sequence[tuple[list[ProbeCall], list[ProbeCall]]],
+        spent: list[int],
+        overrides: dict[str, dict[str, Any]],
+    ) -> list[
+        tuple[list[ProbeCall], list[ProbeCall], tuple[CallOutcome, list[ProbeCall]] | list[Finding] | None]
+    ]:
+        """One round trip: each (sequence, follow-ups) judged; the findings of the first that proves
+        harm end the list. Otherwise each sequence's last outcome and the follow-ups its own logs ask
+        for that did not run yet."""
+        if not chunk:
+            return []
+        reads = self.judge.reads
+        per_log = bool(self.follow_ups and self.follow_ups.per_log)
+        answers = await self.batcher.batch(
+            [("eth_simulateV1", probe_params(seq, reads, overrides, follow=f)) for seq, f in chunk]
+        )
+        spent[0] += len(chunk)
+        out: list[
+            tuple[
+                list[ProbeCall], list[ProbeCall], tuple[CallOutcome, list[ProbeCall]] | list[Finding] | None
+            ]
+        ] = []
+        for (seq, follow), answer in zip(chunk, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, RpcError) and answer.code == -32601 and not self.unsupported:
+                    self.unsupported = True  # no eth_simulateV1 on this node: say it once, loudly
+                    log.error(
+                        "the node has no eth_simulateV1: attack-contract simulation cannot run",
+                        error=str(answer),
+                    )
+                out.append((seq, follow, None))
+                continue
+            try:
+                sim, outcomes = parse_probe(answer, len(reads), len(seq), len(follow), keep_logs=per_log)
+            except ChainError as exc:
+                log.info("probe answer not read", error=str(exc))
+                out.append((seq, follow, None))
+                continue
+            if not outcomes[0].ok:
+                out.append((seq, follow, (outcomes[-1], [])))
+                continue
+            found = self._judge(w, seq, sim, overrides, follow) if sim.tx.status == 1 else []
+            if found:
+                out.append((seq, follow, found))
+                return out
+            asked: list[ProbeCall] = []
+            if per_log and self.follow_ups and sim.tx.status == 1:
+                emitted = [entry for o in outcomes for entry in o.emitted]
+                for _contract, call in self.follow_ups.from_logs(contract=w.address, logs=emitted):
+                    if call not in follow and call not in asked:
+                        asked.append(call)
+            out.append((seq, follow, (outcomes[-1], asked)))
         return out
 
     def _judge(
-        self, w: Watched, seq: Sequence[ProbeCall], sim: SimulatedBlock, overrides: dict[str, Any]
+        self,
+        w: Watched,
+        seq: Sequence[ProbeCall],
+        sim: SimulatedBlock,
+        overrides: dict[str, Any],
+        follow: Sequence[ProbeCall] = (),
     ) -> list[Finding]:
         last = seq[-1]
         tx = Tx(
@@ -212,11 +265,18 @@ class Prober:
         )
         found = self.judge.judge(PendingTx(tx, 0.0), sim, time.time() * 1000)
         funded = {t: a for t, a in (self.funding.funds.items() if self.funding else ()) if t in overrides}
-        return [self._proven(f, seq, sim, w, funded) for f in found if f.severity >= self.min_severity]
+        return [
+            self._proven(f, seq, sim, w, funded, follow) for f in found if f.severity >= self.min_severity
+        ]
 
     @staticmethod
     def _proven(
-        f: Finding, seq: Sequence[ProbeCall], sim: SimulatedBlock, w: Watched, funded: dict[str, int]
+        f: Finding,
+        seq: Sequence[ProbeCall],
+        sim: SimulatedBlock,
+        w: Watched,
+        funded: dict[str, int],
+        follow: Sequence[ProbeCall] = (),
     ) -> Finding:
         contract = seq[-1].to.lower()
         evidence: dict[str, Any] = {
@@ -234,6 +294,7 @@ class Prober:
             selector="0x" + seq[-1].selector.hex() if seq[-1].data else None,
             proven_on_block=sim.number - 1,
             funded=funded,
+            follow_ups=[c.to_json() for c in follow],
         )
         fingerprint = fingerprint_of("setup-proven", f.monitor_id, f.chain_id, contract, dict(f.labels))
         calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in seq)

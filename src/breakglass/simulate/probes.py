@@ -25,6 +25,7 @@ from eth_utils.crypto import keccak
 
 from breakglass.chain.decode import RawLog, decode_log
 from breakglass.detect.reads import ReadCall
+from breakglass.domain import Log
 from breakglass.errors import ChainDataError
 from breakglass.simulate.request import SimulatedBlock, SimulatedTx, view_result
 
@@ -146,14 +147,16 @@ def probe_params(
     reads: Sequence[ReadCall],
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     block: str = "latest",
+    follow: Sequence[ProbeCall] = (),
 ) -> tuple[Any, ...]:
-    """``eth_simulateV1`` params: the reads, ``calls`` in order, the reads again, on ``block``; every
-    caller funded with ether (plus ``overrides``)."""
+    """``eth_simulateV1`` params: the reads, ``calls`` in order, the ``follow`` -ups (the protocol's own
+    actors, ``followups.py``), the reads again, on ``block``; every caller funded with ether (plus
+    ``overrides``)."""
     state: dict[str, dict[str, Any]] = {a: dict(o) for a, o in (overrides or {}).items()}
-    for call in calls:
+    for call in (*calls, *follow):
         state.setdefault(call.sender, {}).setdefault("balance", hex(CALLER_WEI))
     views = [{"to": c.address, "input": "0x" + c.calldata.hex()} for c in reads]
-    block_calls = [*views, *(c.as_call() for c in calls), *views]
+    block_calls = [*views, *(c.as_call() for c in (*calls, *follow)), *views]
     return (
         {"blockStateCalls": [{"stateOverrides": state, "calls": block_calls}], "validation": False},
         block,
@@ -168,36 +171,51 @@ class CallOutcome:
     returned: bytes
     logs: int
     gas_used: int
+    emitted: tuple[Log, ...] = ()
+    """its logs, decoded when asked for (``parse_probe(..., keep_logs=True)``)"""
 
 
-def parse_probe(answer: Any, n_reads: int, n_calls: int) -> tuple[SimulatedBlock, list[CallOutcome]]:
+def _logs(call: Mapping[str, Any], at: int) -> tuple[Log, ...]:
+    return tuple(
+        decode_log(RawLog(**raw), _METHOD, f"calls[{at}].logs[{i}].")  # type: ignore[typeddict-item]
+        for i, raw in enumerate(call.get("logs") or [])
+    )
+
+
+def parse_probe(
+    answer: Any, n_reads: int, n_calls: int, n_follow: int = 0, *, keep_logs: bool = False
+) -> tuple[SimulatedBlock, list[CallOutcome]]:
     """Decode the answer of ``probe_params``: the simulated block as the judge reads it (the last
-    call as its transaction, the reads around all the calls) and each call's outcome. A malformed
-    answer raises ``ChainDataError``."""
+    call as its transaction, with the logs of the follow-ups that ran, the reads around all the calls)
+    and each probe call's outcome (``keep_logs``: with its decoded logs). Whether the transaction
+    succeeded is the probe calls' alone: a follow-up that reverts changed nothing. A malformed answer
+    raises ``ChainDataError``."""
     if not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], dict):
         raise ChainDataError(_METHOD, "result", str(answer)[:200], "not a list of one simulated block")
     block = answer[0]
     calls = block.get("calls")
-    if not isinstance(calls, list) or len(calls) != 2 * n_reads + n_calls:
+    n_all = n_calls + n_follow
+    if not isinstance(calls, list) or len(calls) != 2 * n_reads + n_all:
         raise ChainDataError(
-            _METHOD, "result[0].calls", str(calls)[:200], f"expected {2 * n_reads + n_calls} call results"
+            _METHOD, "result[0].calls", str(calls)[:200], f"expected {2 * n_reads + n_all} call results"
         )
     try:
         mine = calls[n_reads : n_reads + n_calls]
         outcomes = [
             CallOutcome(
-                ok=int(str(c.get("status", "0x0")), 16) == 1,
+                ok=_status(c) == 1,
                 returned=bytes.fromhex(str(c.get("returnData") or "0x")[2:]),
                 logs=len(c.get("logs") or ()),
                 gas_used=int(str(c.get("gasUsed", "0x0")), 16),
+                emitted=_logs(c, n_reads + k) if keep_logs else (),
             )
-            for c in mine
+            for k, c in enumerate(mine)
         ]
         last = mine[-1]
-        logs = tuple(
-            decode_log(RawLog(**raw), _METHOD, f"calls[{n_reads + n_calls - 1}].logs[{i}].")  # type: ignore[typeddict-item]
-            for i, raw in enumerate(last.get("logs") or [])
-        )
+        logs = outcomes[-1].emitted if keep_logs else _logs(last, n_reads + n_calls - 1)
+        for k in range(n_reads + n_calls, n_reads + n_all):
+            if _status(calls[k]) == 1:
+                logs += _logs(calls[k], k)
         error = last.get("error")
         ok = all(o.ok for o in outcomes)
         tx = SimulatedTx(
@@ -214,8 +232,12 @@ def parse_probe(answer: Any, n_reads: int, n_calls: int) -> tuple[SimulatedBlock
             base_fee=int(str(base_fee), 16) if base_fee is not None else None,
             tx=tx,
             before=[view_result(c) for c in calls[:n_reads]],
-            after=[view_result(c) for c in calls[n_reads + n_calls :]],
+            after=[view_result(c) for c in calls[n_reads + n_all :]],
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ChainDataError(_METHOD, "result[0]", str(exc)[:200], "malformed simulated block") from None
     return sim, outcomes
+
+
+def _status(call: Mapping[str, Any]) -> int:
+    return int(str(call.get("status", "0x0")), 16)

@@ -18,6 +18,7 @@ from breakglass.detect.service import Watcher
 from breakglass.errors import ChainError, ConfigError, ConfigIssue
 from breakglass.simulate.attack import AttackSimulator, tainted_by
 from breakglass.simulate.batch import RpcBatcher
+from breakglass.simulate.followups import FollowUps, compile_follow_ups
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import RelevanceFilter
 from breakglass.simulate.simulator import PendingSimulator
@@ -157,6 +158,9 @@ def build_attack_simulation(
                     f"{name!r} is no contract ({known})",
                 )
             )
+    contracts = {name: (record.address, record.abi) for name, record in config.contracts.items()}
+    follow_ups, problems = compile_follow_ups(settings.follow_ups, contracts, config.issue)
+    issues += problems
     if issues:
         raise ConfigError(issues)
     simulator = AttackSimulator(
@@ -167,6 +171,7 @@ def build_attack_simulation(
         bus=bus,
         tainted=tainted_by(watcher.built.detectors),
         funds=funds,
+        follow_ups=FollowUps(follow_ups) if follow_ups else None,
     )
     engine.block_listeners.append(simulator.on_block)
     return AttackSimulationService(watcher, simulator)

@@ -218,6 +218,35 @@ BROKEN = [
         "no function 'suspendFuture'",
         "did you mean 'suspendFutures'",
     ),
+    # attack_simulation.follow_ups (issue 16): the function, the event, its argument, the contract
+    (
+        "venue",
+        "contract: market_eth, function: executeOrder,",
+        "contract: market_eth, function: executeOrdr,",
+        "market_eth has no function 'executeOrdr'",
+        "did you mean 'executeOrder'",
+    ),
+    (
+        "venue",
+        "for_each: market_eth.OrderCreated,",
+        "for_each: market_eth.OrderCreatd,",
+        "market_eth has no event 'OrderCreatd'",
+        "did you mean 'OrderCreated'",
+    ),
+    (
+        "venue",
+        'for_each: market_btc.OrderCreated, args: ["{event.orderId}"]',
+        'for_each: market_btc.OrderCreated, args: ["{event.orderid}"]',
+        "OrderCreated has no argument 'orderid'",
+        "did you mean 'orderId'",
+    ),
+    (
+        "venue",
+        "contract: market_thin, function: executeOrder,",
+        "contract: market_thn, function: executeOrder,",
+        "'market_thn'",
+        "did you mean 'market_thin'",
+    ),
     ("synthetix", 'args: ["{labels.market}", 99]', 'args: ["{labels.market}"]', "argument", ""),
     ("synthetix", "args: [99]", "args: [true]", "not a valid uint256", ""),
     (
