@@ -61,8 +61,8 @@ class FaultyBus:
     def __getattr__(self, name: str) -> Any:  # publish, settled, listen, lag, close, connect, ...
         return getattr(self.bus, name)
 
-    async def publish(self, topic: str, message: Any) -> None:
-        await self.bus.publish(topic, message)
+    async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
+        await self.bus.publish(topic, message, dedup=dedup)
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
         return self._reader((topic, durable), self.bus.subscribe(topic, durable))

@@ -109,6 +109,17 @@ async def test_workers_sharing_a_durable_name_handle_each_message_once(bus: Bus)
     assert sorted(got, key=lambda f: f.block_number) == sent  # each exactly once
 
 
+async def test_a_message_published_again_under_the_same_dedup_name_travels_once(bus: Bus) -> None:
+    # a redelivered work item whose worker died after publishing its finding publishes it again
+    alerts = bus.subscribe("findings", "alerts")
+    await bus.publish("findings", finding(1), dedup="pending:1")
+    await bus.publish("findings", finding(1), dedup="pending:1")
+    await bus.publish("actions", finding(1), dedup="pending:1")  # another topic: another name
+    await bus.publish("findings", finding(2), dedup="pending:2")
+    await bus.publish("findings", finding(2))  # unnamed: always delivered
+    assert await take(alerts, 3) == [finding(1), finding(2), finding(2)]
+
+
 async def test_topics_are_separate(bus: Bus) -> None:
     actions = bus.subscribe("actions", "incidents")
     await bus.publish("findings", finding(1))

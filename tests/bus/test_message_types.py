@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from breakglass.bus import codec
-from breakglass.domain import Finding, Severity
+from breakglass.domain import Address, Finding, Hash32, Severity, Tx
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.messages.findings import Retraction
+from breakglass.messages.pending import PendingVerdict, PendingWork
 
 SAMPLES: list[Any] = [
     Finding("m", Severity.HIGH, 31337, 7, "title", tx_hash=None, labels={"a": "b"}, evidence={"x": [1, "2"]}),
@@ -28,6 +29,25 @@ SAMPLES: list[Any] = [
         detail={"gas": 50_000},
         at_ms=1.5,
     ),
+    PendingWork(
+        Tx(
+            Hash32("0x" + "ef" * 32),
+            Address("0x" + "11" * 20),
+            None,
+            5,
+            b"\x60\x80",
+            3,
+            90_000,
+            10**10,
+            10**9,
+            None,
+            0,
+        ),
+        seen_at=1.7e12,
+        head=42,
+        chain_id=31337,
+    ),
+    PendingVerdict("0x" + "ef" * 32, "creation", ("fp1",), 2.5, "host:12", error=None),
 ]
 
 

@@ -150,7 +150,9 @@ class BridgeServer:
             if topic not in API_TOPICS:
                 log.warning("api.bridge_refused_publish", topic=topic[:64])
                 return
-            await self.bus.publish(topic, decode(str(frame["message"]).encode()))
+            dedup = frame.get("dedup")
+            message = decode(str(frame["message"]).encode())
+            await self.bus.publish(topic, message, dedup=None if dedup is None else str(dedup))
         elif op == "listen":
             topic = str(frame["topic"])
             if topic not in pumps:
@@ -268,8 +270,9 @@ class BridgeBus:
         """Tell the pipeline's process that the HTTP server listens (a later death is a crash)."""
         await self._send({"op": "listening"})
 
-    async def publish(self, topic: str, message: Any) -> None:
-        await self._send({"op": "publish", "topic": topic, "message": encode(message).decode()})
+    async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
+        frame = {"op": "publish", "topic": topic, "message": encode(message).decode()}
+        await self._send(frame if dedup is None else {**frame, "dedup": dedup})
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:
         raise BreakglassError(

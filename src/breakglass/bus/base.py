@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, Protocol
 
-__all__ = ["Bus", "Topics"]
+__all__ = ["DEDUP_MEMORY", "Bus", "Topics"]
+
+DEDUP_MEMORY = 10_000
+"""How many ``publish(..., dedup=...)`` names the in-process bus remembers."""
 
 
 class Topics:
@@ -41,8 +44,13 @@ class Topics:
 
 
 class Bus(Protocol):
-    async def publish(self, topic: str, message: Any) -> None:
-        """Deliver ``message`` to every durable subscription and every listener of ``topic``."""
+    async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
+        """Deliver ``message`` to every durable subscription and every listener of ``topic``.
+
+        ``dedup`` names the message: one published again on ``topic`` under the same name within
+        the bus's duplicate window (JetStream: the stream's, 2 minutes; in process: the last
+        ``DEDUP_MEMORY`` names) is dropped. A work item redelivered after its worker died publishes
+        its result again; named, the result travels once."""
         ...
 
     def subscribe(self, topic: str, durable: str) -> AsyncIterator[Any]:

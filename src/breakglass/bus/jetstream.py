@@ -103,6 +103,15 @@ class JetStreamBus:
             await self._js.add_stream(config)
         return self
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def connection(self) -> tuple[Client, JetStreamContext]:
+        """The connection and its JetStream context, for a work queue beside the stream
+        (``bus/workqueue.py``); raises when not connected."""
+        return self._client(), self._context()
+
     def _client(self) -> Client:
         if self._nc is None:
             raise BreakglassError("JetStreamBus is not connected: await connect() first")
@@ -113,8 +122,10 @@ class JetStreamBus:
             raise BreakglassError("JetStreamBus is not connected: await connect() first")
         return self._js
 
-    async def publish(self, topic: str, message: Any) -> None:
-        await self._context().publish(f"{self._prefix}.{topic}", encode(message))
+    async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
+        # The server drops a message whose Nats-Msg-Id it stored within the stream's duplicate window
+        headers = {"Nats-Msg-Id": f"{topic}:{dedup}"} if dedup is not None else None
+        await self._context().publish(f"{self._prefix}.{topic}", encode(message), headers=headers)
 
     def settled(self, topic: str) -> Awaitable[None]:
         """At once: ``publish`` returned after the server acknowledged storing the message (its

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator
 from typing import Any
 
+from breakglass.bus.base import DEDUP_MEMORY
 from breakglass.logs import get_logger
 
 __all__ = ["InProcessBus"]
@@ -90,6 +91,8 @@ class InProcessBus:
         # not stay registered and keep receiving copies.
         self._listeners: dict[str, weakref.WeakSet[_Inbox]] = defaultdict(weakref.WeakSet)
         self._closed = False
+        self._published: OrderedDict[tuple[str, str], None] = OrderedDict()
+        """(topic, dedup) of the last ``DEDUP_MEMORY`` named messages"""
         self.listener_drops = 0
         """Messages listeners lost because they were ``listener_buffer`` behind, since the start."""
 
@@ -99,9 +102,15 @@ class InProcessBus:
             queues[durable] = _Durable(self._maxsize)
         return queues[durable]
 
-    async def publish(self, topic: str, message: Any) -> None:
+    async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
         if self._closed:
             raise RuntimeError("bus is closed")
+        if dedup is not None:
+            if (topic, dedup) in self._published:
+                return
+            self._published[(topic, dedup)] = None
+            if len(self._published) > DEDUP_MEMORY:
+                self._published.popitem(last=False)
         for inbox in list(self._listeners.get(topic, ())):
             if not inbox.offer(message):
                 self.listener_drops += 1

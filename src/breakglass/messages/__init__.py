@@ -8,19 +8,23 @@ every type here with the bus codec, so a process running any role can decode the
 - ``alerts``: ``AlertChange`` (``Topics.ALERTS``);
 - ``incidents``: ``TimelineEntry``, ``TimelineKind``, ``IncidentChange`` (``Topics.TIMELINE``,
   ``Topics.INCIDENTS``);
-- ``actions``: ``ActionEvent``, ``ActionStep`` (``Topics.ACTIONS``, published by the responder).
+- ``actions``: ``ActionEvent``, ``ActionStep`` (``Topics.ACTIONS``, published by the responder);
+- ``pending``: ``PendingWork``, ``PendingVerdict`` (the simulate work queue, ``bus/workqueue.py``).
 """
 
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.messages.alerts import AlertChange
 from breakglass.messages.findings import Retraction
 from breakglass.messages.incidents import IncidentChange, TimelineEntry, TimelineKind
+from breakglass.messages.pending import PendingVerdict, PendingWork
 
 __all__ = [
     "ActionEvent",
     "ActionStep",
     "AlertChange",
     "IncidentChange",
+    "PendingVerdict",
+    "PendingWork",
     "Retraction",
     "TimelineEntry",
     "TimelineKind",

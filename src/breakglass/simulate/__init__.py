@@ -10,8 +10,10 @@ from breakglass.simulate.service import (
     MempoolService,
     build_attack_simulation,
     build_mempool,
+    build_simulation_worker,
 )
 from breakglass.simulate.simulator import PendingSimulator, Verdict
+from breakglass.simulate.worker import SimulationWorker
 
 __all__ = [
     "AttackSimulationService",
@@ -24,9 +26,11 @@ __all__ = [
     "RpcBatcher",
     "SimulatedBlock",
     "SimulatedTx",
+    "SimulationWorker",
     "Verdict",
     "build_attack_simulation",
     "build_mempool",
+    "build_simulation_worker",
     "parse_simulation",
     "pending_fees",
     "simulation_params",

@@ -1,4 +1,5 @@
 """``build_mempool(config, watcher, bus)``: the mempool watcher and the simulator for one configuration;
+``build_simulation_worker(config, watcher, bus, queue)``: a ``simulate`` role's worker (``worker.py``);
 ``build_attack_simulation(config, watcher, bus)``: the attack-contract simulation (``attack.py``).
 
 Both share the block path's RPC client and detector instances (flows read their real windows), so they
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from breakglass.bus import Bus
 from breakglass.chain.mempool import MempoolWatcher
@@ -22,8 +24,18 @@ from breakglass.simulate.followups import FollowUps, compile_follow_ups
 from breakglass.simulate.judge import Judge
 from breakglass.simulate.relevance import RelevanceFilter
 from breakglass.simulate.simulator import PendingSimulator
+from breakglass.simulate.worker import SimulationWorker, submitter
 
-__all__ = ["AttackSimulationService", "MempoolService", "build_attack_simulation", "build_mempool"]
+if TYPE_CHECKING:  # nats-py is only needed when a bus across machines is configured
+    from breakglass.bus.workqueue import JetStreamWorkQueue
+
+__all__ = [
+    "AttackSimulationService",
+    "MempoolService",
+    "build_attack_simulation",
+    "build_mempool",
+    "build_simulation_worker",
+]
 
 
 @dataclass
@@ -31,22 +43,30 @@ class MempoolService:
     watcher: Watcher
     mempool: MempoolWatcher
     simulator: PendingSimulator
+    queue: JetStreamWorkQueue | None = None
+    """The simulate work queue the watcher submits to (a bus across machines); None: judged here."""
+    worker: SimulationWorker | None = None
+    """A worker of that queue in this process too (no roles chosen: every role here)."""
 
     async def start(self) -> None:
-        """Resolve the chain id (shared with the block path) and the current head."""
+        """Resolve the chain id (shared with the block path), the current head, the work queue."""
         if not self.watcher.engine.chain_id:
             await self.watcher.start()
         self.simulator.judge.chain_id = self.watcher.engine.chain_id
+        if self.queue is not None:
+            await self.queue.open()
         self.simulator.new_head(int(await self.watcher.rpc.call("eth_blockNumber"), 16))
         if self.simulator.new_head not in self.watcher.follower.head_listeners:
             # the follower's heads (pushed by its subscription) keep the caches' lifetime
             self.watcher.follower.head_listeners.append(self.simulator.new_head)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Watch and judge until ``stop`` is set (or cancelled)."""
+        """Watch and judge (or submit) until ``stop`` is set (or cancelled)."""
         stop = stop or asyncio.Event()
         await self.start()
         tasks = [asyncio.create_task(self.mempool.run()), asyncio.create_task(self.simulator.run(stop))]
+        if self.worker is not None:
+            tasks.append(asyncio.create_task(self.worker.run(stop)))
         try:
             await stop.wait()
         finally:
@@ -57,12 +77,73 @@ class MempoolService:
                     await task
 
 
-def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> MempoolService:
+def build_mempool(
+    config: LoadedConfig,
+    watcher: Watcher,
+    bus: Bus | None,
+    *,
+    queue: JetStreamWorkQueue | None = None,
+    worker: bool = False,
+) -> MempoolService:
+    """The watcher and its simulator; with ``queue``, new transactions are submitted to the simulate
+    workers instead of judged here, and ``worker`` runs one of those workers in this process too."""
     settings = config.settings.mempool
+    simulator = _simulator(config, watcher, bus)
+    if queue is not None:
+        simulator.submit = submitter(queue, simulator)
+    ws = settings.ws or config.settings.chain.ws
+    mempool = MempoolWatcher(
+        watcher.rpc,
+        simulator.handle,
+        ws_url=ws.get_secret_value() if ws else None,
+        poll_interval=settings.poll_interval,
+    )
+    local = build_simulation_worker(config, watcher, bus, queue) if queue is not None and worker else None
+    return MempoolService(watcher, mempool, simulator, queue, local)
+
+
+def build_simulation_worker(
+    config: LoadedConfig, watcher: Watcher, bus: Bus | None, queue: JetStreamWorkQueue
+) -> SimulationWorker:
+    """A ``simulate`` role's worker: ``mempool.max_in_flight`` items of ``queue`` at a time, judged by
+    ``watcher``'s detectors (its follower need not run)."""
+    simulator = _simulator(config, watcher, bus)
+    return SimulationWorker(watcher, simulator, queue, concurrency=config.settings.mempool.max_in_flight)
+
+
+def _simulator(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> PendingSimulator:
+    settings = config.settings.mempool
+    engine = watcher.engine
+    ignore = _ignored(config, watcher)
+    judge = _judge(watcher)
+    batcher = RpcBatcher(watcher.rpc)
+
+    async def has_code(address: str) -> bool:
+        [code] = await batcher.batch([("eth_getCode", (address, "latest"))])
+        if isinstance(code, BaseException):
+            raise code
+        return str(code) not in ("0x", "0x0", "")
+
+    relevance = RelevanceFilter(
+        engine.addresses.values(), has_code, ignore=ignore, simulate_creations=settings.simulate_creations
+    )
+    return PendingSimulator(
+        watcher.rpc,
+        judge,
+        relevance,
+        bus=bus,
+        max_in_flight=settings.max_in_flight,
+        head_poll_interval=settings.head_poll_interval,
+        batcher=batcher,
+    )
+
+
+def _ignored(config: LoadedConfig, watcher: Watcher) -> list[str]:
+    """``mempool.ignore`` as addresses; a name that is no contract is a configuration error."""
     engine = watcher.engine
     ignore: list[str] = []
     issues: list[ConfigIssue] = []
-    for i, item in enumerate(settings.ignore):
+    for i, item in enumerate(config.settings.mempool.ignore):
         if item.startswith("0x") and len(item) == 42:
             ignore.append(item)
         elif item in engine.addresses:
@@ -76,35 +157,7 @@ def build_mempool(config: LoadedConfig, watcher: Watcher, bus: Bus | None) -> Me
             )
     if issues:
         raise ConfigError(issues)
-    judge = _judge(watcher)
-    batcher = RpcBatcher(watcher.rpc)
-
-    async def has_code(address: str) -> bool:
-        [code] = await batcher.batch([("eth_getCode", (address, "latest"))])
-        if isinstance(code, BaseException):
-            raise code
-        return str(code) not in ("0x", "0x0", "")
-
-    relevance = RelevanceFilter(
-        engine.addresses.values(), has_code, ignore=ignore, simulate_creations=settings.simulate_creations
-    )
-    simulator = PendingSimulator(
-        watcher.rpc,
-        judge,
-        relevance,
-        bus=bus,
-        max_in_flight=settings.max_in_flight,
-        head_poll_interval=settings.head_poll_interval,
-        batcher=batcher,
-    )
-    ws = settings.ws or config.settings.chain.ws
-    mempool = MempoolWatcher(
-        watcher.rpc,
-        simulator.handle,
-        ws_url=ws.get_secret_value() if ws else None,
-        poll_interval=settings.poll_interval,
-    )
-    return MempoolService(watcher, mempool, simulator)
+    return ignore
 
 
 def _judge(watcher: Watcher) -> Judge:

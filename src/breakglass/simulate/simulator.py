@@ -7,6 +7,11 @@ its own task, at most ``max_in_flight`` simulations at a time (concurrent ones s
 findings published on ``Topics.FINDINGS`` with ``stage=pending`` for the responder, which outbids the
 transaction's fees so that the containment lands first in the same block.
 
+With a ``submit`` function (a bus across machines: ``simulate/worker.py``), ``handle`` hands each new
+transaction to the simulate workers' queue instead of judging it here; the judgement is then
+``judge_one`` in a worker. Findings are published under their fingerprint as ``dedup`` name: an item
+redone after its worker died publishes them once.
+
 A transaction is judged once; a replacement (same sender and nonce, higher priority fee) is judged
 again. Caches live for one head: ``new_head`` drops them. The follower tells it every head it learns
 (``Follower.head_listeners``: pushed by the subscription); ``run()`` polls the block number only as
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from breakglass.bus import Bus, Topics
@@ -94,6 +99,7 @@ class PendingSimulator:
         on_verdict: Callable[[Verdict], None] | None = None,
         batcher: RpcBatcher | None = None,
         head_watchdog: float = 5.0,
+        submit: Callable[[PendingTx], Awaitable[None]] | None = None,
     ) -> None:
         self.rpc = rpc
         self.batcher = batcher or RpcBatcher(rpc)
@@ -105,6 +111,9 @@ class PendingSimulator:
         self.stats = SimulatorStats()
         self.head = -1
         self.head_watchdog = head_watchdog
+        self.submit = submit
+        """Where new transactions go to be judged elsewhere (the work queue); None: judged here."""
+        self.submitted = 0
         self._told_at = float("-inf")
         """``clock()`` when a head was last told (``new_head``), by anyone"""
         self.head_polls = 0
@@ -147,6 +156,14 @@ class PendingSimulator:
             self.stats.duplicates += 1
             _SKIPPED_DUPLICATE.inc()
             return
+        if self.submit is not None:
+            try:
+                await self.submit(pending)
+                self.submitted += 1
+                return
+            except Exception as exc:  # the queue is unreachable: judge it here rather than not at all
+                log.warning("pending transaction not queued; judged here", tx=pending.tx.hash,
+                            error=type(exc).__name__)  # fmt: skip
         task = asyncio.create_task(self.judge_one(pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -218,7 +235,7 @@ class PendingSimulator:
             )
             if self.bus is not None:
                 for finding in findings:
-                    await self.bus.publish(Topics.FINDINGS, finding)
+                    await self.bus.publish(Topics.FINDINGS, finding, dedup=finding.fingerprint)
                     FINDINGS.labels(
                         finding.monitor_id, finding.severity.name.lower(), finding.stage.value
                     ).inc()

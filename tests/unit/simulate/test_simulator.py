@@ -252,7 +252,7 @@ async def test_findings_are_published_for_the_responder() -> None:
     published: list[Any] = []
 
     class Bus:
-        async def publish(self, topic: str, message: Any) -> None:
+        async def publish(self, topic: str, message: Any, *, dedup: str | None = None) -> None:
             published.append((topic, message))
 
     sim = simulator(FakeNode(5_000), bus=Bus())
