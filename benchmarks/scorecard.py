@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"drift: {drift}")
     print(f"{len(drifts)} figure(s) drifted past the tolerances; {seconds:,.0f} s at load {load:.1f}")
     out: dict[str, Any] = {
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - seconds)),
+        "command": "python -m benchmarks.scorecard",
         "seconds": round(seconds, 1),
         "load_average": load,
         "average_preserved": readme.averages(rows),
@@ -71,8 +73,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"wrote {RESULTS}")
     if args.write:
         text = args.readme.read_text(encoding="utf-8")
-        day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        note = readme.measured_note("python -m benchmarks.scorecard --write", day, seconds, load)
+        note = readme.measured_note(
+            "python -m benchmarks.scorecard --write", out["measured_at"], seconds, load
+        )
         for mode in modes:
             text = readme.replace_section(text, mode, readme.render_section(mode, rows, note))
         args.readme.write_text(text, encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -269,13 +270,22 @@ def hard_days(
 
 
 SCORECARD_COMMAND = "breakglass drill scorecard --write README.md"
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
-def _load_rows(path: Path) -> list[dict[str, Any]]:
-    """Drill rows from ``drill run --json`` (a list) or a scorecard/benchmark JSON (``{"drills": [...]}``)."""
+def _load_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Drill rows and how they were measured, from ``drill run --json`` (a list of rows) or from a
+    ``drill scorecard --json`` / ``benchmarks.scorecard`` file (``{"drills": [...], "measured_at": ...}``)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    rows = data["drills"] if isinstance(data, dict) else data
-    return [dict(r) for r in rows]
+    meta: dict[str, Any] = {
+        "measured_at": datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime(TIME_FORMAT),
+        "command": "breakglass drill run --json",
+    }
+    if not isinstance(data, dict):
+        return [dict(r) for r in data], meta
+    meta["command"] = "breakglass drill scorecard"
+    meta.update({k: data[k] for k in ("measured_at", "command", "seconds", "load_average") if k in data})
+    return [dict(r) for r in data["drills"]], meta
 
 
 @app.command("scorecard")
@@ -302,20 +312,24 @@ def scorecard(
     traffic: the README's scorecard tables rewritten (--write) or checked for drift (--check)."""
     import os
     import time
-    from datetime import UTC, datetime
 
     from breakglass.drills import readme
 
     if mode not in ("private", "public", "both"):
         raise typer.BadParameter("private, public or both", param_hint="--mode")
     modes = list(readme.MODES) if mode == "both" else [mode]
-    started = time.monotonic()
-    load = os.getloadavg()[0]
+    started, when = time.monotonic(), datetime.now(UTC).strftime(TIME_FORMAT)
+    meta: dict[str, Any] = {
+        "measured_at": when,
+        "command": SCORECARD_COMMAND,
+        "load_average": os.getloadavg()[0],
+    }
     if results is not None:
-        rows = [r for r in _load_rows(results) if r["mode"] in modes]
+        rows, meta = _load_rows(results)
+        rows = [r for r in rows if r["mode"] in modes]
     else:
         rows = _play_scorecard(modes, verbose)
-    seconds = time.monotonic() - started
+        meta["seconds"] = round(time.monotonic() - started, 1)
     tolerance = readme.Tolerance()
     drifts: list[readme.Drift] = []
     if check is not None:
@@ -324,18 +338,21 @@ def scorecard(
             _console().print(f"[red]drift[/red] {drift}")
         _console().print(f"{len(drifts)} figure(s) drifted past the tolerances" if drifts else "no drift")
     if write is not None:
-        day = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = write.read_text(encoding="utf-8")
-        source = SCORECARD_COMMAND if results is None else f"breakglass drill scorecard --results {results}"
-        note = readme.measured_note(source, day, seconds, load)
+        note = readme.measured_note(
+            str(meta.get("command")),
+            str(meta.get("measured_at")),
+            meta.get("seconds"),
+            meta.get("load_average"),
+        )
         for m in modes:
             text = readme.replace_section(text, m, readme.render_section(m, rows, note))
         write.write_text(text, encoding="utf-8")
         _console().print(f"rewrote the scorecard in {write}")
     if json_path:
         payload = {
-            "seconds": round(seconds, 1), "load_average": load, "average_preserved": readme.averages(rows),
-            "tolerance": tolerance.to_json(), "drifts": [str(d) for d in drifts], "drills": rows,
+            **meta, "average_preserved": readme.averages(rows), "tolerance": tolerance.to_json(),
+            "drifts": [str(d) for d in drifts], "drills": rows,
         }  # fmt: skip
         json_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     if drifts:

@@ -96,12 +96,11 @@ def averages(rows: Sequence[Row]) -> dict[str, float]:
     return {mode: sum(values) / len(values) for mode, values in by_mode.items()}
 
 
-def measured_note(command: str, when: str, seconds: float, load: float) -> str:
+def measured_note(command: str, when: str, seconds: float | None, load: float | None) -> str:
     """The line under a table: when, by which command, how long, on how busy a machine."""
-    return (
-        f"Measured {when} by `{command}` ({seconds:,.0f} s for the whole run, load average {load:.1f} "
-        "at its start)."
-    )
+    how = [] if seconds is None else [f"{seconds:,.0f} s for the whole run"]
+    how += [] if load is None else [f"load average {load:.1f} at its start"]
+    return f"Measured {when} by `{command}`" + (f" ({', '.join(how)})." if how else ".")
 
 
 def render_section(mode: str, rows: Sequence[Row], note: str = "") -> str:

@@ -143,7 +143,9 @@ def test_the_command_rewrites_then_checks_a_readme_from_saved_results(tmp_path: 
     target.write_text(readme([]), encoding="utf-8")
     wrote = CliRunner().invoke(drill_app, ["scorecard", "--results", str(results), "--write", str(target)])
     assert wrote.exit_code == 0, wrote.output
-    assert "| donation-insolvency | 6,317,960 | 1,295,980 | 79.5% |" in target.read_text(encoding="utf-8")
+    written = target.read_text(encoding="utf-8")
+    assert "| donation-insolvency | 6,317,960 | 1,295,980 | 79.5% |" in written
+    assert "UTC by `breakglass drill run --json`." in written  # where the figures came from
     same = CliRunner().invoke(drill_app, ["scorecard", "--results", str(results), "--check", str(target)])
     assert same.exit_code == 0 and "no drift" in same.output, same.output
     worse = [row("spot-oracle-pump", loss_usd=100_000.0, preserved=0.9), *ROWS[1:]]
