@@ -7,26 +7,39 @@ Each stage contributes one builder call below, in pipeline order.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from breakglass.bus import Bus, InProcessBus
 from breakglass.bus.consumer import Consumer, consumers_ready
 from breakglass.config import LoadedConfig
 from breakglass.errors import ConfigError, StoreError
 from breakglass.health import CheckResult, Health
-from breakglass.incidents.stage import build_incident_stage
+from breakglass.incidents.stage import IncidentStage, build_incident_stage
 from breakglass.logs import Redactor, active_redactor
 from breakglass.store.db import Store
+
+if TYPE_CHECKING:  # the stages load only when configured (build_app imports them where it builds them)
+    from breakglass.detect.service import Watcher
+    from breakglass.intel.exporter import IntelExporter
+    from breakglass.intel.puller import IntelPuller
+    from breakglass.metrics.refresh import MetricsRefresher
+    from breakglass.respond.responder import Responder
+    from breakglass.simulate.service import AttackSimulationService, MempoolService
 
 __all__ = [
     "READY_LAG_BLOCKS",
     "RECURSION_LIMIT",
     "RESERVE_TRANSACTIONS",
     "App",
+    "Closes",
+    "Components",
+    "Runs",
+    "Subscribes",
     "build_app",
     "restore_recursion_limit",
 ]
@@ -54,13 +67,91 @@ STALL_SECONDS = 60.0
 """Readiness and liveness: a loop (follower step, responder poll) silent this long is stuck."""
 
 
+class Runs(Protocol):
+    """A component that works until ``stop`` is set (``serve`` runs each in its own task)."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class Subscribes(Protocol):
+    """A component that reads the bus: its subscriptions, taken before any producer runs."""
+
+    def subscribe(self) -> None: ...
+
+    @property
+    def consumers(self) -> Sequence[Consumer]: ...
+
+
+class Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Components:
+    """What ``build_app`` wired in this process, one typed field per stage, in pipeline order; None:
+    not configured, or not in this process. The lifecycle lists below are written out, not discovered."""
+
+    store: Store
+    watcher: Watcher | None = None
+    """chain -> findings: RPC, follower, detection engine (issue 4)"""
+    mempool: MempoolService | None = None
+    """pending transactions -> simulated findings (issue 7)"""
+    attack_simulation: AttackSimulationService | None = None
+    """new contracts probed before they act (issue 16)"""
+    respond: Responder | None = None
+    """findings -> actions (issue 5)"""
+    incidents: IncidentStage | None = None
+    """findings -> alerts -> incidents -> notifications; actions -> timeline (issue 6)"""
+    intel_export: IntelExporter | None = None
+    """confirmed incidents -> signed bundles for peers (issue 18)"""
+    intel_pull: IntelPuller | None = None
+    """peers' intel on a schedule (issue 18)"""
+    metrics: MetricsRefresher | None = None
+    """store-derived gauges, bus lag (issue 15)"""
+
+    def runners(self) -> list[tuple[str, Runs]]:
+        """Every component with a ``run(stop)``, by name, in pipeline order."""
+        named: list[tuple[str, Runs | None]] = [
+            ("watcher", self.watcher),
+            ("mempool", self.mempool),
+            ("attack_simulation", self.attack_simulation),
+            ("respond", self.respond),
+            ("incidents", self.incidents),
+            ("intel_export", self.intel_export),
+            ("intel_pull", self.intel_pull),
+            ("metrics", self.metrics),
+        ]
+        return [(name, runner) for name, runner in named if runner is not None]
+
+    def subscribers(self) -> list[Subscribes]:
+        """Every component that reads the bus, in pipeline order."""
+        readers: list[Subscribes | None] = [self.respond, self.incidents, self.intel_export]
+        return [reader for reader in readers if reader is not None]
+
+    def consumers(self) -> list[Consumer]:
+        """Every bus subscription of this process (readiness, metrics)."""
+        return [consumer for reader in self.subscribers() for consumer in reader.consumers]
+
+    def closers(self) -> list[Closes]:
+        """Every component holding connections, in pipeline order (closed in reverse: the store last)."""
+        holders: list[Closes | None] = [
+            self.store,
+            self.watcher,
+            self.respond,
+            self.incidents,
+            self.intel_export,
+            self.metrics,
+        ]
+        return [holder for holder in holders if holder is not None]
+
+
 @dataclass
 class App:
     config: LoadedConfig
     bus: Bus
     redactor: Redactor
-    components: dict[str, Any] = field(default_factory=dict)
-    """Stage components by name (``follower``, ``detection``, ``alerts``, ``respond``, ...)."""
+    components: Components
+    """What this process wired, by stage (``store``, ``watcher``, ``respond``, ``incidents``, ...)."""
     health: Health = field(default_factory=Health)
     """Readiness and liveness checks (``/readyz``, ``/livez``); stages add theirs in ``build_app``."""
     exposition: Callable[[], Awaitable[bytes]] | None = None
@@ -79,16 +170,12 @@ class App:
         consumer still starting (a slow migration) would lose what the watcher publishes meanwhile.
         Only for an app that runs all its consumers: the follower checkpoints a block once every
         subscribed consumer handled its findings (``Bus.settled``), so one never run would hold it."""
-        for component in self.components.values():
-            subscribe = getattr(component, "subscribe", None)
-            if subscribe is not None:
-                subscribe()
+        for reader in self.components.subscribers():
+            reader.subscribe()
 
     async def close(self) -> None:
-        for component in reversed(list(self.components.values())):
-            closer = getattr(component, "close", None)
-            if closer is not None:
-                await closer()
+        for holder in reversed(self.components.closers()):
+            await holder.close()
         await self.bus.close()
 
 
@@ -117,48 +204,49 @@ def build_app(
         raise ConfigError([config.issue(("chains",), "several chains are checked, not yet served")])
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
-    app = App(config=config, bus=bus or _build_bus(config), redactor=redactor)
-    app.components["store"] = store = Store(config.settings.store.url)  # first in, last closed (issue 6)
+    store = Store(config.settings.store.url)  # first in, last closed (issue 6)
+    app = App(config=config, bus=bus or _build_bus(config), redactor=redactor, components=Components(store))
+    wired = app.components
     if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
         from breakglass.detect.service import build_watcher
 
-        app.components["watcher"] = watcher = build_watcher(config, app.bus, health=store.health)
+        wired.watcher = watcher = build_watcher(config, app.bus, health=store.health)
         if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
             from breakglass.simulate import build_mempool
 
-            app.components["mempool"] = build_mempool(config, watcher, app.bus)
+            wired.mempool = build_mempool(config, watcher, app.bus)
         if config.settings.attack_simulation.enabled:  # new contracts probed before they act (issue 16)
             from breakglass.simulate import build_attack_simulation
 
-            app.components["attack_simulation"] = build_attack_simulation(config, watcher, app.bus)
-    # findings -> actions: app.components["respond"].run(stop) (issue 5)
+            wired.attack_simulation = build_attack_simulation(config, watcher, app.bus)
+    # findings -> actions: app.components.respond.run(stop) (issue 5)
     if respond and config.settings.playbooks:
         from breakglass.respond import build_responder
 
-        app.components["respond"] = build_responder(config, app.bus, redactor, store=store, guardian=guardian)
+        wired.respond = build_responder(config, app.bus, redactor, store=store, guardian=guardian)
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
-    app.components["incidents"] = build_incident_stage(config, app.bus, store)
+    wired.incidents = build_incident_stage(config, app.bus, store)
     if config.settings.intel.export is not None:  # confirmed incidents -> signed bundles for peers (issue 18)
         from breakglass.intel.export import load_intel_signer
         from breakglass.intel.exporter import IntelExporter
 
         signer = load_intel_signer(config, redactor)
-        app.components["intel_export"] = IntelExporter(config, app.bus, store, signer)
+        wired.intel_export = IntelExporter(config, app.bus, store, signer)
     if config.settings.intel.pull_minutes is not None and config.settings.intel.sources:
         from breakglass.intel.puller import IntelPuller  # peers' intel on a schedule (issue 18)
 
-        app.components["intel_pull"] = IntelPuller(config)
+        wired.intel_pull = IntelPuller(config)
     _add_health_checks(app)
     from breakglass.metrics.refresh import MetricsRefresher  # store-derived gauges, bus lag (issue 15)
 
-    app.components["metrics"] = MetricsRefresher(store, app.bus, app.health)
+    wired.metrics = MetricsRefresher(store, app.bus, app.health)
     restore_recursion_limit()  # after the imports above, which raise it (see RECURSION_LIMIT)
     return app
 
 
 def _add_health_checks(app: App) -> None:
     """What ``/readyz`` and ``/livez`` ask of each stage (``breakglass.health``)."""
-    store: Store = app.components["store"]
+    store = app.components.store
 
     async def store_writable() -> CheckResult:
         try:
@@ -169,11 +257,9 @@ def _add_health_checks(app: App) -> None:
 
     app.health.add_readiness("store", store_writable)
 
-    def consumers() -> list[Consumer]:
-        return [c for component in app.components.values() for c in getattr(component, "consumers", ())]
-
-    app.health.add_readiness("bus", consumers_ready(app.bus, consumers))  # every stage's subscriptions
-    watcher = app.components.get("watcher")
+    every_subscription = consumers_ready(app.bus, lambda: app.components.consumers())
+    app.health.add_readiness("bus", every_subscription)
+    watcher = app.components.watcher
     if watcher is not None:
         follower = watcher.follower
 
@@ -196,7 +282,7 @@ def _add_health_checks(app: App) -> None:
 
         app.health.add_readiness("follower", follower_caught_up)
         app.health.add_liveness("follower", follower_turning)
-    responder = app.components.get("respond")
+    responder = app.components.respond
     if responder is not None:
 
         async def responder_ready() -> CheckResult:

@@ -59,7 +59,7 @@ async def app(
     wired = build_app(load_config(config))
     # The response engine as build_responder wires it, on a chain that is never reached here (no
     # proposal exists, so no route gets as far as an RPC call).
-    wired.components["respond"] = build_responder(
+    wired.components.respond = build_responder(
         wired.config, wired.bus, wired.redactor, sessions=sessions, rpc=HttpRpc("http://127.0.0.1:9")
     )
     yield wired

@@ -147,7 +147,7 @@ async def test_findings_become_alerts_during_and_after_a_read_burst(served: tupl
     wanted = {f.fingerprint for f in published}
 
     async def alerted() -> set[str]:
-        async with app.components["store"].sessions() as session:
+        async with app.components.store.sessions() as session:
             rows = await session.scalars(select(AlertRow.fingerprint).where(AlertRow.fingerprint.in_(wanted)))
             return set(rows.all())
 

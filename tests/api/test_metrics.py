@@ -73,7 +73,7 @@ async def test_the_jetstream_bus_reports_each_consumers_lag_in_metrics(
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10  # acknowledgements reach the server asynchronously
             while True:
-                await app.components["metrics"].refresh()
+                await app.components.metrics.refresh()
                 response = await client.get("/metrics", headers=headers)
                 assert response.status_code == 200
                 got = _lag(response.text, tag)

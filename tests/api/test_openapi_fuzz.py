@@ -61,7 +61,7 @@ def server(
             await upgrade_async(loaded.settings.store.url)
             app = build_app(loaded)
             # The response engine on a chain that is never reached: no proposal exists to describe.
-            app.components["respond"] = build_responder(loaded, app.bus, app.redactor,
+            app.components.respond = build_responder(loaded, app.bus, app.redactor,
                                                         rpc=HttpRpc("http://127.0.0.1:9"))  # fmt: skip
             api = create_api(app, session_secret="f" * 40)
             async with api.state.ctx.transaction() as session:

@@ -29,7 +29,7 @@ async def test_a_failing_check_makes_readyz_503_and_says_which(client: httpx.Asy
 
 
 async def test_a_store_that_is_not_migrated_is_not_ready(client: httpx.AsyncClient, app: App) -> None:
-    store = app.components["store"]
+    store = app.components.store
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql("DROP TABLE alembic_version")
     response = await client.get("/readyz")

@@ -67,7 +67,7 @@ async def wired(tmp_path: Path, bus: Any) -> AsyncIterator[tuple[App, IncidentSt
     config.write_text(f"protocol: perp\nstore:\n  url: sqlite:///{tmp_path / 'bg.db'}\n", encoding="utf-8")
     app = build_app(load_config(config), bus=bus)
     await app.start()
-    stage = app.components["incidents"]
+    stage = app.components.incidents
     assert isinstance(stage, IncidentStage)
     try:
         await stage.start()
@@ -78,7 +78,7 @@ async def wired(tmp_path: Path, bus: Any) -> AsyncIterator[tuple[App, IncidentSt
 
 
 async def _alerts(app: App, fingerprint: str) -> int:
-    async with app.components["store"].sessions() as session:
+    async with app.components.store.sessions() as session:
         query = select(func.count()).select_from(AlertRow).where(AlertRow.fingerprint == fingerprint)
         return int((await session.scalar(query)) or 0)
 

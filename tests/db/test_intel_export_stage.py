@@ -46,8 +46,8 @@ async def test_a_true_positive_closed_is_exported_and_a_false_positive_is_not(
                     "intel: {signer: {env: INTEL_KEY}, export: {folder: shared, chain: false}}\n",
                     encoding="utf-8")  # fmt: skip
     app = build_app(load_config(path))
-    exporter = app.components["intel_export"]
-    store = app.components["store"]
+    exporter = app.components.intel_export
+    store = app.components.store
     service = IncidentService(SystemClock(), protocol="venue-a")
     stop = asyncio.Event()
     await app.start()

@@ -24,7 +24,7 @@ async def test_steps_taken_before_the_finding_was_grouped_are_recorded_in_its_in
     path = tmp_path / "breakglass.yaml"
     path.write_text(f"protocol: perp\nstore:\n  url: {migrated_url}\n")
     app = build_app(load_config(path))
-    stage = app.components["incidents"]
+    stage = app.components.incidents
     assert isinstance(stage, IncidentStage)
     sessions = stage.store.sessions
     finding = make_finding("oracle-deviation", severity=Severity.CRITICAL, block=7)

@@ -51,9 +51,9 @@ async def test_findings_page_and_a_confirmed_pause_contains(db_url: str, tmp_pat
         path.write_text(CONFIG.format(url=db_url, receiver=receiver.url, secret=SECRET,
                                       apprise=receiver.url.replace("http://", "json://")))  # fmt: skip
         app = build_app(load_config(path))
-        stage = app.components["incidents"]
+        stage = app.components.incidents
         assert isinstance(stage, IncidentStage)
-        sessions = app.components["store"].sessions
+        sessions = app.components.store.sessions
         try:
             await stage.start()
             finding = make_finding("flows", severity=Severity.CRITICAL, block_hash="0x" + "33" * 32)

@@ -27,7 +27,7 @@ async def test_findings_published_during_a_slow_migration_all_become_alerts(
     path = tmp_path / "breakglass.yaml"
     path.write_text(f"protocol: perp\nstore:\n  url: {migrated_url}\n")
     app = build_app(load_config(path))
-    stage = app.components["incidents"]
+    stage = app.components.incidents
     assert isinstance(stage, IncidentStage)
     migrating, release = asyncio.Event(), asyncio.Event()
     upgrade = stage.store.upgrade
@@ -48,7 +48,7 @@ async def test_findings_published_during_a_slow_migration_all_become_alerts(
         for finding in findings:
             await app.bus.publish(Topics.FINDINGS, finding)  # the watcher catching up meanwhile
         release.set()
-        sessions = app.components["store"].sessions
+        sessions = app.components.store.sessions
 
         async def stored() -> bool:
             async with sessions() as session:

@@ -36,7 +36,6 @@ from breakglass.app import App, restore_recursion_limit
 from breakglass.errors import ChainError, ResponseError, StoreError
 from breakglass.incidents.errors import IncidentNotFound, InvalidTransition
 from breakglass.logs import Redactor
-from breakglass.store.db import make_engine, make_sessionmaker
 
 __all__ = ["create_api"]
 
@@ -100,12 +99,7 @@ class _Api(FastAPI):
 
 
 def _sessions_of(app: App) -> async_sessionmaker[AsyncSession]:
-    store = app.components.get("store")
-    sessions = getattr(store, "sessions", None)
-    if isinstance(sessions, async_sessionmaker):
-        return sessions
-    # No store component wired (yet): open the configured database ourselves.
-    return make_sessionmaker(make_engine(app.config.settings.store.url))
+    return app.components.store.sessions
 
 
 def create_api(

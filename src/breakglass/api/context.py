@@ -50,21 +50,21 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         # The incident stage's own service when it is wired (same clock), else an equivalent one.
-        stage = getattr(self.app.components.get("incidents"), "incidents", None)
+        stage = self.app.components.incidents
         protocol = self.app.config.settings.protocol
         self.incidents = (
-            stage if isinstance(stage, IncidentService) else IncidentService(self.clock, protocol=protocol)
+            stage.incidents if stage is not None else IncidentService(self.clock, protocol=protocol)
         )
         self.silences = SilenceService(self.clock)
-        responder = self.app.components.get("respond")
-        ledger = getattr(responder, "ledger", None)
-        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(self.sessions)
+        responder = self.app.components.respond
+        self.ledger = responder.ledger if responder is not None else Ledger(self.sessions)
 
     @property
     def safes(self) -> SafeService:
         """The response engine's Safe service; 503 when no responder (chain, Safes) is configured."""
-        safes = getattr(self.app.components.get("respond"), "safes", None)
-        if not isinstance(safes, SafeService):
+        responder = self.app.components.respond
+        safes = responder.safes if responder is not None else None
+        if safes is None:
             raise HTTPException(503, "no Safe service: the response engine is not configured")
         return safes
 

@@ -37,7 +37,7 @@ from breakglass.api.bridge import (
     RemoteStoreHealth,
     exposition,
 )
-from breakglass.app import App
+from breakglass.app import App, Components
 from breakglass.errors import BreakglassError
 from breakglass.logs import get_logger
 from breakglass.metrics import API_PROCESS_DEATHS
@@ -82,12 +82,10 @@ async def serve_supervised(
             log.error("component failed; stopping", component=task.get_name(), error=str(task.exception()))
             stop.set()
 
-    for name, component in app.components.items():
-        run = getattr(component, "run", None)
-        if run is not None:
-            task = asyncio.create_task(run(stop), name=name)
-            task.add_done_callback(failed)
-            tasks.append(task)
+    for name, runner in app.components.runners():
+        task = asyncio.create_task(runner.run(stop), name=name)
+        task.add_done_callback(failed)
+        tasks.append(task)
     argv = [
         sys.executable,
         "-m",
@@ -101,8 +99,9 @@ async def serve_supervised(
     key = app.config.settings.responder.guardian
     if key is not None and key.env is not None:
         env.pop(key.env, None)  # the guardian's hex key: read by this process only (build_app guardian=False)
-    safes = getattr(app.components.get("respond"), "safes", None)
-    bridge = BridgeServer(app.bus, app.health, app.components["store"].health, safes)
+    responder = app.components.respond
+    safes = responder.safes if responder is not None else None
+    bridge = BridgeServer(app.bus, app.health, app.components.store.health, safes)
     supervisor = asyncio.create_task(_supervise(bridge, argv, env, stop), name="api-process")
     failure: str | None = None
     try:
@@ -207,13 +206,13 @@ async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | N
 
     bus = await BridgeBus().connect(socket.socket(fileno=fd))
     app = build_app(load_config(config), bus=bus, guardian=False)  # the key stays with the pipeline
-    app.components = {"store": app.components["store"], **{k: v for k, v in app.components.items()
-                                                           if k in ("incidents", "respond")}}  # fmt: skip
+    wired = app.components  # the services the routes use; nothing here runs
+    app.components = Components(wired.store, incidents=wired.incidents, respond=wired.respond)
     app.health = RemoteHealth(bus)
-    app.components["store"].health = RemoteStoreHealth(bus)  # what the pipeline's writes see
-    safes = getattr(app.components.get("respond"), "safes", None)
-    if safes is not None:
-        safes.execute = bus.execute_safe  # sent by the pipeline's relayer: one key, one nonce sequence
+    app.components.store.health = RemoteStoreHealth(bus)  # what the pipeline's writes see
+    if wired.respond is not None and wired.respond.safes is not None:
+        # sent by the pipeline's relayer: one key, one nonce sequence
+        wired.respond.safes.execute = bus.execute_safe
 
     async def metrics() -> bytes:
         pipeline = str((await bus.ask("metrics"))["text"]).encode()

@@ -81,12 +81,10 @@ async def serve(
             log.error("component failed; stopping", component=task.get_name(), error=str(task.exception()))
             server.should_exit = True
 
-    for name, component in app.components.items():
-        run = getattr(component, "run", None)
-        if run is not None and stages:
-            task = asyncio.create_task(run(stop), name=name)
-            task.add_done_callback(failed)
-            tasks.append(task)
+    for name, runner in app.components.runners() if stages else []:
+        task = asyncio.create_task(runner.run(stop), name=name)
+        task.add_done_callback(failed)
+        tasks.append(task)
 
     async def stop_server_when_asked() -> None:
         await stop.wait()

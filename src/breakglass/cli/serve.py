@@ -29,7 +29,7 @@ async def _serve(config: LoadedConfig, host: str, port: int, forwarded_allow_ips
     from breakglass.store.health import until_stored
 
     app = build_app(config)
-    store = app.components["store"]
+    store = app.components.store
     # a store that is down at start-up is waited for (loudly), not a reason to exit
     await until_stored(store.health, "store.upgrade", store.upgrade, write=False)
     configured = config.settings.api.session_secret

@@ -82,14 +82,13 @@ async def _watch(loaded: LoadedConfig, start: int | None, until: int | None, as_
     # The pipeline (web3, detectors, store) loads only for the commands that run it.
     from breakglass.app import build_app
     from breakglass.bus import Topics
-    from breakglass.detect.service import Watcher, build_watcher
+    from breakglass.detect.service import build_watcher
     from breakglass.store.migrate import upgrade_async
 
     app = build_app(loaded, respond=False)
-    watcher = app.components.get("watcher")
-    if not isinstance(watcher, Watcher):
-        watcher = build_watcher(loaded, app.bus, progress=not as_json)
-        app.components["watcher"] = watcher
+    watcher = app.components.watcher
+    if watcher is None:
+        watcher = app.components.watcher = build_watcher(loaded, app.bus, progress=not as_json)
     watcher.follower.start_block = start
     watcher.follower.progress = not as_json
     await upgrade_async(loaded.settings.store.url)
@@ -105,9 +104,9 @@ async def _watch(loaded: LoadedConfig, start: int | None, until: int | None, as_
             print(_line(finding, as_json), flush=True)
 
     printer = asyncio.create_task(show())
-    mempool = app.components.get("mempool")  # pending transactions simulated alongside (issue 7)
+    mempool = app.components.mempool  # pending transactions simulated alongside (issue 7)
     simulating = asyncio.create_task(mempool.run(stop)) if mempool is not None else None
-    probing = app.components.get("attack_simulation")  # new contracts probed before they act (issue 16)
+    probing = app.components.attack_simulation  # new contracts probed before they act (issue 16)
     probe_task = asyncio.create_task(probing.run(stop)) if probing is not None else None
     try:
         await watcher.run(stop, until=until)

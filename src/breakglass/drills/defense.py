@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from eth_account import Account
 
-from breakglass.app import App, build_app
+from breakglass.app import App, Runs, build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.devnet.toolchain import examples_dir
@@ -170,7 +170,10 @@ class Defense:
         defense = cls(build_app(loaded), on_event=on_event)
         app = defense.app
         await app.start()
-        watcher = app.components["watcher"]
+        wired = app.components
+        if wired.watcher is None or wired.respond is None or wired.incidents is None or wired.metrics is None:
+            raise BreakglassError(f"{config_path}: a drill's defense needs monitors, chain.rpc and playbooks")
+        watcher = wired.watcher
         watcher.follower.start_block = start_block
         observers: list[tuple[str, list[Any]]] = [
             (Topics.FINDINGS, defense.observed.findings),
@@ -181,13 +184,13 @@ class Defense:
         for topic, sink in observers:
             stream = app.bus.subscribe(topic, f"drill-{topic}")
             defense.tasks.append(asyncio.create_task(defense._collect(topic, stream, sink)))
-        await app.components["incidents"].start()
-        runners = [watcher, app.components["respond"], app.components["metrics"]]
-        mempool = app.components.get("mempool")
+        await wired.incidents.start()
+        runners: list[Runs] = [watcher, wired.respond, wired.metrics]
+        mempool = wired.mempool
         if mempool is not None:
             runners.append(mempool)
-        if "attack_simulation" in app.components:  # new contracts probed before they act (issue 16)
-            runners.append(app.components["attack_simulation"])
+        if wired.attack_simulation is not None:  # new contracts probed before they act (issue 16)
+            runners.append(wired.attack_simulation)
         defense.tasks += [asyncio.create_task(r.run(defense.stop)) for r in runners]
         if mempool is not None:
             await asyncio.wait_for(mempool.mempool.subscribed.wait(), 30)
@@ -202,7 +205,8 @@ class Defense:
 
     async def settle(self, head: int, within: float = 30.0) -> None:
         """Wait until the follower has processed ``head`` and the last action has an outcome."""
-        follower = self.app.components["watcher"].follower
+        assert self.app.components.watcher is not None  # checked by start()
+        follower = self.app.components.watcher.follower
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             last = follower.last

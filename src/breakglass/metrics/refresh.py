@@ -29,7 +29,7 @@ log = get_logger(__name__)
 
 
 class MetricsRefresher:
-    """``app.components["metrics"]``: ``refresh()`` once, or ``run(stop)`` every ``interval`` seconds."""
+    """``app.components.metrics``: ``refresh()`` once, or ``run(stop)`` every ``interval`` seconds."""
 
     def __init__(self, store: Store | None, bus: Bus, health: Health, *, interval: float = 10.0) -> None:
         self.store = store

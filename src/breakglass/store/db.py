@@ -87,7 +87,7 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class Store:
-    """The application's database: one engine and its session factory (``app.components["store"]``).
+    """The application's database: one engine and its session factory (``app.components.store``).
 
     Constructing it does no I/O; ``upgrade()`` migrates the schema to head; ``close()`` disposes.
     ``health`` is the process's view of the database's availability, shared by every component that

@@ -127,6 +127,10 @@ class StoreHealth:
     def backlog(self) -> dict[str, int]:
         return {kind: count() for kind, count in self._backlog.items()}
 
+    async def refresh(self) -> None:
+        """Bring the view up to date: nothing to do here, this process's own writes set it (the API's
+        process asks the pipeline's, ``api.bridge.RemoteStoreHealth``)."""
+
     def listen(self, listener: Listener) -> None:
         """Call ``listener`` (sync or async) when an outage begins and when it ends."""
         self._listeners.append(listener)

@@ -24,7 +24,6 @@ from breakglass.api.routes.invariants import invariant_health
 from breakglass.api.schemas import TimelineOut
 from breakglass.incidents.lifecycle import NEXT
 from breakglass.incidents.models import IncidentFinding, IncidentState, Resolution
-from breakglass.respond.safe import SafeService
 from breakglass.timeline import TimelineKind
 from breakglass.web.templating import render
 
@@ -76,8 +75,9 @@ async def incident_actions(ctx: ApiContext, incident_id: str) -> list[actions_ap
 
 async def proposals(ctx: ApiContext) -> list[dict[str, Any]]:
     """Pending Safe proposals with what a signer must see; empty without a Safe service."""
-    safes = getattr(ctx.app.components.get("respond"), "safes", None)
-    if not isinstance(safes, SafeService):
+    responder = ctx.app.components.respond
+    safes = responder.safes if responder is not None else None
+    if safes is None:
         return []
     out = []
     for row in await safes.pending():
@@ -89,12 +89,13 @@ async def proposals(ctx: ApiContext) -> list[dict[str, Any]]:
 
 
 async def actions_view(ctx: ApiContext) -> dict[str, Any]:
+    responder = ctx.app.components.respond
     actions = actions_api.summarise(await ctx.ledger.rows())
     return {
         "pending": [a for a in actions if a.pending],
         "recent": [a for a in actions if not a.pending][:50],
         "proposals": await proposals(ctx),
-        "safe_configured": isinstance(getattr(ctx.app.components.get("respond"), "safes", None), SafeService),
+        "safe_configured": responder is not None and responder.safes is not None,
     }
 
 

@@ -50,7 +50,7 @@ class _RpcErrorsAndReorg(faults.RpcErrors):
             head = int(node.rpc("eth_blockNumber"), 16)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the follower has the blocks about to be orphaned
-                follower = _DEFENSES[-1].app.components["watcher"].follower
+                follower = _DEFENSES[-1].app.components.watcher.follower
                 if follower.last is not None and follower.last.number >= head:
                     break
                 time.sleep(0.05)

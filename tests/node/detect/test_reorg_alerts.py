@@ -46,7 +46,7 @@ async def test_the_new_branch_of_a_reorg_raises_live_alerts_in_the_incident(
     path = tmp_path / "breakglass.yaml"
     path.write_text(CONFIG.format(db=tmp_path / "bg.db"), encoding="utf-8")
     app = build_app(load_config(path, environ={}))
-    watcher, stage = app.components["watcher"], app.components["incidents"]
+    watcher, stage = app.components.watcher, app.components.incidents
     assert isinstance(watcher, Watcher) and isinstance(stage, IncidentStage)
     sessions = stage.store.sessions
     await app.start()

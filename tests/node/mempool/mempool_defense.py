@@ -74,9 +74,9 @@ class Defense:
         defense = cls(build_app(loaded))
         app = defense.app
         await app.start()
-        watcher = app.components["watcher"]
+        watcher = app.components.watcher
         watcher.follower.start_block = venue.w3.eth.block_number + 1
-        mempool = app.components.get("mempool")
+        mempool = app.components.mempool
         if isinstance(mempool, MempoolService):
             mempool.simulator.on_verdict = lambda v: defense.verdicts.__setitem__(v.tx_hash, v)
         findings = app.bus.subscribe(Topics.FINDINGS, "test-observer")
@@ -88,7 +88,7 @@ class Defense:
         defense.tasks = [
             asyncio.create_task(collect()),
             asyncio.create_task(watcher.run(defense.stop)),
-            asyncio.create_task(app.components["respond"].run(defense.stop)),
+            asyncio.create_task(app.components.respond.run(defense.stop)),
         ]
         if isinstance(mempool, MempoolService):
             defense.tasks.append(asyncio.create_task(mempool.run(defense.stop)))

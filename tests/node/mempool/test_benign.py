@@ -55,7 +55,7 @@ async def test_benign_traffic_gets_no_pre_execution_action(
         deployer = Deployer(w3, build)
         venue = deploy_venue(deployer, VenueOptions())
         defense = await Defense.start(defended_config(tmp_path, node, deployer), venue, monkeypatch)
-        mempool = defense.app.components["mempool"]
+        mempool = defense.app.components.mempool
         assert isinstance(mempool, MempoolService)
         traffic = JudgedTraffic(venue, BenignConfig(), node=node, judged=lambda h: h in defense.verdicts)
         try:

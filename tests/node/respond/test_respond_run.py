@@ -24,7 +24,7 @@ async def test_build_app_wires_a_responder_that_consumes_findings_and_publishes_
     config = load_config(write_config(Path(venue.manifest.parent)))
     await upgrade_async(config.settings.store.url)  # as `breakglass watch` does before starting the app
     app = build_app(config)
-    responder = app.components["respond"]
+    responder = app.components.respond
     assert isinstance(responder, Responder)
     actions = app.bus.subscribe(Topics.ACTIONS, "test")
     stop = asyncio.Event()

@@ -228,7 +228,7 @@ async def test_serve_pulls_on_a_schedule_when_configured(tmp_path: Path) -> None
     path.write_text(f"store: {{url: '{store}'}}\nintel:\n  pull_minutes: 60\n  sources:\n    - {source}\n",
                     encoding="utf-8")  # fmt: skip
     app = build_app(load_config(path, environ={}))
-    puller = app.components["intel_pull"]
+    puller = app.components.intel_pull
     stop = asyncio.Event()
     task = asyncio.create_task(puller.run(stop))
     try:

@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from breakglass import __version__
 from breakglass.api.access import GuardedRoute, Viewer
 from breakglass.api.context import Ctx
-from breakglass.store.health import StoreHealth
 
 __all__ = ["Health", "Probe", "probes", "router"]
 
@@ -46,16 +45,13 @@ async def health(ctx: Ctx, _who: Viewer) -> Health:
         # The exception text may carry a URL with a password: only its class goes out.
         checks["store"] = f"error: {type(exc).__name__}"
     # A locked SQLite still answers reads: what the pipeline saw of its writes says more.
-    store_health = getattr(ctx.app.components.get("store"), "health", None)
-    refresh = getattr(store_health, "refresh", None)  # the API's own process asks the pipeline's
-    if refresh is not None:
-        await refresh()
-    if isinstance(store_health, StoreHealth):
-        checks["store_writes"] = "ok"
-        if not store_health.available:
-            since = time.time() - (store_health.since or time.time())
-            waiting = sum(store_health.backlog().values())
-            checks["store_writes"] = f"unavailable for {since:.0f} s; {waiting} item(s) waiting"
+    store_health = ctx.app.components.store.health
+    await store_health.refresh()  # the API's own process asks the pipeline's
+    checks["store_writes"] = "ok"
+    if not store_health.available:
+        since = time.time() - (store_health.since or time.time())
+        waiting = sum(store_health.backlog().values())
+        checks["store_writes"] = f"unavailable for {since:.0f} s; {waiting} item(s) waiting"
     status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
     return Health(
         status=status,
