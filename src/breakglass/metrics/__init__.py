@@ -174,7 +174,7 @@ MEMPOOL_SUBSCRIBED = Gauge(
 # ---- simulate/attack: new contracts probed before they act
 ATTACK_PROBES = Counter(
     "breakglass_attack_simulation_probes",
-    "Contracts probed: outcome=proven, quiet or timeout; reason=created or touched.",
+    "Contracts probed: outcome=proven, quiet, timeout or superseded; reason=created or touched.",
     ["outcome", "reason"],
 )
 ATTACK_SIMULATIONS = Counter(

@@ -21,9 +21,10 @@ every block near the head the follower hands over (``on_block``, never awaited b
    contract (the playbooks act once on a contract, whichever monitors it breaks).
 
 Blocks that queued up while a probe ran are examined together, each contract probed once (probes
-run on the latest state either way). Budget: simulations per contract and per round, a timeout per
-contract, and a code-hash cache (a deployment whose identical code was probed quiet at its own
-creation is not probed again until it is touched). Blocks queue up to ``BACKLOG``; older ones are
+run on the latest state either way); a probe whose contract a newer block touches is given up for
+that block's. Budget: simulations per contract and per round, a timeout per contract, and a
+code-hash cache (a deployment whose identical code was probed quiet at its own creation is not probed
+again until it is touched). Blocks queue up to ``BACKLOG``; older ones are
 dropped (counted) so a flood of deployments delays only this stage, never the block path.
 """
 
@@ -80,6 +81,8 @@ class AttackStats:
     created: int = 0
     probed: int = 0
     """probe runs (a contract at its creation, or again when touched)"""
+    superseded: int = 0
+    """probe runs given up because a newer block touched their contract (probed again on it)"""
     skipped_budget: int = 0
     skipped_cached: int = 0
     timeouts: int = 0
@@ -133,6 +136,9 @@ class AttackSimulator:
         self._quiet_codes: set[str] = set()
         self._blocks: deque[Block] = deque()
         self._wake = asyncio.Event()
+        self._probing: str | None = None
+        """the contract being probed: a newer block touching it supersedes the probe"""
+        self._superseded = asyncio.Event()
         self._clock = clock
 
     # ---- the block path's side: never blocks it
@@ -147,6 +153,8 @@ class AttackSimulator:
             ATTACK_SKIPPED.labels("block").inc()
         self._blocks.append(block)
         self._wake.set()
+        if self._probing is not None and self._probing in self._touched(block):
+            self._superseded.set()  # its state changed: a probe of the older state is wasted time
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Examine queued blocks until ``stop`` is set (or cancelled)."""
@@ -187,7 +195,9 @@ class AttackSimulator:
         self.stats.blocks += len(blocks)
         if self.prober.unsupported:
             return []  # said once when found out (``Prober``)
-        created = [c for b in blocks for c in await self.finder.created(b)]
+        created = [c for b in blocks[:1] for c in await self.finder.created(b)]  # (the method found once)
+        for more_created in await asyncio.gather(*(self.finder.created(b) for b in blocks[1:])):
+            created += more_created
         fresh = await self._watch(created)
         if self.follow_ups:
             for b in blocks:
@@ -295,13 +305,32 @@ class AttackSimulator:
         self.stats.probed += 1
         spent = [0]
         outcome = "quiet"
+        self._probing = w.address
+        self._superseded.clear()
+        probe = asyncio.ensure_future(self.prober.probe(w, budget, spent))
+        superseded = asyncio.ensure_future(self._superseded.wait())
         try:
-            found = await asyncio.wait_for(self.prober.probe(w, budget, spent), self.settings.timeout)
-        except TimeoutError:
+            done, _ = await asyncio.wait(
+                {probe, superseded}, timeout=self.settings.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._probing = None
+            superseded.cancel()
+            if not probe.done():
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ChainError):
+                    await probe
+        found: list[Finding] = []
+        if probe in done:
+            found = probe.result()
+        elif superseded in done:
+            outcome = "superseded"  # the next round probes it again, on the block that touched it
+            self.stats.superseded += 1
+            w.probes -= 1
+        else:
             self.stats.timeouts += 1
             outcome = "timeout"
             log.warning("attack simulation ran out of time", contract=w.address, simulations=spent[0])
-            found = []
         elapsed = (self._clock() - started) * 1000
         self.stats.simulations += spent[0]
         self.stats.cost_ms.append(elapsed)
@@ -320,7 +349,7 @@ class AttackSimulator:
                 simulations=spent[0],
                 ms=round(elapsed, 1),
             )
-        elif reason == "created":
+        elif reason == "created" and outcome == "quiet":
             self._quiet_codes.add(w.code_hash)
         return spent[0], found
 

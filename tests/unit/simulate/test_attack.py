@@ -294,3 +294,28 @@ async def test_a_node_without_eth_simulate_stops_the_probing_once_and_says_so() 
     assert sim.prober.unsupported and node.simulations > 0
     asked = node.simulations
     assert await sim.examine(block_with(tx(2), number=10)) == [] and node.simulations == asked
+
+
+async def test_a_probe_is_given_up_when_a_newer_block_touches_its_contract_and_runs_again_on_it() -> None:
+    """Probes run on the latest state: once a newer block changed the contract (armed it, say), the
+    rest of a probe of the older state is wasted time. The blocks that queued meanwhile are examined
+    together, and the contract probed once more."""
+    quiet = "0x" + "a6" * 20
+    node = FakeNode([(quiet, dispatcher(GETTER, STRIKE, embed=VAULT))])
+    sim = attack_simulator(node, concurrency=1)
+    touching = block_with(tx(2, to=quiet), number=10)
+    inner = node.__call__
+
+    def touch_during_the_probe(method: str, params: list[Any]) -> Any:
+        if method == "eth_simulateV1" and node.simulations == 1:
+            sim.on_block(touching)  # the block path hands a newer block over mid-probe
+        return inner(method, params)
+
+    sim.rpc = sim.prober.batcher.rpc = RpcClient([FakeTransport(touch_during_the_probe)])
+    assert await sim.examine(block_with(tx(1))) == []
+    assert sim.stats.superseded == 1 and node.simulations < 160
+    assert sim.watched[quiet].probes == 0  # a superseded probe does not count against max_reprobes
+    assert list(sim._blocks) == [touching]
+    spent = node.simulations
+    assert await sim.examine(*sim._blocks) == [] and node.simulations > spent  # probed again, whole
+    assert sim.stats.superseded == 1 and sim.watched[quiet].probes == 1
