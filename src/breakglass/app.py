@@ -286,6 +286,8 @@ def _add_health_checks(app: App) -> None:
     if responder is not None:
 
         async def responder_ready() -> CheckResult:
+            if responder.lease is not None and not responder.lease.is_held():
+                return CheckResult(True, "standby: another replica holds the lease")
             if not responder.started:
                 return CheckResult(False, "not started")
             relayer = responder.relayer

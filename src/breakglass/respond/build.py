@@ -57,6 +57,8 @@ def build_responder(
     refuses is a ``ConfigError`` (as ``breakglass check`` says); ``vet=False`` builds it anyway, for
     tests of the refusals at run time. ``guardian=False`` loads no guardian key (the API's child
     process, which runs no stage: its Safe executions go through the pipeline's process).
+    With ``ha.lease`` set, the responder is one replica of several: it acts only while it holds the
+    lease ``respond-<guardian address>`` (``Responder.use_lease``).
     """
     settings = config.settings
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path), locate=config.issue)
@@ -114,4 +116,9 @@ def build_responder(
         emit=responder.emit,
     )
     responder.ratifier = RatificationWatcher(rpc, ledger, emit=responder.emit)
+    if settings.ha.lease != "none" and guardian:  # replicas: one acts at a time per key (issue 19)
+        from breakglass.ha import build_lease
+
+        owner = signer.address.lower() if signer is not None else settings.protocol
+        responder.use_lease(build_lease(f"respond-{owner}", settings.ha))
     return responder

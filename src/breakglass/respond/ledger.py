@@ -11,11 +11,19 @@ While the store is locked or down, a ledger given a journal (``respond/journal.p
 and steps in a local, fsynced file instead, and replays them into the store once it takes writes again
 (``reconcile``); its reads merge what is still in the journal. Without a journal, a store error is
 raised as before.
+
+Fencing (several responder replicas, one active at a time through a lease, ``breakglass.ha``): a
+claim made with ``fence=token`` checks, in its own transaction, that no newer fencing token has
+claimed the ledger, and records its token as the newest (a reserved claim row, ``FENCE``, locked
+``FOR UPDATE``). A claim with an older token raises ``LedgerFenced`` and changes nothing, so a
+replica that lost its lease but has not noticed yet (paused, partitioned) signs nothing new: the
+decision to send is the claim.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +32,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Connection,
     Engine,
     Float,
     Integer,
@@ -35,7 +45,9 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,7 +60,7 @@ from breakglass.respond.journal import Entry, LedgerJournal
 from breakglass.store.db import Base
 from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable, short_error
 
-__all__ = ["OPEN_STEPS", "ClaimRow", "Ledger", "LedgerRow", "make_hot_engine"]
+__all__ = ["FENCE", "OPEN_STEPS", "ClaimRow", "Ledger", "LedgerFenced", "LedgerRow", "make_hot_engine"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -57,6 +69,23 @@ OPEN_STEPS = frozenset(
     {ActionStep.INTENT, ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.REORGED}
 )
 """Last steps of a guardian action that still needs a broadcast or a receipt after a restart."""
+
+FENCE = ":fence"
+"""The reserved ``respond_claims`` key holding the newest fencing token (in ``fingerprint``) that
+claimed through this ledger; no idempotency key starts with ``:``."""
+
+
+class LedgerFenced(StoreError):
+    """A claim carried a fencing token older than the newest one: another responder replica holds
+    the lease now. Nothing was claimed; this replica must not send."""
+
+    def __init__(self, token: int, newest: int) -> None:
+        super().__init__(
+            f"ledger claim with fencing token {token} refused: token {newest} claimed since",
+            recoverable=False,
+        )
+        self.token = token
+        self.newest = newest
 
 
 class ClaimRow(Base):
@@ -107,7 +136,8 @@ class LedgerRow(Base):
 
 
 # Built once on the tables (not the ORM classes): building an ORM insert costs ~0.7 ms per call.
-_INSERT_CLAIM = insert(Base.metadata.tables[ClaimRow.__tablename__])
+_CLAIMS = Base.metadata.tables[ClaimRow.__tablename__]
+_INSERT_CLAIM = insert(_CLAIMS)
 _INSERT_ROW = insert(Base.metadata.tables[LedgerRow.__tablename__])
 
 
@@ -211,9 +241,14 @@ class Ledger:
         return bool(self._pending)
 
     async def claim(
-        self, event: ActionEvent, executor: str, *steps: tuple[ActionEvent, Signed | None]
+        self,
+        event: ActionEvent,
+        executor: str,
+        *steps: tuple[ActionEvent, Signed | None],
+        fence: int | None = None,
     ) -> bool:
-        """Take ``event.key`` and record ``event`` (and ``steps``) atomically. False if already taken."""
+        """Take ``event.key`` and record ``event`` (and ``steps``) atomically. False if already taken.
+        ``fence``: the claimer's fencing token (``LedgerFenced`` if a newer one claimed since)."""
         claim = {
             "key": event.key,
             "playbook": event.playbook,
@@ -228,8 +263,8 @@ class Ledger:
             try:
                 claimed = await self._store(
                     "ledger.claim",
-                    partial(self._claim_sync, claim, rows),
-                    partial(self._claim_async, claim, rows),
+                    partial(self._claim_sync, claim, rows, fence),
+                    partial(self._claim_async, claim, rows, fence),
                 )
             except StoreUnavailable:
                 if self._journal is None:
@@ -243,21 +278,47 @@ class Ledger:
         self._claimed.add(event.key)
         return True
 
-    def _claim_sync(self, claim: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    def _claim_sync(
+        self, claim: dict[str, Any], rows: list[dict[str, Any]], fence: int | None = None
+    ) -> bool:
         assert self._hot is not None
+        if fence is not None:
+            self._fence_sync(fence, claim)
         try:
             with self._hot.begin() as conn:
+                if fence is not None:
+                    _check_fence_sync(conn, fence)
                 conn.execute(_INSERT_CLAIM, [claim])
                 conn.execute(_INSERT_ROW, rows)
         except IntegrityError:
             return False
         return True
 
-    async def _claim_async(self, claim: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    def _fence_sync(self, fence: int, claim: dict[str, Any]) -> None:
+        """Make sure the fence row exists (its first insert may race another replica's: either wins)."""
+        assert self._hot is not None
+        with self._hot.connect() as conn:
+            if conn.execute(select(_CLAIMS.c.key).where(_CLAIMS.c.key == FENCE)).first() is not None:
+                return
+        with contextlib.suppress(IntegrityError), self._hot.begin() as conn:
+            conn.execute(_INSERT_CLAIM, [_fence_row(0, claim)])
+
+    async def _claim_async(
+        self, claim: dict[str, Any], rows: list[dict[str, Any]], fence: int | None = None
+    ) -> bool:
+        if fence is not None:
+            async with self._sessions() as session:
+                present = await session.get(ClaimRow, FENCE)
+            if present is None:
+                with contextlib.suppress(IntegrityError):
+                    async with self._sessions() as session, session.begin():
+                        await session.execute(_INSERT_CLAIM, [_fence_row(0, claim)])
         try:
             # Core inserts, not the ORM unit of work: this commit is on the containment hot path. A
             # colliding key fails the first insert and rolls the whole transaction back.
             async with self._sessions() as session, session.begin():
+                if fence is not None:
+                    await session.run_sync(lambda sync: _check_fence_sync(sync.connection(), fence))
                 await session.execute(_INSERT_CLAIM, [claim])
                 await session.execute(_INSERT_ROW, rows)
         except IntegrityError:
@@ -329,7 +390,10 @@ class Ledger:
                 claimed.add(entry.key)
             elif entry.op == "release":
                 claimed.discard(entry.key)
-        self._claimed.update(claimed)
+        claimed.discard(FENCE)
+        # the store and the journal hold every claim: what another replica claimed (and released)
+        # while this one was standing by is read afresh when it takes over
+        self._claimed = claimed
         self._loaded = True
         if self._pending:  # a previous process journaled these during an outage: replayed by reconcile()
             path = self._journal.path if self._journal is not None else None
@@ -522,6 +586,24 @@ class Ledger:
         nonces = [n for n in [await self._read("ledger.next_nonce", run)] if n is not None]
         nonces += [int(r.nonce) for r in self._journaled_rows() if r.signer == signer and r.nonce is not None]
         return max(nonces) + 1 if nonces else None
+
+
+def _fence_row(token: int, like: dict[str, Any]) -> dict[str, Any]:
+    return {**like, "key": FENCE, "playbook": "", "action": "", "target": "", "executor": "fence",
+            "fingerprint": str(token)}  # fmt: skip
+
+
+def _check_fence_sync(conn: Connection, token: int) -> None:
+    """Inside a claim's transaction: make ``token`` the newest unless a newer one claimed (then
+    ``LedgerFenced``). The conditional update comes first: it takes the row's lock (PostgreSQL) or the
+    database's write lock (SQLite) before the read, so no newer claim commits in between."""
+    newest_token = sql_cast(_CLAIMS.c.fingerprint, BigInteger)
+    conn.execute(
+        update(_CLAIMS).where(_CLAIMS.c.key == FENCE, newest_token < token).values(fingerprint=str(token))
+    )
+    newest = conn.execute(select(newest_token).where(_CLAIMS.c.key == FENCE).with_for_update()).scalar_one()
+    if int(newest) > token:
+        raise LedgerFenced(token, int(newest))
 
 
 async def _has_row(session: AsyncSession, row: dict[str, Any]) -> bool:

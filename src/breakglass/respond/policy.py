@@ -260,6 +260,10 @@ class Policy:
                 "fee", f"{target}: max fee {max_fee_per_gas} wei/gas is above policy.max_fee_gwei"
             )
 
+    def forget_rates(self) -> None:
+        """Empty every rate window (before seeding them again from the ledger: a replica taking over)."""
+        self._sent.clear()
+
     def seed(self, action: str, ages: list[float]) -> None:
         """Count uses of ``action`` made ``ages`` seconds ago (from the ledger, after a restart)."""
         now = self._clock()

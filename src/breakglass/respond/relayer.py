@@ -13,6 +13,12 @@ at max(chain pending count, highest nonce in the ledger + 1), so a restart never
 Stuck transactions: ``poll()`` fetches receipts; a key still pending ``bump_after_blocks`` blocks after
 its last broadcast is re-signed with the same nonce and fees raised by the fee policy (``bump``).
 
+Active/standby (several replicas, ``breakglass.ha``): with ``fence`` set (the responder's lease
+token, None while not held), nothing is signed, claimed or broadcast unless it answers a token: a
+claim carries it (``Ledger.claim(fence=...)``: a newer token refuses it in the store), and every
+broadcast and bump asks again right before the bytes leave. A replica that lost its lease sends
+nothing more; ``forget()`` drops what it had in flight (the new leader's ``recover()`` owns it).
+
 Reorgs: a receipt closes a key, but its transaction stays in a ``ReorgWatch`` until ``reorg_depth``
 blocks deep. When a new head shows its block orphaned, the key is reopened (``reorged``, audited): a
 receipt on the new branch closes it again, else the very bytes that landed are sent again (same nonce,
@@ -40,10 +46,18 @@ from breakglass.respond.reorgs import DEFAULT_REORG_DEPTH, Landed, ReorgWatch
 from breakglass.respond.rpc import Rpc, SendVerdict, send_verdict
 from breakglass.respond.signer import Signer
 
-__all__ = ["GuardianRelayer", "PlannedTx"]
+__all__ = ["GuardianRelayer", "NotLeader", "PlannedTx"]
 
 log = get_logger(__name__)
 Emit = Callable[[ActionEvent], Awaitable[None]]
+Fence = Callable[[], int | None]
+
+
+class NotLeader(ResponseError):
+    """This replica does not hold the responder's lease (now): it must not send. Recoverable: the
+    leader sends, and this replica sends again once it takes the lease."""
+
+    recoverable = True
 
 
 class GuardianRelayer:
@@ -83,6 +97,23 @@ class GuardianRelayer:
         """The guardian's balance in wei, read at most every ``balance_interval`` seconds by ``refresh``."""
         self.balance_interval = 5.0
         self._balance_at = -1e9
+        self.fence: Fence | None = None
+        """The lease's fencing token now, None while not held (``breakglass.ha``); unset: one process."""
+
+    def token(self) -> int | None:
+        """The fencing token to send under; ``NotLeader`` if this replica may not send now."""
+        if self.fence is None:
+            return None
+        token = self.fence()
+        if token is None:
+            raise NotLeader("this responder replica does not hold the lease: the leader sends")
+        return token
+
+    def forget(self) -> None:
+        """Drop what this replica had in flight (it lost the lease: the leader recovers it from the
+        ledger; taking the lease again, this replica reads it back the same way)."""
+        self._open.clear()
+        self.reorgs = ReorgWatch(self._rpc, depth=self.reorgs.depth)
 
     @property
     def address(self) -> str:
@@ -143,10 +174,12 @@ class GuardianRelayer:
             await self.prepare()
         if await self._ledger.is_claimed(intent.key):
             return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
+        self.token()  # a standby neither simulates nor signs
         node_s = time.perf_counter()
         planned = await self.plan(call, outbid)
         node_s = time.perf_counter() - node_s
         async with self._lock:
+            fence = self.token()  # asked again: the simulation took time
             nonce = self.nonce
             tx = self._tx(call.address, call.data, nonce, planned.gas, planned.fees)
             signed = await self._signer.sign_transaction(tx)
@@ -158,7 +191,7 @@ class GuardianRelayer:
                 detail={**intent.detail, **tx_detail(call.address, call.data, planned.gas, planned.fees)},
             )
             record = Signed(self.address, nonce, signed.tx_hash, signed.raw)
-            if not await self._ledger.claim(intent, "guardian", (signed_event, record)):
+            if not await self._ledger.claim(intent, "guardian", (signed_event, record), fence=fence):
                 return replace(intent, step=ActionStep.DUPLICATE, at_ms=time.time() * 1000)
             self.nonce = nonce + 1
             sent = InFlight(
@@ -202,7 +235,13 @@ class GuardianRelayer:
 
         The client fails over between endpoints by itself; "already known" or "nonce too low" (the
         bytes reached a node before, e.g. the first endpoint took them and then timed out) counts as sent.
+        Not sent at all by a replica that does not hold the lease now (the leader sends them).
         """
+        try:
+            self.token()
+        except NotLeader as exc:
+            log.warning("respond.broadcast_withheld", key=key, reason=str(exc))
+            return str(exc)
         try:
             await self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
         except RpcError as exc:
@@ -247,6 +286,7 @@ class GuardianRelayer:
         if fees.max_fee_per_gas <= sent.fees.max_fee_per_gas:
             raise PolicyViolation("fee", f"{key}: cannot bump above policy.max_fee_gwei")
         async with self._lock:
+            self.token()
             signed = await self._signer.sign_transaction(
                 self._tx(sent.to, sent.data, sent.nonce, sent.gas, fees)
             )

@@ -23,6 +23,18 @@ once: a step whose call was sent for another key within ``SAME_CALL_BLOCKS`` blo
 is recorded as ``satisfied`` by the first (its key claimed, nothing signed). The sends are read back
 from the ledger's signed rows at start, so a restart keeps the window.
 
+Active/standby (``ha.lease`` set: several replicas with one guardian key, ``breakglass.ha``): each
+replica holds a ``Lease``; only the holder reads the findings' work queue (the durable subscription
+``respond``) and sends, every send fenced by the lease's token (``GuardianRelayer.fence``, the
+ledger's claims). A standby listens to findings without taking them (``Bus.listen``), keeping the
+last ``FOLLOW_SECONDS`` of them. Taking over, it reads everything from the shared ledger as a
+restart does (claims, the guardian's next nonce, the rate windows, the identical-call window), sends
+again what the old leader signed and may not have sent (``GuardianRelayer.recover``: the very same
+bytes, or nothing if a receipt shows them on chain), and replays the findings it kept that the
+ledger shows unfinished: the action the old leader was killed before claiming is sent then, at once,
+not when the work queue gives its unacknowledged finding back (``ack_wait`` later). Losing the lease,
+a replica stops reading the work queue and forgets what it had in flight.
+
 The mempool stage asks for outbidding by passing the pending transaction's fees, either as
 ``handle(finding, outbid=PendingFees(...))`` or in the finding's ``evidence["pending_fees"]``
 (``max_fee_per_gas``, ``max_priority_fee_per_gas``, ``gas_price``: integers in wei).
@@ -33,7 +45,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +56,7 @@ from breakglass.bus import Bus, Topics
 from breakglass.bus.consumer import Consumer
 from breakglass.domain import Finding, FindingStage
 from breakglass.errors import BreakglassError, PolicyViolation, ResponseError
+from breakglass.ha import Lease
 from breakglass.logs import get_logger
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.metrics import RESPONDER_ACTIONS
@@ -53,11 +67,11 @@ from breakglass.respond.lookout import Lookout
 from breakglass.respond.playbook import CallStep, FailedStep, MessageStep, PlaybookBook, Step, describe_steps
 from breakglass.respond.policy import CallRule, Policy
 from breakglass.respond.ratify import RatificationWatcher
-from breakglass.respond.relayer import GuardianRelayer
+from breakglass.respond.relayer import GuardianRelayer, NotLeader
 from breakglass.respond.rpc import Rpc
 from breakglass.respond.safe import SafeService
 
-__all__ = ["ADOPT_BLOCKS", "SAME_CALL_BLOCKS", "Responder", "outbid_from"]
+__all__ = ["ADOPT_BLOCKS", "FOLLOW_SECONDS", "SAME_CALL_BLOCKS", "Responder", "outbid_from"]
 
 ADOPT_BLOCKS = 16
 """How many blocks after a pending prediction of a breach the block path's breach of the same scope
@@ -65,6 +79,9 @@ is taken to be that breach (the transaction mined late)."""
 SAME_CALL_BLOCKS = 16
 """How many blocks apart (by their findings' blocks) two steps asking for the identical guardian call
 are taken to ask for one call: the second is satisfied by the first."""
+FOLLOW_SECONDS = 60.0
+"""How long a standby keeps the findings it heard, to replay the unfinished ones when it takes over
+(the work queue gives back what a dead leader held after its ``ack_wait``, 10 s, anyway)."""
 
 log = get_logger(__name__)
 
@@ -123,10 +140,27 @@ class Responder:
         """guardian call digest -> (finding's block, key) of the last step that sent it"""
         self._calling: dict[str, asyncio.Lock] = {}
         """guardian call digest -> held from deciding to send it until it is recorded in ``_sent``"""
+        self.lease: Lease | None = None
+        """Active/standby among replicas (``ha.lease``); None: this process is the only responder."""
+        self._follow: AsyncGenerator[Any, None] | None = None
+        self._heard: deque[tuple[float, Finding]] = deque(maxlen=10_000)
+        """(monotonic time, finding) a standby heard in the last ``FOLLOW_SECONDS``"""
+        self.takeovers: list[dict[str, Any]] = []
+        """One entry per lease taken: token, seconds to take over, keys recovered, findings replayed."""
+
+    def use_lease(self, lease: Lease) -> None:
+        """Run as one replica of several: act only while holding ``lease`` (no I/O here)."""
+        self.lease = lease
+        if self.relayer is not None:
+            self.relayer.fence = lambda: lease.token
 
     def subscribe(self) -> None:
-        """Subscribe to findings now (``App.start`` does it before any producer runs)."""
-        self.consumer.subscribe()
+        """Subscribe to findings now (``App.start`` does it before any producer runs). A replica
+        listens (the leader's work queue is taken when it takes the lease)."""
+        if self.lease is None:
+            self.consumer.subscribe()
+        elif self._follow is None:
+            self._follow = self.bus.listen(Topics.FINDINGS)
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -207,8 +241,11 @@ class Responder:
             self._predict(finding.breach)
         return finding
 
-    async def handle(self, finding: Finding, outbid: PendingFees | None = None) -> list[ActionEvent]:
-        """Run every matching playbook for ``finding``. Returns one event per step taken."""
+    async def handle(
+        self, finding: Finding, outbid: PendingFees | None = None, *, replay: bool = False
+    ) -> list[ActionEvent]:
+        """Run every matching playbook for ``finding``. Returns one event per step taken. ``replay``
+        (a replica taking over): steps already claimed are skipped without a ``duplicate`` record."""
         if not self._started:
             await self.start()
         finding = self._adopt(finding)
@@ -216,10 +253,20 @@ class Responder:
         events: list[ActionEvent] = []
         for playbook in self.book.matching(finding):
             for step in self.book.steps(playbook, finding):
+                if replay and (await self.ledger.is_claimed(step.key) or await self.ledger.history(step.key)):
+                    continue  # the old leader did (or decided) this step
                 events.append(await self._step(step, finding, outbid))
         return events
 
     async def _step(self, step: Step, finding: Finding, outbid: PendingFees | None) -> ActionEvent:
+        try:
+            return await self._step_once(step, finding, outbid)
+        except NotLeader as exc:  # the lease was lost meanwhile: the leader does this step
+            log.warning("respond.not_leader", key=step.key, reason=str(exc))
+            target = step.call.target if isinstance(step, CallStep) else getattr(step, "target", "")
+            return _intent(step.key, step.playbook, step.action, target, finding)
+
+    async def _step_once(self, step: Step, finding: Finding, outbid: PendingFees | None) -> ActionEvent:
         if isinstance(step, FailedStep):
             log.error("respond.step_failed", key=step.key, error=step.error)
             intent = _intent(step.key, step.playbook, step.action, step.target, finding)
@@ -233,7 +280,7 @@ class Responder:
                 step=ActionStep.NOTIFY if step.kind == "notify" else ActionStep.ESCALATE,
                 detail={"message" if step.kind == "notify" else "severity": step.text},
             )
-            if not await self.ledger.claim(intent, step.kind, (done, None)):
+            if not await self.ledger.claim(intent, step.kind, (done, None), fence=self._token()):
                 return replace(intent, step=ActionStep.DUPLICATE)
             await self.emit(done)
             return done
@@ -263,6 +310,8 @@ class Responder:
                     return sent
             self.policy.take_rate(f"{step.playbook}.{step.action}")
             return await self._propose(intent, step)
+        except NotLeader:
+            raise
         except PolicyViolation as exc:
             log.warning(
                 "respond.refused", key=step.key, call=step.call.target, rule=exc.rule, reason=exc.detail
@@ -306,6 +355,15 @@ class Responder:
         # A concurrent handler of the same finding claimed it first: audit the duplicate too.
         return await self._audit(sent) if sent.step is ActionStep.DUPLICATE else sent
 
+    def _token(self) -> int | None:
+        """The lease's fencing token for a claim (None: one process); ``NotLeader`` while not held."""
+        if self.lease is None:
+            return None
+        token = self.lease.token
+        if token is None:
+            raise NotLeader("this responder replica does not hold the lease: the leader acts")
+        return token
+
     async def _sent_before(self, digest: str, finding: Finding) -> ActionEvent | None:
         """Where the identical call, sent for another key within ``SAME_CALL_BLOCKS`` blocks of
         ``finding``, stands (its last send step), unless it failed: a failed call satisfies nothing."""
@@ -328,7 +386,7 @@ class Responder:
             detail={**intent.detail, "by": by, "tx_hash": tx_hash,
                     "reason": reason + (f" (tx {tx_hash})" if tx_hash else "")},
         )  # fmt: skip
-        if not await self.ledger.claim(intent, "guardian", (done, None)):
+        if not await self.ledger.claim(intent, "guardian", (done, None), fence=self._token()):
             return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
         log.info("respond.satisfied", key=intent.key, call=intent.target, by=by, tx_hash=tx_hash)
         await self.emit(done)
@@ -359,7 +417,7 @@ class Responder:
         if self.safes is None:
             raise ResponseError(f"{step.via}: no Safe service configured (safes)")
         safe = step.via.removeprefix("safe:")
-        if not await self.ledger.claim(intent, step.via):
+        if not await self.ledger.claim(intent, step.via, fence=self._token()):
             return await self._audit(replace(intent, step=ActionStep.DUPLICATE))
         try:
             proposal = await self.safes.propose(
@@ -419,6 +477,9 @@ class Responder:
         return self._started
 
     async def close(self) -> None:
+        if self.lease is not None:
+            await self.lease.release()
+            await self.lease.backend.close()
         if self.rpc is not None:
             await self.rpc.close()
         await self.ledger.close()
@@ -436,6 +497,9 @@ class Responder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume findings until ``stop`` is set; poll receipts and ratifications meanwhile."""
+        if self.lease is not None:
+            await self._run_replica(stop, self.lease)
+            return
         self.subscribe()  # before any await: nothing is missed
         while True:  # a node that fails a request at start-up (a 503, a restart) must not end containment
             try:
@@ -467,6 +531,104 @@ class Responder:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_replica(self, stop: asyncio.Event, lease: Lease) -> None:
+        """One replica of several: follow findings as a standby, act while holding ``lease``."""
+        self.subscribe()  # the listener, before any await
+        tasks = [asyncio.create_task(lease.run(stop), name="lease respond"),
+                 asyncio.create_task(self._hear(), name="respond follows findings")]  # fmt: skip
+        try:
+            while not stop.is_set():
+                self.last_tick_at = time.monotonic()
+                if not lease.is_held():
+                    await lease.wait_changed(self._poll_interval)
+                    continue
+                await self._lead(stop, lease)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._follow is not None:
+                with contextlib.suppress(Exception):
+                    await self._follow.aclose()
+                self._follow = None
+
+    async def _hear(self) -> None:
+        """A standby's ear: every finding published, kept ``FOLLOW_SECONDS`` (never acted on here)."""
+        assert self._follow is not None
+        async for finding in self._follow:
+            if isinstance(finding, Finding):
+                now = time.monotonic()
+                self._heard.append((now, finding))
+                while self._heard and self._heard[0][0] < now - FOLLOW_SECONDS:
+                    self._heard.popleft()
+
+    async def _lead(self, stop: asyncio.Event, lease: Lease) -> None:
+        """Take over (``take_over``), then read the work queue and poll while the lease is held."""
+        try:
+            await self.take_over()
+        except BreakglassError as exc:  # the node or the store failed: try again while leading
+            log.warning("respond.takeover_failed", error=str(exc))
+            await asyncio.sleep(self._poll_interval)
+            return
+        consumer = asyncio.create_task(self.consumer.run(), name="consumer respond/findings")
+        try:
+            while not stop.is_set() and lease.is_held():
+                self.last_tick_at = time.monotonic()
+                try:
+                    if self.ledger.journaling:
+                        await self.ledger.reconcile()
+                    await self.poll()
+                except NotLeader:
+                    break
+                except BreakglassError as exc:
+                    log.warning("respond.poll_failed", error=str(exc))
+                except Exception:
+                    log.exception("respond.poll_crashed")
+                await lease.wait_changed(min(self._poll_interval, max(lease.remaining(), 0.01)))
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            await self.consumer.close()  # what it held unacknowledged goes back to the work queue
+            self.step_down()
+
+    async def take_over(self) -> dict[str, Any]:
+        """This replica just took the lease: read the shared state as a restart does (claims, next
+        nonce, rate windows, recent sends), send again what is owed in flight, and replay the
+        findings heard in the last ``FOLLOW_SECONDS`` that the ledger shows unfinished."""
+        began = time.monotonic()
+        token = self._token()
+        async with self._starting:
+            self._started = False
+            self._sent.clear()
+            self._predicted.clear()
+            self.policy.forget_rates()
+            if self.relayer is not None:
+                self.relayer.forget()
+            await self._start()
+            self._started = True
+        recovered = len(self.relayer.pending()) if self.relayer is not None else 0
+        heard = [f for at, f in self._heard if at >= time.monotonic() - FOLLOW_SECONDS]
+        replayed = 0
+        for finding in heard:
+            try:
+                replayed += bool(await self.handle(finding, replay=True))
+            except NotLeader:
+                raise
+            except Exception:  # one finding must not stop the others
+                log.exception("respond.replay_crashed", fp=finding.fingerprint)
+        report = {"token": token, "seconds": round(time.monotonic() - began, 3),
+                  "in_flight": recovered, "heard": len(heard), "replayed": replayed}  # fmt: skip
+        self.takeovers.append(report)
+        log.warning("respond.took_over", **report)
+        return report
+
+    def step_down(self) -> None:
+        """The lease is lost: forget what was in flight (the new leader recovers it from the ledger)."""
+        if self.relayer is not None:
+            self.relayer.forget()
+        log.warning("respond.stepped_down")
 
 
 _SEND_STEPS = {ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.CONFIRMED,

@@ -74,3 +74,42 @@ async def test_claim_with_a_signed_step_is_atomic_and_sets_the_next_nonce(engine
     assert await ledger.open_keys(SIGNER) == []
     rows = await ledger.history("k")
     assert [r.step for r in rows] == ["intent", "signed", "confirmed"] and rows[1].raw_tx == "0x02726177"
+
+
+@pytest.mark.parametrize("hot", [False, True], ids=["async-engine", "hot-path-engine"])
+async def test_a_claim_with_an_older_fencing_token_is_refused_and_changes_nothing(
+    engine: AsyncEngine, url: str, hot: bool
+) -> None:
+    from breakglass.respond.ledger import LedgerFenced
+
+    old, new = (
+        Ledger(make_sessionmaker(engine), hot=make_hot_engine(url) if hot else None) for _ in range(2)
+    )
+    assert await old.claim(event("a"), "guardian", fence=3)
+    assert await new.claim(event("b"), "guardian", fence=5)  # a replica took the lease over
+    with pytest.raises(LedgerFenced) as refused:
+        await old.claim(event("c"), "guardian", fence=3)
+    assert (refused.value.token, refused.value.newest) == (3, 5)
+    assert await old.history("c") == [] and not await new.is_claimed("c")
+    assert await new.claim(event("d"), "guardian", fence=5)  # the newest token goes on
+    assert await new.claim(event("e"), "guardian")  # one process without a lease is never fenced
+    await new.load()
+    assert not await new.is_claimed(":fence")  # the fence row is no idempotency key
+    await old.close()
+    await new.close()
+
+
+async def test_concurrent_first_fenced_claims_leave_the_newest_token(engine: AsyncEngine, url: str) -> None:
+    from breakglass.respond.ledger import LedgerFenced
+
+    ledgers = [Ledger(make_sessionmaker(engine), hot=make_hot_engine(url)) for _ in range(4)]
+    results = await asyncio.gather(
+        *(ledger.claim(event(f"k{i}"), "guardian", fence=i + 1) for i, ledger in enumerate(ledgers)),
+        return_exceptions=True,
+    )
+    assert all(r is True or isinstance(r, LedgerFenced) for r in results), results
+    assert results[-1] is True  # the newest token is never refused
+    with pytest.raises(LedgerFenced):
+        await ledgers[0].claim(event("late"), "guardian", fence=3)
+    for ledger in ledgers:
+        await ledger.close()

@@ -1,0 +1,124 @@
+"""Active/standby responder replicas on a real anvil (in one test process; ``tests/e2e/ha`` does it
+with real OS processes): only the lease holder sends, a replica that lost the lease sends nothing,
+and the one taking over sends what is still owed, each call once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from respond_support import Harness, Venue, finding
+from test_respond_exactly_once import Crash
+
+from breakglass.bus import Topics
+from breakglass.ha import Lease, MemoryLeaseBackend
+from breakglass.respond import ActionStep, HttpRpc
+from breakglass.respond.relayer import NotLeader
+
+pytestmark = pytest.mark.node
+
+TTL = 1.0
+
+
+class DiesOnSecondSend(HttpRpc):
+    """The leader's node connection: the process dies as its second transaction is about to leave."""
+
+    sends = 0
+
+    async def call(self, method: str, *params: Any) -> Any:
+        if method == "eth_sendRawTransaction":
+            self.sends += 1
+            if self.sends == 2:
+                raise Crash
+        return await super().call(method, *params)
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def acquired(lease: Lease, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await lease.acquire():
+        assert time.monotonic() < deadline, f"{lease} not acquired in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_standby_finishes_an_incident_the_killed_leader_left_half_done(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    harness = harness_factory(venue)  # block the attacker, pause the market, pause the venue, notify
+    backend = MemoryLeaseBackend()
+    leader = await harness.responder(start=False, rpc=DiesOnSecondSend(venue.node.url))
+    standby = await harness.responder(start=False)
+    leader.use_lease(Lease("respond", "leader", TTL, backend))
+    standby.use_lease(Lease("respond", "standby", TTL, backend))
+    standby.subscribe()  # it listens to findings without taking them
+    hearing = asyncio.create_task(standby._hear())
+    try:
+        assert leader.lease is not None and standby.lease is not None
+        assert await leader.lease.acquire() and not await standby.lease.acquire()
+        await leader.take_over()
+        attack = finding()
+        await harness.bus.publish(Topics.FINDINGS, attack)
+        await until(lambda: len(standby._heard) == 1)
+        with pytest.raises(Crash):  # blocked the attacker; died sending the market pause (signed, claimed)
+            await leader.handle(attack)
+        assert venue.guardian_nonce() == 1
+
+        # the standby cannot act while the dead leader's lease lasts
+        with pytest.raises(NotLeader):
+            await standby.take_over()
+        await acquired(standby.lease)
+        report = await standby.take_over()
+        assert report["in_flight"] == 1 and report["replayed"] == 1  # the signed pause; the venue pause
+        for key in standby.relayer.pending():  # type: ignore[union-attr]
+            assert (await standby.relayer.wait(key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
+        assert venue.view("paused") and venue.view("marketPaused", 7)
+        assert venue.guardian_nonce() == 3  # three calls, three transactions: nothing twice, nothing lost
+        rows = await standby.ledger.rows(steps=(ActionStep.SIGNED,))
+        assert len(rows) == 3 and len({r.key for r in rows}) == 3
+
+        # the old leader, still running somewhere, finds itself fenced: it sends nothing
+        assert not leader.lease.is_held()
+        other = finding(market="8", attacker="0x" + "0b" * 20, tx="0x" + "ef" * 32)
+        events = await leader.handle(other)
+        assert all(e.step is ActionStep.INTENT for e in events)  # not recorded, not sent
+        assert venue.guardian_nonce() == 3
+    finally:
+        hearing.cancel()
+
+
+async def test_a_late_claim_under_an_old_token_is_refused_by_the_store(
+    venue: Venue, harness_factory: Callable[..., Harness]
+) -> None:
+    """A leader paused past its lease (its own clock said it still held it) claims in the store: the
+    store has seen the successor's newer token and refuses; nothing is signed twice."""
+    harness = harness_factory(venue)
+    backend = MemoryLeaseBackend()
+    old = await harness.responder(start=False)
+    new = await harness.responder(start=False)
+    old.use_lease(Lease("respond", "old", TTL, backend))
+    new.use_lease(Lease("respond", "new", TTL, backend))
+    assert old.lease is not None and new.lease is not None
+    assert await old.lease.acquire()
+    await old.take_over()
+    stale_token = old.lease.token
+    await until(lambda: not old.lease.is_held())  # type: ignore[union-attr]
+    await acquired(new.lease)
+    await new.take_over()
+    [*_, sent, note] = await new.handle(finding())
+    assert sent.step is ActionStep.SUBMITTED and note.step is ActionStep.NOTIFY
+    assert old.relayer is not None
+    old.relayer.fence = lambda: stale_token  # as if its clock had not moved
+    events = await old.handle(finding(market="8", attacker="0x" + "0b" * 20, tx="0x" + "ef" * 32))
+    assert {e.step for e in events} <= {ActionStep.FAILED, ActionStep.INTENT, ActionStep.SATISFIED}
+    failed = [e for e in events if e.step is ActionStep.FAILED]
+    assert failed and all("fencing token" in e.detail["error"] for e in failed)
+    assert venue.guardian_nonce() == 3  # only the new leader's three calls
