@@ -38,10 +38,11 @@ def list_scenarios() -> None:
     from breakglass.drills.scenarios import SCENARIOS
 
     table = Table(title="exploit scenarios (docs/scenarios.md)")
-    for column in ("scenario", "incident", "switch", "target"):
+    for column in ("scenario", "incident", "switch", "target", "honest traffic in drills"):
         table.add_column(column, no_wrap=column == "scenario")
     for s in SCENARIOS.values():
-        table.add_row(s.name, s.incident, ", ".join(s.switches), s.target_label)
+        honest = f"none: {s.quiet_reason}" if s.quiet_reason else "between the set-up steps"
+        table.add_row(s.name, s.incident, ", ".join(s.switches), s.target_label, honest)
     _console().print(table)
 
 
@@ -335,7 +336,7 @@ def scorecard(
     if check is not None:
         drifts = readme.compare(check.read_text(encoding="utf-8"), rows, tolerance, modes)
         for drift in drifts:
-            _console().print(f"[red]drift[/red] {drift}")
+            _console().print(f"[red]drift[/red] {drift}", soft_wrap=True)
         _console().print(f"{len(drifts)} figure(s) drifted past the tolerances" if drifts else "no drift")
     if write is not None:
         text = write.read_text(encoding="utf-8")
