@@ -1,7 +1,7 @@
 """Drill scorecard as a benchmark: every scenario in both modes, defended, against its undefended baseline
 measured in the same run from the same snapshot. Writes ``benchmarks/results/drills.json``.
 
-    python -m benchmarks.drills [--scenario NAME] [--mode public|private|both] [--no-setup-playbook]
+    python -m benchmarks.drills [--scenario NAME] [--mode public|private|both]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="all")
     parser.add_argument("--mode", default="both", choices=["public", "private", "both"])
-    parser.add_argument("--no-setup-playbook", action="store_true")
     args = parser.parse_args(argv)
     configure_logging(level="critical")
     build = compile_contracts()
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = []
     for mode in modes:
         for scenario in resolve(args.scenario):
-            opts = DrillOptions(mode=mode, setup_playbook=not args.no_setup_playbook)
+            opts = DrillOptions(mode=mode)
             result = asyncio.run(run_drill(scenario, build, opts))
             results.append(result)
             print(

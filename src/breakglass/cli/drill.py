@@ -74,7 +74,12 @@ def run(
         ),
     ] = 2,
     no_setup_playbook: Annotated[
-        bool, typer.Option("--no-setup-playbook", help="the examples' playbooks alone (no set-up blocking)")
+        bool,
+        typer.Option(
+            "--no-setup-playbook",
+            hidden=True,
+            help="deprecated, no effect: drills always run the examples' playbooks alone (issue 16)",
+        ),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="keep the pipeline's logs")] = False,
 ) -> None:
@@ -85,6 +90,10 @@ def run(
     from breakglass.drills.scenarios.devnet import resolve
     from breakglass.drills.scorecard import rich_table, write_scorecard
 
+    if no_setup_playbook:
+        _console().print(
+            "--no-setup-playbook is deprecated and has no effect: there is no set-up playbook any more"
+        )
     scenarios = resolve(scenario)
     chosen_mode = parse_mode(mode)
     make_fault(fault)  # an unknown fault is an error before anything starts
@@ -97,7 +106,7 @@ def run(
     for s in scenarios:
         opts = DrillOptions(
             mode=chosen_mode, defended=not no_defense, fault=fault, time_scale=time_scale,
-            benign_blocks=benign_blocks, setup_playbook=not no_setup_playbook,
+            benign_blocks=benign_blocks,
         )  # fmt: skip
         with _console().status(f"{s.name} ({chosen_mode}{', ' + fault if fault else ''})"):
             results.append(asyncio.run(run_drill(s, build, opts)))

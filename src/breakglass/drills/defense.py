@@ -3,8 +3,9 @@ manifest, ``build_app`` wiring every stage, and what the stages publish recorded
 
 The configuration is ``examples/venue.yaml`` (monitors) with ``examples/playbooks.venue.yaml``'s
 responder, policy and playbooks. The playbooks example carries two stand-in monitors of its own; here each
-playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``),
-and one playbook is added: ``SETUP_PLAYBOOK`` blocks a mixer-funded deployer and its fresh contract.
+playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``).
+No playbook is added: what contains an attack in a drill is what ships (issue 16 removed the drill-only
+set-up playbook that blocked a mixer-funded deployer and its contract through ``blockAccount``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from breakglass.store.migrate import upgrade_async
 __all__ = [
     "EXAMPLES",
     "PLAYBOOK_MONITORS",
-    "SETUP_PLAYBOOK",
     "Defense",
     "Observed",
     "defended_config",
@@ -52,20 +52,6 @@ PLAYBOOK_MONITORS = {
     "contain-extraction": ["vault-round-trip", "lp-value-extraction", "share-price-step"],
     "last-resort": ["vault-books-match-balance"],
 }
-SETUP_PLAYBOOK: dict[str, Any] = {
-    "id": "contain-setup",
-    "description": "a mixer-funded account deployed a contract that touches the venue: block both",
-    "match": {"monitors": ["attack-setup"], "min_severity": "high"},
-    "actions": [
-        {"kind": "call", "id": "block-contract", "contract": "guardian", "function": "blockAccount",
-         "args": ["{evidence.target}"]},
-        {"kind": "call", "id": "block-deployer", "contract": "guardian", "function": "blockAccount",
-         "args": ["{evidence.actor}"]},
-        {"kind": "incident", "id": "escalate", "severity": "high"},
-    ],
-}  # fmt: skip
-"""Added to the examples' playbooks: the defense against atomic exploits comes from the set-up stage
-(examples/playbooks.venue.yaml has no playbook for examples/venue.yaml's ``attack-setup`` monitor)."""
 PASSWORD_ENV = "BREAKGLASS_DRILL_KEYSTORE_PASSWORD"  # noqa: S105 (a variable name)
 
 
@@ -88,7 +74,6 @@ def defended_config(
     ws_url: str | None,
     poll_interval: float = 0.05,
     rpc_url: str | None = None,
-    setup_playbook: bool = True,
 ) -> Path:
     """Write ``folder/breakglass.yaml``: the examples for this devnet, a SQLite store in ``folder``, the
     guardian key from ``keystore``, the mempool stage on when ``ws_url`` is given. ``rpc_url`` overrides
@@ -108,7 +93,7 @@ def defended_config(
         store={"url": f"sqlite:///{folder.resolve() / 'breakglass.db'}"},
         responder=playbooks["responder"],
         policy=playbooks["policy"],
-        playbooks=[*playbooks["playbooks"], *([SETUP_PLAYBOOK] if setup_playbook else [])],
+        playbooks=playbooks["playbooks"],
         mempool={"enabled": ws_url is not None, **({"ws": ws_url} if ws_url else {})},
     )
     config["chain"]["poll_interval"] = poll_interval

@@ -111,11 +111,8 @@ async def run_demo(console: Console, folder: Path, scenario: str = DEMO_SCENARIO
     )
     build = compile_contracts()
     log = LiveLog(console)
-    # The examples' playbooks alone: with the set-up playbook the attacker is blocked before the strike
-    # (docs/drills.md); without it the strike reaches the public mempool and is front-run.
-    opts = DrillOptions(
-        mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log, benign_blocks=2, setup_playbook=False
-    )
+    # The examples' playbooks: the strike reaches the public mempool and is front-run.
+    opts = DrillOptions(mode=Mode.PUBLIC, workdir=folder / "drill", on_event=log, benign_blocks=2)
     result = await run_drill(chosen, build, opts)
     console.print()
     console.print(card(result))

@@ -180,8 +180,6 @@ class DrillOptions:
     settle_seconds: float = 30.0
     """After the strike, how long to wait for the follower to catch up and every sent action to have
     an outcome (an action that can never land, e.g. a guardian without gas, waits all of it)."""
-    setup_playbook: bool = True
-    """Add ``defense.SETUP_PLAYBOOK`` to the examples' playbooks (off: the examples' playbooks alone)."""
     workdir: Path | None = None
     on_event: Callable[[str, Any], None] | None = None
     """Called with (topic, message) for what the pipeline publishes, and ("step", StepResult)."""
@@ -321,8 +319,7 @@ async def run_drill(scenario: Scenario, build: Build, opts: DrillOptions) -> Dri
         keystore, password = write_keystore(folder, bytes(venue.key("guardian").key))
         ws_url = node.ws_url if opts.mode is Mode.PUBLIC else None
         config = defended_config(
-            folder, folder / "manifest.json", keystore, ws_url=ws_url, rpc_url=proxy,
-            setup_playbook=opts.setup_playbook,
+            folder, folder / "manifest.json", keystore, ws_url=ws_url, rpc_url=proxy
         )  # fmt: skip
         if fault is not None:
             fault.before_defense(node, venue)

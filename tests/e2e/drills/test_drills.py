@@ -126,7 +126,6 @@ async def test_a_node_failing_a_fifth_of_requests_delays_containment_but_does_no
         mode=Mode.PRIVATE,
         fault="rpc-errors",
         benign_blocks=0,
-        setup_playbook=False,
         workdir=tmp_path,
         time_scale=0.1,
         max_pause=5.0,

@@ -204,7 +204,7 @@ async def test_honest_contracts_that_use_the_venue_stay_quiet(
 async def test_a_proven_attack_contract_is_contained_by_the_playbooks_before_its_first_call(
     build: Build, tmp_path: Path
 ) -> None:
-    """The whole pipeline with the examples (no set-up playbook, no mempool): the factory's child is
+    """The whole pipeline with the examples (no mempool): the factory's child is
     proven harmful when it appears, the extraction playbook puts the venue in reduce-only, and the
     attacker's first call finds the way in closed."""
     import asyncio
@@ -218,9 +218,7 @@ async def test_a_proven_attack_contract_is_contained_by_the_playbooks_before_its
         venue = deploy_venue(deployer, VenueOptions.with_switches("spot_valuation"))
         deployer.manifest(node.url).write(tmp_path / "manifest.json")
         keystore, password = write_keystore(tmp_path, bytes(venue.key("guardian").key))
-        config = defended_config(
-            tmp_path, tmp_path / "manifest.json", keystore, ws_url=None, setup_playbook=False
-        )
+        config = defended_config(tmp_path, tmp_path / "manifest.json", keystore, ws_url=None)
         defense = await Defense.start(config, password, w3.eth.block_number + 1)
         chain = Chain(node, w3, build, venue, tmp_path / "manifest.json")
         try:

@@ -67,7 +67,7 @@ def test_a_keeper_step_executes_the_order_the_chain_recorded_and_none_when_its_c
     run.fund_dirty_wallet()
     for phase, step in run.steps():
         result = run.execute(phase, step)
-        if result.label == "fund attack contract":  # the set-up playbook's block lands now
+        if result.label == "fund attack contract":  # a guardian's block lands now
             attack = run.ctx.contracts["ReentrantAumAttack"]
             venue.send(venue.key("guardian"), venue.guard.functions.blockAccount(attack))
     played = run.finish()

@@ -132,10 +132,9 @@ async def test_a_peers_signed_indicators_stop_the_same_attacker_before_its_strik
         )  # fmt: skip
         (feed / "stranger.json").write_text(json.dumps(stranger), encoding="utf-8")
 
-        # B trusts A's intel key, pulls, and defends itself without the set-up playbook.
+        # B trusts A's intel key, pulls, and defends itself with the examples' playbooks.
         keystore, password = write_keystore(tmp_path / "b", bytes(venue_b.key("guardian").key))
-        config_b = defended_config(tmp_path / "b", tmp_path / "b" / "manifest.json", keystore, ws_url=None,
-                                   setup_playbook=False)  # fmt: skip
+        config_b = defended_config(tmp_path / "b", tmp_path / "b" / "manifest.json", keystore, ws_url=None)
         settings = yaml.safe_load(config_b.read_text(encoding="utf-8"))
         settings["intel"] = {"sources": [{"name": "venue-a", "file": str(feed), "signers": [signer_a.address],
                                           "severity": "critical"}]}  # fmt: skip
