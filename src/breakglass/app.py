@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Protocol
 from breakglass.bus import Bus, InProcessBus
 from breakglass.bus.consumer import Consumer, consumers_ready
 from breakglass.config import LoadedConfig
-from breakglass.errors import ConfigError, StoreError
+from breakglass.errors import StoreError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.stage import IncidentStage, build_incident_stage
 from breakglass.logs import Redactor, active_redactor
 from breakglass.store.db import Store
 
 if TYPE_CHECKING:  # the stages load only when configured (build_app imports them where it builds them)
+    from breakglass.chain.follower import Follower
     from breakglass.detect.service import Watcher
     from breakglass.intel.exporter import IntelExporter
     from breakglass.intel.puller import IntelPuller
@@ -36,6 +37,7 @@ __all__ = [
     "RECURSION_LIMIT",
     "RESERVE_TRANSACTIONS",
     "App",
+    "ChainStages",
     "Closes",
     "Components",
     "Runs",
@@ -87,6 +89,19 @@ class Closes(Protocol):
 
 
 @dataclass
+class ChainStages:
+    """One chain's stages in a deployment of several chains (``chains:``, ``config/chains.py``): built
+    from that chain's one-chain view, named ``<stage>:<chain>`` in runners and health checks."""
+
+    name: str
+    watcher: Watcher | None = None
+    mempool: MempoolService | None = None
+    attack_simulation: AttackSimulationService | None = None
+    respond: Responder | None = None
+    """acts on this chain's findings only, with this chain's nonce and ledger rows"""
+
+
+@dataclass
 class Components:
     """What ``build_app`` wired in this process, one typed field per stage, in pipeline order; None:
     not configured, or not in this process. The lifecycle lists below are written out, not discovered."""
@@ -108,6 +123,9 @@ class Components:
     """peers' intel on a schedule (issue 18)"""
     metrics: MetricsRefresher | None = None
     """store-derived gauges, bus lag (issue 15)"""
+    chains: list[ChainStages] = field(default_factory=list)
+    """With several chains, each chain's stages (then ``watcher``, ``mempool``, ``attack_simulation``
+    and ``respond`` above stay None: they are the one chain's of a one-chain file)."""
 
     def runners(self) -> list[tuple[str, Runs]]:
         """Every component with a ``run(stop)``, by name, in pipeline order."""
@@ -116,6 +134,11 @@ class Components:
             ("mempool", self.mempool),
             ("attack_simulation", self.attack_simulation),
             ("respond", self.respond),
+            *[
+                (f"{stage}:{c.name}", getattr(c, stage))
+                for c in self.chains
+                for stage in ("watcher", "mempool", "attack_simulation", "respond")
+            ],
             ("incidents", self.incidents),
             ("intel_export", self.intel_export),
             ("intel_pull", self.intel_pull),
@@ -125,7 +148,12 @@ class Components:
 
     def subscribers(self) -> list[Subscribes]:
         """Every component that reads the bus, in pipeline order."""
-        readers: list[Subscribes | None] = [self.respond, self.incidents, self.intel_export]
+        readers: list[Subscribes | None] = [
+            self.respond,
+            *[c.respond for c in self.chains],
+            self.incidents,
+            self.intel_export,
+        ]
         return [reader for reader in readers if reader is not None]
 
     def consumers(self) -> list[Consumer]:
@@ -138,6 +166,7 @@ class Components:
             self.store,
             self.watcher,
             self.respond,
+            *[stage for c in self.chains for stage in (c.watcher, c.respond)],
             self.incidents,
             self.intel_export,
             self.metrics,
@@ -200,30 +229,18 @@ def build_app(
     leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded.
     ``guardian=False`` builds the responder without its key (the API's child process,
     ``api/process.py``, which runs no stage: it reads proposals and the ledger)."""
-    if len(config.chain_names) > 1:  # the stages of each chain are wired next (issue 19)
-        raise ConfigError([config.issue(("chains",), "several chains are checked, not yet served")])
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     store = Store(config.settings.store.url)  # first in, last closed (issue 6)
     app = App(config=config, bus=bus or _build_bus(config), redactor=redactor, components=Components(store))
     wired = app.components
-    if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
-        from breakglass.detect.service import build_watcher
-
-        wired.watcher = watcher = build_watcher(config, app.bus, health=store.health)
-        if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
-            from breakglass.simulate import build_mempool
-
-            wired.mempool = build_mempool(config, watcher, app.bus)
-        if config.settings.attack_simulation.enabled:  # new contracts probed before they act (issue 16)
-            from breakglass.simulate import build_attack_simulation
-
-            wired.attack_simulation = build_attack_simulation(config, watcher, app.bus)
-    # findings -> actions: app.components.respond.run(stop) (issue 5)
-    if respond and config.settings.playbooks:
-        from breakglass.respond import build_responder
-
-        wired.respond = build_responder(config, app.bus, redactor, store=store, guardian=guardian)
+    for view in config.per_chain():  # chain -> findings -> actions, for each chain (issue 19)
+        stages = _build_chain(app, view, respond=respond, guardian=guardian)
+        if view.several:
+            wired.chains.append(stages)
+        else:
+            wired.watcher, wired.mempool = stages.watcher, stages.mempool
+            wired.attack_simulation, wired.respond = stages.attack_simulation, stages.respond
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
     wired.incidents = build_incident_stage(config, app.bus, store)
     if config.settings.intel.export is not None:  # confirmed incidents -> signed bundles for peers (issue 18)
@@ -244,6 +261,31 @@ def build_app(
     return app
 
 
+def _build_chain(app: App, config: LoadedConfig, *, respond: bool, guardian: bool) -> ChainStages:
+    """One chain's stages, from its one-chain configuration (``LoadedConfig.per_chain``)."""
+    store = app.components.store
+    stages = ChainStages(config.settings.chain.name)
+    if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
+        from breakglass.detect.service import build_watcher
+
+        stages.watcher = watcher = build_watcher(config, app.bus, health=store.health)
+        if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
+            from breakglass.simulate import build_mempool
+
+            stages.mempool = build_mempool(config, watcher, app.bus)
+        if config.settings.attack_simulation.enabled:  # new contracts probed before they act (issue 16)
+            from breakglass.simulate import build_attack_simulation
+
+            stages.attack_simulation = build_attack_simulation(config, watcher, app.bus)
+    # findings -> actions: app.components.respond.run(stop) (issue 5); several chains: one per chain,
+    # each acting on its chain's findings with its own relayer (nonce) and ledger rows
+    if respond and config.settings.playbooks:
+        from breakglass.respond import build_responder
+
+        stages.respond = build_responder(config, app.bus, app.redactor, store=store, guardian=guardian)
+    return stages
+
+
 def _add_health_checks(app: App) -> None:
     """What ``/readyz`` and ``/livez`` ask of each stage (``breakglass.health``)."""
     store = app.components.store
@@ -259,56 +301,67 @@ def _add_health_checks(app: App) -> None:
 
     every_subscription = consumers_ready(app.bus, lambda: app.components.consumers())
     app.health.add_readiness("bus", every_subscription)
-    watcher = app.components.watcher
-    if watcher is not None:
-        follower = watcher.follower
+    wired = app.components
+    named = [("", wired.watcher, wired.respond)]
+    named += [(f":{c.name}", c.watcher, c.respond) for c in wired.chains]
+    for suffix, watcher, responder in named:
+        if watcher is not None:
+            _add_follower_checks(app, "follower" + suffix, watcher.follower)
+        if responder is not None:
+            _add_responder_checks(app, "responder" + suffix, responder)
 
-        async def follower_caught_up() -> CheckResult:
-            if follower.last_step_at is None or follower.head is None or follower.last is None:
-                return CheckResult(False, "not caught up yet")
-            age = time.monotonic() - follower.last_step_at
-            if age > STALL_SECONDS:
-                return CheckResult(False, f"no successful step for {age:.0f} s")
-            behind = follower.head - follower.confirmations - follower.last.number
-            if behind > READY_LAG_BLOCKS:
-                return CheckResult(False, f"{behind} blocks behind")
-            return CheckResult(True)
 
-        async def follower_turning() -> CheckResult:
-            attempted = follower.last_attempt_at
-            if attempted is not None and time.monotonic() - attempted > STALL_SECONDS:
-                return CheckResult(False, f"no step attempted for {time.monotonic() - attempted:.0f} s")
-            return CheckResult(True)
+def _add_follower_checks(app: App, name: str, follower: Follower) -> None:
+    """A follower's checks, named ``follower`` (``follower:<chain>`` with several chains)."""
 
-        app.health.add_readiness("follower", follower_caught_up)
-        app.health.add_liveness("follower", follower_turning)
-    responder = app.components.respond
-    if responder is not None:
+    async def follower_caught_up() -> CheckResult:
+        if follower.last_step_at is None or follower.head is None or follower.last is None:
+            return CheckResult(False, "not caught up yet")
+        age = time.monotonic() - follower.last_step_at
+        if age > STALL_SECONDS:
+            return CheckResult(False, f"no successful step for {age:.0f} s")
+        behind = follower.head - follower.confirmations - follower.last.number
+        if behind > READY_LAG_BLOCKS:
+            return CheckResult(False, f"{behind} blocks behind")
+        return CheckResult(True)
 
-        async def responder_ready() -> CheckResult:
-            if responder.lease is not None and not responder.lease.is_held():
-                return CheckResult(True, "standby: another replica holds the lease")
-            if not responder.started:
-                return CheckResult(False, "not started")
-            relayer = responder.relayer
-            if relayer is None:
-                return CheckResult(True, "no guardian key: proposals and notices only")
-            if relayer.balance is None:
-                return CheckResult(False, "guardian balance not read yet")
-            needed = RESERVE_TRANSACTIONS * relayer.tx_cost()
-            if relayer.balance < needed:
-                return CheckResult(
-                    False,
-                    f"guardian {relayer.address} holds {relayer.balance} wei, below {RESERVE_TRANSACTIONS} "
-                    f"containment transactions ({needed} wei)",
-                )
-            return CheckResult(True)
+    async def follower_turning() -> CheckResult:
+        attempted = follower.last_attempt_at
+        if attempted is not None and time.monotonic() - attempted > STALL_SECONDS:
+            return CheckResult(False, f"no step attempted for {time.monotonic() - attempted:.0f} s")
+        return CheckResult(True)
 
-        async def responder_turning() -> CheckResult:
-            ticked = responder.last_tick_at
-            if ticked is not None and time.monotonic() - ticked > STALL_SECONDS:
-                return CheckResult(False, f"poll loop silent for {time.monotonic() - ticked:.0f} s")
-            return CheckResult(True)
+    app.health.add_readiness(name, follower_caught_up)
+    app.health.add_liveness(name, follower_turning)
 
-        app.health.add_readiness("responder", responder_ready)
-        app.health.add_liveness("responder", responder_turning)
+
+def _add_responder_checks(app: App, name: str, responder: Responder) -> None:
+    """A responder's checks, named ``responder`` (``responder:<chain>`` with several chains)."""
+
+    async def responder_ready() -> CheckResult:
+        if responder.lease is not None and not responder.lease.is_held():
+            return CheckResult(True, "standby: another replica holds the lease")
+        if not responder.started:
+            return CheckResult(False, "not started")
+        relayer = responder.relayer
+        if relayer is None:
+            return CheckResult(True, "no guardian key: proposals and notices only")
+        if relayer.balance is None:
+            return CheckResult(False, "guardian balance not read yet")
+        needed = RESERVE_TRANSACTIONS * relayer.tx_cost()
+        if relayer.balance < needed:
+            return CheckResult(
+                False,
+                f"guardian {relayer.address} holds {relayer.balance} wei, below {RESERVE_TRANSACTIONS} "
+                f"containment transactions ({needed} wei)",
+            )
+        return CheckResult(True)
+
+    async def responder_turning() -> CheckResult:
+        ticked = responder.last_tick_at
+        if ticked is not None and time.monotonic() - ticked > STALL_SECONDS:
+            return CheckResult(False, f"poll loop silent for {time.monotonic() - ticked:.0f} s")
+        return CheckResult(True)
+
+    app.health.add_readiness(name, responder_ready)
+    app.health.add_liveness(name, responder_turning)

@@ -48,6 +48,9 @@ class LoadedConfig:
     its, so a name not found is not an error of its own."""
     placement: Placement = field(default_factory=Placement, repr=False, compare=False)
     """Which chain each part belongs to, when the file lists several (``chains:``, ``config/chains.py``)."""
+    several: bool = False
+    """A one-chain view of a file of several chains (``for_chain``): its stages share the store and the
+    bus with the other chains' (a responder reads its own chain's ledger rows, under its own name)."""
     origins: Mapping[PathKey, PathKey] = field(default_factory=dict, repr=False, compare=False)
     """A one-chain view's list items -> their paths in the file (``line_of`` and ``issue`` say those)."""
 
@@ -91,6 +94,7 @@ class LoadedConfig:
             secrets=self.secrets,
             lines=self.lines,
             origins=view_origins(self.settings, self.placement, name),
+            several=True,
             unresolved=self.unresolved,
             complete=self.complete,
         )

@@ -73,3 +73,6 @@ class ActionEvent:
     nonce: int | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
     at_ms: float = 0.0
+    chain_id: int | None = None
+    """The chain the action is on: its finding's (None: a step not caused by a finding, in a one-chain
+    deployment)."""

@@ -58,11 +58,12 @@ def build_responder(
     tests of the refusals at run time. ``guardian=False`` loads no guardian key (the API's child
     process, which runs no stage: its Safe executions go through the pipeline's process).
     With ``ha.lease`` set, the responder is one replica of several: it acts only while it holds the
-    lease ``respond-<guardian address>`` (``Responder.use_lease``).
+    lease ``respond-<guardian address>`` (``respond-<chain id>-<address>`` with several chains).
     """
     settings = config.settings
     book = PlaybookBook.compile(settings.playbooks, config.contracts, str(config.path), locate=config.issue)
     policy = Policy.compile(settings.policy, config.contracts, time.monotonic, locate=config.issue)
+    book.chain_id = config.chain_id if config.several else None  # one of several chains: keys name it
     refused = vet_playbooks(book, policy, config.issue) if vet else []
     if refused:
         raise ConfigError(refused)
@@ -76,15 +77,31 @@ def build_responder(
         engine = make_engine(settings.store.url)
         sessions = make_sessionmaker(engine)
         hot = make_hot_engine(settings.store.url, busy_timeout=STORE_TIMEOUT)
-    journal = LedgerJournal(journal_path(settings.store.url, settings.store.journal, config.path.parent))
+    path = journal_path(settings.store.url, settings.store.journal, config.path.parent)
+    scope = config.chain_id if config.several else None  # one of several chains: its own rows and journal
+    if config.several:
+        path = path.with_name(f"{path.name.removesuffix('.jsonl')}.{settings.chain.name}.jsonl")
     health = store.health if store is not None else None
-    ledger = Ledger(sessions, hot=hot, journal=journal, health=health, store_timeout=STORE_TIMEOUT + 2)
+    ledger = Ledger(
+        sessions,
+        hot=hot,
+        journal=LedgerJournal(path),
+        health=health,
+        store_timeout=STORE_TIMEOUT + 2,
+        chain_id=scope,
+    )
     if rpc is None:
         urls = config.rpc_urls()
         # every endpoint of chain.rpc, in its order: a containment must not hang on one dead provider
         rpc = connect(urls, timeout=settings.chain.request_timeout) if urls else None
     responder = Responder(
-        book=book, policy=policy, ledger=ledger, bus=bus, poll_interval=settings.chain.poll_interval
+        book=book,
+        policy=policy,
+        ledger=ledger,
+        bus=bus,
+        poll_interval=settings.chain.poll_interval,
+        chain_id=scope,
+        name=f"respond-{settings.chain.name}" if config.several else "respond",
     )
     responder.owned_engine = engine
     if rpc is None:
@@ -120,5 +137,7 @@ def build_responder(
         from breakglass.ha import build_lease
 
         owner = signer.address.lower() if signer is not None else settings.protocol
+        if config.several:  # one key on several chains: one nonce, one lease per chain
+            owner = f"{settings.chain.chain_id}-{owner}"
         responder.use_lease(build_lease(f"respond-{owner}", settings.ha))
     return responder

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import Select
 
 from breakglass.errors import StoreError
 from breakglass.logs import get_logger
@@ -64,6 +65,7 @@ __all__ = ["FENCE", "OPEN_STEPS", "ClaimRow", "Ledger", "LedgerFenced", "LedgerR
 
 log = get_logger(__name__)
 T = TypeVar("T")
+T2 = TypeVar("T2")
 
 OPEN_STEPS = frozenset(
     {ActionStep.INTENT, ActionStep.SIGNED, ActionStep.SUBMITTED, ActionStep.REPLACED, ActionStep.REORGED}
@@ -118,6 +120,8 @@ class LedgerRow(Base):
     """The signed transaction (public once broadcast; never a key)."""
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at_ms: Mapped[float] = mapped_column(Float)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger, index=True, nullable=True, default=None)
+    """The chain the step is on (a ledger of several chains reads only its own chain's rows)."""
 
     def event(self) -> ActionEvent:
         return ActionEvent(
@@ -132,6 +136,7 @@ class LedgerRow(Base):
             nonce=self.nonce,
             detail=dict(self.detail or {}),
             at_ms=self.at_ms,
+            chain_id=self.chain_id,
         )
 
 
@@ -151,7 +156,7 @@ class Signed:
     raw_tx: bytes
 
 
-def _values(event: ActionEvent, signed: Signed | None) -> dict[str, Any]:
+def _values(event: ActionEvent, signed: Signed | None, chain_id: int | None = None) -> dict[str, Any]:
     return dict(
         key=event.key,
         step=event.step.value,
@@ -166,6 +171,7 @@ def _values(event: ActionEvent, signed: Signed | None) -> dict[str, Any]:
         raw_tx="0x" + signed.raw_tx.hex() if signed else None,
         detail=dict(event.detail),
         at_ms=event.at_ms or time.time() * 1000,
+        chain_id=event.chain_id if event.chain_id is not None else chain_id,
     )
 
 
@@ -208,6 +214,11 @@ class Ledger:
     With ``journal``, a write the store does not take within ``store_timeout`` seconds (or at all, the
     store being known unavailable by ``health``) goes to the journal; until ``reconcile`` has replayed
     the journal into the store, every write goes there too, so the store receives them in order.
+
+    With ``chain_id`` (a deployment of several chains: one responder, one ledger per chain), every row
+    written carries it and the reads behind a restart (``rows``, ``open_keys``, ``next_nonce``) see
+    that chain's rows only: one guardian key serving two chains has a nonce on each, and a transaction
+    signed for one must never be re-broadcast to the other. Keys are global (claims stay exactly-once).
     """
 
     def __init__(
@@ -218,7 +229,9 @@ class Ledger:
         journal: LedgerJournal | None = None,
         health: StoreHealth | None = None,
         store_timeout: float = 6.0,
+        chain_id: int | None = None,
     ) -> None:
+        self.chain_id = chain_id
         self._sessions = sessions
         self._hot = hot
         self._claimed: set[str] = set()
@@ -258,7 +271,10 @@ class Ledger:
             "fingerprint": event.finding_fingerprint,
             "created_at_ms": event.at_ms or time.time() * 1000,
         }
-        rows = [_values(event, None), *(_values(step, signed) for step, signed in steps)]
+        rows = [
+            _values(event, None, self.chain_id),
+            *(_values(s, signed, self.chain_id) for s, signed in steps),
+        ]
         if not await self._journals("ledger.claim"):
             try:
                 claimed = await self._store(
@@ -459,7 +475,7 @@ class Ledger:
         For a claim whose action could not even be started (a Safe proposal the store refused): the
         next finding may try again. Never for a signed transaction: that one may be on its way.
         """
-        row = _values(event, None)
+        row = _values(event, None, self.chain_id)
         if not await self._journals("ledger.release"):
             try:
                 await self._store(
@@ -498,7 +514,7 @@ class Ledger:
             return (await session.get(ClaimRow, key)) is not None
 
     async def append(self, event: ActionEvent, signed: Signed | None = None) -> None:
-        row = _values(event, signed)
+        row = _values(event, signed, self.chain_id)
         if not await self._journals("ledger.append"):
             try:
                 await self._store(
@@ -522,7 +538,14 @@ class Ledger:
 
     def _journaled_rows(self) -> list[LedgerRow]:
         """The rows still in the journal, as (unsaved) ledger rows, oldest first."""
-        return [LedgerRow(**row) for entry in self._pending for row in entry.rows]
+        return [LedgerRow(**row) for entry in self._pending for row in entry.rows if self._mine(row)]
+
+    def _mine(self, row: Mapping[str, Any]) -> bool:
+        return self.chain_id is None or row.get("chain_id") == self.chain_id
+
+    def _own(self, query: Select[T2]) -> Select[T2]:
+        """``query`` limited to this ledger's chain (all rows when it has none)."""
+        return query if self.chain_id is None else query.where(LedgerRow.chain_id == self.chain_id)
 
     async def _read(self, operation: str, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
@@ -545,7 +568,7 @@ class Ledger:
 
     async def rows(self, *, steps: Sequence[ActionStep] = ()) -> list[LedgerRow]:
         """Every row (of ``steps``), oldest first: the audit trail."""
-        query = select(LedgerRow).order_by(LedgerRow.id)
+        query = self._own(select(LedgerRow).order_by(LedgerRow.id))
         if steps:
             query = query.where(LedgerRow.step.in_([s.value for s in steps]))
 
@@ -560,7 +583,7 @@ class Ledger:
         """Keys of ``signer`` whose last step is not final: to re-broadcast or track after a restart."""
         last = (
             select(LedgerRow.key, func.max(LedgerRow.id).label("last"))
-            .where(LedgerRow.key.in_(select(LedgerRow.key).where(LedgerRow.signer == signer)))
+            .where(LedgerRow.key.in_(self._own(select(LedgerRow.key).where(LedgerRow.signer == signer))))
             .group_by(LedgerRow.key)
             .subquery()
         )
@@ -580,7 +603,9 @@ class Ledger:
         """One above the highest nonce ``signer`` ever signed with, or None if it never signed."""
 
         async def run(session: AsyncSession) -> int | None:
-            top = await session.scalar(select(func.max(LedgerRow.nonce)).where(LedgerRow.signer == signer))
+            top = await session.scalar(
+                self._own(select(func.max(LedgerRow.nonce)).where(LedgerRow.signer == signer))
+            )
             return None if top is None else int(top)
 
         nonces = [n for n in [await self._read("ledger.next_nonce", run)] if n is not None]

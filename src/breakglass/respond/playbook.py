@@ -7,6 +7,9 @@ finding, ``steps`` renders the templated arguments and builds each step's idempo
     once_per: finding   ->  "<finding breach>/<playbook>.<action>/<target digest>"
     once_per: target    ->  "target/<target digest>"    (a global pause happens once, whoever asks)
 
+The target digest is of the contract and calldata, and of the chain with several chains (one address
+on two chains is two targets).
+
 ``Finding.breach`` names the breach a finding reports: for a state monitor (an invariant, a flow) one
 identity for as long as it stays broken, across blocks and restarts, so an ongoing breach is acted on
 once per target, not once per block; for the others, its transaction (the same while pending and
@@ -122,6 +125,10 @@ class PlaybookBook:
 
     def __init__(self, playbooks: list[CompiledPlaybook]) -> None:
         self.playbooks = playbooks
+        self.chain_id: int | None = None
+        """With several chains, the chain this book acts on: it is part of each call's digest, since
+        one contract address and calldata on two chains are two calls (a one-chain book keeps the
+        digests its ledger already holds)."""
 
     @classmethod
     def compile(
@@ -199,7 +206,11 @@ class PlaybookBook:
         pid = playbook.config.id
         if isinstance(action, CallAction):
             call = playbook.calls[action.id].render(finding)
-            digest = fingerprint_of(call.address.lower(), call.data)
+            digest = (
+                fingerprint_of(call.address.lower(), call.data)
+                if self.chain_id is None
+                else fingerprint_of(self.chain_id, call.address.lower(), call.data)
+            )
             scope = "target" if action.once_per == "target" else f"{finding.breach}/{pid}.{action.id}"
             ratify = None
             if action.id in playbook.ratify_views:

@@ -115,6 +115,8 @@ class Responder:
         rpc: Rpc | None = None,
         lookout: Lookout | None = None,
         poll_interval: float = 0.5,
+        chain_id: int | None = None,
+        name: str = "respond",
     ) -> None:
         self.book = book
         self.policy = policy
@@ -125,6 +127,8 @@ class Responder:
         self.ratifier = ratifier
         self.rpc = rpc
         self.lookout = lookout
+        self.chain_id = chain_id
+        """With several chains, the one this responder acts on: findings of the others are not its."""
         self.owned_engine: AsyncEngine | None = None
         """The database engine ``build_responder`` made for itself (disposed on close)."""
         self._poll_interval = poll_interval
@@ -132,7 +136,7 @@ class Responder:
         self.last_tick_at: float | None = None
         """``time.monotonic()`` of the last round of the poll loop (liveness)."""
         self._starting = asyncio.Lock()
-        self.consumer = Consumer(bus, Topics.FINDINGS, "respond", self._on_finding)
+        self.consumer = Consumer(bus, Topics.FINDINGS, name, self._on_finding)
         """Its supervised subscription to findings (``breakglass.bus.consumer``)."""
         self._predicted: dict[str, list[tuple[int, str]]] = {}
         """breach scope -> (block, breach) of breaches acted on from pending findings"""
@@ -169,6 +173,8 @@ class Responder:
     async def _on_finding(self, finding: Any) -> None:
         if not isinstance(finding, Finding):
             return
+        if self.chain_id is not None and finding.chain_id != self.chain_id:
+            return  # another chain's responder acts on it
         try:
             await self.handle(finding)
         except Exception:  # a bug must not stop containment of the next finding
@@ -557,7 +563,7 @@ class Responder:
         """A standby's ear: every finding published, kept ``FOLLOW_SECONDS`` (never acted on here)."""
         assert self._follow is not None
         async for finding in self._follow:
-            if isinstance(finding, Finding):
+            if isinstance(finding, Finding) and self.chain_id in (None, finding.chain_id):
                 now = time.monotonic()
                 self._heard.append((now, finding))
                 while self._heard and self._heard[0][0] < now - FOLLOW_SECONDS:
@@ -652,4 +658,5 @@ def _intent(key: str, playbook: str, action: str, target: str, finding: Finding)
         monitor_id=finding.monitor_id,
         detail={"stage": finding.stage.value},
         at_ms=time.time() * 1000,
+        chain_id=finding.chain_id,
     )
