@@ -61,13 +61,16 @@ class MempoolService:
             self.watcher.follower.head_listeners.append(self.simulator.new_head)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Watch and judge (or submit) until ``stop`` is set (or cancelled)."""
+        """Watch and judge (or submit) until ``stop`` is set (or cancelled), while this process follows
+        the chain: a standby replica waits (``Watcher.active``); its worker of the shared queue works
+        meanwhile."""
         stop = stop or asyncio.Event()
-        await self.start()
-        tasks = [asyncio.create_task(self.mempool.run()), asyncio.create_task(self.simulator.run(stop))]
-        if self.worker is not None:
-            tasks.append(asyncio.create_task(self.worker.run(stop)))
+        tasks = [asyncio.create_task(self.worker.run(stop))] if self.worker is not None else []
         try:
+            if not await self.watcher.wait_active(stop):
+                return
+            await self.start()
+            tasks += [asyncio.create_task(self.mempool.run()), asyncio.create_task(self.simulator.run(stop))]
             await stop.wait()
         finally:
             for task in tasks:
@@ -88,7 +91,7 @@ def build_mempool(
     """The watcher and its simulator; with ``queue``, new transactions are submitted to the simulate
     workers instead of judged here, and ``worker`` runs one of those workers in this process too."""
     settings = config.settings.mempool
-    simulator = _simulator(config, watcher, bus)
+    simulator = _simulator(config, watcher, watcher.publisher(bus))  # only while following the chain
     if queue is not None:
         simulator.submit = submitter(queue, simulator)
     ws = settings.ws or config.settings.chain.ws
@@ -185,7 +188,10 @@ class AttackSimulationService:
         self.simulator.judge.chain_id = self.watcher.engine.chain_id
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Probe the contracts of the blocks the follower hands over until ``stop`` is set."""
+        """Probe the contracts of the blocks the follower hands over until ``stop`` is set (a standby
+        replica waits until it follows the chain: ``Watcher.active``)."""
+        if not await self.watcher.wait_active(stop):
+            return
         await self.start()
         await self.simulator.run(stop)
 
@@ -221,7 +227,7 @@ def build_attack_simulation(
         _judge(watcher),
         settings,
         protocol=engine.addresses,
-        bus=bus,
+        bus=watcher.publisher(bus),  # only while following the chain
         tainted=tainted_by(watcher.built.detectors),
         funds=funds,
         follow_ups=FollowUps(follow_ups) if follow_ups else None,
