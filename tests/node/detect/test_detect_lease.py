@@ -109,7 +109,7 @@ async def test_the_standby_waits_then_resumes_at_the_block_after_the_shared_chec
     first, second = replicas.watchers
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     first_task = run(first, stop_first)
-    await wait_until(lambda: first.active.is_set())
+    await wait_until(lambda: first.follower.last is not None)  # it starts at the head it first sees
     second_task = run(second, stop_second)
     minted = [replicas.mint() for _ in range(3)]
     await wait_until(lambda: len(replicas.findings) == 3)
@@ -134,7 +134,7 @@ async def test_a_replica_whose_lease_ran_out_publishes_nothing_more_and_stops(re
     first, second = replicas.watchers
     stop = asyncio.Event()
     first_task, second_task = run(first, stop), None
-    await wait_until(lambda: first.active.is_set())
+    await wait_until(lambda: first.follower.last is not None)  # it starts at the head it first sees
     second_task = run(second, stop)
     replicas.mint()
     await wait_until(lambda: len(replicas.findings) == 1)
