@@ -39,6 +39,7 @@ def action_record(event: ActionEvent) -> dict[str, Any]:
         "action": event.action, "target": event.target, "fingerprint": event.finding_fingerprint,
         "monitor_id": event.monitor_id, "tx_hash": event.tx_hash, "nonce": event.nonce,
         "detail": dict(event.detail), "at_ms": event.at_ms,
+        **({"chain_id": event.chain_id} if event.chain_id is not None else {}),
     }  # fmt: skip
 
 
@@ -49,6 +50,7 @@ def _event(record: dict[str, Any]) -> ActionEvent:
         action=record["action"], target=record["target"], finding_fingerprint=record["fingerprint"],
         monitor_id=record.get("monitor_id", ""), tx_hash=record.get("tx_hash"), nonce=record.get("nonce"),
         detail=dict(record.get("detail") or {}), at_ms=float(record.get("at_ms") or 0.0),
+        chain_id=record.get("chain_id"),
     )  # fmt: skip
 
 

@@ -52,5 +52,7 @@ def render(
         "principal": principal if isinstance(principal, Principal) else None,
         "csrf": principal.csrf if isinstance(principal, Principal) else None,
         "protocol": ctx.app.config.settings.protocol,
+        # several chains: every alert, finding and action says its chain by name (one chain: nothing)
+        "chains": {c.chain_id: c.name for c in ctx.app.config.settings.chains},
     }
     return templates.TemplateResponse(request, name, base | (values or {}), status_code=status_code)

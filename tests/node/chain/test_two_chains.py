@@ -121,6 +121,11 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
     }
     check = subprocess.run([BREAKGLASS, "check", str(config)], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    made = subprocess.run(
+        [BREAKGLASS, "tokens", "create", "--role", "viewer", "--name", "test", "-c", str(config)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    viewer = {"Authorization": f"Bearer {made.stdout.strip()}"}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -158,6 +163,32 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
                  "both confirmations", proc, log)  # fmt: skip
         ledger = query(store, "SELECT playbook, chain_id FROM respond_ledger WHERE step = 'confirmed'")
         assert sorted(ledger) == [("pause-alpha", 31337), ("pause-beta", 31338)]
+
+        # the API says which chain each alert, action and timeline entry is on
+        api = f"http://127.0.0.1:{port}/api/v1"
+        alerts = httpx.get(f"{api}/alerts", headers=viewer, timeout=10).json()
+        assert sorted((a["monitor_id"], a["chain_id"]) for a in alerts) == [
+            ("leverage-alpha", 31337), ("leverage-beta", 31338)]  # fmt: skip
+        actions = httpx.get(f"{api}/actions", headers=viewer, timeout=10).json()
+        assert sorted((a["playbook"], a["chain_id"]) for a in actions) == [
+            ("pause-alpha", 31337), ("pause-beta", 31338)]  # fmt: skip
+        incidents = httpx.get(f"{api}/incidents", headers=viewer, timeout=10).json()
+        # grouped by protocol (alerting.group_by): one incident, whose timeline says each step's chain
+        assert incidents
+        said: set[tuple[str, int]] = set()
+        for incident in incidents:
+            timeline = httpx.get(f"{api}/incidents/{incident['id']}/timeline", headers=viewer, timeout=10)
+            for entry in timeline.json():
+                if entry["kind"] in ("finding", "transaction") and "chain_id" in entry["data"]:
+                    said.add((entry["kind"], entry["data"]["chain_id"]))
+            chains = {c for _kind, c in said}
+        assert said >= {
+            ("finding", 31337),
+            ("finding", 31338),
+            ("transaction", 31337),
+            ("transaction", 31338),
+        }
+        assert chains == {31337, 31338}
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -58,6 +58,8 @@ class ActionOut(BaseModel):
     started_at_ms: float
     updated_at_ms: float
     steps: list[StepOut]
+    chain_id: int | None = None
+    """The chain it acts on (None: an action recorded before chains were named)."""
 
 
 def summarise(rows: list[LedgerRow]) -> list[ActionOut]:
@@ -74,6 +76,7 @@ def summarise(rows: list[LedgerRow]) -> list[ActionOut]:
             monitor_id=first.monitor_id, fingerprint=first.fingerprint, state=last.step,
             pending=ActionStep(last.step) not in FINAL_STEPS, tx_hash=tx,
             started_at_ms=first.at_ms, updated_at_ms=last.at_ms, steps=[StepOut.of(r) for r in steps],
+            chain_id=next((r.chain_id for r in steps if r.chain_id is not None), None),
         ))  # fmt: skip
     return sorted(out, key=lambda a: a.updated_at_ms, reverse=True)
 
