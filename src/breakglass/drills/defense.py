@@ -2,10 +2,10 @@
 manifest, ``build_app`` wiring every stage, and what the stages publish recorded with wall-clock times.
 
 The configuration is ``examples/venue.yaml`` (monitors) with ``examples/playbooks.venue.yaml``'s
-responder, policy and playbooks. The playbooks example carries two stand-in monitors of its own; here each
-playbook's ``match.monitors`` is pointed at venue.yaml's monitors of the same kind (``PLAYBOOK_MONITORS``).
-No playbook is added: what contains an attack in a drill is what ships (issue 16 removed the drill-only
-set-up playbook that blocked a mixer-funded deployer and its contract through ``blockAccount``).
+responder, policy and playbooks as they ship (the playbooks match venue.yaml's monitors by id; the
+playbooks example's own monitors are copies, for that file to stand alone). No playbook is added: what
+contains an attack in a drill is what ships (issue 16 removed the drill-only set-up playbook that
+blocked a mixer-funded deployer and its contract through ``blockAccount``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from breakglass.store.migrate import upgrade_async
 
 __all__ = [
     "EXAMPLES",
-    "PLAYBOOK_MONITORS",
     "Defense",
     "Observed",
     "defended_config",
@@ -45,13 +44,6 @@ __all__ = [
 
 EXAMPLES = examples_dir()
 """The shipped examples (a wheel's package data, or the checkout's ``examples/``)."""
-PLAYBOOK_MONITORS = {
-    "contain-market": ["oracle-deviation-eth", "oracle-deviation-btc", "oracle-deviation-thin"],
-    "contain-price-push": ["price-push-by-stranger"],
-    "contain-exposure": ["thin-open-interest"],
-    "contain-extraction": ["vault-round-trip", "lp-value-extraction", "share-price-step"],
-    "last-resort": ["vault-books-match-balance"],
-}
 PASSWORD_ENV = "BREAKGLASS_DRILL_KEYSTORE_PASSWORD"  # noqa: S105 (a variable name)
 
 
@@ -82,8 +74,6 @@ def defended_config(
     playbooks: dict[str, Any] = yaml.safe_load(
         (EXAMPLES / "playbooks.venue.yaml").read_text(encoding="utf-8")
     )
-    for playbook in playbooks["playbooks"]:
-        playbook["match"]["monitors"] = PLAYBOOK_MONITORS[playbook["id"]]
     playbooks["responder"]["guardian"] = {
         "keystore": str(keystore.resolve()),
         "password": f"${{{PASSWORD_ENV}}}",

@@ -27,7 +27,7 @@ from breakglass.devnet.anvil import Anvil, PublicBlocks
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.venue import Venue
 from breakglass.domain import Finding, FindingStage, Severity
-from breakglass.drills.defense import EXAMPLES, PLAYBOOK_MONITORS  # the drills' own matching
+from breakglass.drills.defense import EXAMPLES
 from breakglass.drills.scenarios import Phase, ScenarioResult, ScenarioRun
 from breakglass.simulate import MempoolService, Verdict
 from breakglass.store.migrate import upgrade_async
@@ -41,8 +41,6 @@ def defended_config(folder: Path, node: Anvil, deployer: Deployer, *, mempool: b
     playbooks: dict[str, Any] = yaml.safe_load(
         (EXAMPLES / "playbooks.venue.yaml").read_text(encoding="utf-8")
     )
-    for playbook in playbooks["playbooks"]:
-        playbook["match"]["monitors"] = PLAYBOOK_MONITORS[playbook["id"]]
     config.update(
         deployment="manifest.json",
         store={"url": f"sqlite:///{folder / 'bg.db'}"},
