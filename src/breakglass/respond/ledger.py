@@ -232,6 +232,8 @@ class Ledger:
         chain_id: int | None = None,
     ) -> None:
         self.chain_id = chain_id
+        self._fence = FENCE if chain_id is None else f"{FENCE}:{chain_id}"
+        """The claims row holding the newest fencing token: one per chain (a lease per chain)."""
         self._sessions = sessions
         self._hot = hot
         self._claimed: set[str] = set()
@@ -303,7 +305,7 @@ class Ledger:
         try:
             with self._hot.begin() as conn:
                 if fence is not None:
-                    _check_fence_sync(conn, fence)
+                    _check_fence_sync(conn, fence, self._fence)
                 conn.execute(_INSERT_CLAIM, [claim])
                 conn.execute(_INSERT_ROW, rows)
         except IntegrityError:
@@ -314,27 +316,28 @@ class Ledger:
         """Make sure the fence row exists (its first insert may race another replica's: either wins)."""
         assert self._hot is not None
         with self._hot.connect() as conn:
-            if conn.execute(select(_CLAIMS.c.key).where(_CLAIMS.c.key == FENCE)).first() is not None:
+            if conn.execute(select(_CLAIMS.c.key).where(_CLAIMS.c.key == self._fence)).first() is not None:
                 return
         with contextlib.suppress(IntegrityError), self._hot.begin() as conn:
-            conn.execute(_INSERT_CLAIM, [_fence_row(0, claim)])
+            conn.execute(_INSERT_CLAIM, [_fence_row(0, claim, self._fence)])
 
     async def _claim_async(
         self, claim: dict[str, Any], rows: list[dict[str, Any]], fence: int | None = None
     ) -> bool:
         if fence is not None:
             async with self._sessions() as session:
-                present = await session.get(ClaimRow, FENCE)
+                present = await session.get(ClaimRow, self._fence)
             if present is None:
                 with contextlib.suppress(IntegrityError):
                     async with self._sessions() as session, session.begin():
-                        await session.execute(_INSERT_CLAIM, [_fence_row(0, claim)])
+                        await session.execute(_INSERT_CLAIM, [_fence_row(0, claim, self._fence)])
         try:
             # Core inserts, not the ORM unit of work: this commit is on the containment hot path. A
             # colliding key fails the first insert and rolls the whole transaction back.
             async with self._sessions() as session, session.begin():
                 if fence is not None:
-                    await session.run_sync(lambda sync: _check_fence_sync(sync.connection(), fence))
+                    key = self._fence
+                    await session.run_sync(lambda sync: _check_fence_sync(sync.connection(), fence, key))
                 await session.execute(_INSERT_CLAIM, [claim])
                 await session.execute(_INSERT_ROW, rows)
         except IntegrityError:
@@ -406,7 +409,7 @@ class Ledger:
                 claimed.add(entry.key)
             elif entry.op == "release":
                 claimed.discard(entry.key)
-        claimed.discard(FENCE)
+        claimed -= {k for k in claimed if k.startswith(FENCE)}  # every chain's fence row
         # the store and the journal hold every claim: what another replica claimed (and released)
         # while this one was standing by is read afresh when it takes over
         self._claimed = claimed
@@ -613,20 +616,20 @@ class Ledger:
         return max(nonces) + 1 if nonces else None
 
 
-def _fence_row(token: int, like: dict[str, Any]) -> dict[str, Any]:
-    return {**like, "key": FENCE, "playbook": "", "action": "", "target": "", "executor": "fence",
+def _fence_row(token: int, like: dict[str, Any], key: str = FENCE) -> dict[str, Any]:
+    return {**like, "key": key, "playbook": "", "action": "", "target": "", "executor": "fence",
             "fingerprint": str(token)}  # fmt: skip
 
 
-def _check_fence_sync(conn: Connection, token: int) -> None:
+def _check_fence_sync(conn: Connection, token: int, key: str = FENCE) -> None:
     """Inside a claim's transaction: make ``token`` the newest unless a newer one claimed (then
     ``LedgerFenced``). The conditional update comes first: it takes the row's lock (PostgreSQL) or the
     database's write lock (SQLite) before the read, so no newer claim commits in between."""
     newest_token = sql_cast(_CLAIMS.c.fingerprint, BigInteger)
     conn.execute(
-        update(_CLAIMS).where(_CLAIMS.c.key == FENCE, newest_token < token).values(fingerprint=str(token))
+        update(_CLAIMS).where(_CLAIMS.c.key == key, newest_token < token).values(fingerprint=str(token))
     )
-    newest = conn.execute(select(newest_token).where(_CLAIMS.c.key == FENCE).with_for_update()).scalar_one()
+    newest = conn.execute(select(newest_token).where(_CLAIMS.c.key == key).with_for_update()).scalar_one()
     if int(newest) > token:
         raise LedgerFenced(token, int(newest))
 

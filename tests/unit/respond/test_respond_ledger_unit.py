@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from breakglass.respond import ActionEvent, ActionStep, Ledger, create_tables
-from breakglass.respond.ledger import Signed, make_hot_engine
+from breakglass.respond.ledger import LedgerFenced, Signed, make_hot_engine
 from breakglass.store.db import make_engine, make_sessionmaker
 
 SIGNER = "0x" + "11" * 20
@@ -113,3 +113,29 @@ async def test_concurrent_first_fenced_claims_leave_the_newest_token(engine: Asy
         await ledgers[0].claim(event("late"), "guardian", fence=3)
     for ledger in ledgers:
         await ledger.close()
+
+
+@pytest.mark.parametrize("hot", [False, True], ids=["async-engine", "hot-path-engine"])
+async def test_ledgers_of_two_chains_share_the_tables_not_their_rows_nonces_or_fences(
+    engine: AsyncEngine, url: str, hot: bool
+) -> None:
+    """Several chains in one deployment: one ledger per chain over one store. Each reads back only
+    its chain's rows (what a restart re-broadcasts, the next nonce of a key that signs on both), and
+    each chain's lease has its own fencing tokens."""
+    alpha, beta = (
+        Ledger(make_sessionmaker(engine), hot=make_hot_engine(url) if hot else None, chain_id=chain)
+        for chain in (31337, 31338)
+    )
+    signed = Signed(SIGNER, 7, "0x" + "ab" * 32, b"\x01")
+    assert await alpha.claim(event("a"), "guardian", (event("a", ActionStep.SIGNED), signed), fence=9)
+    assert await beta.claim(event("b"), "guardian", fence=2)  # beta's lease counts on its own
+    assert not await beta.claim(event("a"), "guardian")  # keys stay global: exactly once
+    assert await alpha.next_nonce(SIGNER) == 8 and await beta.next_nonce(SIGNER) is None
+    assert await beta.open_keys(SIGNER) == [] and await alpha.open_keys(SIGNER) == ["a"]
+    assert {r.key for r in await beta.rows()} == {"b"}
+    everything = Ledger(make_sessionmaker(engine))  # a ledger of no chain (the API's) reads them all
+    assert {(r.key, r.chain_id) for r in await everything.rows()} == {("a", 31337), ("b", 31338)}
+    with pytest.raises(LedgerFenced):
+        await beta.claim(event("c"), "guardian", fence=1)
+    await alpha.close()
+    await beta.close()
