@@ -324,9 +324,10 @@ class AttackSimulator:
         if probe in done:
             found = probe.result()
         elif superseded in done:
-            outcome = "superseded"  # the next round probes it again, on the block that touched it
+            # the next round probes it again, on the block that touched it (within max_reprobes: a
+            # contract touched in every block cannot keep this stage busy)
+            outcome = "superseded"
             self.stats.superseded += 1
-            w.probes -= 1
         else:
             self.stats.timeouts += 1
             outcome = "timeout"

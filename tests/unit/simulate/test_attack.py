@@ -314,8 +314,8 @@ async def test_a_probe_is_given_up_when_a_newer_block_touches_its_contract_and_r
     sim.rpc = sim.prober.batcher.rpc = RpcClient([FakeTransport(touch_during_the_probe)])
     assert await sim.examine(block_with(tx(1))) == []
     assert sim.stats.superseded == 1 and node.simulations < 160
-    assert sim.watched[quiet].probes == 0  # a superseded probe does not count against max_reprobes
+    assert sim.watched[quiet].probes == 1  # it counts against max_reprobes (bounded work)
     assert list(sim._blocks) == [touching]
     spent = node.simulations
     assert await sim.examine(*sim._blocks) == [] and node.simulations > spent  # probed again, whole
-    assert sim.stats.superseded == 1 and sim.watched[quiet].probes == 1
+    assert sim.stats.superseded == 1 and sim.watched[quiet].probes == 2
