@@ -23,6 +23,27 @@ if TYPE_CHECKING:
 __all__ = ["test_contract", "test_monitor", "watch"]
 
 ConfigArg = Annotated[Path, typer.Argument(help="the breakglass YAML configuration file")]
+ChainOpt = Annotated[
+    str | None, typer.Option("--chain", help="the chain to use, when CONFIG lists several (chains:)")
+]
+
+
+def one_chain(config: Path, chain: str | None) -> LoadedConfig:
+    """CONFIG loaded, as the configuration of one chain: the file itself, or its ``--chain`` view."""
+    from breakglass.config import load_config
+    from breakglass.config.refs import closest
+
+    loaded = load_config(config)
+    names = loaded.chain_names
+    if chain is None and len(names) > 1:
+        raise typer.BadParameter(
+            f"{config} protects chains {', '.join(names)}: choose one", param_hint="--chain"
+        )
+    if chain is not None and chain not in names:
+        raise typer.BadParameter(
+            f"unknown chain {chain!r} {closest(chain, list(names))}", param_hint="--chain"
+        )
+    return loaded if chain is None else loaded.for_chain(chain)
 
 
 def _console() -> Console:
@@ -133,15 +154,14 @@ def watch(
             "--no-respond", help="accept a configuration with playbooks/responder/policy, detecting only"
         ),
     ] = False,
+    chain: ChainOpt = None,
 ) -> None:
     """Follow the chain of CONFIG, run its monitors on every block, publish and print findings.
 
     Detection only: nothing is ever sent. A configuration with response sections (playbooks,
     responder, policy, safes) is refused unless --no-respond is given; `breakglass serve` detects and
     responds."""
-    from breakglass.config import load_config
-
-    loaded = load_config(config)
+    loaded = one_chain(config, chain)
     if not no_respond:
         refuse_response(loaded)
     elif sections := response_sections(loaded):
@@ -153,11 +173,9 @@ def watch(
     asyncio.run(_watch(loaded, start, until, as_json))
 
 
-async def _test(config: Path, block: int, monitors: list[str] | None) -> list[Finding]:
-    from breakglass.config import load_config
+async def _test(loaded: LoadedConfig, block: int, monitors: list[str] | None) -> list[Finding]:
     from breakglass.detect.service import build_watcher
 
-    loaded = load_config(config)
     watcher = build_watcher(loaded, None, only=monitors)
     try:
         return await watcher.test_block(block)
@@ -173,11 +191,12 @@ def test_monitor(
         list[str] | None, typer.Option("--monitor", help="only this monitor id (repeatable)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+    chain: ChainOpt = None,
 ) -> None:
     """Evaluate CONFIG's monitors against one block (state read at that block). Publishes nothing.
 
     Windowed monitors (flows, set-up signals) see only this block."""
-    findings = asyncio.run(_test(config, block, monitor))
+    findings = asyncio.run(_test(one_chain(config, chain), block, monitor))
     if as_json:
         for finding in findings:
             print(_line(finding, True))
@@ -192,13 +211,11 @@ def test_monitor(
     _console().print(table)
 
 
-async def _probe(config: Path, address: str, callers: list[str]) -> list[Finding]:
-    from breakglass.config import load_config
+async def _probe(loaded: LoadedConfig, address: str, callers: list[str]) -> list[Finding]:
     from breakglass.detect.service import build_watcher
     from breakglass.simulate import build_attack_simulation
     from breakglass.simulate.attack import probe_address
 
-    loaded = load_config(config)
     watcher = build_watcher(loaded, None)
     try:
         service = build_attack_simulation(loaded, watcher, None)
@@ -219,11 +236,12 @@ def test_contract(
         typer.Option("--caller", help="an account to call it from, e.g. its deployer (repeatable)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="findings as JSON lines")] = False,
+    chain: ChainOpt = None,
 ) -> None:
     """Probe ADDRESS on the latest state with CONFIG's monitors, as attack-contract simulation does
     (its selectors from the callers and a fresh account, guessed arguments, two-call sequences).
     Prints the proof of harm, if any; publishes nothing. Exits 1 when the contract is proven harmful."""
-    findings = asyncio.run(_probe(config, address, list(caller or [])))
+    findings = asyncio.run(_probe(one_chain(config, chain), address, list(caller or [])))
     if as_json:
         for finding in findings:
             print(_line(finding, True))

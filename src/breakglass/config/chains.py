@@ -88,6 +88,8 @@ def place(
     names = tuple(c.name for c in settings.chains)
     if "chain" in settings.model_fields_set:
         issue(("chain",), "set either 'chain' (one chain) or 'chains' (several), not both")
+    if settings.mempool.ws is not None:
+        issue(("mempool", "ws"), "one endpoint for several chains: set each chain's 'ws' in 'chains'")
     ids: dict[int, str] = {}
     for i, entry in enumerate(settings.chains):
         if entry.chain_id in ids:
@@ -215,6 +217,13 @@ def view_settings(settings: Settings, placement: Placement, chain: str) -> Setti
             "playbooks": keep[("playbooks",)],
             "safes": keep[("safes",)],
             "policy": settings.policy.model_copy(update={"allow": keep[("policy", "allow")]}),
+            "mempool": settings.mempool.model_copy(
+                update={
+                    "ignore": [
+                        i for i in settings.mempool.ignore if placement.contracts.get(i, chain) == chain
+                    ]
+                }
+            ),
             "responder": responder,
         }
     )

@@ -150,6 +150,14 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         store = f"sqlite:///{db}"
         wait_for(lambda: bool(query(store, "SELECT 1 FROM alerts")), "the alert", proc, log)
         assert query(store, "SELECT monitor_id, chain_id FROM alerts") == [("leverage-beta", 31338)]
+        # one chain of the file, tried on one block: the beta exploit's block, as beta's monitors see it
+        block = str(beta.w3.eth.block_number)
+        tried = subprocess.run(
+            [BREAKGLASS, "test-monitor", str(config), "--chain", "beta", "--block", block, "--json"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert [(f["monitor"], f["chain"]) for f in map(json.loads, tried.stdout.splitlines())] == [
+            ("leverage-beta", 31338)]  # fmt: skip
         ledger = query(store, "SELECT DISTINCT playbook, chain_id FROM respond_ledger")
         assert ledger == [("pause-beta", 31338)]
 

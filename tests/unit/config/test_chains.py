@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,9 @@ def test_check_reports_a_chain_views_problem_at_its_line(tmp_path: Path) -> None
         # two chains with one id
         (("chain_id: 31338", "chain_id: 31337"), "    chain_id: 31337",
          "chains[1].chain_id: 31337 is also chain 'alpha''s id"),
+        # one mempool endpoint for two chains
+        (("protocol: venue\n", "protocol: venue\nmempool: { enabled: true, ws: 'ws://127.0.0.1:1' }\n"),
+         "mempool: { enabled", "mempool.ws: one endpoint for several chains"),
         # chain and chains
         (("protocol: venue\n", "protocol: venue\nchain: { confirmations: 3 }\n"), "chain: { conf",
          "chain: set either 'chain' (one chain) or 'chains' (several), not both"),
@@ -194,3 +198,29 @@ def test_the_manifests_contracts_belong_to_the_chain_of_its_id(tmp_path: Path) -
     assert alpha.deployment is not None and alpha.deployment.rpc_url is None
     [message] = messages(tmp_path, text.replace("chain_id: 31338", "chain_id: 10"))
     assert ":2 deployment: the manifest is of chain id 31338, which no entry of 'chains' has" in message
+
+
+def test_watch_and_test_monitor_take_one_chain_of_several(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from breakglass.cli.main import app
+
+    path = write(tmp_path, TWO_CHAINS)
+    runner = CliRunner()
+    unchosen = runner.invoke(app, ["test-monitor", str(path), "--block", "1"])
+    assert unchosen.exit_code == 2 and "protects chains alpha, beta: choose one" in _plain(unchosen.output)
+    typo = runner.invoke(app, ["test-monitor", str(path), "--block", "1", "--chain", "bta"])
+    assert typo.exit_code == 2 and "did you mean 'beta'?" in _plain(typo.output)
+    from breakglass.cli.watch import one_chain
+
+    beta = one_chain(path, "beta")
+    assert beta.chain_id == 31338 and set(beta.contracts) == {"vault_b"}
+    mempool = TWO_CHAINS.replace(
+        "protocol: venue\n", "protocol: venue\nmempool: { ignore: [vault_a, '0x%s'] }\n" % ("ab" * 20)
+    )
+    assert one_chain(write(tmp_path, mempool), "beta").settings.mempool.ignore == ["0x" + "ab" * 20]
+
+
+def _plain(output: str) -> str:
+    """Rich's error box without its frame and line breaks."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
