@@ -279,7 +279,6 @@ def hard_days(
         raise typer.Exit(1)
 
 
-SCORECARD_COMMAND = "breakglass drill scorecard --write README.md"
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
@@ -329,9 +328,12 @@ def scorecard(
         raise typer.BadParameter("private, public or both", param_hint="--mode")
     modes = list(readme.MODES) if mode == "both" else [mode]
     started, when = time.monotonic(), datetime.now(UTC).strftime(TIME_FORMAT)
+    flags = [f"--mode {mode}"] * (mode != "both") + [f"--write {write}"] * bool(write)
     meta: dict[str, Any] = {
         "measured_at": when,
-        "command": SCORECARD_COMMAND,
+        "command": " ".join(
+            ["breakglass drill scorecard", *flags, *[f"--json {json_path}"] * bool(json_path)]
+        ),
         "load_average": os.getloadavg()[0],
     }
     if results is not None:

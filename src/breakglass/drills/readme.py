@@ -117,11 +117,12 @@ def render_section(mode: str, rows: Sequence[Row], note: str = "") -> str:
     if mine:
         average = averages(mine)[mode]
         lowest = min(mine, key=_preserved)
-        lines += [
-            "",
-            f"Average preserved: {average:.1f}% ({mode}); lowest: {lowest['scenario']} "
-            f"{_preserved(lowest):.1f}%.",
-        ]
+        low = (
+            f"lowest: {lowest['scenario']} {_preserved(lowest):.1f}%"
+            if round(_preserved(lowest), 1) < 100.0
+            else "every scenario 100.0%"
+        )
+        lines += ["", f"Average preserved: {average:.1f}% ({mode}); {low}."]
     if note:
         lines += ["", note]
     return "\n".join(lines)

@@ -73,6 +73,7 @@ def test_the_private_table_has_the_times_from_the_deployment_and_the_average_lin
     # only confirmed actions are listed; the public table has no deployment columns
     assert "block-attacker" not in section
     assert "deploy to" not in render_section("public", ROWS)
+    assert "Average preserved: 100.0% (public); every scenario 100.0%." in render_section("public", ROWS)
 
 
 def test_a_missing_marker_is_an_error_naming_it() -> None:
