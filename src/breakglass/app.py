@@ -21,6 +21,7 @@ from breakglass.errors import StoreError
 from breakglass.health import CheckResult, Health
 from breakglass.incidents.stage import IncidentStage, build_incident_stage
 from breakglass.logs import Redactor, active_redactor
+from breakglass.roles import EVERY_ROLE, Role, check_roles
 from breakglass.store.db import Store
 
 if TYPE_CHECKING:  # the stages load only when configured (build_app imports them where it builds them)
@@ -126,18 +127,26 @@ class Components:
     chains: list[ChainStages] = field(default_factory=list)
     """With several chains, each chain's stages (then ``watcher``, ``mempool``, ``attack_simulation``
     and ``respond`` above stay None: they are the one chain's of a one-chain file)."""
+    follow: bool = True
+    """Whether the watchers run (the ``detect`` role): a ``simulate`` process without it builds them
+    for their RPC clients and detectors only."""
 
     def runners(self) -> list[tuple[str, Runs]]:
         """Every component with a ``run(stop)``, by name, in pipeline order."""
         named: list[tuple[str, Runs | None]] = [
-            ("watcher", self.watcher),
+            ("watcher", self.watcher if self.follow else None),
             ("mempool", self.mempool),
             ("attack_simulation", self.attack_simulation),
             ("respond", self.respond),
             *[
-                (f"{stage}:{c.name}", getattr(c, stage))
+                (f"{name}:{c.name}", stage)
                 for c in self.chains
-                for stage in ("watcher", "mempool", "attack_simulation", "respond")
+                for name, stage in (
+                    ("watcher", c.watcher if self.follow else None),
+                    ("mempool", c.mempool),
+                    ("attack_simulation", c.attack_simulation),
+                    ("respond", c.respond),
+                )
             ],
             ("incidents", self.incidents),
             ("intel_export", self.intel_export),
@@ -224,32 +233,41 @@ def build_app(
     redactor: Redactor | None = None,
     respond: bool = True,
     guardian: bool = True,
+    roles: frozenset[Role] = EVERY_ROLE,
 ) -> App:
     """Create every component for ``config``, in pipeline order; no I/O happens here. ``respond=False``
     leaves the responder out (``breakglass watch --no-respond``): no guardian key is loaded.
     ``guardian=False`` builds the responder without its key (the API's child process,
-    ``api/process.py``, which runs no stage: it reads proposals and the ledger)."""
+    ``api/process.py``, which runs no stage: it reads proposals and the ledger). ``roles``: only the
+    stages of these roles (``breakglass.roles``; ``serve --role``), the others run in other processes:
+    a ``ConfigError`` unless the bus and the store are shared (``check_roles``)."""
+    check_roles(config, roles)
     redactor = redactor or active_redactor()
     redactor.add(config.secrets)
     store = Store(config.settings.store.url)  # first in, last closed (issue 6)
-    app = App(config=config, bus=bus or _build_bus(config), redactor=redactor, components=Components(store))
-    wired = app.components
+    wired = Components(store, follow=Role.DETECT in roles)
+    app = App(config=config, bus=bus or _build_bus(config), redactor=redactor, components=wired)
     for view in config.per_chain():  # chain -> findings -> actions, for each chain (issue 19)
-        stages = _build_chain(app, view, respond=respond, guardian=guardian)
+        stages = _build_chain(app, view, respond=respond, guardian=guardian, roles=roles)
         if view.several:
             wired.chains.append(stages)
         else:
             wired.watcher, wired.mempool = stages.watcher, stages.mempool
             wired.attack_simulation, wired.respond = stages.attack_simulation, stages.respond
     # findings -> alerts -> incidents -> notifications; actions -> timeline: .start() or .run(stop) (issue 6)
-    wired.incidents = build_incident_stage(config, app.bus, store)
-    if config.settings.intel.export is not None:  # confirmed incidents -> signed bundles for peers (issue 18)
+    if Role.INCIDENTS in roles:
+        wired.incidents = build_incident_stage(config, app.bus, store)
+    if Role.INCIDENTS in roles and config.settings.intel.export is not None:  # signed bundles (issue 18)
         from breakglass.intel.export import load_intel_signer
         from breakglass.intel.exporter import IntelExporter
 
         signer = load_intel_signer(config, redactor)
         wired.intel_export = IntelExporter(config, app.bus, store, signer)
-    if config.settings.intel.pull_minutes is not None and config.settings.intel.sources:
+    if (
+        Role.INCIDENTS in roles
+        and config.settings.intel.pull_minutes is not None
+        and config.settings.intel.sources
+    ):
         from breakglass.intel.puller import IntelPuller  # peers' intel on a schedule (issue 18)
 
         wired.intel_pull = IntelPuller(config)
@@ -261,25 +279,28 @@ def build_app(
     return app
 
 
-def _build_chain(app: App, config: LoadedConfig, *, respond: bool, guardian: bool) -> ChainStages:
-    """One chain's stages, from its one-chain configuration (``LoadedConfig.per_chain``)."""
+def _build_chain(
+    app: App, config: LoadedConfig, *, respond: bool, guardian: bool, roles: frozenset[Role]
+) -> ChainStages:
+    """One chain's stages of ``roles``, from its one-chain configuration (``LoadedConfig.per_chain``)."""
     store = app.components.store
     stages = ChainStages(config.settings.chain.name)
-    if config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
+    chain = roles & {Role.DETECT, Role.SIMULATE}
+    if chain and config.settings.monitors and config.rpc_urls():  # chain -> findings (issue 4)
         from breakglass.detect.service import build_watcher
 
         stages.watcher = watcher = build_watcher(config, app.bus, health=store.health)
-        if config.settings.mempool.enabled:  # pending txs -> simulated findings (issue 7)
+        if Role.SIMULATE in roles and config.settings.mempool.enabled:  # pending txs -> findings (issue 7)
             from breakglass.simulate import build_mempool
 
             stages.mempool = build_mempool(config, watcher, app.bus)
-        if config.settings.attack_simulation.enabled:  # new contracts probed before they act (issue 16)
+        if Role.DETECT in roles and config.settings.attack_simulation.enabled:  # probed contracts (issue 16)
             from breakglass.simulate import build_attack_simulation
 
             stages.attack_simulation = build_attack_simulation(config, watcher, app.bus)
     # findings -> actions: app.components.respond.run(stop) (issue 5); several chains: one per chain,
     # each acting on its chain's findings with its own relayer (nonce) and ledger rows
-    if respond and config.settings.playbooks:
+    if respond and Role.RESPOND in roles and config.settings.playbooks:
         from breakglass.respond import build_responder
 
         stages.respond = build_responder(config, app.bus, app.redactor, store=store, guardian=guardian)
@@ -305,7 +326,7 @@ def _add_health_checks(app: App) -> None:
     named = [("", wired.watcher, wired.respond)]
     named += [(f":{c.name}", c.watcher, c.respond) for c in wired.chains]
     for suffix, watcher, responder in named:
-        if watcher is not None:
+        if watcher is not None and wired.follow:
             _add_follower_checks(app, "follower" + suffix, watcher.follower)
         if responder is not None:
             _add_responder_checks(app, "responder" + suffix, responder)

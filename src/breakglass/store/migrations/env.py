@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
@@ -18,6 +19,9 @@ if not _url:
 url: str = str(_url)
 
 
+MIGRATION_LOCK = 0x62676D67  # "bgmg": PostgreSQL advisory lock key held while migrating
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -26,6 +30,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # several processes (serve --role ...) start at once on one store: one migrates, the
+            # others wait here and then find the schema at head (the version is read after the lock)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
