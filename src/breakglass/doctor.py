@@ -14,6 +14,9 @@ Every check runs against the real thing and says what is wrong in one line:
 - ``notifications``: each channel's URL parses, and an HTTP(S) endpoint accepts a TCP connection
   (nothing is sent: a test message would page someone).
 
+With several chains (``chains:``), ``rpc``, ``contracts``, ``guardian`` and ``playbooks`` run for each
+chain, each check's subject prefixed by the chain's name.
+
 Endpoints are named by ``redact_url``; no secret is printed.
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,11 +48,25 @@ class DoctorCheck:
 
 
 async def run_doctor(config: LoadedConfig, redactor: Redactor | None = None) -> list[DoctorCheck]:
-    """Every check of the module docstring, in that order."""
-    from breakglass.chain.rpc import RpcClient
-
+    """Every check of the module docstring, in that order (the chain's checks once per chain)."""
     redactor = redactor or Redactor()
     redactor.add(config.secrets)
+    out: list[DoctorCheck] = []
+    for view in config.per_chain():  # several chains: each one's endpoints, contracts and guardian
+        checks = await _chain(view, redactor)
+        if view.several:
+            name = view.settings.chain.name
+            checks = [replace(c, subject=f"{name}: {c.subject}") for c in checks]
+        out += checks
+    out += await _store(config)
+    out += await _notifications(config)
+    return out
+
+
+async def _chain(config: LoadedConfig, redactor: Redactor) -> list[DoctorCheck]:
+    """One chain's checks: its endpoints (each answers the chain id), contracts and guardian."""
+    from breakglass.chain.rpc import RpcClient
+
     out: list[DoctorCheck] = []
     urls = config.rpc_urls()
     if not urls:
@@ -78,8 +95,6 @@ async def run_doctor(config: LoadedConfig, redactor: Redactor | None = None) -> 
             out += await _guardian(config, rpc, redactor)
         finally:
             await rpc.close()
-    out += await _store(config)
-    out += await _notifications(config)
     return out
 
 

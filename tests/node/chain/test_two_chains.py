@@ -138,6 +138,9 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
     try:
         ready = f"http://127.0.0.1:{port}/readyz"
         wait_for(lambda: _ok(ready), "both chains followed and both responders ready", proc, log)
+        doctor = subprocess.run([BREAKGLASS, "doctor", str(config)], env=env, capture_output=True, text=True)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # each chain's node, contract, guardian
+        assert "alpha: " in doctor.stdout and "beta: " in doctor.stdout
         for _ in range(3):
             alpha.trade()
             beta.trade()
