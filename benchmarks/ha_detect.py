@@ -34,6 +34,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from breakglass.devnet.solc import compile_contracts
 
 CHAIN_ID = 31337
 ACTIVE = "detect active"
+"""The log event of a replica taking the chain's lease (``detect.service``)."""
 STANDBY = "detect standing by"
 
 
@@ -70,7 +72,8 @@ class Replica:
 
     name: str
     config: Path
-    key: str
+    env: dict[str, str]
+    """set for the process beside this one's environment (the guardian key's variable)"""
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
@@ -82,7 +85,7 @@ class Replica:
 
     def start(self) -> None:
         self.offset = self.log_path.stat().st_size
-        env = {**os.environ, KEY_ENV: self.key}
+        env = {**os.environ, **self.env}
         argv = [BREAKGLASS, "--log-json", "--log-level", "info", "serve", str(self.config),
                 "--port", str(free_port())]  # fmt: skip
         with self.log_path.open("ab") as log:
@@ -127,7 +130,7 @@ def _stamp(entry: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-def _wait(what: str, condition: Any, replicas: list[Replica], timeout: float = 120.0) -> None:
+def wait(what: str, condition: Any, replicas: list[Replica], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         for replica in replicas:
@@ -149,10 +152,10 @@ def _wait(what: str, condition: Any, replicas: list[Replica], timeout: float = 1
 
 
 def _until_checkpoint(engine: Any, number: int, replicas: list[Replica]) -> None:
-    _wait(f"the checkpoint at block {number}", lambda: checkpoint(engine, CHAIN_ID) >= number, replicas)
+    wait(f"the checkpoint at block {number}", lambda: checkpoint(engine, CHAIN_ID) >= number, replicas)
 
 
-def _active(replicas: list[Replica]) -> Replica | None:
+def active(replicas: list[Replica]) -> Replica | None:
     live = [r for r in replicas if r.alive() and r.events(ACTIVE)]
     return live[0] if len(live) == 1 else None
 
@@ -167,15 +170,33 @@ def detector_failover(
     seed: int = 19,
 ) -> dict[str, Any]:
     """Run ``kills`` rounds (see the module docstring); returns the figures."""
-    import psycopg
-
     rng = random.Random(seed)
     build = compile_contracts(["contracts/mocks"])
+    with services(postgres, nats) as (store, prefix):
+        return _rounds(kills, folder, rng, build, store, nats, prefix, ttl)
+
+
+@contextlib.contextmanager
+def services(postgres: str, nats: str) -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL database (its URL) and a JetStream prefix for one run; both dropped after it
+    (the stream, and the lease buckets named after the prefix)."""
+    import psycopg
+
     database = f"bg_ha_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    store = postgres.rsplit("/", 1)[0] + "/" + database
     prefix = f"ha{uuid.uuid4().hex[:8]}"
+    try:
+        yield postgres.rsplit("/", 1)[0] + "/" + database, prefix
+    finally:
+        with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        asyncio.run(_drop(nats, prefix))
+
+
+def _rounds(
+    kills: int, folder: Path, rng: random.Random, build: Any, store: str, nats: str, prefix: str, ttl: float
+) -> dict[str, Any]:
     bus = (
         f'bus: {{kind: jetstream, url: "{nats}", prefix: {prefix}}}\n'
         f"ha: {{lease: nats, ttl_seconds: {ttl}}}\n"
@@ -203,17 +224,17 @@ def detector_failover(
             engine = create_engine(store.replace("postgresql://", "postgresql+psycopg://", 1))
             traffic = Traffic(w3, token, admin, holder, sink)
             mover = threading.Thread(target=traffic.run, daemon=True)
-            replicas = [Replica(name, config, key, folder) for name in ("a", "b")]
+            replicas = [Replica(name, config, {KEY_ENV: key}, folder) for name in ("a", "b")]
             replicas[0].start()
             # the first replica creates the schema and takes the lease; the second stands by
-            _wait("the first replica active", lambda: bool(replicas[0].events(ACTIVE)), replicas)
+            wait("the first replica active", lambda: bool(replicas[0].events(ACTIVE)), replicas)
             replicas[1].start()
-            _wait("the second replica standing by", lambda: bool(replicas[1].events(STANDBY)), replicas)
+            wait("the second replica standing by", lambda: bool(replicas[1].events(STANDBY)), replicas)
             mover.start()
             try:
                 for _ in range(kills):
                     time.sleep(rng.uniform(0.5, 3.0))
-                    victim = _active(replicas)
+                    victim = active(replicas)
                     assert victim is not None, "no single active replica"
                     successor = next(r for r in replicas if r is not victim)
                     before = checkpoint(engine, CHAIN_ID)
@@ -227,10 +248,10 @@ def detector_failover(
                     resumed.append(time.monotonic() - killed_mono)
                     _until_checkpoint(engine, head, replicas)
                     caught_up.append(time.monotonic() - killed_mono)
-                    [active] = successor.events(ACTIVE)
-                    takeover.append(_stamp(active) - killed_at)
+                    [took] = successor.events(ACTIVE)
+                    takeover.append(_stamp(took) - killed_at)
                     victim.start()  # back as the standby
-                    _wait("the restarted replica standing by", lambda v=victim: bool(v.events(STANDBY)),
+                    wait("the restarted replica standing by", lambda v=victim: bool(v.events(STANDBY)),
                           replicas)  # fmt: skip
             finally:
                 traffic.stop.set()
@@ -252,9 +273,6 @@ def detector_failover(
     finally:
         for replica in replicas:
             replica.kill()
-        with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        asyncio.run(_drop(nats, prefix))
     return {
         "kills": kills,
         "lease_ttl_s": ttl,
