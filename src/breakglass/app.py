@@ -292,8 +292,11 @@ def _build_chain(
         stages.watcher = watcher = build_watcher(config, app.bus, health=store.health)
         if Role.SIMULATE in roles and config.settings.mempool.enabled:  # pending txs -> findings (issue 7)
             from breakglass.simulate import build_mempool
+            from breakglass.simulate.worker import work_queue_for
 
-            stages.mempool = build_mempool(config, watcher, app.bus)
+            # on JetStream the judging is a work queue (one per chain) shared by every simulate worker
+            queue = work_queue_for(app.bus, config.settings.chain.name if config.several else None)
+            stages.mempool = build_mempool(config, watcher, app.bus, queue=queue, worker=True)
         if Role.DETECT in roles and config.settings.attack_simulation.enabled:  # probed contracts (issue 16)
             from breakglass.simulate import build_attack_simulation
 

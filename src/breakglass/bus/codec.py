@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
@@ -83,11 +84,18 @@ def _build(tp: Any, value: Any) -> Any:
         if issubclass(tp, enum.Enum):
             return tp(value)
         if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)  # resolved in the class's own module
+            hints, fields = _shape(tp)
             # a field the sender did not know (an older version) takes its default
-            fields = [f for f in dataclasses.fields(tp) if f.name in value or not _has_default(f)]
-            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in fields})
+            present = [f for f in fields if f.name in value or not _has_default(f)]
+            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in present})
     return value
+
+
+@functools.cache
+def _shape(cls: type[Any]) -> tuple[dict[str, Any], tuple[dataclasses.Field[Any], ...]]:
+    """A dataclass's resolved field types (in its own module) and fields: resolving them is most of
+    a decode's cost (0.5 ms for a ``PendingWork``), and they never change."""
+    return typing.get_type_hints(cls), dataclasses.fields(cls)
 
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:

@@ -173,10 +173,11 @@ class JetStreamWorkQueue:
         keepalive = asyncio.create_task(self._in_progress(held))
         self.running = True
         self.last_progress_at = time.monotonic()
+        refill = max(1, concurrency // 4)  # a fetch is a round trip: not one per finished item
         try:
             while True:
                 room = concurrency - len(held)
-                if room <= 0:
+                if room < refill:
                     await asyncio.wait(list(held), return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:

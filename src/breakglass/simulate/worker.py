@@ -25,12 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from breakglass.bus import Bus
 from breakglass.detect.service import Watcher
 from breakglass.domain import PendingTx
 from breakglass.errors import ChainError
@@ -40,12 +43,27 @@ from breakglass.simulate.simulator import PendingSimulator
 if TYPE_CHECKING:  # nats-py is only needed when a bus across machines is configured
     from breakglass.bus.workqueue import JetStreamWorkQueue
 
-__all__ = ["QUEUE", "PendingSubmit", "SimulationWorker", "submitter"]
+__all__ = ["QUEUE", "PendingSubmit", "SimulationWorker", "submitter", "work_queue_for"]
 
 PendingSubmit = Callable[[PendingTx], Awaitable[None]]
 
 QUEUE = "simulate"
 """The work queue's name: stream ``<prefix>-work-simulate``, consumer ``simulate-workers``."""
+
+
+def work_queue_for(bus: Bus, chain: str | None = None) -> JetStreamWorkQueue | None:
+    """The simulate work queue of ``bus`` when it reaches across machines (JetStream); None on the
+    in-process bus, whose process judges every pending transaction itself. A configuration of several
+    chains has one queue per ``chain`` (``simulate-<chain>``): a worker judges its own chain's."""
+    if "breakglass.bus.jetstream" not in sys.modules:  # no JetStream bus exists: nats-py stays unloaded
+        return None
+    from breakglass.bus.jetstream import JetStreamBus
+    from breakglass.bus.workqueue import JetStreamWorkQueue
+
+    if not isinstance(bus, JetStreamBus):
+        return None
+    name = QUEUE if chain is None else f"{QUEUE}-{re.sub(r'[^A-Za-z0-9_-]', '_', chain)}"
+    return JetStreamWorkQueue(bus, name)
 
 
 def submitter(queue: JetStreamWorkQueue, simulator: PendingSimulator) -> PendingSubmit:

@@ -1,0 +1,141 @@
+"""Pre-execution containment through the simulate work queue: the pending strike is judged by one of
+two ``simulate`` processes (each watching the mempool, submitting to the JetStream work queue, working
+its items), and the responder in this process, which judges nothing itself, front-runs it with the
+pause in the same block; the scenario loses nothing.
+
+Needs anvil and ``BREAKGLASS_TEST_NATS_URL`` (CI sets it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mempool_defense import Defense, defended_config, guardian_txs, play_strike_in_public_mempool
+from web3 import Web3
+
+from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
+from breakglass.devnet.deploy import Deployer
+from breakglass.devnet.solc import Build
+from breakglass.devnet.venue import VenueOptions, deploy_venue
+from breakglass.domain import FindingStage, Severity
+from breakglass.drills.scenarios import SCENARIOS, Phase, ScenarioRun
+from breakglass.messages.pending import PendingVerdict
+from breakglass.testing import service_url
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+
+ROLE = Path(__file__).with_name("simulate_role.py")
+
+
+@contextlib.contextmanager
+def simulate_processes(config: Path, n: int) -> Iterator[list[subprocess.Popen[str]]]:
+    command, env = [sys.executable, str(ROLE), str(config)], {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", (line, proc.poll())
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+async def close(defense: Defense) -> None:
+    """``Defense.close`` for a JetStream bus, whose subscription raises when its connection closes."""
+    defense.stop.set()
+    _done, hung = await asyncio.wait(defense.tasks[1:], timeout=60)
+    for task in [defense.tasks[0], *hung]:
+        task.cancel()
+    # a cancelled JetStream fetch may raise nats-py's own errors rather than CancelledError
+    await asyncio.gather(*defense.tasks, return_exceptions=True)
+    _nc, js = defense.app.bus.connection()  # type: ignore[attr-defined]
+    prefix = defense.app.config.settings.bus.prefix
+    for stream in (prefix, f"{prefix}-work-simulate"):
+        with contextlib.suppress(Exception):
+            await js.delete_stream(stream)
+    await defense.app.close()
+    assert not hung, hung
+
+
+def with_bus(config: Path, bus: dict[str, Any], *, mempool: bool, name: str) -> Path:
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["bus"] = bus
+    data["mempool"]["enabled"] = mempool
+    path = config.with_name(name)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+async def test_a_pending_exploit_judged_by_simulate_worker_processes_is_front_run_by_the_pause(
+    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
+    bus = {"kind": "jetstream", "url": url, "prefix": f"bgtest_{uuid.uuid4().hex[:10]}"}
+    scenario = SCENARIOS["forwarder-oracle"]
+    with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deployer = Deployer(w3, build)
+        venue = deploy_venue(deployer, VenueOptions.with_switches(*scenario.switches))
+        base = defended_config(tmp_path, node, deployer)
+        # this process: follower, detectors, responder; no mempool of its own, so it judges nothing
+        here = with_bus(base, bus, mempool=False, name="detect-respond.yaml")
+        simulate = with_bus(base, bus, mempool=True, name="simulate.yaml")
+        defense = await Defense.start(here, venue, monkeypatch)
+        assert defense.app.components.mempool is None
+        from breakglass.bus.workqueue import JetStreamWorkQueue
+        from breakglass.simulate.worker import QUEUE
+
+        queue = await JetStreamWorkQueue(defense.app.bus, QUEUE).open()  # type: ignore[arg-type]
+        verdicts: dict[str, PendingVerdict] = {}
+
+        async def listen() -> None:
+            async for verdict in queue.verdicts():
+                verdicts[verdict.tx_hash] = verdict
+
+        listener = asyncio.create_task(listen())
+        try:
+            with simulate_processes(simulate, 2) as procs:
+                run = ScenarioRun(scenario, venue, build)
+                result = await asyncio.to_thread(play_strike_in_public_mempool, run, node)
+                waiting = await queue.waiting()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await close(defense)
+        strike = {s.tx_hash: s for s in result.steps if s.phase is Phase.STRIKE and s.tx_hash}
+        flagged = [
+            f
+            for f in defense.serious(FindingStage.PENDING)
+            if f.tx_hash in strike and f.severity is Severity.CRITICAL
+        ]
+        assert flagged, (result.to_json(), [(f.monitor_id, f.stage, f.tx_hash) for f in defense.findings])
+        first = min((strike[f.tx_hash] for f in flagged), key=lambda s: s.block or 0)  # type: ignore[index]
+        assert first.block is not None and first.tx_hash is not None
+        pauses = guardian_txs(w3, venue.key("guardian").address, first.block, first.block)
+        receipt = w3.eth.get_transaction_receipt(first.tx_hash)  # type: ignore[arg-type]
+        assert pauses and min(i for _b, i, _h in pauses) < receipt["transactionIndex"]  # same block, ahead
+        # judged by a worker process, reported on the queue's verdict subject, the finding once
+        judged_by = verdicts[first.tx_hash].worker
+        assert judged_by.rsplit(":", 1)[1] in {str(p.pid) for p in procs}
+        fingerprints = [f.fingerprint for f in defense.findings if f.tx_hash == first.tx_hash]
+        assert len(fingerprints) == len(set(fingerprints))
+        assert waiting == 0
+    assert result.loss <= 0, result.to_json()
