@@ -61,13 +61,15 @@ class MempoolService:
             self.watcher.follower.head_listeners.append(self.simulator.new_head)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Watch and judge (or submit) until ``stop`` is set (or cancelled), while this process follows
-        the chain: a standby replica waits (``Watcher.active``); its worker of the shared queue works
-        meanwhile."""
+        """Watch and judge (or submit) until ``stop`` is set (or cancelled). Judging here, only while
+        this process follows the chain: a standby replica waits (``Watcher.active``). Submitting to the
+        work queue, at once, whether it follows the chain or not (a ``simulate`` process builds its
+        watcher without running it): every replica watching the mempool submits, the server queues
+        each transaction once, and a mempool feed lost with one process is not lost to all."""
         stop = stop or asyncio.Event()
         tasks = [asyncio.create_task(self.worker.run(stop))] if self.worker is not None else []
         try:
-            if not await self.watcher.wait_active(stop):
+            if self.queue is None and not await self.watcher.wait_active(stop):
                 return
             await self.start()
             tasks += [asyncio.create_task(self.mempool.run()), asyncio.create_task(self.simulator.run(stop))]
@@ -91,7 +93,8 @@ def build_mempool(
     """The watcher and its simulator; with ``queue``, new transactions are submitted to the simulate
     workers instead of judged here, and ``worker`` runs one of those workers in this process too."""
     settings = config.settings.mempool
-    simulator = _simulator(config, watcher, watcher.publisher(bus))  # only while following the chain
+    # judging here: only while following the chain; submitting: a worker publishes, whoever follows
+    simulator = _simulator(config, watcher, watcher.publisher(bus) if queue is None else bus)
     if queue is not None:
         simulator.submit = submitter(queue, simulator)
     ws = settings.ws or config.settings.chain.ws

@@ -29,8 +29,11 @@ async def main(config: Path) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     running = asyncio.create_task(service.run(stop))
-    await asyncio.wait_for(service.mempool.subscribed.wait(), 60)
-    print("ready", flush=True)
+    subscribed = asyncio.create_task(service.mempool.subscribed.wait())
+    await asyncio.wait([running, subscribed], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        running.result()  # it failed: say why
+    print("ready" if subscribed.done() else "not subscribed", flush=True)
     try:
         await running
     finally:
