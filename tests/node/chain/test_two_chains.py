@@ -169,7 +169,6 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         assert (alpha.guardian_nonce(), beta.guardian_nonce()) == (1, 1)  # one transaction each
         chains = dict(query(store, "SELECT monitor_id, chain_id FROM alerts"))
         assert chains == {"leverage-beta": 31338, "leverage-alpha": 31337}
-        ledger = query(store, "SELECT playbook, step, chain_id FROM respond_ledger WHERE step = 'confirmed'")
         wait_for(lambda: len(query(store, "SELECT 1 FROM respond_ledger WHERE step = 'confirmed'")) == 2,
                  "both confirmations", proc, log)  # fmt: skip
         ledger = query(store, "SELECT playbook, chain_id FROM respond_ledger WHERE step = 'confirmed'")
@@ -200,6 +199,18 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
             ("transaction", 31338),
         }
         assert chains == {31337, 31338}
+        health = httpx.get(f"{api}/invariants", headers=viewer, timeout=10).json()
+        assert [(c["name"], c["chain_id"]) for c in health["chains"]] == [("alpha", 31337), ("beta", 31338)]
+        assert all(c["last_block"] is not None for c in health["chains"])
+        assert {(i["monitor_id"], i["chain_id"]) for i in health["invariants"]} == {
+            ("leverage-alpha", 31337), ("leverage-beta", 31338)}  # fmt: skip
+        # and the dashboard names the chain of each alert, finding and action
+        site = f"http://127.0.0.1:{port}"
+        page = httpx.get(f"{site}/incidents/{incidents[0]['id']}", headers=viewer, timeout=10).text
+        actions_page = httpx.get(f"{site}/actions", headers=viewer, timeout=10).text
+        for html in (page, actions_page):
+            assert '<span class="chain">alpha</span>' in html and '<span class="chain">beta</span>' in html
+        assert "alpha (31337)" in httpx.get(f"{site}/ui/invariants", headers=viewer, timeout=10).text
     finally:
         proc.send_signal(signal.SIGINT)
         try:
