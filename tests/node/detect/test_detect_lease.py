@@ -33,7 +33,7 @@ CONFIG = """\
 deployment: manifest.json
 store: {{url: "sqlite:///{db}"}}
 chain: {{poll_interval: 0.05}}
-ha: {{ttl_seconds: 0.6}}
+ha: {{ttl_seconds: 2}}
 monitors:
   - {{id: mints, kind: event, contract: usd, event: Transfer, severity: low}}
 """
@@ -64,6 +64,7 @@ class Replicas:
     findings: list[Finding] = field(default_factory=list)
 
     def mint(self) -> int:
+        """One mint, mined (blocking: run it in a thread, the replicas' leases renew meanwhile)."""
         tx = self.token.functions.mint(self.admin, 1).transact({"from": self.admin})
         return int(self.w3.eth.wait_for_transaction_receipt(tx)["blockNumber"])
 
@@ -111,7 +112,7 @@ async def test_the_standby_waits_then_resumes_at_the_block_after_the_shared_chec
     first_task = run(first, stop_first)
     await wait_until(lambda: first.follower.last is not None)  # it starts at the head it first sees
     second_task = run(second, stop_second)
-    minted = [replicas.mint() for _ in range(3)]
+    minted = [await asyncio.to_thread(replicas.mint) for _ in range(3)]
     await wait_until(lambda: len(replicas.findings) == 3)
     assert not second.active.is_set() and second.engine.blocks == 0  # stood by: handled nothing
     stop_first.set()  # a clean stop releases the lease: the standby need not wait for its expiry
@@ -119,7 +120,7 @@ async def test_the_standby_waits_then_resumes_at_the_block_after_the_shared_chec
     reached = first.follower.last
     assert reached is not None
     await wait_until(lambda: second.active.is_set())
-    minted += [replicas.mint() for _ in range(2)]
+    minted += [await asyncio.to_thread(replicas.mint) for _ in range(2)]
     await wait_until(lambda: len(replicas.findings) == 5)
     assert [f.block_number for f in replicas.findings] == minted  # each mint's block once, in order
     numbers = [n for n, _h, _o in await second.follower.checkpoints.processed(31337)]
@@ -136,7 +137,7 @@ async def test_a_replica_whose_lease_ran_out_publishes_nothing_more_and_stops(re
     first_task, second_task = run(first, stop), None
     await wait_until(lambda: first.follower.last is not None)  # it starts at the head it first sees
     second_task = run(second, stop)
-    replicas.mint()
+    await asyncio.to_thread(replicas.mint)
     await wait_until(lambda: len(replicas.findings) == 1)
     replicas.clock.jump(60)  # the first replica's holding expires on the backend: the second takes it
     with pytest.raises(LeaseLost):
@@ -144,10 +145,24 @@ async def test_a_replica_whose_lease_ran_out_publishes_nothing_more_and_stops(re
     assert not first.active.is_set()
     await wait_until(lambda: second.active.is_set())
     handled = first.engine.blocks
-    number = replicas.mint()
+    number = await asyncio.to_thread(replicas.mint)
     await wait_until(lambda: len(replicas.findings) == 2)
     assert replicas.findings[-1].block_number == number
     assert first.engine.blocks == handled  # the first one follows no more
     assert await second.follower.checkpoints.fence(31337) == 2
     stop.set()
     await second_task
+
+
+async def test_replicas_started_at_once_elect_one_follower(replicas: Replicas) -> None:
+    stop = asyncio.Event()
+    tasks = [run(watcher, stop) for watcher in replicas.watchers]
+    await wait_until(lambda: any(w.follower.last is not None for w in replicas.watchers))
+    leader = next(w for w in replicas.watchers if w.active.is_set())
+    other = next(w for w in replicas.watchers if w is not leader)
+    minted = [await asyncio.to_thread(replicas.mint) for _ in range(3)]
+    await wait_until(lambda: len(replicas.findings) == 3)
+    assert [f.block_number for f in replicas.findings] == minted
+    assert not other.active.is_set() and other.engine.blocks == 0
+    stop.set()
+    await asyncio.gather(*tasks)
