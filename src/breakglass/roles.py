@@ -8,7 +8,8 @@ must be NATS JetStream (``bus.kind: jetstream``) and the store PostgreSQL (``sto
 - ``detect``: the follower (blocks, reorgs, the checkpoint) and the detectors; the attack simulation
   (new contracts probed as the follower hands them over), which needs the follower's blocks;
 - ``simulate``: the mempool watcher and the pending-transaction judge (``mempool.enabled``), on its
-  own RPC client and detectors (the follower is built for them, not run);
+  own RPC client and detectors (the follower is built for them, not run); on JetStream every simulate
+  process submits what it sees to the work queue and judges its share (``simulate/worker.py``);
 - ``respond``: the responder (playbooks, policy, ledger, the guardian relayer, Safe proposals); the
   only role that loads the guardian key;
 - ``incidents``: alerts, incidents, notifications, intel export and pull;
