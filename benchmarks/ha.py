@@ -7,6 +7,10 @@
 Parts (each a function of the parsed arguments and a scratch folder, returning its figures):
 - ``detect``: two detect replicas of one chain; failover time (takeover, resumed, caught up) p50/max,
   blocks missed, findings lost, duplicate actions (``benchmarks/ha_detect.py``).
+- ``respond``: two responder replicas of one guardian key, the active one SIGKILLed as its guardian
+  transaction is about to leave; failover time (kill -> the owed transaction sent by the standby)
+  p50/max, duplicate transactions on chain, lost actions (``benchmarks/ha_respond.py``; ``--lease``
+  nats or postgres).
 
 PostgreSQL and NATS JetStream are the real servers (``--postgres``/``--nats``, default the test URLs
 ``BREAKGLASS_TEST_POSTGRES_URL``/``BREAKGLASS_TEST_NATS_URL`` or the local ones). Prints the figures
@@ -33,7 +37,18 @@ def _detect(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return detector_failover(args.kills, folder, postgres=args.postgres, nats=args.nats, ttl=args.ttl)
 
 
-PARTS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {"detect": _detect}
+def _respond(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    from benchmarks.ha_respond import respond_part
+
+    return respond_part(
+        args.kills, folder, postgres=args.postgres, nats=args.nats, ttl=args.ttl, lease=args.lease
+    )
+
+
+PARTS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    "detect": _detect,
+    "respond": _respond,
+}
 """Each part's runner, in the order ``--part`` defaults to."""
 
 
@@ -42,6 +57,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), help="repeatable; default all")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--ttl", type=float, default=3.0, help="ha.ttl_seconds of the replicas")
+    parser.add_argument(
+        "--lease", choices=["nats", "postgres"], default="nats", help="respond: where the lease lives"
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get("BREAKGLASS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),

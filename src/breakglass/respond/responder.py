@@ -541,6 +541,7 @@ class Responder:
     async def _run_replica(self, stop: asyncio.Event, lease: Lease) -> None:
         """One replica of several: follow findings as a standby, act while holding ``lease``."""
         self.subscribe()  # the listener, before any await
+        log.info("respond.replica_started", lease=lease.name, holder=lease.holder_id, ttl=lease.ttl)
         tasks = [asyncio.create_task(lease.run(stop), name="lease respond"),
                  asyncio.create_task(self._hear(), name="respond follows findings")]  # fmt: skip
         try:

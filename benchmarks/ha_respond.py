@@ -1,0 +1,543 @@
+"""High availability, part ``respond`` of ``python -m benchmarks.ha`` (issue 19): the active
+responder replica SIGKILLed in the middle of an incident, N times.
+
+    python -m benchmarks.ha --part respond                     # 10 kills, the lease in NATS KV
+    python -m benchmarks.ha --part respond --lease postgres --kills 12 --ttl 2
+
+An interval-mining anvil (0.5 s blocks) runs a guarded mock venue; a traffic thread breaks an
+invariant every few blocks (each breach: the playbook pauses the market numbered after the block the
+breach began in, once). One detector process (``breakglass watch --no-respond``) publishes findings on
+JetStream; two responder replicas (``python -m benchmarks.ha_respond replica CONFIG``: the responder
+stage alone, same configuration, same guardian key, a lease in NATS KV or PostgreSQL) share the
+PostgreSQL ledger. Each replica reaches the node through a JSON-RPC proxy that knows which replica
+sends: each round, the proxy SIGKILLs the lease holder as its next guardian transaction is about to
+leave (claimed and signed in the ledger, never broadcast: the worst moment, something is owed), and
+measures the time until the standby sends it. The killed replica is started again (the new standby)
+before the next round.
+
+Reported: failover (kill -> the owed transaction sent by the standby) p50/max, and the same less 2/3
+ttl (an upper bound of the time after the lease expired: the last renewal came at most ttl/3 before
+the kill); whether the standby sent the very bytes the dead leader signed; duplicate guardian
+transactions on chain (the same calldata twice: goal 0); lost actions (breaches begun while the
+detector ran without their pause on chain: goal 0).
+
+``Cluster`` is also what ``tests/e2e/ha/test_responder_failover.py`` drives (fewer kills, a partition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from eth_account import Account
+from eth_utils.crypto import keccak
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from web3 import Web3
+
+from benchmarks.faults import BLOCK_TIME, LIMIT, Traffic, drop_stream
+
+BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
+KEY_ENV = "BENCH_GUARDIAN_KEY"
+
+CONFIG = """protocol: ha
+deployment: manifest.json
+store: {{url: "{store}"}}
+bus: {{kind: jetstream, url: "${{BG_NATS}}", prefix: {stream}}}
+chain: {{rpc: ["${{BG_RPC}}"], poll_interval: 0.1}}
+ha: {{lease: {lease}, ttl_seconds: {ttl}}}
+monitors:
+  - id: breach
+    kind: invariant
+    severity: critical
+    labels: {{market: "1"}}
+    calls: {{held: usd.balanceOf({holder})}}
+    expect: held < {limit}.0
+responder:
+  guardian: {{env: {env}}}
+  fees: {{priority_fee_gwei: 1}}
+policy:
+  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
+  max_fee_gwei: 1000
+  rate_limit: {{count: 100000, per_seconds: 1}}
+playbooks:
+  - id: contain
+    match: {{monitors: [breach]}}
+    actions:
+      - kind: call
+        id: pause-market
+        contract: venue
+        function: pauseMarket
+        args: ["{{finding.block_number}}"]
+"""
+
+
+@dataclass
+class Send:
+    at: float
+    """``time.monotonic()`` when the proxy received it"""
+    tag: str
+    tx_hash: str
+    forwarded: bool
+
+
+class SendProxy:
+    """JSON-RPC between each replica (path ``/<tag>``) and the node: records every guardian
+    transaction with the replica that sent it, and SIGKILLs the armed replica as its next one is about
+    to leave (not forwarded: the node never sees it)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.sends: list[Send] = []
+        self.armed: tuple[str, int] | None = None
+        """(tag, pid) to kill at its next send"""
+        self.fired = threading.Event()
+        self.killed: Send | None = None
+        self._client = httpx.AsyncClient(timeout=30)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            yield
+            await self._client.aclose()
+
+        app = Starlette(routes=[Route("/{tag}", self._handle, methods=["POST"])], lifespan=lifespan)
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.url = ""
+
+    def start(self) -> SendProxy:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def arm(self, tag: str, pid: int) -> None:
+        self.fired.clear()
+        self.killed = None
+        self.armed = (tag, pid)
+
+    async def _handle(self, request: Request) -> Response:
+        tag = request.path_params["tag"]
+        body = await request.body()
+        raw = _raw_tx(body)
+        if raw is not None:
+            send = Send(time.monotonic(), tag, "0x" + keccak(raw).hex(), True)
+            if self.armed is not None and self.armed[0] == tag:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.armed[1], signal.SIGKILL)
+                self.armed = None
+                send.forwarded = False
+                self.killed = send
+                self.sends.append(send)
+                self.fired.set()
+                return Response(status_code=503)
+            self.sends.append(send)
+        answer = await self._client.post(
+            self.upstream, content=body, headers={"content-type": "application/json"}
+        )
+        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def _raw_tx(body: bytes) -> bytes | None:
+    if b"eth_sendRawTransaction" not in body:
+        return None
+    message = json.loads(body)
+    for call in message if isinstance(message, list) else [message]:
+        if call.get("method") == "eth_sendRawTransaction":
+            return bytes.fromhex(str(call["params"][0]).removeprefix("0x"))
+    return None
+
+
+class TcpProxy:
+    """A TCP forwarder (one replica's NATS connection) that can be cut: ``cut()`` closes every
+    connection and refuses new ones, as a network partition would."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._pipe, "127.0.0.1", 0), self._loop
+        ).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        async def cut() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers):
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(cut(), self._loop).result(10)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@dataclass
+class Replica:
+    tag: str
+    log: Path
+    nats: TcpProxy
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    offset: int = 0
+    """the log's size when it was last started: its start-up line comes after"""
+
+
+@dataclass
+class Cluster:
+    """One detector and two responder replicas on anvil, PostgreSQL and JetStream (see the module
+    docstring). Use as a context manager; everything started is stopped on exit."""
+
+    folder: Path
+    postgres: str
+    nats: str
+    lease: str = "nats"
+    ttl: float = 2.0
+    replicas: dict[str, Replica] = field(default_factory=dict)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def __enter__(self) -> Cluster:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
+        from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
+        from breakglass.devnet.deploy import Deployer
+        from breakglass.devnet.solc import compile_contracts
+        from breakglass.store.migrate import upgrade
+        from breakglass.testing import postgres_database
+
+        self.store = self._stack.enter_context(postgres_database(self.postgres))
+        self.stream = f"ha{uuid.uuid4().hex[:8]}"
+        self._stack.callback(lambda: asyncio.run(drop_stream(self.nats, self.stream)))
+        self._stack.callback(lambda: asyncio.run(_drop_lease_buckets(self.nats, self.stream)))
+        node = self._stack.enter_context(Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)))
+        self.w3 = w3 = Web3(Web3.HTTPProvider(node.url))
+        admin, self.holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
+        guardian = Account.create()
+        self.guardian = guardian.address
+        self.key = "0x" + bytes(guardian.key).hex()
+        node.rpc("anvil_setBalance", guardian.address, hex(10**21))
+        deployer = Deployer(w3, compile_contracts(["contracts/mocks"]))
+        deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)
+        token = deployer.deploy("usd", "MockERC20", "HA USD", "hUSD", 6)
+        deployer.manifest(node.url).write(self.folder / "manifest.json")
+        self.proxy = SendProxy(node.url).start()
+        self._stack.callback(self.proxy.stop)
+        self.config = self.folder / "ha.yaml"
+        self.config.write_text(
+            CONFIG.format(store=self.store, stream=self.stream, lease=self.lease, ttl=self.ttl,
+                          holder=self.holder, limit=LIMIT, env=KEY_ENV),
+            encoding="utf-8",
+        )  # fmt: skip
+        upgrade(self.store)
+        self._stack.callback(self._stop_processes)
+        self.detector_log = self.folder / "detector.log"
+        self.detector = self._spawn(
+            [BREAKGLASS, "watch", "--no-respond", str(self.config)],
+            self.detector_log,
+            self.proxy.url + "/detector",
+            self.nats,
+        )
+        host, port = self.nats.removeprefix("nats://").rsplit(":", 1)
+        for tag in ("a", "b"):
+            tcp = TcpProxy(host, int(port)).start()
+            self._stack.callback(tcp.stop)
+            self.replicas[tag] = Replica(tag, self.folder / f"replica-{tag}.log", tcp)
+        self.traffic = Traffic(w3, token, admin, self.holder, sink)
+        self.mover = threading.Thread(target=self.traffic.run, daemon=True)
+        self.first_block = w3.eth.block_number
+
+    def start_replicas(self, *tags: str) -> None:
+        """Start these replicas (all at once), then wait until each runs its replica loop."""
+        tags = tags or tuple(self.replicas)
+        for tag in tags:
+            self._spawn_replica(self.replicas[tag])
+        for tag in tags:
+            self.wait_started(tag)
+
+    def start_traffic(self) -> None:
+        self.mover.start()
+
+    def _spawn(self, argv: list[str], log: Path, rpc: str, nats: str) -> subprocess.Popen[bytes]:
+        checkout = str(Path(__file__).resolve().parents[1])  # `python -m benchmarks.ha_respond` runs from it
+        path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, KEY_ENV: self.key, "BG_RPC": rpc, "BG_NATS": nats, "PYTHONPATH": path}
+        with log.open("ab") as out:
+            return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
+
+    def _spawn_replica(self, replica: Replica) -> None:
+        argv = [sys.executable, "-m", "benchmarks.ha_respond", "replica", str(self.config)]
+        replica.offset = replica.log.stat().st_size if replica.log.exists() else 0
+        env_nats = f"nats://127.0.0.1:{replica.nats.port}"
+        replica.proc = self._spawn(argv, replica.log, f"{self.proxy.url}/{replica.tag}", env_nats)
+        replica.starts += 1
+
+    def wait_started(self, tag: str, within: float = 120.0) -> None:
+        replica = self.replicas[tag]
+        deadline = time.monotonic() + within
+        while b"respond.replica_started" not in _tail(replica.log, replica.offset):
+            if replica.proc is not None and replica.proc.poll() is not None:
+                raise RuntimeError(f"replica {tag} exited with {replica.proc.returncode}: see {replica.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replica {tag} did not start within {within:g} s: see {replica.log}")
+            time.sleep(0.05)
+
+    def leader(self, within: float = 60.0) -> str:
+        """The tag of the replica holding the lease (waits until one does)."""
+        pids = {r.proc.pid: tag for tag, r in self.replicas.items() if r.proc is not None}
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            holder = asyncio.run(self._holder())
+            if holder is not None:
+                pid = int(holder.rsplit("-", 1)[-1])
+                if pid in pids and self.replicas[pids[pid]].proc.poll() is None:  # type: ignore[union-attr]
+                    return pids[pid]
+            time.sleep(0.1)
+        raise RuntimeError("no replica took the lease")
+
+    async def _holder(self) -> str | None:
+        name = f"respond-{self.guardian.lower()}"
+        if self.lease == "nats":
+            from breakglass.ha.nats import NatsLeaseBackend
+
+            nats_backend = NatsLeaseBackend(self.nats, prefix=self.stream)
+            try:
+                return await nats_backend.holder(name, self.ttl)
+            finally:
+                await nats_backend.close()
+        from breakglass.ha.postgres import PostgresLeaseBackend
+
+        pg_backend = PostgresLeaseBackend(self.store)
+        try:
+            return await pg_backend.holder(name)
+        finally:
+            await pg_backend.close()
+
+    def kill_at_next_send(self, tag: str, within: float = 60.0) -> Send:
+        """SIGKILL replica ``tag`` as its next guardian transaction is about to leave."""
+        proc = self.replicas[tag].proc
+        assert proc is not None
+        self.proxy.arm(tag, proc.pid)
+        if not self.proxy.fired.wait(within):
+            self.proxy.armed = None
+            raise RuntimeError(f"replica {tag} sent nothing within {within:g} s")
+        proc.wait(10)
+        assert self.proxy.killed is not None
+        return self.proxy.killed
+
+    def next_send(self, after: float, tag: str | None = None, within: float = 60.0) -> Send:
+        """The first transaction forwarded after ``after`` (from ``tag``, if given)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for send in list(self.proxy.sends):
+                if send.at > after and send.forwarded and (tag is None or send.tag == tag):
+                    return send
+            time.sleep(0.01)
+        raise RuntimeError(f"no transaction sent within {within:g} s")
+
+    def settle(self, within: float = 90.0) -> dict[str, Any]:
+        """Stop the traffic, wait until every breach begun is paused (or ``within``), and count."""
+        self.traffic.stop.set()
+        self.mover.join(10)
+        deadline = time.monotonic() + within
+        figures = self.count()
+        while figures["lost_actions"] and time.monotonic() < deadline:
+            time.sleep(1.0)
+            figures = self.count()
+        return figures
+
+    def count(self) -> dict[str, Any]:
+        """Guardian transactions on chain: duplicates (same calldata) and breaches without a pause."""
+        w3 = self.w3
+        calls: Counter[str] = Counter()
+        paused: set[int] = set()
+        end = w3.eth.block_number
+        for number in range(self.first_block, end + 1):
+            for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+                if str(tx["from"]).lower() == self.guardian.lower():  # type: ignore[index]
+                    data = tx["input"].to_0x_hex()  # type: ignore[index]
+                    calls[data] += 1
+                    paused.add(int(data[-64:], 16))
+        begun = [int(w3.eth.get_transaction_receipt(tx)["blockNumber"]) for tx in list(self.traffic.breaches)]
+        begun = [b for b in begun if b > self.first_block]
+        return {
+            "guardian_transactions": sum(calls.values()),
+            "duplicate_transactions": sum(c - 1 for c in calls.values()),
+            "breaches_begun": len(begun),
+            "lost_actions": len([b for b in begun if b not in paused]),
+        }
+
+    def _stop_processes(self) -> None:
+        procs = [r.proc for r in self.replicas.values()] + [getattr(self, "detector", None)]
+        for proc in procs:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            if proc is not None:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self, "traffic"):
+            self.traffic.stop.set()
+        self._stack.close()
+
+
+def _tail(path: Path, offset: int) -> bytes:
+    if not path.exists():
+        return b""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read()
+
+
+async def _drop_lease_buckets(url: str, prefix: str) -> None:
+    import nats as nats_py
+
+    client = await nats_py.connect(url)
+    try:
+        js = client.jetstream()
+        for info in await js.streams_info():
+            if info.config.name.startswith(f"KV_{prefix}-lease"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(info.config.name)
+    finally:
+        await client.close()
+
+
+def responder_failover(cluster: Cluster, kills: int) -> dict[str, Any]:
+    """``kills`` rounds: kill the leader at its next send, time the standby's send, restart it."""
+    failover: list[float] = []
+    same_bytes = 0
+    for _ in range(kills):
+        leader = cluster.leader()
+        standby = next(tag for tag in cluster.replicas if tag != leader)
+        killed = cluster.kill_at_next_send(leader)
+        sent = cluster.next_send(killed.at, tag=standby)
+        failover.append(sent.at - killed.at)
+        same_bytes += sent.tx_hash == killed.tx_hash
+        cluster.start_replicas(leader)  # the killed one comes back as the standby
+    return {
+        "kills": kills,
+        "failover_s": spread(failover),
+        "after_expiry_s_at_most": spread([max(0.0, f - cluster.ttl * 2 / 3) for f in failover]),
+        "owed_sent_as_the_same_transaction": same_bytes,
+    }
+
+
+def spread(seconds: list[float]) -> dict[str, Any]:
+    if not seconds:
+        return {"p50": None, "max": None, "all": []}
+    return {"p50": round(statistics.median(seconds), 3), "max": round(max(seconds), 3),
+            "all": [round(s, 3) for s in seconds]}  # fmt: skip
+
+
+def respond_part(
+    kills: int, folder: Path, *, postgres: str, nats: str, ttl: float, lease: str
+) -> dict[str, Any]:
+    """The ``respond`` part of ``python -m benchmarks.ha``."""
+    with Cluster(folder, postgres, nats, lease=lease, ttl=ttl) as cluster:
+        cluster.start_replicas()  # both at once: one leads
+        cluster.start_traffic()
+        figures = responder_failover(cluster, kills)
+        figures |= cluster.settle()
+    return {"lease": lease, "ttl_s": ttl, **figures}
+
+
+async def run_replica(config: Path) -> None:
+    """One responder replica: the responder stage of ``config`` alone (until ``serve --role respond``)."""
+    from breakglass.app import build_app
+    from breakglass.config import load_config
+
+    app = build_app(load_config(config))
+    responder = app.components.respond
+    assert responder is not None and responder.lease is not None, "the configuration needs playbooks and ha"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await app.start()
+    try:
+        await responder.run(stop)
+    finally:
+        await app.close()
+
+
+def main(argv: list[str]) -> None:
+    """``replica CONFIG``: run one responder replica (the harness starts two)."""
+    from breakglass.logs import configure_logging
+
+    if argv[:1] != ["replica"] or len(argv) != 2:
+        raise SystemExit(
+            "usage: python -m benchmarks.ha_respond replica CONFIG (run by python -m benchmarks.ha)"
+        )
+    configure_logging(level="info")
+    asyncio.run(run_replica(Path(argv[1])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
