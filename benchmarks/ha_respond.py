@@ -293,12 +293,11 @@ class Cluster:
         upgrade(self.store)
         self._stack.callback(self._stop_processes)
         self.detector_log = self.folder / "detector.log"
-        self.detector = self._spawn(
-            [BREAKGLASS, "watch", "--no-respond", str(self.config)],
-            self.detector_log,
-            self.proxy.url + "/detector",
-            self.nats,
-        )
+        self.detector = self._spawn_detector()
+        self.detector_restarts = 0
+        self._stopping = threading.Event()
+        self._stack.callback(self._stopping.set)
+        threading.Thread(target=self._supervise_detector, daemon=True).start()
         host, port = self.nats.removeprefix("nats://").rsplit(":", 1)
         for tag in ("a", "b"):
             tcp = TcpProxy(host, int(port)).start()
@@ -308,6 +307,18 @@ class Cluster:
         self.mover = threading.Thread(target=self.traffic.run, daemon=True)
         self.first_block = w3.eth.block_number
 
+    def _spawn_detector(self) -> subprocess.Popen[bytes]:
+        argv = [BREAKGLASS, "watch", "--no-respond", str(self.config)]
+        return self._spawn(argv, self.detector_log, self.proxy.url + "/detector", self.nats)
+
+    def _supervise_detector(self) -> None:
+        """Start the detector again if it stops (its own detect lease lost under load: it exits, as
+        a supervisor would restart it): the responders are what is measured here."""
+        while not self._stopping.wait(0.5):
+            if self.detector.poll() is not None and not self._stopping.is_set():
+                self.detector_restarts += 1
+                self.detector = self._spawn_detector()
+
     def start_replicas(self, *tags: str) -> None:
         """Start these replicas (all at once), then wait until each runs its replica loop."""
         tags = tags or tuple(self.replicas)
@@ -316,8 +327,29 @@ class Cluster:
         for tag in tags:
             self.wait_started(tag)
 
-    def start_traffic(self) -> None:
+    def start_traffic(self, within: float = 120.0) -> None:
+        """Start the traffic once the detector follows the chain (its first block checkpointed)."""
+        deadline = time.monotonic() + within
+        while self._first_checkpoint() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the detector checkpointed nothing within {within:g} s: see {self.detector_log}"
+                )
+            time.sleep(0.1)
         self.mover.start()
+
+    def _first_checkpoint(self) -> int | None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.store.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with engine.connect() as conn:
+                first = conn.execute(text("SELECT MIN(number) FROM chain_blocks")).scalar()
+        except Exception:  # the table is there after the migration; a connection may fail under load
+            return None
+        finally:
+            engine.dispose()
+        return None if first is None else int(first)
 
     def _spawn(self, argv: list[str], log: Path, rpc: str, nats: str) -> subprocess.Popen[bytes]:
         checkout = str(Path(__file__).resolve().parents[1])  # `python -m benchmarks.ha_respond` runs from it
@@ -420,15 +452,18 @@ class Cluster:
                     calls[data] += 1
                     paused.add(int(data[-64:], 16))
         begun = [int(w3.eth.get_transaction_receipt(tx)["blockNumber"]) for tx in list(self.traffic.breaches)]
-        begun = [b for b in begun if b > self.first_block]
+        first = self._first_checkpoint()  # breaches begun while the detector followed the chain
+        begun = [b for b in begun if first is not None and b > first]
         return {
             "guardian_transactions": sum(calls.values()),
             "duplicate_transactions": sum(c - 1 for c in calls.values()),
             "breaches_begun": len(begun),
             "lost_actions": len([b for b in begun if b not in paused]),
+            "detector_restarts": self.detector_restarts,
         }
 
     def _stop_processes(self) -> None:
+        self._stopping.set()
         procs = [r.proc for r in self.replicas.values()] + [getattr(self, "detector", None)]
         for proc in procs:
             if proc is not None and proc.poll() is None:
