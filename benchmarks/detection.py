@@ -12,10 +12,14 @@ event monitors:
    ranges: 150 busy blocks (50 transactions each: token transfers, one in ten a vault deposit), and
    2,000 near-empty ones (a deposit then six empty blocks, what a devnet makes);
 3. resident memory while following 10,000 blocks, sampled every 1,000.
-Ratios are medians over rounds of (raw fetch, full backfill, events-only backfill) run back to back.
-On near-empty blocks the node serves a block in ~35 us and this one Python process is the bottleneck;
-a step's fixed costs (reading the checkpoint, the head, filling the pipeline, the last checkpoint
-write: ~10-15 ms) also weigh on so short a range (~0.1 s of raw fetch).
+Ratios are medians over rounds of (raw fetch, full backfill, the same with the backfill worker
+process, events-only backfill, the same with the worker) run back to back; each round also checks
+that the worker's run published the same findings in the same order as the one-process run, and
+records the load average (the machine may be shared). On near-empty blocks the node serves a block in
+~35 us and one Python process is the bottleneck; the worker (``detect/offload.py``) decodes and runs
+the stateless monitors on the windows beyond the state horizon while this process fetches. A step's
+fixed costs (reading the checkpoint, the head, filling the pipeline, the last checkpoint write:
+~10-15 ms) also weigh on so short a range (~0.1 s of raw fetch).
 """
 
 from __future__ import annotations
@@ -150,8 +154,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 async def make_stack(
-    node: Anvil, config_path: Path, db_path: Path
+    node: Anvil, config_path: Path, db_path: Path, *, worker: bool = False
 ) -> tuple[Follower, DetectionEngine, RpcClient, Any]:
+    """``worker``: with the backfill worker process, started (and ready) before this returns, as in a
+    service that has been running: its start (a new Python process, ~1 s) is not in the timings."""
     config = load_config(config_path, environ={})
     rpc = RpcClient.from_urls([node.url], timeout=60.0)
     built = build_detectors(config, chain_id=31337)
@@ -163,7 +169,10 @@ async def make_stack(
         executor=RpcBatchExecutor(rpc),
         bus=bus,
         multicall=config.settings.chain.multicall,
+        backfill_worker=worker,
     )
+    if engine.worker is not None:
+        await engine.worker.start()
     db = make_engine(f"sqlite:///{db_path}")
     async with db.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
@@ -277,11 +286,30 @@ async def raw_fetch_rate(node: Anvil, first: int, last: int) -> float:
 
 
 async def backfill(
-    node: Anvil, config: Path, folder: Path, first: int, last: int, name: str = "backfill"
+    node: Anvil,
+    config: Path,
+    folder: Path,
+    first: int,
+    last: int,
+    name: str = "backfill",
+    *,
+    worker: bool = False,
+    published: list[Any] | None = None,
 ) -> tuple[float, dict[str, int]]:
     """Blocks per second of a follower + engine catching up on ``first..last``, and what the engine
-    did about state: blocks read at their own height, quiet blocks that took their parent's reads."""
-    follower, engine, rpc, (db, _bus) = await make_stack(node, config, folder / f"{name}.db")
+    did about state: blocks read at their own height, quiet blocks that took their parent's reads.
+    ``worker``: with the backfill worker process (``detect/offload.py``). ``published``: gets the
+    findings, in publication order."""
+    follower, engine, rpc, (db, bus) = await make_stack(node, config, folder / f"{name}.db", worker=worker)
+    if published is not None:
+        original = bus.publish
+
+        async def publish(topic: str, message: Any) -> None:
+            if topic == Topics.FINDINGS:
+                published.append(message)
+            await original(topic, message)
+
+        bus.publish = publish
     follower.start_block = first
     requests = rpc.requests
     t0 = time.perf_counter()
@@ -294,6 +322,10 @@ async def backfill(
         "state_read_ms": round(engine.state_read_ms, 1),
         "blocks_beyond_state_horizon": engine.skipped_reads,
     }
+    if engine.worker is not None:
+        stats["worker_windows"] = engine.worker.windows
+        stats["worker_restarts"] = engine.worker.restarts
+    await engine.close()
     await rpc.close()
     await db.dispose()
     return (last - first + 1) / elapsed, stats
@@ -359,24 +391,60 @@ async def backfill_rounds(
     each backfill is compared with the raw fetch of its own round (a shared machine drifts)."""
     rounds: list[dict[str, float]] = []
     stats: dict[str, int] = {}
+    worker_stats: dict[str, int] = {}
+    same = True
     for r in range(BACKFILL_ROUNDS):
+        here: list[Any] = []
+        there: list[Any] = []
         raw = await raw_fetch_rate(node, first, last)
-        rate, stats = await backfill(node, config, folder, first, last, f"{name}-full-{r}")
+        rate, stats = await backfill(node, config, folder, first, last, f"{name}-full-{r}", published=here)
+        rate_w, worker_stats = await backfill(
+            node, config, folder, first, last, f"{name}-worker-{r}", worker=True, published=there
+        )
         rate_events, _ = await backfill(node, events_only, folder, first, last, f"{name}-events-{r}")
-        rounds.append({"raw": raw, "full": rate, "events": rate_events})
+        rate_events_w, _ = await backfill(
+            node, events_only, folder, first, last, f"{name}-events-worker-{r}", worker=True
+        )
+        same = same and [f.fingerprint for f in here] == [f.fingerprint for f in there]
+        rounds.append(
+            {
+                "raw": raw,
+                "full": rate,
+                "full_worker": rate_w,
+                "events": rate_events,
+                "events_worker": rate_events_w,
+                "load1": os.getloadavg()[0],
+            }
+        )
         print(
-            f"backfill {name} round {r + 1}: raw {raw:.0f}/s, full {rate:.0f}/s = {rate / raw:.0%}, "
-            f"events only {rate_events:.0f}/s = {rate_events / raw:.0%}",
+            f"backfill {name} round {r + 1} (load {os.getloadavg()[0]:.1f}): raw {raw:.0f}/s, "
+            f"full {rate:.0f}/s = {rate / raw:.0%}, with worker {rate_w:.0f}/s = {rate_w / raw:.0%}; "
+            f"events only {rate_events:.0f}/s = {rate_events / raw:.0%}, "
+            f"with worker {rate_events_w:.0f}/s = {rate_events_w / raw:.0%}",
             flush=True,
         )
+
+    def median(key: str) -> float:
+        return round(statistics.median(r[key] for r in rounds), 1)
+
+    def ratio(key: str) -> float:
+        return round(statistics.median(r[key] / r["raw"] for r in rounds), 3)
+
     return {
         "blocks": last - first + 1,
-        "raw_fetch_blocks_per_s": round(statistics.median(r["raw"] for r in rounds), 1),
-        "blocks_per_s": round(statistics.median(r["full"] for r in rounds), 1),
-        "ratio": round(statistics.median(r["full"] / r["raw"] for r in rounds), 3),
-        "events_only_blocks_per_s": round(statistics.median(r["events"] for r in rounds), 1),
-        "events_only_ratio": round(statistics.median(r["events"] / r["raw"] for r in rounds), 3),
+        "raw_fetch_blocks_per_s": median("raw"),
+        "blocks_per_s": median("full"),
+        "ratio": ratio("full"),
+        "worker_blocks_per_s": median("full_worker"),
+        "worker_ratio": ratio("full_worker"),
+        "events_only_blocks_per_s": median("events"),
+        "events_only_ratio": ratio("events"),
+        "events_only_worker_blocks_per_s": median("events_worker"),
+        "events_only_worker_ratio": ratio("events_worker"),
+        "worker_findings_identical": same,
+        "load_average_1min": [round(r["load1"], 1) for r in rounds],
         "engine": stats,
+        "engine_with_worker": worker_stats,
         "rounds": [{k: round(v, 1) for k, v in r.items()} for r in rounds],
     }
 
@@ -443,12 +511,16 @@ def main() -> dict[str, Any]:
     ):
         b = results[f"backfill_{name}"]
         print(
-            f"backfill {b['blocks']} blocks, {what} (median of {BACKFILL_ROUNDS} rounds): "
-            f"{b['blocks_per_s']} blocks/s vs raw fetch {b['raw_fetch_blocks_per_s']} blocks/s = "
-            f"{b['ratio']:.0%} (goal >= 80%); 20 event monitors only: {b['events_only_blocks_per_s']} "
-            f"blocks/s = {b['events_only_ratio']:.0%}"
+            f"backfill {b['blocks']} blocks, {what} (median of {BACKFILL_ROUNDS} rounds, load "
+            f"{b['load_average_1min']}): raw fetch {b['raw_fetch_blocks_per_s']} blocks/s\n"
+            f"  in one process     {b['blocks_per_s']} blocks/s = {b['ratio']:.0%}; 20 event monitors "
+            f"only: {b['events_only_blocks_per_s']} blocks/s = {b['events_only_ratio']:.0%}\n"
+            f"  with the worker    {b['worker_blocks_per_s']} blocks/s = {b['worker_ratio']:.0%} (goal >= "
+            f"80%); 20 event monitors only: {b['events_only_worker_blocks_per_s']} blocks/s = "
+            f"{b['events_only_worker_ratio']:.0%}; same findings in the same order: "
+            f"{b['worker_findings_identical']}"
         )
-        print(f"  engine: {b['engine']}")
+        print(f"  engine: {b['engine']}; with the worker: {b['engine_with_worker']}")
     print(
         f"memory over {results['memory_blocks']} blocks (RSS MB per 1,000): "
         f"{results['memory_rss_mb_per_1000_blocks']}"

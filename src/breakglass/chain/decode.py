@@ -7,14 +7,25 @@ or lying endpoint is reported precisely instead of surfacing as a ``KeyError`` t
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
+import msgspec
 from eth_utils.address import to_checksum_address
 
 from breakglass.domain import Address, Block, Hash32, Log, Receipt, Tx
 from breakglass.errors import ChainDataError
 
-__all__ = ["RawBlock", "RawLog", "RawReceipt", "RawTx", "decode_block", "decode_receipt", "hex_int"]
+__all__ = [
+    "RawBlock",
+    "RawLog",
+    "RawReceipt",
+    "RawTx",
+    "decode_block",
+    "decode_receipt",
+    "decode_window",
+    "hex_int",
+]
 
 
 class RawLog(TypedDict, total=False):
@@ -230,3 +241,32 @@ def _transactions(txs: list[Any], receipts: list[RawReceipt] | None, method: str
         tx_raw: RawTx = raw_tx  # type: ignore[assignment]
         decoded.append(decode_tx(tx_raw, receipt_of, method, f"transactions[{i}]."))
     return tuple(decoded)
+
+
+_WINDOW = msgspec.json.Decoder()
+
+
+def decode_window(numbers: Sequence[int], first_id: int, body: bytes) -> list[Block] | None:
+    """The blocks of an undecoded batch answer to ``eth_getBlockByNumber(n, true)`` then
+    ``eth_getBlockReceipts(n)`` for each of ``numbers`` (ids from ``first_id`` on, in that order:
+    ``RpcClient.batch_raw``). None when it is not that usual answer (an error, a missing block, an
+    answer out of order, data that does not decode): the caller fetches the window the ordinary way,
+    which retries, learns or reports precisely what went wrong."""
+    try:
+        answers = _WINDOW.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(answers, list) or len(answers) != 2 * len(numbers):
+        return None
+    results: list[Any] = []
+    for i, answer in enumerate(answers):
+        if type(answer) is not dict or answer.get("id") != first_id + i or "error" in answer:
+            return None
+        results.append(answer.get("result"))
+    try:
+        blocks = [decode_block(raw, rec) for raw, rec in zip(results[::2], results[1::2], strict=True)]
+    except ChainDataError:
+        return None
+    if [b.number for b in blocks] != list(numbers):
+        return None
+    return blocks

@@ -55,7 +55,7 @@ from breakglass.metrics import (
 )
 from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable
 
-__all__ = ["BlockHandler", "Follower", "fetch_blocks"]
+__all__ = ["BlockHandler", "Follower", "fetch_blocks", "window_calls"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -76,11 +76,24 @@ class BlockHandler(Protocol):
     # ``def snapshot(self) -> Mapping[str, Mapping[str, Any]]``: state to save with the checkpoint (what
     # changed since the last call), and ``def restore(self, states) -> None`` to read it back at start;
     # ``def state_requests(self, number, hash) -> list[Call]`` and ``def accept_state(self, hash,
-    # answers)``: reads to send with a new head's block in one batch, and their answers.
+    # answers)``: reads to send with a new head's block in one batch, and their answers;
+    # ``async def fetch_window(self, rpc, numbers) -> list[Block] | None``: fetch a window itself (the
+    # engine hands a backfill's windows to its worker process: ``detect/offload.py``), None: the
+    # follower fetches it as usual. Either way the blocks come back in order and go to ``on_block``.
 
     async def on_reorg(self, orphaned: Sequence[Checkpoint]) -> None:
         """The given blocks (newest first) left the canonical chain: retract what they raised."""
         ...
+
+
+def window_calls(numbers: Sequence[int], *, receipts_by_block: bool = True) -> list[Call]:
+    """The batch that fetches ``numbers``: each block with full transactions, then its receipts."""
+    calls: list[Call] = []
+    for n in numbers:
+        calls.append(("eth_getBlockByNumber", (hex(n), True)))
+        if receipts_by_block:
+            calls.append(("eth_getBlockReceipts", (hex(n),)))
+    return calls
 
 
 async def fetch_blocks(
@@ -91,12 +104,7 @@ async def fetch_blocks(
     Uses ``eth_getBlockReceipts``; with ``receipts_by_block=False`` (nodes without it) a second
     round trip asks ``eth_getTransactionReceipt`` for every transaction.
     """
-    calls: list[Call] = []
-    for n in numbers:
-        calls.append(("eth_getBlockByNumber", (hex(n), True)))
-        if receipts_by_block:
-            calls.append(("eth_getBlockReceipts", (hex(n),)))
-    results = await rpc.batch(calls)
+    results = await rpc.batch(window_calls(numbers, receipts_by_block=receipts_by_block))
     step = 2 if receipts_by_block else 1
     raws: list[RawBlock] = results[::step]
     if receipts_by_block:
@@ -343,6 +351,11 @@ class Follower:
         return bar
 
     async def _fetch(self, numbers: list[int]) -> list[Block]:
+        fetch_window = getattr(self.handler, "fetch_window", None)
+        if fetch_window is not None and self.receipts_by_block:
+            taken: list[Block] | None = await fetch_window(self.rpc, numbers)
+            if taken is not None:  # e.g. decoded and judged by the engine's worker process
+                return taken
         try:
             blocks = await fetch_blocks(self.rpc, numbers, receipts_by_block=self.receipts_by_block)
         except RpcError as exc:

@@ -93,15 +93,7 @@ class HttpTransport:
         return self._session
 
     async def send(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = payload[0] if len(payload) == 1 else payload
-        try:
-            async with self._client().post(self._url, data=_dumps(body)) as response:
-                status = response.status
-                content = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        if status == 429 or status >= 500 or status in _ENDPOINT_REFUSED:
-            raise TransportError(f"HTTP {status}")
+        status, content = await self._post(payload)
         try:
             answer = _loads(content)
         except ValueError as exc:
@@ -114,6 +106,22 @@ class HttpTransport:
             # e.g. a gateway's {"message": "Unauthorized"}: whatever answered, it was not a node
             raise TransportError(f"HTTP {status}: not a JSON-RPC answer")
         return answer
+
+    async def send_raw(self, payload: list[dict[str, Any]]) -> bytes:
+        """The answer's body as the node sent it, not decoded (``RpcClient.batch_raw``)."""
+        return (await self._post(payload))[1]
+
+    async def _post(self, payload: list[dict[str, Any]]) -> tuple[int, bytes]:
+        body = payload[0] if len(payload) == 1 else payload
+        try:
+            async with self._client().post(self._url, data=_dumps(body)) as response:
+                status = response.status
+                content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        if status == 429 or status >= 500 or status in _ENDPOINT_REFUSED:
+            raise TransportError(f"HTTP {status}")
+        return status, content
 
     async def close(self) -> None:
         if self._session is not None:
@@ -209,7 +217,22 @@ class RpcClient:
         parts = await asyncio.gather(*(self._batch_once(c, strict) for c in chunks))
         return [r for part in parts for r in part]
 
-    async def _batch_once(self, calls: Sequence[Call], strict: bool) -> list[Any]:
+    async def batch_raw(self, calls: Sequence[Call]) -> tuple[int, bytes] | None:
+        """One round trip whose answer is left undecoded: (the first call's id, the body). The ids
+        run on from it in call order. Whoever decodes the body checks it (errors, ids, shape) and
+        asks again through ``batch`` when it is not the usual answer: only the transport's failures
+        are handled here. None when no transport can hand over a raw body, or the calls do not fit
+        one batch. A backfill sends its windows' bodies to the detection worker this way
+        (``detect/offload.py``): this process never parses them."""
+        if not calls or len(calls) > self._max_batch:
+            return None
+        if not all(hasattr(t, "send_raw") for t in self._transports):
+            return None
+        first_id, payload = self._payload(calls)
+        body: bytes = await self._send(payload, calls[0][0], raw=True)
+        return first_id, body
+
+    def _payload(self, calls: Sequence[Call]) -> tuple[int, list[dict[str, Any]]]:
         first_id = next(self._ids)
         # ids are unique per client; a batch reserves a contiguous block so answers map back by id
         self._ids = itertools.count(first_id + len(calls))
@@ -217,6 +240,10 @@ class RpcClient:
             {"jsonrpc": "2.0", "id": first_id + i, "method": m, "params": list(p)}
             for i, (m, p) in enumerate(calls)
         ]
+        return first_id, payload
+
+    async def _batch_once(self, calls: Sequence[Call], strict: bool) -> list[Any]:
+        first_id, payload = self._payload(calls)
         answers = await self._send(payload, calls[0][0])
         in_order = len(answers) == len(calls) and all(
             type(a) is dict and a.get("id") == first_id + i and "error" not in a
@@ -249,7 +276,8 @@ class RpcClient:
             results.append(error)
         return results
 
-    async def _send(self, payload: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
+    async def _send(self, payload: list[dict[str, Any]], method: str, *, raw: bool = False) -> Any:
+        """The decoded answers (a list), or with ``raw`` the undecoded body (bytes)."""
         delay = self._backoff
         last = "no endpoint tried"
         for round_ in range(self._max_rounds):
@@ -261,7 +289,10 @@ class RpcClient:
                 try:
                     self.requests += 1
                     metrics.requests.inc()
-                    answers = await transport.send(payload)
+                    if raw:
+                        body = await transport.send_raw(payload)  # type: ignore[attr-defined]
+                    else:
+                        answers = await transport.send(payload)
                 except TransportError as exc:
                     metrics.seconds.observe(time.perf_counter() - started)
                     metrics.transport_errors.inc()
@@ -269,19 +300,22 @@ class RpcClient:
                     log.warning("rpc endpoint failed", endpoint=transport.name, method=method, error=str(exc))
                     continue
                 metrics.seconds.observe(time.perf_counter() - started)
-                errors = [
-                    a["error"] for a in answers if isinstance(a, dict) and isinstance(a.get("error"), dict)
-                ]
-                if errors and all(_is_transient(e) for e in errors) and len(errors) == len(answers):
-                    metrics.throttled.inc()
-                    last = f"{transport.name}: {errors[0].get('message')}"
-                    log.warning("rpc endpoint throttled", endpoint=transport.name, method=method)
-                    continue
+                if not raw:  # a raw body is checked by whoever decodes it
+                    errors = [
+                        a["error"]
+                        for a in answers
+                        if isinstance(a, dict) and isinstance(a.get("error"), dict)
+                    ]
+                    if errors and all(_is_transient(e) for e in errors) and len(errors) == len(answers):
+                        metrics.throttled.inc()
+                        last = f"{transport.name}: {errors[0].get('message')}"
+                        log.warning("rpc endpoint throttled", endpoint=transport.name, method=method)
+                        continue
                 if index != self._preferred:
                     log.info("rpc failover", endpoint=transport.name)
                     metrics.failovers.inc()
                     self._preferred = index
-                return answers
+                return body if raw else answers
             if round_ + 1 < self._max_rounds:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)

@@ -58,6 +58,11 @@ class ChainConfig(Strict):
         description="a Multicall3 (aggregate3) contract, e.g. 0xcA11bde05977b3631167028862bE2a173976CA11 "
         "on most chains: a backfill reads each past block's state in one eth_call through it",
     )
+    backfill_worker: bool = Field(
+        default=True,
+        description="a backfill's blocks beyond the state horizon are decoded and run through the "
+        "event, call and transaction monitors in a second process, while this one fetches the next",
+    )
 
     @field_validator("rpc")
     @classmethod

@@ -133,6 +133,11 @@ class EventAbi:
             _fast_data=_word_decoders([t for _n, t in data]),
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the fast decoders are closures: rebuilt from the types on the other side (the backfill
+        # worker process receives its detectors pickled: ``detect/offload.py``)
+        return (_event_abi, (self.name, self.signature, self.topic0, self.indexed, self.data, self.all_names))
+
     def decode(self, log: Log) -> dict[str, Any] | None:
         """The log's arguments by name, or None when it does not fit this event."""
         if len(log.topics) != len(self.indexed) + 1:
@@ -166,6 +171,26 @@ class EventAbi:
         except ValueError:
             return None
         return {n: out[n] for n in self.all_names}
+
+
+def _event_abi(
+    name: str,
+    signature: str,
+    topic0: str,
+    indexed: tuple[tuple[str, str], ...],
+    data: tuple[tuple[str, str], ...],
+    all_names: tuple[str, ...],
+) -> EventAbi:
+    return EventAbi(
+        name,
+        signature,
+        topic0,
+        indexed,
+        data,
+        all_names,
+        _word_decoders([t for _n, t in indexed]),
+        _word_decoders([t for _n, t in data]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

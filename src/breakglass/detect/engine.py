@@ -33,9 +33,11 @@ from eth_utils.crypto import keccak
 
 from breakglass.bus import Bus, Topics
 from breakglass.chain.checkpoint import Checkpoint
+from breakglass.chain.follower import window_calls
 from breakglass.chain.rpc import RpcClient
 from breakglass.detect.abi import AbiIndex
 from breakglass.detect.base import BlockContext, DecodedLog, Detector, Interest
+from breakglass.detect.offload import BackfillWorker, LocalInterest
 from breakglass.detect.proof import ProvenReads
 from breakglass.detect.pushed import PushedLogs
 from breakglass.detect.reads import (
@@ -46,7 +48,7 @@ from breakglass.detect.reads import (
     RpcBatchExecutor,
     decode_results,
 )
-from breakglass.domain import Block, Finding, PendingTx
+from breakglass.domain import Block, Finding, Hash32, PendingTx
 from breakglass.errors import BreakglassError, RpcError
 from breakglass.logs import get_logger
 from breakglass.messages.findings import Retraction
@@ -94,13 +96,16 @@ class DetectionEngine:
         state_horizon: int = 128,
         multicall: str | None = None,
         prove_reads: bool = True,
+        backfill_worker: bool = False,
     ) -> None:
         """``multicall``: a Multicall3 (``aggregate3``) address; with it, the reads of a block behind
         the head go in one ``eth_call`` instead of one per view call (a node serves historical calls
         slowly: on anvil ~3 ms each, against ~6 ms for all of a block's calls in one), when the node
         cannot run the block reader. ``prove_reads``: read through the block reader (``proof.py``)
         and check every answer is of its block's state; off, or on a node that refuses state
-        overrides, reads are made by block number (or Multicall3) without that check."""
+        overrides, reads are made by block number (or Multicall3) without that check.
+        ``backfill_worker``: windows of a backfill beyond the state horizon are decoded and judged by
+        the stateless detectors in a second process (``offload.py``); ``close()`` stops it."""
         self.detectors = list(detectors)
         self.chain_id = chain_id
         self.abi = AbiIndex(contracts)
@@ -129,7 +134,7 @@ class DetectionEngine:
                 self._on_transactions.append(i)
             for key in interest.logs:
                 self._on_log.setdefault(key, []).append(i)
-        self._quiet = [self.detectors[i] for i in self._always]
+        self._quiet = list(self._always)
         self.balance_accounts = sorted(
             {a.lower() for d in self.detectors for a in (getattr(d, "balances", None) or (lambda: ()))()}
         )
@@ -138,7 +143,7 @@ class DetectionEngine:
         self._last_balances: dict[str, int] = {}
         self.clock = MonitorClock(d.monitor_id for d in self.detectors)
         """Seconds spent in each monitor (``breakglass_monitor_evaluation_seconds``)."""
-        self._quiet_state = [self.detectors[i] for i in sorted({*self._always, *self._on_state})]
+        self._quiet_state = sorted({*self._always, *self._on_state})
         self._raised: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
         self._saved: dict[str, str] = {}
         """each stateful detector's state as last handed to the follower (JSON), to write only changes"""
@@ -179,12 +184,69 @@ class DetectionEngine:
         """state reads asked again because the node ran them on another block's state"""
         self.unproven_reads = 0
         """blocks whose reads could not be shown to be of that block (given up loudly, or no proof)"""
+        self._remote: frozenset[int] = frozenset()
+        """indices of the detectors the worker runs on the blocks it judged"""
+        self._judged: OrderedDict[str, tuple[Block, dict[int, list[Finding]], bool]] = OrderedDict()
+        """blocks the worker judged, by hash, until the follower hands them over: (the block as the
+        worker returned it, its findings there by detector index, whether it came whole)"""
+        self.worker: BackfillWorker | None = None
+        if backfill_worker:
+            stateless = [(i, d) for i, d in enumerate(self.detectors) if getattr(d, "stateless", False)]
+            self._remote = frozenset(i for i, _d in stateless)
+            local = [i for i in range(len(self.detectors)) if i not in self._remote]
+            wants = LocalInterest(
+                always=any(i in self._always for i in local),
+                transactions=any(i in self._on_transactions for i in local),
+                logs=frozenset(k for k, ids in self._on_log.items() if any(i in local for i in ids)),
+                code=want_code,
+            )
+            self.worker = BackfillWorker(stateless, contracts, chain_id, wants)
         self.block_listeners: list[Callable[[Block], None]] = []
         """Told each block near the head once its findings are published; they must not block
         (attack-contract simulation queues it: ``simulate.attack``)."""
 
     def on_head(self, number: int) -> None:
         self.head = number
+
+    async def fetch_window(self, rpc: RpcClient, numbers: Sequence[int]) -> list[Block] | None:
+        """A window beyond the state horizon, fetched here and decoded and judged by the worker
+        process (``offload.py``); None (the follower fetches it as usual) for any other window, while
+        the worker starts, or when it could not judge this one."""
+        worker = self.worker
+        if worker is None or self.head is None or self.head - numbers[-1] <= self.state_horizon:
+            return None
+        if not worker.ready:
+            worker.chain_id = self.chain_id
+            worker.start_soon()
+            return None
+        raw = await rpc.batch_raw(window_calls(numbers))
+        if raw is None:
+            return None
+        judged = await worker.judge(numbers, *raw)
+        if judged is None:
+            return None
+        entries, errors = judged
+        self.errors += errors
+        blocks: list[Block] = []
+        for item, found in entries:
+            whole = isinstance(item, Block)
+            if isinstance(item, Block):
+                block = item
+            else:
+                number, block_hash, parent, timestamp, base_fee, withdrawals = item
+                block = Block(
+                    number, Hash32(block_hash), Hash32(parent), timestamp, base_fee, (), withdrawals
+                )
+            self._judged[block.hash] = (block, found, whole)
+            blocks.append(block)
+        while len(self._judged) > 4 * self._keep:  # a reorg or a cancelled step can leave some behind
+            self._judged.popitem(last=False)
+        return blocks
+
+    async def close(self) -> None:
+        """Stop the backfill worker, if one runs."""
+        if self.worker is not None:
+            await self.worker.close()
 
     def _recent(self, block: Block) -> bool:
         return self.head is None or self.head - block.number <= self.state_horizon
@@ -477,8 +539,12 @@ class DetectionEngine:
                     out.append(DecodedLog(entry, name, decoded[0], decoded[1], tx))
         return out
 
-    async def evaluate(self, block: Block) -> list[Finding]:
-        """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this)."""
+    async def evaluate(
+        self, block: Block, remote: Mapping[int, list[Finding]] | None = None
+    ) -> list[Finding]:
+        """Every detector on ``block``; nothing is published (``breakglass test-monitor`` uses this).
+        ``remote``: the findings of the stateless detectors by index, judged by the worker process
+        (``offload.py``); those detectors are not run here."""
         seen_ms = time.time() * 1000
         carried = self._carries(block)
         fetch: asyncio.Future[dict[str, int]] | None = None
@@ -507,24 +573,52 @@ class DetectionEngine:
             observed_at_ms=seen_ms,
             balances=balances,
         )
-        findings: list[Finding] = []
+        woken = self._woken(block, ctx.logs, state_read)
+        if remote is None:
+            return [f for _i, found in self._judge(ctx, woken) for f in found]
+        # the worker ran the stateless detectors: merge in configuration order, as if all ran here
+        local = [i for i in woken if i not in self._remote]
+        by_index = dict(self._judge(ctx, local))
+        by_index.update(remote)
+        return [f for i in sorted(by_index) for f in by_index[i]]
+
+    def judge_unread(self, block: Block) -> list[tuple[int, list[Finding]]]:
+        """(detector index, findings) of every detector ``block`` wakes, its state unread (a block
+        beyond the state horizon): what the backfill worker process computes (``offload.py``)."""
+        ctx = BlockContext(
+            chain_id=self.chain_id,
+            block=block,
+            reads={},
+            state_read=False,
+            logs=self._decode_logs(block),
+            contracts=self.addresses,
+            observed_at_ms=time.time() * 1000,
+        )
+        return [(i, found) for i, found in self._judge(ctx, self._woken(block, ctx.logs, False)) if found]
+
+    def _judge(self, ctx: BlockContext, woken: Sequence[int]) -> list[tuple[int, list[Finding]]]:
+        """Run the detectors of indices ``woken`` on ``ctx``: (index, findings) each, in that order."""
+        out: list[tuple[int, list[Finding]]] = []
         seconds, counts = self.clock.seconds, self.clock.counts
         clock = time.perf_counter
-        for detector in self._woken(block, ctx.logs, state_read):
+        for i in woken:
+            detector = self.detectors[i]
             started = clock()
             try:
-                findings += detector.on_block(ctx)
+                out.append((i, detector.on_block(ctx)))
             except (BreakglassError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 self.errors += 1
                 DETECTOR_ERRORS.labels(detector.monitor_id).inc()
-                log.error("detector failed", monitor=detector.monitor_id, block=block.number, error=str(exc))
+                log.error(
+                    "detector failed", monitor=detector.monitor_id, block=ctx.block.number, error=str(exc)
+                )
             monitor = detector.monitor_id
             seconds[monitor] += clock() - started
             counts[monitor] += 1
-        return findings
+        return out
 
-    def _woken(self, block: Block, logs: Sequence[DecodedLog], state_read: bool) -> list[Detector]:
-        """The detectors this block can interest, in configuration order."""
+    def _woken(self, block: Block, logs: Sequence[DecodedLog], state_read: bool) -> list[int]:
+        """Indices of the detectors this block can interest, in configuration order."""
         if not block.transactions:
             return self._quiet_state if state_read else self._quiet
         chosen = set(self._always)
@@ -533,7 +627,7 @@ class DetectionEngine:
             chosen.update(self._on_state)
         for item in logs:
             chosen.update(self._on_log.get((item.log.address.lower(), item.event.topic0), ()))
-        return [self.detectors[i] for i in sorted(chosen)]
+        return sorted(chosen)
 
     def log_addresses(self) -> list[str]:
         """Contracts whose logs the follower's subscription should push (``on_pushed_log``)."""
@@ -568,8 +662,19 @@ class DetectionEngine:
             self._pushed_found.popitem(last=False)
 
     async def on_block(self, block: Block) -> int:
+        remote: dict[int, list[Finding]] | None = None
+        if self._judged:
+            judged = self._judged.pop(block.hash, None)
+            if judged is not None and judged[0] is block:  # this very block came from the worker
+                remote = judged[1]
+                if not judged[2] and not remote:  # no detector here wants it, none there found anything
+                    if self.calls:
+                        self.skipped_reads += 1
+                        self._last_reads = None
+                    self.blocks += 1
+                    return 0
         nothing_to_read = not self.calls and not self.balance_accounts
-        if block.quiet and not self._quiet and (nothing_to_read or not self._recent(block)):
+        if block.quiet and not remote and not self._quiet and (nothing_to_read or not self._recent(block)):
             # nothing runs on a quiet block whose state is not read (none configured, or a backfill
             # deeper than the horizon): nothing to build
             if self.calls:
@@ -578,7 +683,7 @@ class DetectionEngine:
             self.blocks += 1
             return 0
         started = time.perf_counter()
-        findings = await self.evaluate(block)
+        findings = await self.evaluate(block, remote)
         early = self._pushed_found.get(block.hash, set())
         if self.bus is not None:
             for finding in findings:

@@ -62,6 +62,10 @@ class Expression:
                 known = ", ".join(sorted(allowed))
                 raise DetectionError(monitor_id, f"unknown name(s) {unknown} in {source!r} (known: {known})")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # compiled into closures: recompiled from the source on the other side (the backfill worker)
+        return (Expression, (self.source, self.monitor_id))
+
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate with already-converted variables (see ``to_cel``)."""
         try:

@@ -60,6 +60,8 @@ _LOGS = _LogsByTx()
 
 
 class EventDetector:
+    stateless = True  # judged by the backfill worker process beyond the state horizon (offload.py)
+
     def __init__(self, cfg: EventMonitor, address: str, event: EventAbi) -> None:
         self.monitor_id = cfg.id
         self.address = address.lower()
@@ -93,6 +95,8 @@ class EventDetector:
 
 
 class CallDetector:
+    stateless = True  # judged by the backfill worker process beyond the state horizon (offload.py)
+
     def __init__(self, cfg: CallMonitor, address: str, function: FunctionAbi) -> None:
         self.monitor_id = cfg.id
         self.address = address.lower()
@@ -126,6 +130,8 @@ class CallDetector:
 
 
 class TransactionDetector:
+    stateless = True  # judged by the backfill worker process beyond the state horizon (offload.py)
+
     def __init__(self, cfg: TransactionMonitor, to: list[str]) -> None:
         self.interest = Interest(transactions=True)
         self.monitor_id = cfg.id

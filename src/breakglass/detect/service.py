@@ -201,6 +201,7 @@ class Watcher:
         return await self.engine.evaluate(block)
 
     async def close(self) -> None:
+        await self.engine.close()
         await self.rpc.close()
         await self.db.dispose()
         if self.lease_backend is not None and self.owns_lease_backend:
@@ -254,6 +255,7 @@ def build_watcher(
         bus=bus,
         want_code=built.want_code,
         multicall=chain.multicall,
+        backfill_worker=chain.backfill_worker,
     )
     db = make_engine(config.settings.store.url)
     follower = Follower(

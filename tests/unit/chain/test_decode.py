@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from breakglass.chain.decode import decode_block
+from breakglass.chain.decode import decode_block, decode_window
 from breakglass.errors import ChainDataError
 
 H = "0x" + "11" * 32
@@ -95,3 +96,41 @@ def test_a_transaction_without_its_receipt_is_an_error_not_a_silent_gap() -> Non
 def test_a_missing_block_is_a_chain_data_error() -> None:
     with pytest.raises(ChainDataError):
         decode_block(None, None)
+
+
+def window_body(first_id: int, answers: list[Any]) -> bytes:
+    return json.dumps(
+        [{"jsonrpc": "2.0", "id": first_id + i, "result": a} for i, a in enumerate(answers)]
+    ).encode()
+
+
+def test_a_raw_window_answer_decodes_into_its_blocks_in_order() -> None:
+    body = window_body(7, [raw_block(), raw_receipts(), raw_block(number="0x11", transactions=[]), []])
+    blocks = decode_window([16, 17], 7, body)
+    assert blocks is not None
+    assert [b.number for b in blocks] == [16, 17]
+    assert blocks[0] == decode_block(raw_block(), raw_receipts())  # type: ignore[arg-type]
+    assert blocks[1].quiet
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"message": "Unauthorized"}',
+        window_body(8, [raw_block(), raw_receipts()]),  # ids not the ones asked
+        window_body(7, [raw_block(), raw_receipts(), raw_block(number="0x11")]),  # one answer short
+        window_body(7, [None, raw_receipts()]),  # no such block (yet)
+        window_body(7, [raw_block(number="0x12"), raw_receipts()]),  # another block than asked
+        window_body(7, [raw_block(hash="0x12"), raw_receipts()]),  # a field that does not decode
+        json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": 7, "result": raw_block()},
+                {"jsonrpc": "2.0", "id": 8, "error": {"code": -32601, "message": "no such method"}},
+            ]
+        ).encode(),
+    ],
+)
+def test_a_raw_window_answer_that_is_not_the_usual_one_is_declined(body: bytes) -> None:
+    # the caller fetches the window the ordinary way, which retries or reports precisely
+    assert decode_window([16], 7, body) is None

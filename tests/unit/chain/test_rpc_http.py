@@ -4,6 +4,7 @@ is not."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -80,4 +81,22 @@ async def test_a_nodes_json_rpc_error_is_its_answer_not_a_reason_to_fail_over(
         await rpc.call("eth_call", {"to": "0x" + "00" * 20}, "latest")
     assert info.value.code == 3 and "reverted" in str(info.value)
     assert rpc.endpoint == first
+    await rpc.close()
+
+
+async def test_a_raw_batch_hands_over_the_body_undecoded_and_fails_over_like_any_batch(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    down = await serve(lambda _b: web.Response(status=503, text="overloaded"))
+    healthy = await serve(node)
+    rpc = RpcClient.from_urls([down, healthy], backoff=0)
+    await rpc.call("eth_chainId")  # ids go on from the calls before
+    raw = await rpc.batch_raw([("eth_getBlockByNumber", ("0x1", True)), ("eth_getBlockReceipts", ("0x1",))])
+    assert raw is not None
+    first_id, body = raw
+    answers = json.loads(body)
+    assert [a["id"] for a in answers] == [first_id, first_id + 1] and first_id > 1
+    assert [a["result"] for a in answers] == ["eth_getBlockByNumber", "eth_getBlockReceipts"]
+    assert rpc.endpoint == healthy
+    assert await rpc.batch_raw([]) is None
     await rpc.close()

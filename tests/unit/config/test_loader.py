@@ -64,7 +64,7 @@ def test_unknown_key_is_an_error_with_accepted_keys(tmp_path: Path) -> None:
     [message] = messages(tmp_path, "chain:\n  confirmatons: 2\n")
     assert ":2 chain.confirmatons: unknown key 'confirmatons'" in message
     assert "did you mean 'confirmations'?" in message
-    assert "accepted: chain_id, confirmations" in message
+    assert "accepted: backfill_worker, chain_id, confirmations" in message
 
 
 def test_every_error_of_a_file_is_reported_in_line_order(tmp_path: Path) -> None:
