@@ -683,7 +683,7 @@ class DetectionEngine:
             self.blocks += 1
             return 0
         started = time.perf_counter()
-        findings = await self.evaluate(block, remote)
+        findings = await (self.evaluate(block) if remote is None else self.evaluate(block, remote))
         early = self._pushed_found.get(block.hash, set())
         if self.bus is not None:
             for finding in findings:
