@@ -4,6 +4,7 @@ middle of the backfill is replaced and its windows are redone, nothing lost and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -14,6 +15,7 @@ from web3 import Web3
 
 from breakglass.bus import Topics
 from breakglass.config import load_config
+from breakglass.detect.offload import BackfillWorker
 from breakglass.detect.service import Watcher, build_watcher
 from breakglass.devnet.anvil import Anvil
 from breakglass.devnet.deploy import Deployer
@@ -30,20 +32,16 @@ HORIZON = 8
 
 
 class Findings:
-    """A bus that keeps the findings in publication order; ``on_first`` runs at the first one."""
+    """A bus that keeps the findings in publication order."""
 
     def __init__(self) -> None:
         self.items: list[Finding] = []
-        self.on_first: Any = None
         self.killed: int | None = None
+        """the worker process a test killed"""
 
     async def publish(self, topic: str, message: Any) -> None:
-        if topic != Topics.FINDINGS:
-            return
-        self.items.append(message)
-        if self.on_first is not None:
-            self.on_first, run = None, self.on_first
-            run()
+        if topic == Topics.FINDINGS:
+            self.items.append(message)
 
     def subscribe(self, topic: str, durable: str) -> Any:
         raise NotImplementedError
@@ -58,6 +56,27 @@ def seen(findings: list[Finding]) -> list[tuple[Any, ...]]:
         (f.fingerprint, f.monitor_id, f.block_number, f.tx_hash, f.log_index, f.title, f.severity, f.evidence)
         for f in findings
     ]
+
+
+def kill_in_flight(worker: BackfillWorker, bus: Findings) -> None:
+    """SIGKILL the worker right after the backfill's second window was handed to it (the first one's
+    findings may be published by then, later windows are on their way to it)."""
+    pid = worker.pid
+    assert pid is not None
+    bus.killed = pid
+    judge = worker.judge
+    windows = 0
+
+    async def judge_then_kill(*args: Any) -> Any:
+        nonlocal windows
+        windows += 1
+        judging = asyncio.ensure_future(judge(*args))
+        if windows == 2:
+            await asyncio.sleep(0)  # the window is submitted to the worker
+            os.kill(pid, signal.SIGKILL)
+        return await judging
+
+    worker.judge = judge_then_kill  # type: ignore[method-assign]
 
 
 async def backfill(
@@ -79,10 +98,7 @@ async def backfill(
     if watcher.engine.worker is not None:
         await watcher.engine.worker.start()
         if kill:
-            pid = watcher.engine.worker.pid
-            assert pid is not None
-            bus.killed = pid
-            bus.on_first = lambda: os.kill(pid, signal.SIGKILL)  # while later windows are in the worker
+            kill_in_flight(watcher.engine.worker, bus)
     await watcher.follower.step()
     return watcher, bus
 
@@ -119,7 +135,7 @@ async def test_the_worker_finds_what_one_process_finds_and_survives_being_killed
 
     killed, survived = await backfill(anvil, tmp_path, "killed", first, worker=True, kill=True)
     worker = killed.engine.worker
-    assert worker is not None and worker.restarts == 1
+    assert worker is not None and worker.restarts == 1 and worker.windows >= 1
     assert seen(survived.items) == seen(expected.items)  # the dead worker's windows redone, once each
     assert killed.follower.last is not None and killed.follower.last.number == last
     await worker.start()  # the replacement comes up
