@@ -11,6 +11,9 @@ Parts (each a function of the parsed arguments and a scratch folder, returning i
   transaction is about to leave; failover time (kill -> the owed transaction sent by the standby)
   p50/max, duplicate transactions on chain, lost actions (``benchmarks/ha_respond.py``; ``--lease``
   nats or postgres).
+- ``simulate``: pending-transaction verdicts per second and p99 latency with 1, 2 and 4 simulate worker
+  processes sharing the JetStream work queue, against the in-process judge in the same run
+  (``benchmarks/simulate_queue.py``, which also runs alone and writes its own JSON).
 
 PostgreSQL and NATS JetStream are the real servers (``--postgres``/``--nats``, default the test URLs
 ``BREAKGLASS_TEST_POSTGRES_URL``/``BREAKGLASS_TEST_NATS_URL`` or the local ones). Prints the figures
@@ -45,9 +48,16 @@ def _respond(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     )
 
 
+def _simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    from benchmarks.simulate_queue import main as simulate_queue
+
+    return simulate_queue(["--nats", args.nats])
+
+
 PARTS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
     "detect": _detect,
     "respond": _respond,
+    "simulate": _simulate,
 }
 """Each part's runner, in the order ``--part`` defaults to."""
 

@@ -2,7 +2,7 @@
 over NATS JetStream, against the in-process judge (the baseline) in the same run.
 
     BREAKGLASS_TEST_NATS_URL=nats://127.0.0.1:4222 python -m benchmarks.simulate_queue [--txs 2000]
-    # writes benchmarks/results/simulate_queue.json
+    # writes benchmarks/results/simulate_queue.json; also python -m benchmarks.ha --part simulate
 
 The safe reference venue on anvil (no mining: the state stays put), examples/venue.yaml's monitors
 and ``benchmarks.mempool``'s transaction mix, in two sets of ``--txs`` each:
@@ -287,8 +287,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--paced", type=int, default=1000, help="transactions in the steady stream")
     parser.add_argument("--rate", type=float, default=200.0, help="steady stream, tx/s")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure")
+    parser.add_argument("--nats", default=os.environ.get("BREAKGLASS_TEST_NATS_URL"), help="nats://host:4222")
     args = parser.parse_args(argv or [])
-    url = os.environ.get("BREAKGLASS_TEST_NATS_URL") or os.environ.get("BREAKGLASS_NATS_URL")
+    url = args.nats
     if not url:
         print("simulate_queue: skipped, it needs a NATS JetStream server "
               "(BREAKGLASS_TEST_NATS_URL=nats://127.0.0.1:4222)")  # fmt: skip
