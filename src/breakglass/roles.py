@@ -16,7 +16,8 @@ must be NATS JetStream (``bus.kind: jetstream``) and the store PostgreSQL (``sto
 - ``api``: the REST API, the dashboard, ``/metrics`` (in its child process, ``api/process.py``).
 
 Every process also runs the metrics refresher and answers ``/readyz`` and ``/livez`` with its own
-roles' checks only (a process without ``api`` serves those two alone, ``api/probes.py``).
+roles' checks only (a process without ``api`` serves those two and its ``/metrics`` alone,
+``api/probes.py``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,19 @@
 """``breakglass serve --role ...`` without ``api``: the stages of the chosen roles and, on the configured
-address, the two probes alone (``GET /readyz``, ``GET /livez``: this process's checks, no token), so a
-supervisor or a load balancer can ask every process, whatever it runs. No API, no dashboard: those are
-the ``api`` role's (``api/process.py``)."""
+address, the probes (``GET /readyz``, ``GET /livez``: this process's checks, no token) and this
+process's ``GET /metrics`` (a viewer token, as on the API), so a supervisor, a load balancer and
+Prometheus can ask every process, whatever it runs. No API, no dashboard: those are the ``api``
+role's (``api/process.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from breakglass.api.auth import Role, TokenStore
 from breakglass.api.server import serve
 from breakglass.app import App
 
@@ -17,7 +21,8 @@ __all__ = ["probes_only", "serve_roles"]
 
 
 def probes_only(app: App) -> FastAPI:
-    """An HTTP application answering ``/readyz`` and ``/livez`` from ``app.health``, nothing else."""
+    """An HTTP application answering ``/readyz`` and ``/livez`` from ``app.health`` and ``/metrics``
+    from this process's registry, nothing else."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get("/readyz")
@@ -29,6 +34,20 @@ def probes_only(app: App) -> FastAPI:
     async def livez() -> JSONResponse:
         report = await app.health.liveness()
         return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
+
+    @api.get("/metrics")
+    async def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        scheme, _, bearer = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            return JSONResponse({"detail": "a viewer token is needed"}, status_code=401)
+        async with app.components.store.sessions() as session:
+            principal = await TokenStore(session).verify(bearer.strip())
+            await session.commit()  # persists last_used_at
+        if principal is None:
+            return JSONResponse({"detail": "a viewer token is needed"}, status_code=401)
+        if principal.role < Role.VIEWER:
+            return JSONResponse({"detail": "the viewer role is needed"}, status_code=403)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return api
 

@@ -1,7 +1,7 @@
 """``breakglass serve CONFIG [--role ROLE ...]``: the pipeline in this process, the REST API and the
 dashboard (uvicorn) in a child process that it restarts when it dies (``api/process.py``). With
 ``--role``, only those roles' stages (``breakglass.roles``); without ``api`` among them, the probes
-alone on the listen address (``api/probes.py``)."""
+and ``/metrics`` alone on the listen address (``api/probes.py``)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def serve(
     Roles (--role, repeatable): detect (follower, detectors, attack simulation), simulate (mempool
     watcher and pending-transaction judge), respond (responder, guardian key), incidents (alerts,
     incidents, notifications, intel), api (API, dashboard, /metrics). A process without api answers
-    /readyz and /livez only, with its own roles' checks. docs/architecture.md, "Roles and processes"."""
+    /readyz, /livez and /metrics only, with its own roles' checks and metrics. docs/architecture.md,
+    "Roles and processes"."""
     from breakglass.config import load_config
 
     loaded = load_config(config)

@@ -231,6 +231,11 @@ def test_four_role_processes_detect_contain_record_and_serve_and_a_killed_incide
             api = f"http://127.0.0.1:{roles.ports['api']}"
             served = httpx.get(f"{api}/api/v1/incidents", headers=headers, timeout=10)
             assert served.status_code == 200 and len(served.json()) >= 1, served.text
+            # a role process without the api: its own metrics, with the same token; no API
+            detect_url = f"http://127.0.0.1:{roles.ports['detect']}"
+            scraped = httpx.get(f"{detect_url}/metrics", headers=headers, timeout=10)
+            assert scraped.status_code == 200 and "breakglass_follower" in scraped.text
+            assert httpx.get(f"{detect_url}/api/v1/incidents", headers=headers, timeout=10).status_code == 404
 
             # the incidents process dies; a second breach happens meanwhile; a new one records it
             roles.procs["incidents"].send_signal(signal.SIGKILL)
