@@ -19,9 +19,9 @@ from breakglass.bus.consumer import Consumer, consumers_ready
 from breakglass.config import LoadedConfig
 from breakglass.errors import StoreError
 from breakglass.health import CheckResult, Health
-from breakglass.incidents.stage import IncidentStage, build_incident_stage
 from breakglass.logs import Redactor, active_redactor
 from breakglass.roles import EVERY_ROLE, Role, check_roles
+from breakglass.roles.incidents import IncidentStage, build_incident_stage
 from breakglass.store.db import Store
 
 if TYPE_CHECKING:  # the stages load only when configured (build_app imports them where it builds them)

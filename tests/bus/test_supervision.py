@@ -28,7 +28,7 @@ from breakglass.app import App, build_app
 from breakglass.bus import Bus, InProcessBus, Topics
 from breakglass.bus.consumer import Consumer
 from breakglass.config import load_config
-from breakglass.incidents.stage import IncidentStage
+from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import FaultyBus, eventually, make_finding, service_url, wait_until
 
 

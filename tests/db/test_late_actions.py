@@ -12,8 +12,8 @@ from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident, PendingAction
-from breakglass.incidents.stage import IncidentStage
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import eventually, make_finding
 from breakglass.timeline import TimelineEvent, verify_chain
 

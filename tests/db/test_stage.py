@@ -17,10 +17,10 @@ from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
-from breakglass.incidents.stage import IncidentStage
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.messages.findings import Retraction
 from breakglass.notify.webhook import verify
+from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import HttpReceiver, eventually, make_finding
 from breakglass.timeline import verify_chain
 

@@ -14,8 +14,8 @@ from breakglass.bus import InProcessBus, Topics
 from breakglass.config import load_config
 from breakglass.domain import Severity
 from breakglass.incidents.models import Incident
-from breakglass.incidents.stage import build_incident_stage
 from breakglass.messages.actions import ActionEvent, ActionStep
+from breakglass.roles.incidents import build_incident_stage
 from breakglass.store.db import Store
 from breakglass.store.migrate import upgrade_async
 from breakglass.testing import HttpReceiver, SqliteLock, eventually, make_finding

@@ -17,7 +17,7 @@ from breakglass.app import build_app
 from breakglass.bus import Topics
 from breakglass.config import load_config
 from breakglass.domain import Severity
-from breakglass.incidents.stage import IncidentStage
+from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import eventually, make_finding
 
 

@@ -19,7 +19,7 @@ from breakglass.app import build_app
 from breakglass.config import load_config
 from breakglass.detect.service import Watcher
 from breakglass.incidents.models import Incident
-from breakglass.incidents.stage import IncidentStage
+from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import eventually
 from breakglass.timeline import TimelineEvent, verify_chain
 from conftest import USD, Probe  # type: ignore[import-not-found]

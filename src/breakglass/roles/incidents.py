@@ -1,4 +1,5 @@
-"""The incident-management stage as one component: alerts, action recording and notifications.
+"""The ``incidents`` role as one component: alerts, action recording and notifications. It assembles
+three stages (alerts -> incidents -> notify), so it lives above them, not in any of them.
 
 ``build_incident_stage`` wires it from configuration (no I/O); ``subscribe()`` takes its three bus
 subscriptions (``App.start`` calls it before any producer runs, so no finding published during a slow
