@@ -267,7 +267,9 @@ def _discard() -> Any:
 
 async def raw_fetch_rate(node: Anvil, first: int, last: int) -> float:
     """Blocks per second the node serves block + receipts, same batching and prefetch, no processing."""
-    rpc = RpcClient.from_urls([node.url])
+    rpc = RpcClient.from_urls(
+        [node.url], timeout=60.0
+    )  # as the backfill's (a loaded machine's anvil is slow)
     windows = [list(range(s, min(s + 25, last + 1))) for s in range(first, last + 1, 25)]
     t0 = time.perf_counter()
     sem = asyncio.Semaphore(4)

@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -141,7 +142,16 @@ def _start(payload: bytes) -> None:
     global _judge
     # the parent handles Ctrl-C and stops the worker; the worker must not die of the terminal's SIGINT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # nor outlive a parent killed with SIGKILL: the pool's pipe never tells it (it holds both ends)
+    threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
     _judge = pickle.loads(payload)  # noqa: S301  (our own parent's detectors, over our own pipe)
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the parent process is gone
+        os._exit(0)
 
 
 def _ping() -> int:
