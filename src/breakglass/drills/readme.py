@@ -190,7 +190,9 @@ class Tolerance:
     baseline_relative: float = 0.05
     """Undefended loss, relative (the baseline is fast-forwarded and seeded, so it should barely move)."""
     blocks: int = 3
-    """TTD/TTC blocks (and from the deployment), absolute."""
+    blocks_relative: float = 0.05
+    """TTD/TTC blocks (and from the deployment): max(``blocks``, ``blocks_relative`` x |published|)
+    (slow-squeeze's containment, ~215 blocks after its strike, moves by one 5-block attacker wait)."""
     ms_floor: float = 5_000.0
     ms_relative: float = 1.0
     """ms are the machine's load as much as the defense's: a drift is flagged only past
@@ -257,8 +259,9 @@ def _compare_row(mode: str, cells: dict[str, str], row: Row, tol: Tolerance) -> 
         if (ms is None) != (new_ms is None):
             drift(column, shown, "measured in both or in neither")
             continue
-        if blocks is not None and new_blocks is not None and abs(new_blocks - blocks) > tol.blocks:
-            drift(column, shown, f"±{tol.blocks} blocks")
+        band_blocks = max(tol.blocks, round(tol.blocks_relative * abs(blocks or 0)))
+        if blocks is not None and new_blocks is not None and abs(new_blocks - blocks) > band_blocks:
+            drift(column, shown, f"±{band_blocks} blocks")
         elif (blocks is None) != (new_blocks is None):
             drift(column, shown, "blocks measured in both or in neither")
         elif ms is not None and new_ms is not None:

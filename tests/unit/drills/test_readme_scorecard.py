@@ -97,6 +97,16 @@ def test_a_rerun_within_the_tolerances_is_no_drift() -> None:
     assert compare(readme(), rerun, Tolerance()) == []
 
 
+def test_a_long_containment_time_may_move_by_five_percent_of_its_blocks() -> None:
+    published = readme([row("slow-squeeze", ttc_ms=6_097.0, ttc_blocks=215)])
+    assert (
+        compare(published, [row("slow-squeeze", ttc_ms=7_375.0, ttc_blocks=205)], Tolerance(), ["private"])
+        == []
+    )
+    (drift,) = compare(published, [row("slow-squeeze", ttc_blocks=203)], Tolerance(), ["private"])
+    assert drift.column == "TTC ms (blocks)" and drift.allowed == "±11 blocks"
+
+
 def test_anything_lost_where_nothing_was_is_a_drift_however_small() -> None:
     rerun = [row("spot-oracle-pump", loss_usd=5_000.0, preserved=0.995), *ROWS[1:]]
     drifts = compare(readme(), rerun, Tolerance())
