@@ -6,7 +6,8 @@
 
 Parts (each a function of the parsed arguments and a scratch folder, returning its figures):
 - ``detect``: two detect replicas of one chain; failover time (takeover, resumed, caught up) p50/max,
-  blocks missed, findings lost, duplicate actions (``benchmarks/ha_detect.py``).
+  blocks missed, findings lost, duplicate actions; the baseline in the same run: one replica killed and
+  restarted at once, with no standby (``benchmarks/ha_detect.py``).
 - ``respond``: two responder replicas of one guardian key, the active one SIGKILLed as its guardian
   transaction is about to leave; failover time (kill -> the owed transaction sent by the standby)
   p50/max, duplicate transactions on chain, lost actions (``benchmarks/ha_respond.py``; ``--lease``
@@ -37,7 +38,14 @@ RESULTS = Path(__file__).parent / "results" / "ha.json"
 def _detect(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from benchmarks.ha_detect import detector_failover
 
-    return detector_failover(args.kills, folder, postgres=args.postgres, nats=args.nats, ttl=args.ttl)
+    return detector_failover(
+        args.kills,
+        folder,
+        postgres=args.postgres,
+        nats=args.nats,
+        ttl=args.ttl,
+        baseline=args.baseline_kills if args.baseline_kills is not None else max(args.kills // 2, 3),
+    )
 
 
 def _respond(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -67,6 +75,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), help="repeatable; default all")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--ttl", type=float, default=3.0, help="ha.ttl_seconds of the replicas")
+    parser.add_argument(
+        "--baseline-kills",
+        type=int,
+        default=None,
+        help="kills of a lone replica restarted (default kills/2, >= 3)",
+    )
     parser.add_argument(
         "--lease", choices=["nats", "postgres"], default="nats", help="respond: where the lease lives"
     )

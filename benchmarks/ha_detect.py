@@ -15,6 +15,9 @@ Each round: both replicas run (the killed one of the last round restarted, stand
   next acquire attempt, the fence claim: about ``ttl`` plus a fifth of it);
 - resumed: SIGKILL to the first block checkpointed past the killed replica's last checkpoint;
 - caught up: SIGKILL to the checkpoint reaching the head the chain had at the kill.
+The baseline, measured in the same run: the standby stopped, the one replica left is SIGKILLed and
+started again at once (a supervisor's restart with no standby), resumed and caught up as above (the
+process's start-up and the old holding's expiry overlap).
 Over the run (goal 0, 0, 0): blocks missed (no canonical checkpoint row between the first and the last
 block), findings lost (a mint without its alert), duplicate actions (a guardian call sent twice); and,
 for information, blocks handled twice (handled by the killed replica after its last checkpoint write and
@@ -168,12 +171,14 @@ def detector_failover(
     nats: str,
     ttl: float = 3.0,
     seed: int = 19,
+    baseline: int = 0,
 ) -> dict[str, Any]:
-    """Run ``kills`` rounds (see the module docstring); returns the figures."""
+    """Run ``kills`` rounds (see the module docstring), then ``baseline`` rounds of one replica killed
+    and restarted at once (no standby: what a supervisor's restart gives); returns the figures."""
     rng = random.Random(seed)
     build = compile_contracts(["contracts/mocks"])
     with services(postgres, nats) as (store, prefix):
-        return _rounds(kills, folder, rng, build, store, nats, prefix, ttl)
+        return _rounds(kills, baseline, folder, rng, build, store, nats, prefix, ttl)
 
 
 @contextlib.contextmanager
@@ -195,7 +200,15 @@ def services(postgres: str, nats: str) -> Iterator[tuple[str, str]]:
 
 
 def _rounds(
-    kills: int, folder: Path, rng: random.Random, build: Any, store: str, nats: str, prefix: str, ttl: float
+    kills: int,
+    baseline: int,
+    folder: Path,
+    rng: random.Random,
+    build: Any,
+    store: str,
+    nats: str,
+    prefix: str,
+    ttl: float,
 ) -> dict[str, Any]:
     bus = (
         f'bus: {{kind: jetstream, url: "{nats}", prefix: {prefix}}}\n'
@@ -204,6 +217,8 @@ def _rounds(
     takeover: list[float] = []
     resumed: list[float] = []
     caught_up: list[float] = []
+    cold_resumed: list[float] = []
+    cold_caught_up: list[float] = []
     replicas: list[Replica] = []
     try:
         with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node:
@@ -253,6 +268,24 @@ def _rounds(
                     victim.start()  # back as the standby
                     wait("the restarted replica standing by", lambda v=victim: bool(v.events(STANDBY)),
                           replicas)  # fmt: skip
+                # the baseline: one replica, restarted by its supervisor (here at once) after each kill
+                if baseline:
+                    only = active(replicas)
+                    assert only is not None
+                    for standby in replicas:
+                        if standby is not only:
+                            standby.stop()
+                for _ in range(baseline):
+                    time.sleep(rng.uniform(0.5, 3.0))
+                    last, head = checkpoint(engine, CHAIN_ID), w3.eth.block_number
+                    only.kill()
+                    killed_mono = time.monotonic()
+                    last = max(last, checkpoint(engine, CHAIN_ID))
+                    only.start()
+                    _until_checkpoint(engine, last + 1, replicas)
+                    cold_resumed.append(time.monotonic() - killed_mono)
+                    _until_checkpoint(engine, head, replicas)
+                    cold_caught_up.append(time.monotonic() - killed_mono)
             finally:
                 traffic.stop.set()
                 mover.join(10)
@@ -282,6 +315,9 @@ def _rounds(
         "takeover_s": spread(takeover),
         "resumed_s": spread(resumed),
         "caught_up_s": spread(caught_up),
+        "baseline_kills": baseline,
+        "baseline_resumed_s": spread(cold_resumed),
+        "baseline_caught_up_s": spread(cold_caught_up),
         **figures,
         "blocks_handled_twice": int(twice or 0),
         "traffic_errors": len(traffic.errors),
