@@ -18,14 +18,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from eth_account import Account
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from web3 import Web3
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
@@ -97,8 +100,28 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(store URL, ha.lease): SQLite with one process's leases, or a fresh PostgreSQL database with
+    leases in it (each chain's follower and responder then holds its own lease and fencing tokens)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bg.db'}", "none"
+        return
+    base = make_url(request.getfixturevalue("postgres_url")).set(drivername="postgresql")
+    admin = base.render_as_string(hide_password=False)
+    name = f"bg_chains_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = base.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+        yield url, "postgres"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_an_exploit_on_one_chain_pauses_that_chain_only(
-    nodes: tuple[Anvil, Anvil], mocks: Build, tmp_path: Path
+    nodes: tuple[Anvil, Anvil], mocks: Build, tmp_path: Path, store: tuple[str, str]
 ) -> None:
     account = Account.create()
     guardian_key = "0x" + bytes(account.key).hex()
@@ -109,7 +132,10 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
     abi.write_text(json.dumps(mocks["MockGuardedVenue"].abi))
     config = tmp_path / "two-chains.yaml"
     shutil.copy(EXAMPLE, config)
-    db = tmp_path / "bg.db"
+    store_url, lease = store
+    if lease != "none":  # each chain's follower and responder then lead under their own lease
+        with config.open("a", encoding="utf-8") as out:
+            out.write(f"\nha: {{lease: {lease}}}\n")
     env = {
         **os.environ,
         "ALPHA_RPC": alpha.url,
@@ -117,7 +143,7 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         "VENUE": alpha.venue.address,
         "VENUE_ABI": str(abi),
         "GUARDIAN_KEY": guardian_key,
-        "STORE_URL": f"sqlite:///{db}",
+        "STORE_URL": store_url,
     }
     check = subprocess.run([BREAKGLASS, "check", str(config)], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -150,9 +176,9 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         wait_for(beta.paused, "the beta guardian's pause", proc, log)
         alpha.trade()  # alpha was never touched: it still trades
         assert not alpha.paused() and alpha.guardian_nonce() == 0 and beta.guardian_nonce() == 1
-        store = f"sqlite:///{db}"
-        wait_for(lambda: bool(query(store, "SELECT 1 FROM alerts")), "the alert", proc, log)
-        assert query(store, "SELECT monitor_id, chain_id FROM alerts") == [("leverage-beta", 31338)]
+        db = store_url
+        wait_for(lambda: bool(query(db, "SELECT 1 FROM alerts")), "the alert", proc, log)
+        assert query(db, "SELECT monitor_id, chain_id FROM alerts") == [("leverage-beta", 31338)]
         # one chain of the file, tried on one block: the beta exploit's block, as beta's monitors see it
         block = str(beta.w3.eth.block_number)
         tried = subprocess.run(
@@ -161,17 +187,17 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         )  # fmt: skip
         assert [(f["monitor"], f["chain"]) for f in map(json.loads, tried.stdout.splitlines())] == [
             ("leverage-beta", 31338)]  # fmt: skip
-        ledger = query(store, "SELECT DISTINCT playbook, chain_id FROM respond_ledger")
+        ledger = query(db, "SELECT DISTINCT playbook, chain_id FROM respond_ledger")
         assert ledger == [("pause-beta", 31338)]
 
         alpha.exploit()  # now alpha: its own guardian nonce 0, though the key signed nonce 0 on beta
         wait_for(alpha.paused, "the alpha guardian's pause", proc, log)
         assert (alpha.guardian_nonce(), beta.guardian_nonce()) == (1, 1)  # one transaction each
-        chains = dict(query(store, "SELECT monitor_id, chain_id FROM alerts"))
+        chains = dict(query(db, "SELECT monitor_id, chain_id FROM alerts"))
         assert chains == {"leverage-beta": 31338, "leverage-alpha": 31337}
-        wait_for(lambda: len(query(store, "SELECT 1 FROM respond_ledger WHERE step = 'confirmed'")) == 2,
+        wait_for(lambda: len(query(db, "SELECT 1 FROM respond_ledger WHERE step = 'confirmed'")) == 2,
                  "both confirmations", proc, log)  # fmt: skip
-        ledger = query(store, "SELECT playbook, chain_id FROM respond_ledger WHERE step = 'confirmed'")
+        ledger = query(db, "SELECT playbook, chain_id FROM respond_ledger WHERE step = 'confirmed'")
         assert sorted(ledger) == [("pause-alpha", 31337), ("pause-beta", 31338)]
 
         # the API says which chain each alert, action and timeline entry is on
@@ -199,6 +225,9 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
             ("transaction", 31338),
         }
         assert chains == {31337, 31338}
+        if lease != "none":  # each chain's responder claimed with its own lease's fencing tokens
+            fences = query(db, "SELECT key FROM respond_claims WHERE executor = 'fence' ORDER BY key")
+            assert fences == [(":fence:31337",), (":fence:31338",)]
         health = httpx.get(f"{api}/invariants", headers=viewer, timeout=10).json()
         assert [(c["name"], c["chain_id"]) for c in health["chains"]] == [("alpha", 31337), ("beta", 31338)]
         assert all(c["last_block"] is not None for c in health["chains"])
