@@ -326,13 +326,15 @@ def _add_health_checks(app: App) -> None:
     every_subscription = consumers_ready(app.bus, lambda: app.components.consumers())
     app.health.add_readiness("bus", every_subscription)
     wired = app.components
-    named = [("", wired.watcher, wired.respond)]
-    named += [(f":{c.name}", c.watcher, c.respond) for c in wired.chains]
-    for suffix, watcher, responder in named:
+    named = [("", wired.watcher, wired.respond, wired.mempool)]
+    named += [(f":{c.name}", c.watcher, c.respond, c.mempool) for c in wired.chains]
+    for suffix, watcher, responder, mempool in named:
         if watcher is not None and wired.follow:
             _add_follower_checks(app, "follower" + suffix, watcher.follower)
         if responder is not None:
             _add_responder_checks(app, "responder" + suffix, responder)
+        if mempool is not None and mempool.worker is not None:  # the simulate work queue (issue 19)
+            app.health.add_readiness("simulate" + suffix, mempool.worker.ready)
 
 
 def _add_follower_checks(app: App, name: str, follower: Follower) -> None:

@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from breakglass.bus import Bus
+from breakglass.bus.consumer import STALL_SECONDS
 from breakglass.detect.service import Watcher
 from breakglass.domain import PendingTx
 from breakglass.errors import ChainError
+from breakglass.health import CheckResult
 from breakglass.messages.pending import PendingVerdict, PendingWork
 from breakglass.simulate.simulator import PendingSimulator
 
@@ -120,6 +122,24 @@ class SimulationWorker:
         )
         await self.queue.report(out)
         return out
+
+    async def ready(self) -> CheckResult:
+        """Readiness (``/readyz`` check ``simulate``): taking items, and not stuck with items waiting
+        (none finished for ``STALL_SECONDS`` while the queue holds some)."""
+        queue = self.queue
+        if not queue.running:
+            cause = f" after {queue.last_error}" if queue.last_error else ""
+            return CheckResult(False, f"simulate worker not taking items{cause} ({queue.restarts} restarts)")
+        idle = time.monotonic() - (queue.last_progress_at or 0.0)
+        if idle > STALL_SECONDS:
+            try:
+                waiting = await queue.waiting()
+            except Exception as exc:  # the server's answer is what is asked: say what failed, not why
+                return CheckResult(False, f"simulate queue unreadable: {type(exc).__name__}")
+            if waiting:
+                stuck = f"simulate worker finished nothing for {idle:.0f} s, {waiting} waiting"
+                return CheckResult(False, stuck)
+        return CheckResult(True)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()

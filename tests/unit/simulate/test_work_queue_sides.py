@@ -83,3 +83,29 @@ async def test_a_worker_publishes_an_items_findings_once_and_reports_its_verdict
     await bus.publish(Topics.FINDINGS, "end")
     assert await anext(findings) == "end"  # the second judgement published nothing
     await bus.close()
+
+
+class QueueState:
+    """What ``SimulationWorker.ready`` reads of its queue."""
+
+    def __init__(self, *, running: bool, idle: float, waiting: int) -> None:
+        self.running = running
+        self.last_error = None if running else "ConnectionClosedError"
+        self.restarts = 0 if running else 3
+        self.last_progress_at = time.monotonic() - idle
+        self._waiting = waiting
+
+    async def waiting(self) -> int:
+        return self._waiting
+
+
+async def test_a_worker_is_ready_while_it_takes_items_and_is_not_stuck_with_items_waiting() -> None:
+    def worker(queue: QueueState) -> SimulationWorker:
+        return SimulationWorker(None, None, queue)  # type: ignore[arg-type]
+
+    assert (await worker(QueueState(running=True, idle=1.0, waiting=50)).ready()).ok
+    assert (await worker(QueueState(running=True, idle=600.0, waiting=0)).ready()).ok  # idle, nothing to do
+    stuck = await worker(QueueState(running=True, idle=600.0, waiting=7)).ready()
+    assert not stuck.ok and "7 waiting" in stuck.detail
+    down = await worker(QueueState(running=False, idle=1.0, waiting=0)).ready()
+    assert not down.ok and "ConnectionClosedError" in down.detail and "3 restarts" in down.detail
