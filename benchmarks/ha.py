@@ -10,8 +10,8 @@ Parts (each a function of the parsed arguments and a scratch folder, returning i
   restarted at once, with no standby (``benchmarks/ha_detect.py``).
 - ``respond``: two responder replicas of one guardian key, the active one SIGKILLed as its guardian
   transaction is about to leave; failover time (kill -> the owed transaction sent by the standby)
-  p50/max, duplicate transactions on chain, lost actions (``benchmarks/ha_respond.py``; ``--lease``
-  nats or postgres).
+  p50/max, duplicate transactions on chain, lost actions (``benchmarks/ha_respond.py``; the lease in
+  NATS KV, or ``--lease postgres``); ``respond-postgres``: the same with the lease in PostgreSQL.
 - ``simulate``: pending-transaction verdicts per second and p99 latency with 1, 2 and 4 simulate worker
   processes sharing the JetStream work queue, against the in-process judge in the same run
   (``benchmarks/simulate_queue.py``, which also runs alone and writes its own JSON).
@@ -62,10 +62,19 @@ def _simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return simulate_queue(["--nats", args.nats])
 
 
+def _respond_postgres(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    from benchmarks.ha_respond import respond_part
+
+    return respond_part(
+        args.kills, folder, postgres=args.postgres, nats=args.nats, ttl=args.ttl, lease="postgres"
+    )
+
+
 PARTS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
     "detect": _detect,
     "respond": _respond,
     "simulate": _simulate,
+    "respond-postgres": _respond_postgres,
 }
 """Each part's runner, in the order ``--part`` defaults to."""
 

@@ -1,28 +1,26 @@
-"""High availability, part ``respond`` of ``python -m benchmarks.ha`` (issue 19): the active
-responder replica SIGKILLed in the middle of an incident, N times.
+"""High availability, part ``respond`` of ``python -m benchmarks.ha`` (issue 19): the active responder
+replica SIGKILLed in the middle of an incident, N times.
 
     python -m benchmarks.ha --part respond                     # 10 kills, the lease in NATS KV
     python -m benchmarks.ha --part respond --lease postgres --kills 12 --ttl 2
 
-An interval-mining anvil (0.5 s blocks) runs a guarded mock venue; a traffic thread breaks an
-invariant every few blocks (each breach: the playbook pauses the market numbered after the block the
-breach began in, once). One detector process (``breakglass watch --no-respond``) publishes findings on
-JetStream; two responder replicas (``python -m benchmarks.ha_respond replica CONFIG``: the responder
-stage alone, same configuration, same guardian key, a lease in NATS KV or PostgreSQL) share the
-PostgreSQL ledger. Each replica reaches the node through a JSON-RPC proxy that knows which replica
-sends: each round, the proxy SIGKILLs the lease holder as its next guardian transaction is about to
-leave (claimed and signed in the ledger, never broadcast: the worst moment, something is owed), and
-measures the time until the standby sends it. The killed replica is started again (the new standby)
-before the next round.
+An interval-mining anvil (0.5 s blocks) runs a guarded mock venue; a traffic thread breaks an invariant
+every few blocks (each breach: the playbook pauses the market numbered after the block the breach began
+in, once). One detector process (``breakglass serve --role detect``) publishes findings on JetStream;
+two responder replicas (``breakglass serve CONFIG --role respond``: the same configuration, the same
+guardian key, a lease in NATS KV or PostgreSQL) share the PostgreSQL ledger. Each replica reaches the
+node through a JSON-RPC proxy that knows which replica sends: each round, the proxy SIGKILLs the lease
+holder as its next guardian transaction is about to leave (claimed and signed in the ledger, never
+broadcast: the worst moment, something is owed), and measures the time until the standby sends it. The
+killed replica is started again (the new standby) before the next round.
 
 Reported: failover (kill -> the owed transaction sent by the standby) p50/max, and the same less 2/3
-ttl (an upper bound of the time after the lease expired: the last renewal came at most ttl/3 before
-the kill); whether the standby sent the very bytes the dead leader signed; duplicate guardian
-transactions on chain (the same calldata twice: goal 0); lost actions (breaches begun while the
-detector ran without their pause on chain: goal 0).
+ttl (an upper bound of the time after the lease expired: the last renewal came at most ttl/3 before the
+kill); whether the standby sent the very bytes the dead leader signed; duplicate guardian transactions
+on chain (the same calldata twice: goal 0); lost actions (breaches begun while the detector ran without
+their pause on chain: goal 0).
 
-``Cluster`` is also what ``tests/e2e/ha/test_responder_failover.py`` drives (fewer kills, a partition).
-"""
+``Cluster`` is also what ``tests/e2e/ha/test_responder_failover.py`` drives (fewer kills, a partition)."""
 
 from __future__ import annotations
 
@@ -53,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from web3 import Web3
 
-from benchmarks.faults import BLOCK_TIME, LIMIT, Traffic, drop_stream
+from benchmarks.faults import BLOCK_TIME, LIMIT, Traffic, drop_stream, free_port
 
 BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
 KEY_ENV = "BENCH_GUARDIAN_KEY"
@@ -224,6 +222,15 @@ class TcpProxy:
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.cut()
+
+        async def cancel() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -308,7 +315,7 @@ class Cluster:
         self.first_block = w3.eth.block_number
 
     def _spawn_detector(self) -> subprocess.Popen[bytes]:
-        argv = [BREAKGLASS, "watch", "--no-respond", str(self.config)]
+        argv = [BREAKGLASS, "serve", str(self.config), "--role", "detect", "--port", str(free_port())]
         return self._spawn(argv, self.detector_log, self.proxy.url + "/detector", self.nats)
 
     def _supervise_detector(self) -> None:
@@ -352,14 +359,12 @@ class Cluster:
         return None if first is None else int(first)
 
     def _spawn(self, argv: list[str], log: Path, rpc: str, nats: str) -> subprocess.Popen[bytes]:
-        checkout = str(Path(__file__).resolve().parents[1])  # `python -m benchmarks.ha_respond` runs from it
-        path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, KEY_ENV: self.key, "BG_RPC": rpc, "BG_NATS": nats, "PYTHONPATH": path}
+        env = {**os.environ, KEY_ENV: self.key, "BG_RPC": rpc, "BG_NATS": nats}
         with log.open("ab") as out:
             return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
 
     def _spawn_replica(self, replica: Replica) -> None:
-        argv = [sys.executable, "-m", "benchmarks.ha_respond", "replica", str(self.config)]
+        argv = [BREAKGLASS, "serve", str(self.config), "--role", "respond", "--port", str(free_port())]
         replica.offset = replica.log.stat().st_size if replica.log.exists() else 0
         env_nats = f"nats://127.0.0.1:{replica.nats.port}"
         replica.proc = self._spawn(argv, replica.log, f"{self.proxy.url}/{replica.tag}", env_nats)
@@ -541,38 +546,3 @@ def respond_part(
         figures = responder_failover(cluster, kills)
         figures |= cluster.settle()
     return {"lease": lease, "ttl_s": ttl, **figures}
-
-
-async def run_replica(config: Path) -> None:
-    """One responder replica: the responder stage of ``config`` alone (until ``serve --role respond``)."""
-    from breakglass.app import build_app
-    from breakglass.config import load_config
-
-    app = build_app(load_config(config))
-    responder = app.components.respond
-    assert responder is not None and responder.lease is not None, "the configuration needs playbooks and ha"
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await app.start()
-    try:
-        await responder.run(stop)
-    finally:
-        await app.close()
-
-
-def main(argv: list[str]) -> None:
-    """``replica CONFIG``: run one responder replica (the harness starts two)."""
-    from breakglass.logs import configure_logging
-
-    if argv[:1] != ["replica"] or len(argv) != 2:
-        raise SystemExit(
-            "usage: python -m benchmarks.ha_respond replica CONFIG (run by python -m benchmarks.ha)"
-        )
-    configure_logging(level="info")
-    asyncio.run(run_replica(Path(argv[1])))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

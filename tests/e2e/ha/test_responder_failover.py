@@ -1,9 +1,9 @@
-"""Responder replicas as real OS processes (issue 19): one detector (``breakglass watch``) and two
-responder replicas with the same configuration and guardian key, on anvil, PostgreSQL and JetStream
-(``benchmarks/ha_respond.py``'s ``Cluster``; ``python -m benchmarks.ha --part respond`` does the same
-over more kills and reports the times). The active replica is SIGKILLed as its guardian transaction
-is about to leave (signed and claimed, never broadcast), or cut from NATS: the standby sends what is
-owed, nothing is sent twice on chain, no breach goes without its pause."""
+"""Responder replicas as real OS processes (issue 19): one detector (``serve --role detect``) and two
+responder replicas (``serve --role respond``) with the same configuration and guardian key, on anvil,
+PostgreSQL and JetStream (``benchmarks/ha_respond.py``'s ``Cluster``; ``python -m benchmarks.ha --part
+respond`` does the same over more kills and reports the times). The active replica is SIGKILLed as its
+guardian transaction is about to leave (signed and claimed, never broadcast), or cut from NATS: the
+standby sends what is owed, nothing is sent twice on chain, no breach goes without its pause."""
 
 from __future__ import annotations
 
