@@ -1,7 +1,8 @@
 """One contract's probe: which calls, in which order, on the latest state, and how a proof is made.
 
 ``Prober.probe(watched, budget)`` calls the contract's selectors in rounds of increasing argument
-cost (``probes.py``), from its deployer, its creator and a fresh account; after the second round, the
+cost (``probes.py``), from its deployer, its creator and a fresh account (the sets derived from what
+the contract holds, from its deployer alone: ``_holdings``); after the second round, the
 two-call sequences (a call that changed something, then each selector from the same caller). Every
 sequence is followed, in the same bundle, by the protocol's own actors' calls (``followups.py``). Each
 simulation's post-state goes to the pending-transaction judge (``judge.py``); the first that breaks a
@@ -31,6 +32,7 @@ from breakglass.simulate.probes import (
     CallOutcome,
     ProbeCall,
     argument_sets,
+    derived_sets,
     pair_probes,
     parse_probe,
     probe_params,
@@ -41,9 +43,13 @@ __all__ = ["MAX_ADDRESS_GUESSES", "Prober", "Watched"]
 
 log = get_logger(__name__)
 
+_BALANCE_OF = bytes.fromhex("70a08231")
 MAX_ADDRESS_GUESSES = 16
 """Protocol addresses tried as arguments: those the code does not embed first (a contract takes as an
 argument what it does not already know: the markets to drain, say)."""
+MAX_DERIVED = 32
+"""Argument lists derived from the contract's holdings tried per probe (``derived_sets``), from its
+deployer only (a call that works from anyone works from it; an attack contract is owner-only)."""
 MAX_PREPARED = 8
 """First calls of two-call sequences kept per contract."""
 
@@ -107,6 +113,13 @@ class Prober:
             overrides = self.funding.overrides(w.address)
         amounts = [a for t, a in self.funding.funds.items() if t in overrides] if self.funding else []
         args = argument_sets(guesses, amounts)
+        # after the funded amounts, before the protocol addresses alone: sets built from what the
+        # contract holds, from its deployer only (none for a contract that holds nothing)
+        holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
+        derived = derived_sets(guesses, holdings)[:MAX_DERIVED]
+        first_derived = 2 + len(amounts)
+        args[first_derived:first_derived] = derived
+        last_derived = first_derived + len(derived)
         done: set[bytes] = set()
         """selectors not worth calling with arguments: getters, and calls that worked without any"""
         prepared: list[ProbeCall] = []
@@ -131,9 +144,10 @@ class Prober:
             calls: list[ProbeCall] = []
             if k == 0:
                 calls += [ProbeCall(c, w.address, b"", PROBE_VALUE) for c in callers]
+            who = callers[:1] if first_derived <= k < last_derived else callers
             for selector in w.selectors:
                 if selector not in done:
-                    calls += [ProbeCall(c, w.address, selector + encoded) for c in callers]
+                    calls += [ProbeCall(c, w.address, selector + encoded) for c in who]
             for seq, outcome in await self._run(w, [[c] for c in calls], budget, spent, overrides):
                 if isinstance(outcome, list):
                     return outcome  # proven
@@ -148,6 +162,32 @@ class Prober:
             if spent[0] >= budget or self.unsupported:
                 return []
         return []
+
+    async def _holdings(
+        self, w: Watched, tokens: Sequence[str], overrides: dict[str, dict[str, Any]]
+    ) -> list[int]:
+        """``w``'s balance of each of ``tokens`` that answers ``balanceOf`` (funded ones included), on
+        the latest state: one batch of ``eth_call``s, not counted as simulations. Nonzero ones only."""
+        data = "0x" + (_BALANCE_OF + bytes.fromhex(w.address[2:]).rjust(32, b"\0")).hex()
+        todo = list(dict.fromkeys(t.lower() for t in tokens if t.lower() != w.address.lower()))
+        if not todo:
+            return []
+        calls = [
+            ("eth_call", ({"to": t, "data": data}, "latest", *([overrides] if overrides else [])))
+            for t in todo
+        ]
+        try:
+            answers = await self.batcher.batch(calls)
+        except ChainError as exc:
+            log.info("holdings not read", contract=w.address, error=str(exc))
+            return []
+        out: list[int] = []
+        for answer in answers:
+            if isinstance(answer, str) and answer.startswith("0x") and len(answer) == 66:
+                value = int(answer, 16)
+                if 0 < value < 2**128:
+                    out.append(value)
+        return out
 
     async def _run(
         self,

@@ -5,8 +5,10 @@ lists one-call probes in rounds of increasing cost (argument sets), each round o
 caller; ``pair_probes`` lists two-call sequences (the first prepares the second: arm, then fire).
 
 Arguments are not known (there is no ABI), so they are guessed, cheapest first: none, zero words
-(a zero amount, ``false``, an empty array), each funded amount (``funding.py``), each protocol address
-as the first argument (those the code does not embed first), an array of one protocol address, a one. A
+(a zero amount, ``false``, an empty array), each funded amount (``funding.py``), sets derived from
+what the contract holds (``derived_sets``: a protocol address, a margin and a leveraged size, a loop
+count), each protocol address as the first argument (those the code does not embed first), an array of
+one protocol address, a one. A
 function that reads its arguments from elsewhere, or needs values only the attacker knows, is not
 reached (docs/detection.md).
 
@@ -35,6 +37,7 @@ __all__ = [
     "CallOutcome",
     "ProbeCall",
     "argument_sets",
+    "derived_sets",
     "pair_probes",
     "parse_probe",
     "probe_params",
@@ -99,6 +102,34 @@ def argument_sets(addresses: Sequence[str], amounts: Sequence[int] = ()) -> list
     out += [_word(0x20) + _word(1) + _word(a) for a in addresses]
     out.append(_word(1) + _word(0) * 3)
     return out
+
+
+LEVERAGE = (8, 40)
+"""Multiples of a margin tried as a position size: 80% of the common 10x and 50x caps (an opening fee
+comes off the margin, so the cap itself is refused)."""
+COUNTS = (16,)
+"""Loop counts tried as a trailing argument (a loop that stops when nothing is left to take)."""
+
+
+def derived_sets(
+    addresses: Sequence[str],
+    holdings: Sequence[int],
+    *,
+    leverage: Sequence[int] = LEVERAGE,
+    counts: Sequence[int] = COUNTS,
+) -> list[bytes]:
+    """Argument lists derived from what the contract holds (its token balances, read on the probe's
+    state), for a function that takes a protocol address, two amounts and a count: half of each
+    holding ``m`` as a margin and ``m * L`` as a size, both orders, then each loop count. Most likely
+    first: the holding's largest, the first address. Empty when the contract holds nothing."""
+    out: list[bytes] = []
+    for h in sorted({h for h in holdings if h > 1}, reverse=True):
+        m = h // 2
+        pairs = [(m * lev, m) for lev in leverage] + [(m, m * lev) for lev in leverage]
+        for a in addresses:
+            for x, y in pairs:
+                out += [_word(a) + _word(x) + _word(y) + _word(n) for n in counts]
+    return list(dict.fromkeys(out))
 
 
 def single_probes(

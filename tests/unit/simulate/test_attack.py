@@ -18,14 +18,16 @@ from breakglass.domain import Address, Block, FindingStage, Hash32, Receipt, Sev
 from breakglass.simulate import AttackSimulator, Judge
 from breakglass.simulate.bytecode import embedded_addresses, selectors
 from breakglass.simulate.discover import CreationFinder, creations_from_call_tree, creations_from_parity
-from breakglass.simulate.probes import FRESH_CALLER, argument_sets
+from breakglass.simulate.probes import FRESH_CALLER, argument_sets, derived_sets
 from breakglass.testing import FakeTransport
 
 TOKEN = "0x" + "22" * 20
 VAULT = "0x" + "11" * 20
 DEPLOYER = "0x" + "44" * 20
 FACTORY = "0x" + "66" * 20
-DRAIN, PREPARE, STRIKE, GETTER = (bytes.fromhex(h) for h in ("deadbeef", "11111111", "22222222", "8da5cb5b"))
+DRAIN, PREPARE, STRIKE, GETTER, ROUNDS = (
+    bytes.fromhex(h) for h in ("deadbeef", "11111111", "22222222", "8da5cb5b", "33333333")
+)
 BALANCE_OF: dict[str, Any] = {
     "type": "function",
     "name": "balanceOf",
@@ -121,12 +123,16 @@ async def test_the_finder_falls_back_from_traces_to_receipts_and_a_code_diff() -
 
 class FakeNode:
     """The vault's token balance, 5,000. Contracts: ``DRAIN`` from the deployer takes 4,500;
-    ``STRIKE`` after ``PREPARE`` (both from the deployer) takes 4,500 too; ``GETTER`` returns a word."""
+    ``STRIKE`` after ``PREPARE`` (both from the deployer) takes 4,500 too; ``GETTER`` returns a word;
+    ``ROUNDS(address, size, margin, n)`` from the deployer takes 4,500 when the margin is at most what
+    the contract holds of ``TOKEN`` (``holding``), the size at least 20 times it and ``n`` above 1."""
 
-    def __init__(self, creations: list[tuple[str, bytes]]) -> None:
+    def __init__(self, creations: list[tuple[str, bytes]], holding: int = 0) -> None:
         self.creations = creations
         self.code = dict(creations)
         self.simulations = 0
+        self.holding = holding
+        self.calls: list[bytes] = []
 
     def __call__(self, method: str, params: list[Any]) -> Any:
         if method == "trace_block":
@@ -137,6 +143,11 @@ class FakeNode:
             ]  # fmt: skip
         if method == "eth_getCode":
             return "0x" + self.code.get(params[0], b"").hex()
+        if method == "eth_call":  # balanceOf(contract): the token answers, the vault reverts
+            assert params[0]["data"][:10] == "0x70a08231"
+            if params[0]["to"] != TOKEN:
+                return FakeTransport.error(3, "execution reverted")
+            return "0x" + self.holding.to_bytes(32, "big").hex()
         assert method == "eth_simulateV1"
         self.simulations += 1
         calls = params[0]["blockStateCalls"][0]["calls"]
@@ -146,13 +157,23 @@ class FakeNode:
         for call in mine:
             data = bytes.fromhex(call["input"][2:])
             owner = call["from"] == DEPLOYER
+            self.calls.append(data)
+            words = [int.from_bytes(data[i : i + 32], "big") for i in range(4, len(data), 32)]
             ok = (
                 (owner and data[:4] in (DRAIN, PREPARE))
+                or (
+                    owner
+                    and data[:4] == ROUNDS
+                    and len(words) == 4
+                    and 0 < words[2] <= self.holding
+                    and words[1] >= 20 * words[2]
+                    and words[3] > 1
+                )
                 or data[:4] == GETTER
                 or (data[:4] == STRIKE and prepared)
             )
             prepared = prepared or (ok and data[:4] == PREPARE)
-            taken += 4_500 if ok and data[:4] in (DRAIN, STRIKE) else 0
+            taken += 4_500 if ok and data[:4] in (DRAIN, STRIKE, ROUNDS) else 0
             returned = "0x" + (bytes(32).hex() if data[:4] == GETTER else "")
             outcomes.append(
                 {"status": "0x1" if ok else "0x0", "returnData": returned, "gasUsed": "0x5208", "logs": []}
@@ -243,6 +264,38 @@ def test_arguments_are_guessed_cheapest_first() -> None:
     assert sets[0] == b"" and sets[1] == bytes(128)
     assert sets[2][12:32] == bytes.fromhex(VAULT[2:]) and sets[3][:32] == (32).to_bytes(32, "big")
     assert FRESH_CALLER.startswith("0x") and len(FRESH_CALLER) == 42
+
+
+def test_sets_derived_from_holdings_take_a_margin_a_leveraged_size_and_a_loop_count() -> None:
+    assert derived_sets([VAULT], []) == [] and derived_sets([VAULT], [0, 1]) == []
+    sets = derived_sets([VAULT, TOKEN], [1_000], leverage=(8, 40), counts=(16,))
+    words = [[int.from_bytes(s[i : i + 32], "big") for i in range(0, 128, 32)] for s in sets]
+    assert words[:4] == [
+        [int(VAULT, 16), 4_000, 500, 16],  # half the holding as margin, 8x it as size
+        [int(VAULT, 16), 20_000, 500, 16],
+        [int(VAULT, 16), 500, 4_000, 16],  # the other order
+        [int(VAULT, 16), 500, 20_000, 16],
+    ]
+    assert [w[0] for w in words[4:]] == [int(TOKEN, 16)] * 4  # then the next address
+    assert len(derived_sets([VAULT], [1_000, 1_000, 50])) == 8  # one series per distinct holding
+
+
+async def test_a_contract_is_proven_with_arguments_derived_from_what_it_holds() -> None:
+    """``ROUNDS`` needs a market, a size 20x a margin it can pay and a loop count: no guess reaches it
+    while the contract holds nothing; holding 1,000 of the token, the derived sets do, from the deployer
+    alone (an owner-only contract), before the protocol addresses are tried alone."""
+    attack = "0x" + "a7" * 20
+    empty = FakeNode([(attack, dispatcher(GETTER, ROUNDS, embed=TOKEN))])
+    assert await attack_simulator(empty).examine(block_with(tx(1))) == []
+    assert not any(len(c) == 132 and any(c[36:100]) for c in empty.calls)  # no amount was derived
+
+    node = FakeNode([(attack, dispatcher(GETTER, ROUNDS, embed=TOKEN))], holding=1_000)
+    [finding] = await attack_simulator(node).examine(block_with(tx(1)))
+    [call] = finding.evidence["calls"]
+    assert call["selector"] == "0x33333333" and call["from"] == DEPLOYER
+    assert call["input"][10:74] == VAULT[2:].rjust(64, "0")  # the protocol address it does not embed
+    assert int(call["input"][74:138], 16) == 20_000 and int(call["input"][138:202], 16) == 500
+    assert node.simulations < empty.simulations
 
 
 @pytest.mark.parametrize("reach", ["protocol", "tainted"])
