@@ -265,8 +265,9 @@ def _discard() -> Any:
     return DISCARD
 
 
-async def raw_fetch_rate(node: Anvil, first: int, last: int) -> float:
-    """Blocks per second the node serves block + receipts, same batching and prefetch, no processing."""
+async def raw_fetch(node: Anvil, first: int, last: int) -> tuple[float, float]:
+    """Blocks per second the node serves block + receipts, same batching and prefetch, no processing;
+    and this process's CPU microseconds per block meanwhile."""
     rpc = RpcClient.from_urls(
         [node.url], timeout=60.0
     )  # as the backfill's (a loaded machine's anvil is slow)
@@ -281,10 +282,12 @@ async def raw_fetch_rate(node: Anvil, first: int, last: int) -> float:
                 calls += [("eth_getBlockByNumber", (hex(n), True)), ("eth_getBlockReceipts", (hex(n),))]
             await rpc.batch(calls)
 
+    cpu = time.process_time()
     await asyncio.gather(*(one(w) for w in windows))
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu
     await rpc.close()
-    return (last - first + 1) / elapsed
+    return (last - first + 1) / elapsed, cpu * 1e6 / (last - first + 1)
 
 
 async def backfill(
@@ -297,7 +300,7 @@ async def backfill(
     *,
     worker: bool = False,
     published: list[Any] | None = None,
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, float]]:
     """Blocks per second of a follower + engine catching up on ``first..last``, and what the engine
     did about state: blocks read at their own height, quiet blocks that took their parent's reads.
     ``worker``: with the backfill worker process (``detect/offload.py``). ``published``: gets the
@@ -314,15 +317,22 @@ async def backfill(
         bus.publish = publish
     follower.start_block = first
     requests = rpc.requests
+    worker_cpu = await engine.worker.cpu_seconds() if engine.worker is not None else 0.0
+    cpu = time.process_time()
     t0 = time.perf_counter()
     assert await follower.step() == last - first + 1  # as `watch` does after downtime: head, then the gap
     elapsed = time.perf_counter() - t0
-    stats = {
+    cpu = time.process_time() - cpu
+    if engine.worker is not None:
+        worker_cpu = await engine.worker.cpu_seconds() - worker_cpu
+    stats: dict[str, float] = {
         "round_trips": rpc.requests - requests,
         "carried_reads": engine.carried_reads,
         "state_reads": engine.state_reads,
         "state_read_ms": round(engine.state_read_ms, 1),
         "blocks_beyond_state_horizon": engine.skipped_reads,
+        "cpu_us_per_block": round(cpu * 1e6 / (last - first + 1), 1),
+        "worker_cpu_us_per_block": round(worker_cpu * 1e6 / (last - first + 1), 1),
     }
     if engine.worker is not None:
         stats["worker_windows"] = engine.worker.windows
@@ -392,13 +402,13 @@ async def backfill_rounds(
     """Rounds of raw fetch, full backfill, events-only backfill of ``first..last``, back to back:
     each backfill is compared with the raw fetch of its own round (a shared machine drifts)."""
     rounds: list[dict[str, float]] = []
-    stats: dict[str, int] = {}
-    worker_stats: dict[str, int] = {}
+    stats: dict[str, float] = {}
+    worker_stats: dict[str, float] = {}
     same = True
     for r in range(BACKFILL_ROUNDS):
         here: list[Any] = []
         there: list[Any] = []
-        raw = await raw_fetch_rate(node, first, last)
+        raw, raw_cpu = await raw_fetch(node, first, last)
         rate, stats = await backfill(node, config, folder, first, last, f"{name}-full-{r}", published=here)
         rate_w, worker_stats = await backfill(
             node, config, folder, first, last, f"{name}-worker-{r}", worker=True, published=there
@@ -416,13 +426,20 @@ async def backfill_rounds(
                 "events": rate_events,
                 "events_worker": rate_events_w,
                 "load1": os.getloadavg()[0],
+                "raw_cpu_us": raw_cpu,
+                "full_cpu_us": stats["cpu_us_per_block"],
+                "full_worker_cpu_us": worker_stats["cpu_us_per_block"],
+                "worker_cpu_us": worker_stats["worker_cpu_us_per_block"],
             }
         )
         print(
             f"backfill {name} round {r + 1} (load {os.getloadavg()[0]:.1f}): raw {raw:.0f}/s, "
             f"full {rate:.0f}/s = {rate / raw:.0%}, with worker {rate_w:.0f}/s = {rate_w / raw:.0%}; "
             f"events only {rate_events:.0f}/s = {rate_events / raw:.0%}, "
-            f"with worker {rate_events_w:.0f}/s = {rate_events_w / raw:.0%}",
+            f"with worker {rate_events_w:.0f}/s = {rate_events_w / raw:.0%}; CPU us/block of this "
+            f"process: raw {raw_cpu:.0f}, full {stats['cpu_us_per_block']:.0f}, with worker "
+            f"{worker_stats['cpu_us_per_block']:.0f} (+ {worker_stats['worker_cpu_us_per_block']:.0f} "
+            "in the worker)",
             flush=True,
         )
 
@@ -444,6 +461,9 @@ async def backfill_rounds(
         "events_only_worker_blocks_per_s": median("events_worker"),
         "events_only_worker_ratio": ratio("events_worker"),
         "worker_findings_identical": same,
+        "cpu_us_per_block": {
+            k: median(k) for k in ("raw_cpu_us", "full_cpu_us", "full_worker_cpu_us", "worker_cpu_us")
+        },
         "load_average_1min": [round(r["load1"], 1) for r in rounds],
         "engine": stats,
         "engine_with_worker": worker_stats,
@@ -523,6 +543,7 @@ def main() -> dict[str, Any]:
             f"{b['worker_findings_identical']}"
         )
         print(f"  engine: {b['engine']}; with the worker: {b['engine_with_worker']}")
+        print(f"  CPU us per block (medians): {b['cpu_us_per_block']}")
     print(
         f"memory over {results['memory_blocks']} blocks (RSS MB per 1,000): "
         f"{results['memory_rss_mb_per_1000_blocks']}"

@@ -33,6 +33,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -266,6 +267,13 @@ class BackfillWorker:
         )
         pool.shutdown(wait=False, cancel_futures=True)
         self.start_soon()
+
+    async def cpu_seconds(self) -> float:
+        """CPU time the worker process has used so far (for measurements); 0 when none is up."""
+        pool = self._pool
+        if pool is None:
+            return 0.0
+        return await asyncio.get_running_loop().run_in_executor(pool, time.process_time)
 
     async def close(self) -> None:
         """Stop the worker process (it holds nothing to save)."""
