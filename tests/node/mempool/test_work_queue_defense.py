@@ -1,24 +1,31 @@
 """Pre-execution containment through the simulate work queue: the pending strike is judged by one of
 two ``simulate`` processes (each watching the mempool, submitting to the JetStream work queue, working
 its items), and the responder in this process, which judges nothing itself, front-runs it with the
-pause in the same block; the scenario loses nothing.
+pause in the same block; the scenario loses nothing. The simulate processes are ``breakglass serve
+CONFIG --role simulate`` (on a PostgreSQL store, as a split requires), and ``simulate_role.py`` (the
+same stages without the server around them).
 
-Needs anvil and ``BREAKGLASS_TEST_NATS_URL`` (CI sets it)."""
+Needs anvil and ``BREAKGLASS_TEST_NATS_URL`` (CI sets it); the ``serve`` case also
+``BREAKGLASS_TEST_POSTGRES_URL``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from eth_account import Account
 from mempool_defense import Defense, defended_config, guardian_txs, play_strike_in_public_mempool
 from web3 import Web3
 
@@ -29,19 +36,51 @@ from breakglass.devnet.venue import VenueOptions, deploy_venue
 from breakglass.domain import FindingStage, Severity
 from breakglass.drills.scenarios import SCENARIOS, Phase, ScenarioRun
 from breakglass.messages.pending import PendingVerdict
-from breakglass.testing import service_url
+from breakglass.testing import postgres_database, service_url
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 ROLE = Path(__file__).with_name("simulate_role.py")
 
 
+BREAKGLASS = str(Path(sys.executable).with_name("breakglass"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ready(port: int, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Until ``serve``'s ``/readyz`` answers 200 (its simulate worker takes items)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve --role simulate exited with {proc.returncode}"
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            if answer.status_code == 200:
+                assert "simulate" in answer.json()["checks"]
+                return
+        time.sleep(0.2)
+    raise TimeoutError("serve --role simulate not ready")
+
+
 @contextlib.contextmanager
-def simulate_processes(config: Path, n: int) -> Iterator[list[subprocess.Popen[str]]]:
-    command, env = [sys.executable, str(ROLE), str(config)], {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+def simulate_processes(config: Path, n: int, launcher: str) -> Iterator[list[subprocess.Popen[str]]]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ports = [free_port() for _ in range(n)]
+    if launcher == "serve":
+        commands = [[BREAKGLASS, "serve", str(config), "--role", "simulate", "--port", str(p)] for p in ports]
+    else:
+        commands = [[sys.executable, str(ROLE), str(config)] for _ in ports]
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL if launcher == "serve" else subprocess.PIPE,
+                              text=True, env=env) for c in commands]  # fmt: skip
     try:
-        for proc in procs:
+        for proc, port in zip(procs, ports, strict=True):
+            if launcher == "serve":
+                ready(port, proc)
+                continue
             assert proc.stdout is not None
             line = proc.stdout.readline()
             assert line.strip() == "ready", (line, proc.poll())
@@ -77,21 +116,55 @@ async def close(defense: Defense) -> None:
     await defense.app.close()
 
 
-def with_bus(config: Path, bus: dict[str, Any], *, mempool: bool, name: str) -> Path:
+def with_bus(
+    config: Path, bus: dict[str, Any], *, mempool: bool, name: str, store: str | None = None
+) -> Path:
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["bus"] = bus
+    if store is not None:
+        data["store"] = {"url": store}
     data["mempool"]["enabled"] = mempool
     path = config.with_name(name)
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
+def probe(w3: Web3) -> str:
+    """A pending transfer from a fresh account: its verdict says a watcher and a worker are up."""
+    account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**18)])  # type: ignore[arg-type]
+    tx = {"to": Account.create().address, "value": 1, "gas": 21_000, "nonce": 0, "chainId": w3.eth.chain_id,
+          "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "type": 2}  # fmt: skip
+    signed = account.sign_transaction(tx)
+    return w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex()
+
+
+@pytest.mark.parametrize("launcher", ["serve", "script"])
 async def test_a_pending_exploit_judged_by_simulate_worker_processes_is_front_run_by_the_pause(
-    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    launcher: str, build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
     bus = {"kind": "jetstream", "url": url, "prefix": f"bgtest_{uuid.uuid4().hex[:10]}"}
     scenario = SCENARIOS["forwarder-oracle"]
+    with contextlib.ExitStack() as stack:
+        store = None
+        if launcher == "serve":  # roles in separate processes share a PostgreSQL store
+            server = service_url(
+                "BREAKGLASS_TEST_POSTGRES_URL", "PostgreSQL", "postgresql://postgres@127.0.0.1/test"
+            )
+            store = stack.enter_context(postgres_database(server))
+        await defend(build, tmp_path, monkeypatch, bus, scenario, launcher, store)
+
+
+async def defend(
+    build: Build,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bus: dict[str, Any],
+    scenario: Any,
+    launcher: str,
+    store: str | None,
+) -> None:
     with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
         deployer = Deployer(w3, build)
@@ -99,7 +172,7 @@ async def test_a_pending_exploit_judged_by_simulate_worker_processes_is_front_ru
         base = defended_config(tmp_path, node, deployer)
         # this process: follower, detectors, responder; no mempool of its own, so it judges nothing
         here = with_bus(base, bus, mempool=False, name="detect-respond.yaml")
-        simulate = with_bus(base, bus, mempool=True, name="simulate.yaml")
+        simulate = with_bus(base, bus, mempool=True, name="simulate.yaml", store=store)
         defense = await Defense.start(here, venue, monkeypatch)
         assert defense.app.components.mempool is None
         from breakglass.bus.workqueue import JetStreamWorkQueue
@@ -114,10 +187,16 @@ async def test_a_pending_exploit_judged_by_simulate_worker_processes_is_front_ru
 
         listener = asyncio.create_task(listen())
         try:
-            with simulate_processes(simulate, 2) as procs:
+            with simulate_processes(simulate, 2, launcher) as procs:
+                probed = await asyncio.to_thread(probe, w3)
+                async with asyncio.timeout(60):
+                    while probed not in verdicts:
+                        await asyncio.sleep(0.05)
                 run = ScenarioRun(scenario, venue, build)
                 result = await asyncio.to_thread(play_strike_in_public_mempool, run, node)
-                waiting = await queue.waiting()
+                async with asyncio.timeout(60):  # the last transactions seen are judged too
+                    while (waiting := await queue.waiting()) > 0:
+                        await asyncio.sleep(0.1)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
