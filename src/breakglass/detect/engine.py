@@ -201,6 +201,7 @@ class DetectionEngine:
                 code=want_code,
             )
             self.worker = BackfillWorker(stateless, contracts, chain_id, wants)
+        self._finding_counters: dict[tuple[str, Any, Any], Any] = {}
         self.block_listeners: list[Callable[[Block], None]] = []
         """Told each block near the head once its findings are published; they must not block
         (attack-contract simulation queues it: ``simulate.attack``)."""
@@ -689,9 +690,7 @@ class DetectionEngine:
             for finding in findings:
                 if finding.fingerprint not in early:  # not already published from the pushed log
                     await self.bus.publish(Topics.FINDINGS, finding)
-                    FINDINGS.labels(
-                        finding.monitor_id, finding.severity.name.lower(), finding.stage.value
-                    ).inc()
+                    self._counted(finding).inc()
         self.blocks += 1
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         if self.block_listeners and self._recent(block):
@@ -704,6 +703,17 @@ class DetectionEngine:
             while len(self._raised) > self._keep:
                 self._raised.popitem(last=False)
         return len(findings)
+
+    def _counted(self, finding: Finding) -> Any:
+        """The findings counter's child for this finding's labels, looked up once per label set
+        (``labels()`` per finding showed in a backfill's profile: 1,425 findings per 2,000 blocks)."""
+        key = (finding.monitor_id, finding.severity, finding.stage)
+        child = self._finding_counters.get(key)
+        if child is None:
+            child = self._finding_counters[key] = FINDINGS.labels(
+                finding.monitor_id, finding.severity.name.lower(), finding.stage.value
+            )
+        return child
 
     def snapshot(self) -> dict[str, Any]:
         """The state of every detector that keeps one (``snapshot()``) and changed since the last
