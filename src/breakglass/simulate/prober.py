@@ -113,19 +113,21 @@ class Prober:
             overrides = self.funding.overrides(w.address)
         amounts = [a for t, a in self.funding.funds.items() if t in overrides] if self.funding else []
         args = argument_sets(guesses, amounts)
-        # after the funded amounts, before the protocol addresses alone: sets built from what the
-        # contract holds, from its deployer only (none for a contract that holds nothing)
+        rounds: list[list[bytes]] = [[a] for a in args]
+        # after the funded amounts, before the protocol addresses alone, in one round (its simulations
+        # sent ``concurrency`` at a time): sets built from what the contract holds, from its deployer
+        # only (none for a contract that holds nothing)
         holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
+        derived_at = 2 + len(amounts)
         derived = derived_sets(guesses, holdings)[:MAX_DERIVED]
-        first_derived = 2 + len(amounts)
-        args[first_derived:first_derived] = derived
-        last_derived = first_derived + len(derived)
+        if derived:
+            rounds.insert(derived_at, derived)
         done: set[bytes] = set()
         """selectors not worth calling with arguments: getters, and calls that worked without any"""
         prepared: list[ProbeCall] = []
         # rounds of single calls, cheapest arguments first; the two-call sequences after the second
         # round (no arguments, zero words): an arm-then-fire contract needs none, most often
-        for k in range(len(args) + 1):
+        for k in range(len(rounds) + 1):
             if k == 2:
                 strikes = [
                     ProbeCall(c, w.address, s + encoded)
@@ -138,16 +140,16 @@ class Prober:
                 for _seq, outcome in await self._run(w, [list(p) for p in pairs], budget, spent, overrides):
                     if isinstance(outcome, list):
                         return outcome
-            if k == len(args):
+            if k == len(rounds):
                 break
-            encoded = args[k]
             calls: list[ProbeCall] = []
             if k == 0:
                 calls += [ProbeCall(c, w.address, b"", PROBE_VALUE) for c in callers]
-            who = callers[:1] if first_derived <= k < last_derived else callers
-            for selector in w.selectors:
-                if selector not in done:
-                    calls += [ProbeCall(c, w.address, selector + encoded) for c in who]
+            who = callers[:1] if derived and k == derived_at else callers
+            for encoded in rounds[k]:
+                for selector in w.selectors:
+                    if selector not in done:
+                        calls += [ProbeCall(c, w.address, selector + encoded) for c in who]
             for seq, outcome in await self._run(w, [[c] for c in calls], budget, spent, overrides):
                 if isinstance(outcome, list):
                     return outcome  # proven
