@@ -7,10 +7,12 @@ new one, so nothing downstream can be surprised by a mutation upstream.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import hashlib
 import json
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NewType
@@ -237,6 +239,15 @@ class Finding:
     State monitors set it (``breach_of``: one identity while an invariant stays broken); otherwise it
     names the transaction (or block) and labels, the same for a pending transaction and its mined self."""
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        # pickled by the backfill worker (``detect/offload.py``), thousands a backfill: the generated
+        # slots state calls ``dataclasses.fields()`` per finding
+        return _finding_state(self)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(_FINDING_FIELDS, state, strict=True):
+            object.__setattr__(self, name, value)
+
     def __post_init__(self) -> None:
         if not self.breach:
             breach = fingerprint_of(
@@ -252,3 +263,7 @@ class Finding:
                 dict(self.labels),
             )
             object.__setattr__(self, "fingerprint", fp)
+
+
+_FINDING_FIELDS = tuple(f.name for f in dataclasses.fields(Finding))
+_finding_state = operator.attrgetter(*_FINDING_FIELDS)

@@ -62,3 +62,18 @@ def test_a_block_goes_back_whole_only_when_a_detector_here_can_be_woken_by_it() 
         always=False, transactions=False, logs=frozenset({("0x" + "99" * 20, topic)}), code=False
     )
     assert its_log.wants(transfer) and not other_log.wants(transfer)
+
+
+def test_a_finding_travels_back_from_the_worker_unchanged() -> None:
+    (finding,) = [
+        f
+        for _i, found in DetectionEngine(
+            stateless(),
+            chain_id=1,
+            contracts=CONTRACTS,
+            executor=NoReads(),  # type: ignore[arg-type]
+        ).judge_unread(block(5, 100))[:1]
+        for f in found
+    ]
+    back = pickle.loads(pickle.dumps(finding))
+    assert back == finding and back.fingerprint == finding.fingerprint and back.breach == finding.breach
