@@ -18,6 +18,7 @@
     │   ├── IncidentNotFound        no incident with that id (the API answers 404)
     │   └── InvalidTransition       not a valid lifecycle move (the API answers 409)
     ├── TokenError                  (api/auth.py) an API token is unknown, revoked or malformed
+    ├── StageFailed                 a stage of ``breakglass serve`` ended with an error (exit code 5)
     └── ScorecardError              (drills/readme.py) the README has no scorecard section for a mode
 
 Errors that never leave their module's boundary stay outside the tree: ``chain.rpc.TransportError``
@@ -46,6 +47,7 @@ __all__ = [
     "PolicyViolation",
     "ResponseError",
     "RpcError",
+    "StageFailed",
     "StoreError",
     "ToolchainError",
 ]
@@ -177,3 +179,14 @@ class IntelError(BreakglassError):
     def __init__(self, message: str, *, reason: str = "malformed") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class StageFailed(BreakglassError):
+    """A stage of ``breakglass serve`` (``component``: follower, detection, responder...) ended with an
+    error, e.g. a detect replica that lost its lease (``detect.service.LeaseLost``): the process stops
+    with exit code 5 so that any supervisor restarts it; a SIGTERM or Ctrl-C stops it with 0."""
+
+    def __init__(self, component: str, error: str) -> None:
+        super().__init__(f"stage {component} failed: {error}")
+        self.component = component
+        self.error = error

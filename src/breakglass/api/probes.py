@@ -7,6 +7,7 @@ role's (``api/process.py``)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Annotated
 
 from fastapi import FastAPI, Header
@@ -54,5 +55,15 @@ def probes_only(app: App) -> FastAPI:
 
 async def serve_roles(app: App, *, host: str, port: int, stop: asyncio.Event | None = None) -> None:
     """Run ``app``'s stages and the probes until interrupted (SIGINT, SIGTERM) or ``stop`` is set; a
-    stage that fails stops the process, as with every role in one."""
-    await serve(app, probes_only(app), host=host, port=port, stop=stop)
+    stage that fails stops the process, as with every role in one (``StageFailed``). SIGINT and SIGTERM
+    set ``stop``: uvicorn's own handlers would raise the signal again once it stopped, and a SIGTERM
+    would then end the process before the stages are closed, with no exit code of its own."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await serve(app, probes_only(app), host=host, port=port, stop=stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

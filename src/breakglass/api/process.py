@@ -38,7 +38,7 @@ from breakglass.api.bridge import (
     exposition,
 )
 from breakglass.app import App, Components
-from breakglass.errors import BreakglassError
+from breakglass.errors import BreakglassError, StageFailed
 from breakglass.logs import get_logger
 from breakglass.metrics import API_PROCESS_DEATHS
 
@@ -68,7 +68,8 @@ async def serve_supervised(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the stages here and the API in a child process (restarted when it dies) until ``stop`` is
-    set, SIGINT or SIGTERM. A stage that fails stops everything, as in one process."""
+    set, SIGINT or SIGTERM (then return). A stage that fails stops everything, as in one process, and
+    raises ``StageFailed`` once all is closed (``breakglass serve`` exits with code 5)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -76,10 +77,13 @@ async def serve_supervised(
     await app.start()
     app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
     tasks: list[asyncio.Task[None]] = []
+    stages_failed: list[StageFailed] = []
 
     def failed(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("component failed; stopping", component=task.get_name(), error=str(task.exception()))
+            error = app.redactor.text(str(task.exception()))
+            log.error("component failed; stopping", component=task.get_name(), error=error)
+            stages_failed.append(StageFailed(task.get_name(), error))
             stop.set()
 
     for name, runner in app.components.runners():
@@ -116,6 +120,8 @@ async def serve_supervised(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await app.close()
+    if stages_failed:
+        raise stages_failed[0]  # the first: the others were most likely stopped by it
     if failure is not None:
         raise BreakglassError(failure)
 

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from breakglass.app import App
+from breakglass.errors import StageFailed
 from breakglass.logs import get_logger
 
 __all__ = ["ServerThread", "serve"]
@@ -49,7 +50,8 @@ async def serve(
 ) -> None:
     """Start the app and every component with a ``run(stop)``, serve HTTP until interrupted (or
     ``stop`` is set), then stop the components and close the app. A component that fails stops the
-    server too: a dashboard over a dead pipeline would look calm while nothing is watched.
+    server too: a dashboard over a dead pipeline would look calm while nothing is watched; ``serve``
+    then raises ``StageFailed`` (``breakglass serve`` exits with code 5).
 
     ``X-Forwarded-*`` headers are believed only from ``forwarded_allow_ips`` (comma-separated proxy
     addresses); by default from nobody, so no local process can claim HTTPS or another client
@@ -72,13 +74,16 @@ async def serve(
         on_started,
     )
     tasks: list[asyncio.Task[None]] = []
+    stages_failed: list[StageFailed] = []
     if stages:
         await app.start()
         app.subscribe()  # every consumer before any producer: nothing published is lost while one starts
 
     def failed(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("component failed; stopping", component=task.get_name(), error=str(task.exception()))
+            error = app.redactor.text(str(task.exception()))
+            log.error("component failed; stopping", component=task.get_name(), error=error)
+            stages_failed.append(StageFailed(task.get_name(), error))
             server.should_exit = True
 
     for name, runner in app.components.runners() if stages else []:
@@ -100,6 +105,8 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
         await app.close()
+    if stages_failed:
+        raise stages_failed[0]  # the first: the others were most likely stopped by it
 
 
 class ServerThread:

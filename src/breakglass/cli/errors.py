@@ -9,7 +9,7 @@ from typing import ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from breakglass.errors import BreakglassError, ConfigError, PolicyViolation, ToolchainError
+from breakglass.errors import BreakglassError, ConfigError, PolicyViolation, StageFailed, ToolchainError
 
 __all__ = ["EXIT_CODES", "exit_code_for", "handle_errors", "stderr"]
 
@@ -27,8 +27,12 @@ EXIT_CODES: dict[type[BreakglassError], int] = {
     ConfigError: 2,
     ToolchainError: 3,
     PolicyViolation: 4,
+    StageFailed: 5,  # serve: a stage ended with an error (a detect replica's lost lease); restart it
     BreakglassError: 1,
 }
+"""Exit codes (docs/going-live.md, "Exit codes"): 0 success (serve: stopped by SIGTERM or Ctrl-C), 1 any
+other error, 2 an invalid configuration, 3 anvil or solc-js, 4 refused by the response policy, 5 a stage
+of ``serve`` failed."""
 
 
 def exit_code_for(error: BreakglassError) -> int:
