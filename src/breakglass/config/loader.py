@@ -423,6 +423,35 @@ def _warnings(settings: Settings, located: Located) -> list[ConfigIssue]:
                 f"intel source {source.name!r} is pulled, but no enabled intel monitor has it in 'sources'"
             )
             out.append(_issue(located, ("intel", "sources", i, "name"), message))
+    out.extend(_issue(located, at, message) for at, message in _unprovided_attacker(settings))
+    return out
+
+
+_NO_ATTACKER = frozenset(
+    {"event", "call", "transaction", "invariant", "flow", "governance", "setup", "balance"}
+)
+"""Monitor kinds whose findings of mined blocks carry no ``attacker`` evidence (only a simulated
+transaction's findings do: ``simulate.judge``; intel matches and plugins may)."""
+
+
+def _unprovided_attacker(settings: Settings) -> list[tuple[PathKey, str]]:
+    """A call that is not ``optional`` and names ``{evidence.attacker}``, matched by a monitor that
+    never provides it from a mined block: the step fails for those findings."""
+    out: list[tuple[PathKey, str]] = []
+    kinds = {m.id: m.kind for m in settings.monitors if m.enabled}
+    for i, playbook in enumerate(settings.playbooks):
+        matched = playbook.match.monitors or list(kinds)
+        lacking = sorted(m for m in matched if kinds.get(m) in _NO_ATTACKER)
+        for j, action in enumerate(playbook.actions):
+            if action.kind != "call" or action.optional or not lacking:
+                continue
+            if any(isinstance(a, str) and "{evidence.attacker}" in a for a in action.args):
+                message = (
+                    f"{{evidence.attacker}}: findings of {', '.join(lacking)} from mined blocks carry no "
+                    "'attacker' (only simulated transactions' do), so this step fails for them; "
+                    "add 'optional: true' to skip it instead"
+                )
+                out.append((("playbooks", i, "actions", j, "args"), message))
     return out
 
 

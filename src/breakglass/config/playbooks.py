@@ -108,6 +108,11 @@ class CallAction(Strict):
         "(a global pause: repeated attacks do not pause twice)",
     )
     ratify: RatifyConfig | None = None
+    optional: bool = Field(
+        default=False,
+        description="skip (do not fail) this call for a finding that lacks a field its templates name, "
+        "e.g. '{evidence.attacker}', which only findings of simulated transactions carry",
+    )
 
 
 class NotifyAction(Strict):

@@ -23,12 +23,18 @@ from breakglass.errors import ResponseError
 __all__ = [
     "CallTemplate",
     "ContractCall",
+    "MissingField",
     "coerce_arg",
     "describe_call",
     "find_function",
     "render_arg",
     "type_of",
 ]
+
+
+class MissingField(ResponseError):
+    """A template names a label, evidence or finding field that this finding does not carry."""
+
 
 _TEMPLATE = re.compile(r"\{(?P<path>[a-z_]+(?:\.[A-Za-z0-9_-]+)+)\}")
 
@@ -109,7 +115,7 @@ def _lookup(path: str, finding: Finding) -> Any:
         raise ResponseError(f"template {{{path}}}: starts with {root!r}; use labels., evidence. or finding.")
     for part in rest:
         if not isinstance(value, Mapping) or part not in value or value[part] is None:
-            raise ResponseError(f"template {{{path}}}: the finding of {finding.monitor_id!r} has no {part!r}")
+            raise MissingField(f"template {{{path}}}: the finding of {finding.monitor_id!r} has no {part!r}")
         value = value[part]
     return value
 

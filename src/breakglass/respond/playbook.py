@@ -33,7 +33,7 @@ from breakglass.config.playbooks import (
 from breakglass.config.yamlsource import PathKey, format_path
 from breakglass.domain import Finding, Severity, fingerprint_of
 from breakglass.errors import ConfigError, ConfigIssue, ResponseError
-from breakglass.respond.calls import CallTemplate, ContractCall, render_arg
+from breakglass.respond.calls import CallTemplate, ContractCall, MissingField, render_arg
 from breakglass.respond.policy import Locate, Policy
 
 __all__ = [
@@ -187,7 +187,9 @@ class PlaybookBook:
         """The steps of ``playbook`` for ``finding``, in order.
 
         A step whose template cannot be filled becomes a ``FailedStep``; the others still run, so a
-        finding without an attacker address still gets its market paused.
+        finding without an attacker address still gets its market paused. A call marked ``optional``
+        whose template names a field this finding does not carry (``{evidence.attacker}``: only a
+        simulated transaction knows its sender) is left out instead: skipped, not failed.
         """
         out: list[Step] = []
         pid = playbook.config.id
@@ -195,6 +197,8 @@ class PlaybookBook:
             try:
                 out.append(self._step(playbook, action, finding))
             except ResponseError as exc:
+                if isinstance(exc, MissingField) and isinstance(action, CallAction) and action.optional:
+                    continue
                 target = (
                     f"{action.contract}.{action.function}" if isinstance(action, CallAction) else action.id
                 )

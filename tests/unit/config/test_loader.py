@@ -141,3 +141,34 @@ def test_invalid_secret_written_in_the_file_is_not_echoed(tmp_path: Path) -> Non
     [message] = messages(tmp_path, "chain:\n  rpc: ['ftp://user:hunter2@node.example']\n")
     assert "hunter2" not in message
     assert ":2 chain.rpc: " in message and "http://" in message
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_a_call_naming_an_attacker_its_monitors_never_provide_is_warned_unless_optional(
+    tmp_path: Path, optional: bool
+) -> None:
+    block = {"type": "function", "name": "blockAccount", "inputs": [{"name": "a", "type": "address"}],
+             "outputs": [], "stateMutability": "nonpayable"}  # fmt: skip
+    manifest = {**MANIFEST, "contracts": {"guardian": {"address": MANIFEST["contracts"]["vault"]["address"],
+                                                       "abi": [block]}}}  # fmt: skip
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    path = tmp_path / "breakglass.yaml"
+    path.write_text(
+        "deployment: manifest.json\n"
+        "monitors:\n"
+        "  - {id: books, kind: invariant, calls: {p: guardian.blockAccount(0)}, expect: 'true'}\n"
+        "playbooks:\n"
+        "  - id: contain\n"
+        "    match: {monitors: [books]}\n"
+        "    actions:\n"
+        "      - {kind: call, id: block-attacker, contract: guardian, function: blockAccount,\n"
+        f"         args: ['{{evidence.attacker}}'], optional: {str(optional).lower()}}}\n"
+    )
+    warned = [str(w) for w in load_config(path, environ={}).warnings if "evidence.attacker" in str(w)]
+    if optional:
+        assert warned == []
+    else:
+        [message] = warned
+        assert (
+            "playbooks[0].actions[0].args" in message and "books" in message and "optional: true" in message
+        )

@@ -103,6 +103,17 @@ def test_a_value_that_does_not_fit_the_abi_fails_that_step_only() -> None:
     assert isinstance(missing, FailedStep) and "has no 'attacker'" in missing.error
 
 
+def test_an_optional_call_is_skipped_when_the_finding_lacks_its_field_and_fails_only_on_a_bad_value() -> None:
+    b = book(call("block", "blockAccount", "{evidence.attacker}", optional=True), call("p", "pause"))
+    [p] = b.matching(finding())
+    [pause] = b.steps(p, finding(evidence={}))  # an invariant's finding: no attacker known
+    assert isinstance(pause, CallStep) and pause.action == "p"
+    block, _ = b.steps(p, finding())  # a simulated transaction's: its sender
+    assert isinstance(block, CallStep) and decode(["address"], block.call.data[4:]) == (ATTACKER,)
+    bad, _ = b.steps(p, finding(evidence={"attacker": "not-an-address"}))  # present but wrong: a failure
+    assert isinstance(bad, FailedStep) and "not a valid address" in bad.error
+
+
 def test_keys_are_per_finding_by_default_and_per_target_when_asked() -> None:
     b = book(
         call("mkt", "pauseMarket", "{labels.market}"),
