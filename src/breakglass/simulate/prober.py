@@ -116,12 +116,10 @@ class Prober:
         rounds: list[list[bytes]] = [[a] for a in args]
         # after the funded amounts, before the protocol addresses alone, in one round (its simulations
         # sent ``concurrency`` at a time): sets built from what the contract holds, from its deployer
-        # only (none for a contract that holds nothing)
-        holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
+        # only (none for a contract that holds nothing); read when that round comes, so that a proof
+        # in the first rounds waits for nothing
         derived_at = 2 + len(amounts)
-        derived = derived_sets(guesses, holdings)[:MAX_DERIVED]
-        if derived:
-            rounds.insert(derived_at, derived)
+        rounds.insert(derived_at, [])
         done: set[bytes] = set()
         """selectors not worth calling with arguments: getters, and calls that worked without any"""
         prepared: list[ProbeCall] = []
@@ -142,10 +140,13 @@ class Prober:
                         return outcome
             if k == len(rounds):
                 break
+            if k == derived_at:
+                holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
+                rounds[k] = derived_sets(guesses, holdings)[:MAX_DERIVED]
             calls: list[ProbeCall] = []
             if k == 0:
                 calls += [ProbeCall(c, w.address, b"", PROBE_VALUE) for c in callers]
-            who = callers[:1] if derived and k == derived_at else callers
+            who = callers[:1] if k == derived_at else callers
             for encoded in rounds[k]:
                 for selector in w.selectors:
                     if selector not in done:
