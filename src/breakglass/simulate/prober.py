@@ -140,7 +140,8 @@ class Prober:
                         return outcome
             if k == len(rounds):
                 break
-            if k == derived_at:
+            if k == derived_at and not (self.follow_ups and self.follow_ups.calls(w.address)):
+                # (none for a contract the protocol's own actors act for: its follow-ups judge it)
                 holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
                 rounds[k] = derived_sets(guesses, holdings)[:MAX_DERIVED]
             calls: list[ProbeCall] = []
