@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from breakglass.bus.base import Bus
+from breakglass.bus.cancel import raise_if_cancelling
 from breakglass.health import Check, CheckResult
 from breakglass.logs import get_logger
 from breakglass.metrics import BUS_CONSUMER_RESTARTS, BUS_CONSUMER_UP
@@ -109,6 +110,7 @@ class Consumer:
                         delay = self.backoff
                     return  # the bus closed: nothing more will come
                 except Exception as exc:
+                    raise_if_cancelling(exc)  # a cancelled fetch that nats-py answered with its own error
                     self._set_running(False)
                     if time.monotonic() - began > self.max_backoff:
                         delay = self.backoff  # it had been working: a fresh failure, not a streak

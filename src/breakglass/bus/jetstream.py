@@ -44,6 +44,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
+from breakglass.bus.cancel import raise_if_cancelling
 from breakglass.bus.codec import CodecError, decode, encode
 from breakglass.errors import BreakglassError
 from breakglass.logs import get_logger
@@ -155,8 +156,9 @@ class JetStreamBus:
                 while True:
                     try:
                         batch = await sub.fetch(self._fetch_batch, timeout=1.0)
-                    except TimeoutError:  # nothing came within the second; nats-py raises its own
-                        continue  # TimeoutError, or asyncio's when the event loop was busy past it
+                    except TimeoutError as exc:  # nothing came within the second; nats-py raises its own
+                        raise_if_cancelling(exc)  # TimeoutError, or asyncio's when the event loop was busy
+                        continue
                     held = list(batch)
                     keepalive = asyncio.create_task(self._in_progress(held))
                     try:

@@ -37,6 +37,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
+from breakglass.bus.cancel import raise_if_cancelling
 from breakglass.bus.codec import CodecError, decode, encode
 from breakglass.bus.jetstream import JetStreamBus
 from breakglass.logs import get_logger
@@ -182,7 +183,8 @@ class JetStreamWorkQueue:
                     continue
                 try:
                     batch = await sub.fetch(room, timeout=1.0)
-                except TimeoutError:  # nothing within the second (nats-py's, or asyncio's when busy)
+                except TimeoutError as exc:  # nothing within the second (nats-py's, or asyncio's when busy)
+                    raise_if_cancelling(exc)
                     continue
                 for msg in batch:
                     self.taken += 1
