@@ -59,9 +59,10 @@ class ChainConfig(Strict):
         "on most chains: a backfill reads each past block's state in one eth_call through it",
     )
     backfill_worker: bool = Field(
-        default=True,
+        default=False,
         description="a backfill's blocks beyond the state horizon are decoded and run through the "
-        "event, call and transaction monitors in a second process, while this one fetches the next",
+        "event, call and transaction monitors in a second process, while this one fetches the next "
+        "(off by default: on an idle 2-core machine it was slower than one process, docs/detection.md)",
     )
 
     @field_validator("rpc")
