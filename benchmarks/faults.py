@@ -55,7 +55,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from eth_account import Account
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,47 +62,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from web3 import Web3
 
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-from breakglass.devnet.deploy import Deployer
+from benchmarks.guarded_venue import BLOCK_TIME, LIMIT, breach_config, guarded_venue
 from breakglass.devnet.solc import compile_contracts
 
 RESULTS = Path(__file__).parent / "results" / "faults.json"
 BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
 KEY_ENV = "BENCH_GUARDIAN_KEY"
-BLOCK_TIME = 0.5
 TOGGLE_EVERY = 6
 """blocks between a breach beginning and ending (and ending and beginning again)"""
-LIMIT = 1_000_000
-
-CONFIG = """protocol: soak
-deployment: manifest.json
-store: {{url: "{store}"}}
-{bus}chain: {{rpc: ["{proxy}"], poll_interval: 0.1}}
-monitors:
-  - {{id: traffic, kind: event, contract: usd, event: Transfer, severity: low}}
-  - id: breach
-    kind: invariant
-    severity: critical
-    labels: {{market: "1"}}
-    calls: {{held: usd.balanceOf({holder})}}
-    expect: held < {limit}.0
-responder:
-  guardian: {{env: {env}}}
-  fees: {{priority_fee_gwei: 1}}
-policy:
-  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
-  max_fee_gwei: 1000
-  rate_limit: {{count: 100000, per_seconds: 1}}
-playbooks:
-  - id: contain
-    match: {{monitors: [breach]}}
-    actions:
-      - kind: call
-        id: pause-market
-        contract: venue
-        function: pauseMarket
-        args: ["{{finding.block_number}}"]
-"""
 
 
 class KillingProxy:
@@ -270,25 +236,18 @@ def soak(
         store = postgres.rsplit("/", 1)[0] + "/" + database
     stream = f"soak{uuid.uuid4().hex[:8]}"
     bus = f'bus: {{kind: jetstream, url: "{nats}", prefix: {stream}}}\n' if nats else ""
-    with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node:
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        admin, holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-        guardian = Account.create()
-        key = "0x" + bytes(guardian.key).hex()
-        node.rpc("anvil_setBalance", guardian.address, hex(10**21))
-        deployer = Deployer(w3, build)
-        deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)
-        token = deployer.deploy("usd", "MockERC20", "Soak USD", "sUSD", 6)
-        deployer.manifest(node.url).write(folder / "manifest.json")
-        proxy = KillingProxy(node.url).start()
+    with guarded_venue(build, folder, token=("Soak USD", "sUSD")) as world:
+        w3, guardian, key = world.w3, world.guardian, world.key
+        proxy = KillingProxy(world.node.url).start()
         config = folder / "soak.yaml"
         config.write_text(
-            CONFIG.format(store=store, bus=bus, proxy=proxy.url, holder=holder, limit=LIMIT, env=KEY_ENV),
+            breach_config(protocol="soak", store=store, bus=bus, rpc=proxy.url, holder=world.holder,
+                          env=KEY_ENV, traffic=True, rate_limit=100_000),
             encoding="utf-8",
-        )
+        )  # fmt: skip
         engine = create_engine(store.replace("sqlite:///", "sqlite:///") if "sqlite" in store else
                                store.replace("postgresql://", "postgresql+psycopg://", 1))  # fmt: skip
-        traffic = Traffic(w3, token, admin, holder, sink)
+        traffic = Traffic(w3, world.token, world.admin, world.holder, world.sink)
         mover = threading.Thread(target=traffic.run, daemon=True)
         mover.start()
         recover: list[float] = []

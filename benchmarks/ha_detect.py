@@ -2,12 +2,13 @@
 times while the chain makes blocks with a breach in them; the standby takes the ``detect:<chain>``
 lease and resumes from the shared checkpoint (``python -m benchmarks.ha``, part ``detect``).
 
-The chain world is the fault soak's (``benchmarks/faults.py``): an interval-mining anvil (0.5 s blocks),
-a guarded mock venue and a token; a traffic thread mints every block (the ``traffic`` monitor raises a
-finding for each mint: a block handled twice shows as an alert counted twice) and every few blocks moves
-a balance across a limit and back (the ``breach`` invariant breaks: the exploit; the playbook pauses the
-market numbered after the block the breach began in, once). Store PostgreSQL (a new database), bus and
-leases on NATS JetStream (a new stream prefix), ``ha.ttl_seconds`` as given.
+The chain world is the fault soak's (``benchmarks/guarded_venue.py``; the traffic, ``benchmarks/faults.py``):
+an interval-mining anvil (0.5 s blocks), a guarded mock venue and a token; a traffic thread mints every
+block (the ``traffic`` monitor raises a finding for each mint: a block handled twice shows as an alert
+counted twice) and every few blocks moves a balance across a limit and back (the ``breach`` invariant
+breaks: the exploit; the playbook pauses the market numbered after the block the breach began in, once).
+Store PostgreSQL (a new database), bus and leases on NATS JetStream (a new stream prefix),
+``ha.ttl_seconds`` as given.
 
 Each round: both replicas run (the killed one of the last round restarted, standing by); after a random
 0.5-3 s the active one (its ``detect active`` log line) is SIGKILLed. Measured per kill:
@@ -42,16 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from sqlalchemy import create_engine, text
 from web3 import Web3
 
 from benchmarks.faults import (
     BLOCK_TIME,
     BREAKGLASS,
-    CONFIG,
     KEY_ENV,
-    LIMIT,
     Traffic,
     checkpoint,
     drop_stream,
@@ -59,8 +57,7 @@ from benchmarks.faults import (
     measure,
     spread,
 )
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-from breakglass.devnet.deploy import Deployer
+from benchmarks.guarded_venue import breach_config, guarded_venue
 from breakglass.devnet.solc import compile_contracts
 
 CHAIN_ID = 31337
@@ -221,23 +218,16 @@ def _rounds(
     cold_caught_up: list[float] = []
     replicas: list[Replica] = []
     try:
-        with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node:
-            w3 = Web3(Web3.HTTPProvider(node.url))
-            admin, holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-            guardian = Account.create()
-            key = "0x" + bytes(guardian.key).hex()
-            node.rpc("anvil_setBalance", guardian.address, hex(10**21))
-            deployer = Deployer(w3, build)
-            deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)
-            token = deployer.deploy("usd", "MockERC20", "HA USD", "hUSD", 6)
-            deployer.manifest(node.url).write(folder / "manifest.json")
+        with guarded_venue(build, folder, token=("HA USD", "hUSD")) as world:
+            w3, guardian, key = world.w3, world.guardian, world.key
             config = folder / "ha.yaml"
             config.write_text(
-                CONFIG.format(store=store, bus=bus, proxy=node.url, holder=holder, limit=LIMIT, env=KEY_ENV),
+                breach_config(protocol="soak", store=store, bus=bus, rpc=world.node.url, holder=world.holder,
+                              env=KEY_ENV, traffic=True, rate_limit=100_000),
                 encoding="utf-8",
-            )
+            )  # fmt: skip
             engine = create_engine(store.replace("postgresql://", "postgresql+psycopg://", 1))
-            traffic = Traffic(w3, token, admin, holder, sink)
+            traffic = Traffic(w3, world.token, world.admin, world.holder, world.sink)
             mover = threading.Thread(target=traffic.run, daemon=True)
             replicas = [Replica(name, config, {KEY_ENV: key}, folder) for name in ("a", "b")]
             replicas[0].start()

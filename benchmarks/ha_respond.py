@@ -43,49 +43,17 @@ from typing import Any
 
 import httpx
 import uvicorn
-from eth_account import Account
 from eth_utils.crypto import keccak
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from web3 import Web3
 
-from benchmarks.faults import BLOCK_TIME, LIMIT, Traffic, drop_stream, free_port
+from benchmarks.faults import Traffic, drop_stream, free_port
+from benchmarks.guarded_venue import breach_config, guarded_venue
 
 BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
 KEY_ENV = "BENCH_GUARDIAN_KEY"
-
-CONFIG = """protocol: ha
-deployment: manifest.json
-store: {{url: "{store}"}}
-bus: {{kind: jetstream, url: "${{BG_NATS}}", prefix: {stream}}}
-chain: {{rpc: ["${{BG_RPC}}"], poll_interval: 0.1}}
-ha: {{lease: {lease}, ttl_seconds: {ttl}}}
-monitors:
-  - id: breach
-    kind: invariant
-    severity: critical
-    labels: {{market: "1"}}
-    calls: {{held: usd.balanceOf({holder})}}
-    expect: held < {limit}.0
-responder:
-  guardian: {{env: {env}}}
-  fees: {{priority_fee_gwei: 1}}
-policy:
-  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
-  max_fee_gwei: 1000
-  rate_limit: {{count: 100000, per_seconds: 1}}
-playbooks:
-  - id: contain
-    match: {{monitors: [breach]}}
-    actions:
-      - kind: call
-        id: pause-market
-        contract: venue
-        function: pauseMarket
-        args: ["{{finding.block_number}}"]
-"""
 
 
 @dataclass
@@ -268,8 +236,6 @@ class Cluster:
         return self
 
     def _start(self) -> None:
-        from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-        from breakglass.devnet.deploy import Deployer
         from breakglass.devnet.solc import compile_contracts
         from breakglass.store.migrate import upgrade
         from breakglass.testing import postgres_database
@@ -278,23 +244,21 @@ class Cluster:
         self.stream = f"ha{uuid.uuid4().hex[:8]}"
         self._stack.callback(lambda: asyncio.run(drop_stream(self.nats, self.stream)))
         self._stack.callback(lambda: asyncio.run(_drop_lease_buckets(self.nats, self.stream)))
-        node = self._stack.enter_context(Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)))
-        self.w3 = w3 = Web3(Web3.HTTPProvider(node.url))
-        admin, self.holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-        guardian = Account.create()
-        self.guardian = guardian.address
-        self.key = "0x" + bytes(guardian.key).hex()
-        node.rpc("anvil_setBalance", guardian.address, hex(10**21))
-        deployer = Deployer(w3, compile_contracts(["contracts/mocks"]))
-        deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)
-        token = deployer.deploy("usd", "MockERC20", "HA USD", "hUSD", 6)
-        deployer.manifest(node.url).write(self.folder / "manifest.json")
-        self.proxy = SendProxy(node.url).start()
+        world = self._stack.enter_context(
+            guarded_venue(compile_contracts(["contracts/mocks"]), self.folder, token=("HA USD", "hUSD"))
+        )
+        self.w3 = w3 = world.w3
+        self.holder, self.guardian, self.key = world.holder, world.guardian.address, world.key
+        self.proxy = SendProxy(world.node.url).start()
         self._stack.callback(self.proxy.stop)
         self.config = self.folder / "ha.yaml"
+        bus = (
+            f'bus: {{kind: jetstream, url: "${{BG_NATS}}", prefix: {self.stream}}}\n'
+            f"ha: {{lease: {self.lease}, ttl_seconds: {self.ttl}}}\n"
+        )
         self.config.write_text(
-            CONFIG.format(store=self.store, stream=self.stream, lease=self.lease, ttl=self.ttl,
-                          holder=self.holder, limit=LIMIT, env=KEY_ENV),
+            breach_config(protocol="ha", store=self.store, bus=bus, rpc="${BG_RPC}", holder=self.holder,
+                          env=KEY_ENV, rate_limit=100_000),
             encoding="utf-8",
         )  # fmt: skip
         upgrade(self.store)
@@ -310,7 +274,7 @@ class Cluster:
             tcp = TcpProxy(host, int(port)).start()
             self._stack.callback(tcp.stop)
             self.replicas[tag] = Replica(tag, self.folder / f"replica-{tag}.log", tcp)
-        self.traffic = Traffic(w3, token, admin, self.holder, sink)
+        self.traffic = Traffic(w3, world.token, world.admin, self.holder, world.sink)
         self.mover = threading.Thread(target=self.traffic.run, daemon=True)
         self.first_block = w3.eth.block_number
 

@@ -23,12 +23,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from eth_account import Account
+from benchmarks.guarded_venue import LIMIT, breach_config, guarded_venue
 from sqlalchemy import create_engine, text
-from web3 import Web3
 
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import compile_contracts
 from breakglass.testing import service_url
 
@@ -36,36 +33,7 @@ pytestmark = [pytest.mark.node, pytest.mark.postgres, pytest.mark.slow, pytest.m
 
 BIN = Path(sys.executable).parent / "breakglass"
 KEY_ENV = "ROLES_TEST_GUARDIAN_KEY"
-LIMIT = 1_000_000
 T = TypeVar("T")
-
-CONFIG = """protocol: roles
-deployment: manifest.json
-store: {{url: "{store}"}}
-{bus}chain: {{rpc: ["{rpc}"], poll_interval: 0.1}}
-monitors:
-  - id: breach
-    kind: invariant
-    severity: critical
-    labels: {{market: "1"}}
-    calls: {{held: usd.balanceOf({holder})}}
-    expect: held < {limit}.0
-responder:
-  guardian: {{env: {env}}}
-  fees: {{priority_fee_gwei: 1}}
-policy:
-  allow: [{{contract: venue, function: pauseMarket, args: {{marketId: any}}}}]
-  max_fee_gwei: 1000
-playbooks:
-  - id: contain
-    match: {{monitors: [breach]}}
-    actions:
-      - kind: call
-        id: pause-market
-        contract: venue
-        function: pauseMarket
-        args: ["{{finding.block_number}}"]
-"""
 
 
 def _free_port() -> int:
@@ -167,22 +135,17 @@ def test_four_role_processes_detect_contain_record_and_serve_and_a_killed_incide
 ) -> None:
     store, bus = shared
     build = compile_contracts(["contracts/mocks"])
-    with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=0.5)) as node:
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        admin, holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-        guardian = Account.create()
-        node.rpc("anvil_setBalance", guardian.address, hex(10**21))
-        deployer = Deployer(w3, build)
-        venue = deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)
-        token = deployer.deploy("usd", "MockERC20", "Roles USD", "rUSD", 6)
-        deployer.manifest(node.url).write(tmp_path / "manifest.json")
+    with guarded_venue(build, tmp_path, token=("Roles USD", "rUSD")) as world:
+        w3, admin, holder, sink = world.w3, world.admin, world.holder, world.sink
+        guardian, venue, token = world.guardian, world.venue, world.token
         config = tmp_path / "roles.yaml"
         config.write_text(
-            CONFIG.format(store=store, bus=bus, rpc=node.url, holder=holder, limit=LIMIT, env=KEY_ENV),
+            breach_config(protocol="roles", store=store, bus=bus, rpc=world.node.url, holder=holder,
+                          env=KEY_ENV),
             encoding="utf-8",
-        )
+        )  # fmt: skip
         engine = create_engine(store.replace("postgresql://", "postgresql+psycopg://", 1))
-        roles = Roles(config, "0x" + bytes(guardian.key).hex())
+        roles = Roles(config, world.key)
         try:
             # the consumers first: a durable JetStream consumer is created by its first process and from
             # then on keeps its place, so the findings detect publishes wait for it whatever happens
