@@ -3,12 +3,10 @@ shared (issue 19). The four role processes on JetStream and PostgreSQL: tests/e2
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from breakglass.app import build_app
@@ -17,10 +15,8 @@ from breakglass.config import load_config
 from breakglass.errors import ConfigError
 from breakglass.roles import EVERY_ROLE, Role, check_roles, roles_of
 
-ABI = [
-    {"type": "function", "name": "pause", "inputs": [], "outputs": [], "stateMutability": "nonpayable"},
-    {"type": "event", "name": "Paused", "inputs": [], "anonymous": False},
-]
+pytestmark = pytest.mark.usefixtures("reset_cli_logging")
+
 CONFIG = (
     "protocol: probe\n"
     "chain: {rpc: ['http://127.0.0.1:1']}\n"
@@ -38,20 +34,6 @@ SHARED = "store: {url: 'postgresql+psycopg://bg@127.0.0.1:1/bg'}\nbus: {kind: je
 KEY = "0x" + "11" * 32
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging onto CliRunner's stream, which closes after each invocation."""
-    yield
-    structlog.reset_defaults()
-
-
-def _config(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "vault.json").write_text(json.dumps(ABI), encoding="utf-8")
-    path = tmp_path / "bg.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_no_role_named_is_every_role_and_an_unknown_name_is_refused() -> None:
     assert roles_of(None) == roles_of([]) == EVERY_ROLE
     assert roles_of(["detect", "api"]) == {Role.DETECT, Role.API}
@@ -60,9 +42,9 @@ def test_no_role_named_is_every_role_and_an_unknown_name_is_refused() -> None:
 
 
 def test_a_role_split_on_the_in_process_bus_and_sqlite_is_refused_naming_both_settings(
-    tmp_path: Path,
+    tmp_path: Path, vault_config: Callable[[str], Path]
 ) -> None:
-    path = _config(tmp_path, CONFIG + f"store: {{url: 'sqlite:///{tmp_path / 'bg.db'}'}}\n")
+    path = vault_config(CONFIG + f"store: {{url: 'sqlite:///{tmp_path / 'bg.db'}'}}\n")
     loaded = load_config(path)
     check_roles(loaded, EVERY_ROLE)  # one process: anything goes
     with pytest.raises(ConfigError) as caught:
@@ -79,8 +61,8 @@ def test_a_role_split_on_the_in_process_bus_and_sqlite_is_refused_naming_both_se
     assert "bus.kind" in result.output and "store.url" in result.output and f"{path}:16" in result.output
 
 
-def test_an_unknown_role_on_the_command_line_lists_the_roles(tmp_path: Path) -> None:
-    path = _config(tmp_path, CONFIG + SHARED)
+def test_an_unknown_role_on_the_command_line_lists_the_roles(vault_config: Callable[[str], Path]) -> None:
+    path = vault_config(CONFIG + SHARED)
     result = CliRunner().invoke(cli, ["serve", str(path), "--role", "detector"], terminal_width=400)
     assert result.exit_code == 2
     assert "detect" in result.output and "incidents" in result.output
@@ -99,10 +81,10 @@ def test_an_unknown_role_on_the_command_line_lists_the_roles(tmp_path: Path) -> 
     ],
 )
 def test_each_role_runs_its_own_stages_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, roles: set[Role], wired: set[str]
+    vault_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, roles: set[Role], wired: set[str]
 ) -> None:
     monkeypatch.setenv("ROLES_TEST_GUARDIAN_KEY", KEY)
-    loaded = load_config(_config(tmp_path, CONFIG + SHARED))
+    loaded = load_config(vault_config(CONFIG + SHARED))
     app = build_app(loaded, roles=frozenset(roles))  # no I/O: nothing connects
     assert {name for name, _ in app.components.runners()} == wired
     assert (app.components.respond is not None) == (Role.RESPOND in roles)  # the key: respond's alone

@@ -4,12 +4,10 @@ guardian key, printed the critical finding and sent nothing)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
@@ -17,10 +15,8 @@ from breakglass.cli.watch import refuse_response, response_sections
 from breakglass.config import load_config
 from breakglass.errors import ConfigError
 
-ABI = [
-    {"type": "function", "name": "pause", "inputs": [], "outputs": [], "stateMutability": "nonpayable"},
-    {"type": "event", "name": "Paused", "inputs": [], "anonymous": False},
-]
+pytestmark = pytest.mark.usefixtures("reset_cli_logging")
+
 DETECT = (
     "protocol: probe\n"
     "chain: {rpc: ['http://127.0.0.1:1']}\n"
@@ -37,22 +33,10 @@ RESPOND = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI configures logging onto CliRunner's stream, which closes after each invocation."""
-    yield
-    structlog.reset_defaults()
-
-
-def _config(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "vault.json").write_text(json.dumps(ABI), encoding="utf-8")
-    path = tmp_path / "bg.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_a_configuration_with_playbooks_is_refused_naming_serve_and_the_line(tmp_path: Path) -> None:
-    path = _config(tmp_path, DETECT + RESPOND)
+def test_a_configuration_with_playbooks_is_refused_naming_serve_and_the_line(
+    vault_config: Callable[[str], Path],
+) -> None:
+    path = vault_config(DETECT + RESPOND)
     loaded = load_config(path)
     assert response_sections(loaded) == ["responder", "playbooks", "policy"]
     with pytest.raises(ConfigError) as caught:
@@ -65,16 +49,18 @@ def test_a_configuration_with_playbooks_is_refused_naming_serve_and_the_line(tmp
     assert "breakglass serve" in result.output and f"{path}:7" in result.output
 
 
-def test_a_detection_only_configuration_has_nothing_to_refuse(tmp_path: Path) -> None:
-    loaded = load_config(_config(tmp_path, DETECT))
+def test_a_detection_only_configuration_has_nothing_to_refuse(vault_config: Callable[[str], Path]) -> None:
+    loaded = load_config(vault_config(DETECT))
     assert response_sections(loaded) == []
     refuse_response(loaded)
 
 
-def test_no_respond_builds_no_responder_and_loads_no_guardian_key(tmp_path: Path) -> None:
+def test_no_respond_builds_no_responder_and_loads_no_guardian_key(
+    vault_config: Callable[[str], Path],
+) -> None:
     from breakglass.app import build_app
 
-    loaded = load_config(_config(tmp_path, DETECT + RESPOND))
+    loaded = load_config(vault_config(DETECT + RESPOND))
     detect_only = build_app(loaded, respond=False)
     assert detect_only.components.respond is None and detect_only.components.watcher is not None
     with pytest.raises(Exception, match="NO_SUCH_GUARDIAN_KEY"):  # what serve would load, and fail on
