@@ -6,48 +6,29 @@ quiet."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from simulate_support import EXAMPLE, Chain, deploy, probe, send, venue_chain
 from web3 import Web3
-from web3.contract import Contract
 
 from breakglass.chain.follower import fetch_blocks
-from breakglass.config import load_config
-from breakglass.detect.service import Watcher, build_watcher
+from breakglass.detect.service import Watcher
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import Build
 from breakglass.devnet.venue import USD, Venue, VenueOptions, deploy_venue
 from breakglass.domain import Finding, FindingStage, Severity
-from breakglass.simulate import AttackSimulator, build_attack_simulation
+from breakglass.simulate import AttackSimulator
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "venue.yaml"
-
-
-@dataclass
-class Chain:
-    node: Anvil
-    w3: Web3
-    build: Build
-    venue: Venue
-    manifest: Path
 
 
 @pytest.fixture(scope="module")
 def chain(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        deployer = Deployer(w3, build)
-        venue = deploy_venue(deployer, VenueOptions.with_switches("spot_valuation"))
-        manifest = tmp_path_factory.mktemp("attack") / "manifest.json"
-        deployer.manifest(node.url).write(manifest)
-        yield Chain(node, w3, build, venue, manifest)
+    with venue_chain(build, tmp_path_factory.mktemp("attack"), "spot_valuation") as chain:
+        yield chain
 
 
 @pytest.fixture
@@ -60,36 +41,8 @@ def funds() -> dict[str, int]:
 async def probing(
     chain: Chain, tmp_path: Path, funds: dict[str, int]
 ) -> AsyncIterator[tuple[Watcher, AttackSimulator]]:
-    snapshot = chain.node.snapshot()
-    config_data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    config_data.update(deployment=str(chain.manifest), store={"url": f"sqlite:///{tmp_path / 'store.db'}"})
-    if funds:
-        config_data["attack_simulation"]["funds"] = funds
-    (tmp_path / "venue.yaml").write_text(yaml.safe_dump(config_data), encoding="utf-8")
-    config = load_config(tmp_path / "venue.yaml", environ={})
-    watcher = build_watcher(config, None)
-    service = build_attack_simulation(config, watcher, None)
-    await service.start()
-    [head] = await fetch_blocks(watcher.rpc, [chain.w3.eth.block_number])
-    await watcher.engine.evaluate(head)  # the invariants' prev values, as on a running follower
-    try:
-        yield watcher, service.simulator
-    finally:
-        await watcher.close()
-        chain.node.revert(snapshot)
-
-
-def deploy(chain: Chain, sender: str, artifact: str, *args: Any) -> tuple[Contract, int]:
-    art = chain.build[artifact]
-    factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    receipt = chain.w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": sender}))
-    assert receipt["status"] == 1
-    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=art.abi), receipt["blockNumber"]
-
-
-def send(chain: Chain, fn: Any, sender: str) -> int:
-    receipt = chain.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "gas": 5_000_000}))
-    return int(receipt["blockNumber"]) if receipt["status"] == 1 else -1
+    async with probe(chain, tmp_path, funds) as probing:
+        yield probing
 
 
 async def examine(watcher: Watcher, simulator: AttackSimulator, number: int) -> list[Finding]:

@@ -6,87 +6,41 @@ before the keeper's real call; an honest contract's order, executed the same way
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from simulate_support import Chain, deploy, probe, send, venue_chain
 from web3 import Web3
-from web3.contract import Contract
 from web3.logs import DISCARD
 
 from breakglass.chain.follower import fetch_blocks
-from breakglass.config import load_config
-from breakglass.detect.service import Watcher, build_watcher
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-from breakglass.devnet.deploy import Deployer
+from breakglass.detect.service import Watcher
 from breakglass.devnet.solc import Build
-from breakglass.devnet.venue import USD, Venue, VenueOptions, deploy_venue, role_key
+from breakglass.devnet.venue import USD, role_key
 from breakglass.domain import Finding, FindingStage
-from breakglass.simulate import AttackSimulator, build_attack_simulation
+from breakglass.simulate import AttackSimulator
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "venue.yaml"
 FEE = 10**15
-
-
-@dataclass
-class Chain:
-    node: Anvil
-    w3: Web3
-    build: Build
-    venue: Venue
-    manifest: Path
-
-
-def deploy(chain: Chain, sender: str, artifact: str, *args: Any) -> tuple[Contract, int]:
-    art = chain.build[artifact]
-    factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    receipt = chain.w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": sender}))
-    assert receipt["status"] == 1
-    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=art.abi), receipt["blockNumber"]
-
-
-def send(chain: Chain, fn: Any, sender: str) -> int:
-    receipt = chain.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "gas": 15_000_000}))
-    return int(receipt["blockNumber"]) if receipt["status"] == 1 else -1
 
 
 @pytest.fixture(scope="module")
 def chain(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with Anvil(AnvilOptions(mode=BlockMode.AUTO)) as node:
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        deployer = Deployer(w3, build)
-        venue = deploy_venue(deployer, VenueOptions.with_switches("reentrant_refund"))
-        manifest = tmp_path_factory.mktemp("follow-ups") / "manifest.json"
-        deployer.manifest(node.url).write(manifest)
+    folder = tmp_path_factory.mktemp("follow-ups")
+    with venue_chain(build, folder, "reentrant_refund", gas=15_000_000) as chain:
         # an honest rally: the seeded shorts are under water, as in the reentrant-aum scenario
-        chain = Chain(node, w3, build, venue, manifest)
         for price in (2_080, 2_160, 2_240, 2_300):
-            update = venue["feed_eth"].functions.updateAnswer(price * 10**8)
+            update = chain.venue["feed_eth"].functions.updateAnswer(price * 10**8)
             assert send(chain, update, role_key("price_keeper").address) > 0
         yield chain
 
 
 @pytest.fixture
 async def probing(chain: Chain, tmp_path: Path) -> AsyncIterator[tuple[Watcher, AttackSimulator]]:
-    snapshot = chain.node.snapshot()
-    config_data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    config_data.update(deployment=str(chain.manifest), store={"url": f"sqlite:///{tmp_path / 'store.db'}"})
-    (tmp_path / "venue.yaml").write_text(yaml.safe_dump(config_data), encoding="utf-8")
-    config = load_config(tmp_path / "venue.yaml", environ={})
-    watcher = build_watcher(config, None)
-    service = build_attack_simulation(config, watcher, None)
-    await service.start()
-    [head] = await fetch_blocks(watcher.rpc, [chain.w3.eth.block_number])
-    await watcher.engine.evaluate(head)
-    try:
-        yield watcher, service.simulator
-    finally:
-        await watcher.close()
-        chain.node.revert(snapshot)
+    async with probe(chain, tmp_path) as probing:
+        yield probing
 
 
 async def examine(watcher: Watcher, simulator: AttackSimulator, numbers: list[int]) -> list[Finding]:
