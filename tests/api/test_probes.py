@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from breakglass.app import App
@@ -35,6 +37,24 @@ async def test_a_store_that_is_not_migrated_is_not_ready(client: httpx.AsyncClie
     response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["store"].startswith("fail: ")
+
+
+async def test_readyz_answers_while_api_reads_hold_every_pooled_connection(
+    client: httpx.AsyncClient, app: App
+) -> None:
+    """The store check has its own connection: a read burst that takes the pool (a load test saw one
+    503 at machine load 15) leaves the probe its answer."""
+    engine = app.components.store.engine
+    pool: Any = engine.pool
+    held = [await engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        assert pool.checkedout() == len(held)
+        response = await client.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert response.json()["checks"]["store"] == "ok"
+    finally:
+        for conn in held:
+            await conn.close()
 
 
 async def test_the_probes_are_listed_in_the_public_spec(client: httpx.AsyncClient) -> None:

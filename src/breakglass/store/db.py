@@ -7,6 +7,7 @@ the caller owns the transaction.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import StaticPool
 
 from breakglass.errors import StoreError
 from breakglass.store.health import StoreHealth
@@ -99,6 +101,15 @@ class Store:
         self.engine = make_engine(url, busy_timeout=busy_timeout)
         self.sessions = make_sessionmaker(self.engine)
         self.health = health or StoreHealth()
+        # The readiness check's own connection: behind a burst of API reads holding every pooled one,
+        # /readyz would wait for the pool past its timeout and say 503 with the store fine. An
+        # in-memory SQLite is one connection's database, so there the check shares the engine.
+        self._probe_engine = (
+            self.engine
+            if isinstance(self.engine.pool, StaticPool)
+            else make_engine(url, busy_timeout=busy_timeout, pool_size=1, max_overflow=0)
+        )
+        self._probing: asyncio.Future[None] | None = None
 
     async def upgrade(self) -> None:
         """Migrate the schema to head (nothing to do, and Alembic not even imported, when it is there)."""
@@ -123,8 +134,22 @@ class Store:
 
         No write lock is taken (a probe every few seconds must never make a containment's claim wait):
         the schema version is read, and then PostgreSQL is asked whether this session is read-only (a
-        standby, a read-only user), SQLite whether the database file and its folder are writable."""
-        async with self.engine.connect() as conn:
+        standby, a read-only user), SQLite whether the database file and its folder are writable.
+
+        On a connection of its own, outside the pool the pipeline and the API read and write through,
+        so that neither starves the other; callers that come while a check runs share its answer (a
+        burst of probes asks the database once, and one waits on the single connection for nobody).
+        Nothing is cached past that: the next call asks the database again, and a dead connection is
+        found by the pre-ping (PostgreSQL) before the check uses it."""
+        probing = self._probing
+        if probing is None or probing.done() or probing.get_loop() is not asyncio.get_running_loop():
+            self._probing = probing = asyncio.ensure_future(self._check_writable())
+            probing.add_done_callback(_retrieved)
+        # shielded: a caller that gives up (the probe's timeout) leaves the check to the others
+        await asyncio.shield(probing)
+
+    async def _check_writable(self) -> None:
+        async with self._probe_engine.connect() as conn:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
             if not version:
                 raise StoreError("the store is not migrated (alembic_version is empty)")
@@ -140,4 +165,15 @@ class Store:
 
     async def close(self) -> None:
         await self.health.close()
+        if self._probing is not None and not self._probing.done():
+            self._probing.cancel()
+        if self._probe_engine is not self.engine:
+            await self._probe_engine.dispose()
         await self.engine.dispose()
+
+
+def _retrieved(check: asyncio.Future[None]) -> None:
+    """Mark a shared check's error as seen: every caller may have given up on it (asyncio would log
+    'exception was never retrieved')."""
+    if not check.cancelled():
+        check.exception()
