@@ -47,22 +47,19 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
 from sqlalchemy import create_engine, text
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from web3 import Web3
 
 from benchmarks.guarded_venue import BLOCK_TIME, LIMIT, breach_config, guarded_venue
+from benchmarks.rpc_proxy import RpcProxy
 from breakglass.devnet.solc import compile_contracts
 
 RESULTS = Path(__file__).parent / "results" / "faults.json"
@@ -72,34 +69,15 @@ TOGGLE_EVERY = 6
 """blocks between a breach beginning and ending (and ending and beginning again)"""
 
 
-class KillingProxy:
+class KillingProxy(RpcProxy):
     """JSON-RPC between breakglass and the node; SIGKILLs ``victim`` at a guardian transaction when armed."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream, [Route("/", self._handle, methods=["POST"])])
         self.victim: int | None = None
         self.armed: str | None = None
         """``before`` (kill instead of forwarding the send) or ``after`` (kill once the node took it)"""
         self.fired = threading.Event()
-        self._client = httpx.AsyncClient(timeout=30)
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            yield
-            await self._client.aclose()  # on the server's loop, where its connections live
-
-        app = Starlette(routes=[Route("/", self._handle, methods=["POST"])], lifespan=lifespan)
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self.url = ""
-
-    def start(self) -> KillingProxy:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
 
     def arm(self, mode: str, pid: int) -> None:
         self.fired.clear()
@@ -121,16 +99,10 @@ class KillingProxy:
         if sends and self.armed == "before":
             self._kill()  # the signed transaction is in the ledger; the node never sees it
             return Response(status_code=503)
-        answer = await self._client.post(
-            self.upstream, content=body, headers={"content-type": "application/json"}
-        )
+        answer = await self.forward(body)
         if sends and self.armed == "after":
             self._kill()  # the node has it; breakglass never hears back
-        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        return answer
 
 
 @dataclass

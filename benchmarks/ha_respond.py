@@ -36,21 +36,18 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
 from eth_utils.crypto import keccak
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from benchmarks.faults import Traffic, drop_stream, free_port
 from benchmarks.guarded_venue import breach_config, guarded_venue
+from benchmarks.rpc_proxy import RpcProxy
 
 BREAKGLASS = str(Path(sys.executable).parent / "breakglass")
 KEY_ENV = "BENCH_GUARDIAN_KEY"
@@ -65,37 +62,18 @@ class Send:
     forwarded: bool
 
 
-class SendProxy:
+class SendProxy(RpcProxy):
     """JSON-RPC between each replica (path ``/<tag>``) and the node: records every guardian
     transaction with the replica that sent it, and SIGKILLs the armed replica as its next one is about
     to leave (not forwarded: the node never sees it)."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream, [Route("/{tag}", self._handle, methods=["POST"])])
         self.sends: list[Send] = []
         self.armed: tuple[str, int] | None = None
         """(tag, pid) to kill at its next send"""
         self.fired = threading.Event()
         self.killed: Send | None = None
-        self._client = httpx.AsyncClient(timeout=30)
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            yield
-            await self._client.aclose()
-
-        app = Starlette(routes=[Route("/{tag}", self._handle, methods=["POST"])], lifespan=lifespan)
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self.url = ""
-
-    def start(self) -> SendProxy:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
 
     def arm(self, tag: str, pid: int) -> None:
         self.fired.clear()
@@ -118,14 +96,7 @@ class SendProxy:
                 self.fired.set()
                 return Response(status_code=503)
             self.sends.append(send)
-        answer = await self._client.post(
-            self.upstream, content=body, headers={"content-type": "application/json"}
-        )
-        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        return await self.forward(body)
 
 
 def _raw_tx(body: bytes) -> bytes | None:
