@@ -5,9 +5,10 @@ PostgreSQL (real servers, ``BREAKGLASS_TEST_NATS_URL`` / ``BREAKGLASS_TEST_POSTG
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -160,3 +161,141 @@ async def test_run_holds_the_lease_alone_and_hands_it_over_on_stop(
     stop_b.set()
     await task_b
     assert not b.is_held()
+
+
+# -- a busy event loop: renewal from a thread of its own, fencing by the holder's own clock ----------
+
+
+@pytest.fixture(params=["nats", pytest.param("postgres", marks=pytest.mark.postgres)])
+def factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], LeaseBackend]]:
+    """Makes backends on one real server, one per caller (each thread its own connection)."""
+    if request.param == "nats":
+        from breakglass.ha.nats import NatsLeaseBackend
+
+        url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
+        prefix = f"h19c{uuid.uuid4().hex[:8]}"
+        yield lambda: NatsLeaseBackend(url, prefix=prefix)
+        asyncio.run(_drop_buckets(url, prefix))
+    else:
+        from breakglass.ha.postgres import PostgresLeaseBackend
+
+        url = request.getfixturevalue("pg_url")
+        yield lambda: PostgresLeaseBackend(url)
+
+
+class Sink:
+    """What the replicas 'send': (who, fencing token), in the order they sent it (list.append is
+    atomic across threads). A send happens only right after the sender's own fencing check."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, int]] = []
+
+    def send_if_leading(self, who: str, lease: Lease) -> bool:
+        token = lease.token  # the fencing check, as the relayer's before a broadcast
+        if token is not None:
+            self.sends.append((who, token))
+        return token is not None
+
+    def assert_one_actor_at_a_time(self) -> None:
+        """Tokens never go back, and a token is one sender's: no two actors interleave."""
+        tokens = [token for _, token in self.sends]
+        assert tokens == sorted(tokens), self.sends
+        owners: dict[int, set[str]] = {}
+        for who, token in self.sends:
+            owners.setdefault(token, set()).add(who)
+        assert all(len(who) == 1 for who in owners.values()), owners
+
+
+async def send_while_leading(who: str, lease: Lease, sink: Sink, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        sink.send_if_leading(who, lease)
+        await asyncio.sleep(0.02)
+
+
+class OtherProcess:
+    """A standby replica on an event loop in a thread of its own: it runs while the test's loop is
+    blocked, as another process would."""
+
+    def __init__(self, lease: Lease, sink: Sink) -> None:
+        self.lease = lease
+        self._sink = sink
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        stop = asyncio.Event()
+        who = self.lease.holder_id
+        tasks = [asyncio.create_task(self.lease.run(stop)),
+                 asyncio.create_task(send_while_leading(who, self.lease, self._sink, stop))]  # fmt: skip
+        while not self._halt.is_set():
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    def __enter__(self) -> OtherProcess:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
+def block_the_loop(seconds: float) -> None:
+    """A stage that holds the event loop and the interpreter: pure Python work, no await."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sum(range(1000))
+
+
+async def test_a_busy_event_loop_keeps_its_lease_renewed_from_the_thread(
+    factory: Callable[[], LeaseBackend],
+) -> None:
+    lease, sink = name(), Sink()
+    leader = Lease(lease, "leader", TTL, factory(), renewer=factory, stall_limit=4 * TTL)
+    stop = asyncio.Event()
+    keeper = asyncio.create_task(leader.run(stop))
+    sender = asyncio.create_task(send_while_leading("leader", leader, sink, stop))
+    await until(leader.is_held)
+    token = leader.token
+    with OtherProcess(Lease(lease, "standby", TTL, factory(), renewer=factory), sink) as standby:
+        await asyncio.sleep(TTL)  # the standby is trying to acquire
+        block_the_loop(2.5 * TTL)  # renewals on this loop would have lost the lease twice over
+        assert leader.is_held() and leader.token == token
+        await asyncio.sleep(TTL)
+        assert leader.token == token
+        assert standby.lease.acquisitions == 0
+    stop.set()
+    await asyncio.gather(keeper, sender)
+    assert {who for who, _ in sink.sends} == {"leader"}
+    sink.assert_one_actor_at_a_time()
+
+
+async def test_a_loop_stalled_past_the_limit_loses_the_lease_and_its_holder_stops_by_its_own_clock(
+    factory: Callable[[], LeaseBackend],
+) -> None:
+    lease, sink = name(), Sink()
+    leader = Lease(lease, "leader", TTL, factory(), renewer=factory, stall_limit=TTL)
+    stop = asyncio.Event()
+    keeper = asyncio.create_task(leader.run(stop))
+    await until(leader.is_held)
+    old = leader.token
+    assert old is not None
+    with OtherProcess(Lease(lease, "standby", TTL, factory(), renewer=factory), sink) as standby:
+        assert sink.send_if_leading("leader", leader)
+        block_the_loop(4 * TTL)  # past the stall limit + ttl: the standby takes over meanwhile
+        # the first thing the old leader does after the stall: its fencing check refuses
+        assert not sink.send_if_leading("leader", leader)
+        assert leader.stalls >= 1
+        await until(lambda: standby.lease.token is not None)
+        assert standby.lease.token is not None and standby.lease.token > old
+        sender = asyncio.create_task(send_while_leading("leader", leader, sink, stop))
+        await asyncio.sleep(2 * TTL)  # the old leader is a standby now: it sends nothing
+        assert not leader.is_held()
+    stop.set()
+    await asyncio.gather(keeper, sender)
+    assert standby.lease.acquisitions == 1
+    assert {who for who, _ in sink.sends} == {"leader", "standby"}
+    assert sink.sends[0] == ("leader", old)
+    sink.assert_one_actor_at_a_time()

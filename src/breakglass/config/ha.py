@@ -27,6 +27,14 @@ class HaConfig(Strict):
         description="a leader silent this long loses its lease and a standby takes over; it stops "
         "acting on its own before then. Takeover time is about this plus one acquire retry (ttl/5)",
     )
+    stall_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="the lease is renewed from a thread of its own, so a busy event loop keeps it; "
+        "a process whose event loop has not run for this long stops renewing and loses the lease "
+        "ttl later (default: 3 x ttl_seconds)",
+    )
     holder_id: str | None = Field(
         default=None,
         min_length=1,

@@ -47,5 +47,13 @@ def lease_backend(ha: HaConfig) -> LeaseBackend:
 def build_lease(name: str, ha: HaConfig, backend: LeaseBackend | None = None) -> Lease:
     """The lease ``name`` for this process as ``ha`` (``settings.ha``) configures it (no I/O).
     Without HA (``lease: none``) the lease is in memory: this process acquires it at once and
-    keeps it."""
-    return Lease(name, ha.holder_id or default_holder_id(), ha.ttl_seconds, backend or lease_backend(ha))
+    keeps it. With HA, ``run`` renews from a thread of its own on a connection of its own (a busy
+    event loop does not lose the lease); ``backend`` serves direct calls only."""
+    return Lease(
+        name,
+        ha.holder_id or default_holder_id(),
+        ha.ttl_seconds,
+        backend or lease_backend(ha),
+        renewer=None if ha.lease == "none" else lambda: lease_backend(ha),
+        stall_limit=ha.stall_seconds,
+    )
