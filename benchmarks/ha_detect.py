@@ -75,9 +75,13 @@ class Replica:
     env: dict[str, str]
     """set for the process beside this one's environment (the guardian key's variable)"""
     folder: Path
+    role: str | None = None
+    """``serve --role`` (None: every role in one process)"""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
     offset: int = 0
+    port: int = 0
+    """its HTTP port (``/readyz``, ``/metrics``) since ``start``"""
 
     def __post_init__(self) -> None:
         self.log_path = self.folder / f"{self.name}.log"
@@ -86,8 +90,11 @@ class Replica:
     def start(self) -> None:
         self.offset = self.log_path.stat().st_size
         env = {**os.environ, **self.env}
+        self.port = free_port()
         argv = [BREAKGLASS, "--log-json", "--log-level", "info", "serve", str(self.config),
-                "--port", str(free_port())]  # fmt: skip
+                "--port", str(self.port)]  # fmt: skip
+        if self.role is not None:
+            argv += ["--role", self.role]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
 
