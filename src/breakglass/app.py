@@ -274,7 +274,9 @@ def build_app(
     _add_health_checks(app)
     from breakglass.metrics.refresh import MetricsRefresher  # store-derived gauges, bus lag (issue 15)
 
-    wired.metrics = MetricsRefresher(store, app.bus, app.health)
+    mempools = [wired.mempool, *(stages.mempool for stages in wired.chains)]
+    queues = [m.queue for m in mempools if m is not None and m.queue is not None]  # simulate queues
+    wired.metrics = MetricsRefresher(store, app.bus, app.health, queues=list(queues))
     restore_recursion_limit()  # after the imports above, which raise it (see RECURSION_LIMIT)
     return app
 

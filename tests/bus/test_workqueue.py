@@ -178,3 +178,39 @@ async def test_a_worker_killed_holding_an_item_has_it_redone_by_another_and_one_
         assert stored[victim_item.tx.hash] == 1
         assert stored == Counter({w.tx.hash: 1 for w in [*items, victim_item]})
         assert await queue.waiting() == 0
+
+
+async def test_the_backlog_counts_items_not_done_and_ages_the_oldest_and_metrics_export_it() -> None:
+    from prometheus_client import REGISTRY
+
+    from breakglass.health import Health
+    from breakglass.metrics.refresh import MetricsRefresher
+
+    async with queue_and_bus() as (bus, queue, url, prefix):
+        refresher = MetricsRefresher(None, bus, Health(), queues=[queue])
+
+        def gauge(name: str) -> float | None:
+            return REGISTRY.get_sample_value(name, {"stream": queue.stream})
+
+        assert await queue.backlog() == (0, 0.0)
+        items = [work(n) for n in range(3)]
+        for item in items:
+            await queue.submit(item, item.key)
+        await asyncio.sleep(0.3)  # the oldest item ages
+        waiting, oldest = await queue.backlog()
+        assert waiting == 3 and 0.2 < oldest < 30
+        await refresher.refresh()
+        assert gauge("breakglass_work_queue_pending_items") == 3
+        assert (gauge("breakglass_work_queue_oldest_age_seconds") or 0) > 0.2
+        worker = Worker(url, prefix, "w0")
+        try:
+            await worker.printed("ready")
+            async with asyncio.timeout(60):
+                while (await queue.backlog())[0]:
+                    await asyncio.sleep(0.05)
+        finally:
+            worker.stop()
+        assert await queue.backlog() == (0, 0.0)
+        await refresher.refresh()
+        assert gauge("breakglass_work_queue_pending_items") == 0
+        assert gauge("breakglass_work_queue_oldest_age_seconds") == 0

@@ -92,3 +92,6 @@ def test_each_role_runs_its_own_stages_only(
     assert ("follower" in checks) == (Role.DETECT in roles)
     assert ("responder" in checks) == (Role.RESPOND in roles)
     assert {"store", "bus"} <= checks
+    # the simulate work queue's backlog is exported where the queue is used (pending txs submitted)
+    queues = [queue.stream for queue in app.components.metrics.queues]
+    assert queues == (["breakglass-work-simulate"] if Role.SIMULATE in roles else [])

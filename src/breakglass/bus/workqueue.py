@@ -134,6 +134,24 @@ class JetStreamWorkQueue:
             return (await js.stream_info(self.stream)).state.messages
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
+    async def backlog(self) -> tuple[int, float]:
+        """(items waiting, as ``waiting()``; seconds the oldest of them has waited, 0 when none). With
+        work-queue retention an acknowledged item is deleted, so the stream's first message is the
+        oldest one not done yet. Its age is this machine's wall clock less the server's stamp on it
+        (``/metrics``: ``breakglass_work_queue_*``)."""
+        waiting = await self.waiting()
+        _nc, js = self.bus.connection()
+        state = (await js.stream_info(self.stream)).state
+        if not state.messages:
+            return waiting, 0.0
+        try:  # the first message, or the next one if it was acknowledged meanwhile
+            oldest = await js.get_msg(self.stream, seq=state.first_seq, subject=self.subject, next=True)
+        except NotFoundError:  # all done meanwhile
+            return waiting, 0.0
+        if oldest.time is None:
+            return waiting, 0.0
+        return waiting, max(0.0, time.time() - oldest.time.timestamp())
+
     def _consumer(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,

@@ -58,6 +58,8 @@ __all__ = [
     "RPC_FAILOVERS",
     "RPC_REQUESTS",
     "RPC_SECONDS",
+    "WORK_QUEUE_OLDEST_AGE",
+    "WORK_QUEUE_PENDING",
     "endpoint_label",
 ]
 
@@ -225,6 +227,17 @@ BUS_LAG = Gauge(
     "breakglass_bus_consumer_lag_messages",
     "Messages waiting for a durable consumer (a stage) on a topic.",
     ["topic", "consumer"],
+)
+WORK_QUEUE_PENDING = Gauge(
+    "breakglass_work_queue_pending_items",
+    "Items of a JetStream work queue (the simulate queue: pending transactions) not yet done, "
+    "taken ones included.",
+    ["stream"],
+)
+WORK_QUEUE_OLDEST_AGE = Gauge(
+    "breakglass_work_queue_oldest_age_seconds",
+    "How long the oldest item not yet done has waited in a JetStream work queue (0 when empty).",
+    ["stream"],
 )
 BUS_CONSUMER_UP = Gauge(
     "breakglass_bus_consumer_up",

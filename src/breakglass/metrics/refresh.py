@@ -1,5 +1,6 @@
 """Gauges that no stage keeps in memory, refreshed in the background: alerts by status and incidents
-by state (counted in the store), bus lag per durable consumer, and the readiness checks.
+by state (counted in the store), bus lag per durable consumer, the backlog of the JetStream work
+queues this process submits to or works on (the simulate queue), and the readiness checks.
 
 One query per table every ``interval`` seconds (10 by default), off every stage's path; an error is
 logged and the gauges keep their last values until the next round.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,7 +21,7 @@ from breakglass.health import Health
 from breakglass.incidents.models import Incident
 from breakglass.incidents.states import IncidentState
 from breakglass.logs import get_logger
-from breakglass.metrics import ALERTS, BUS_LAG, INCIDENTS
+from breakglass.metrics import ALERTS, BUS_LAG, INCIDENTS, WORK_QUEUE_OLDEST_AGE, WORK_QUEUE_PENDING
 from breakglass.store.db import Store
 
 __all__ = ["MetricsRefresher"]
@@ -28,14 +29,32 @@ __all__ = ["MetricsRefresher"]
 log = get_logger(__name__)
 
 
+class WorkQueue(Protocol):
+    """What the refresher asks of a work queue (``bus.workqueue.JetStreamWorkQueue``)."""
+
+    stream: str
+
+    async def backlog(self) -> tuple[int, float]: ...
+
+
 class MetricsRefresher:
     """``app.components.metrics``: ``refresh()`` once, or ``run(stop)`` every ``interval`` seconds."""
 
-    def __init__(self, store: Store | None, bus: Bus, health: Health, *, interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: Store | None,
+        bus: Bus,
+        health: Health,
+        *,
+        interval: float = 10.0,
+        queues: list[WorkQueue] | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.health = health
         self.interval = interval
+        self.queues = queues or []
+        """Work queues whose backlog is exported (each simulate queue this process uses)."""
 
     async def refresh(self) -> None:
         if self.store is not None:
@@ -50,6 +69,15 @@ class MetricsRefresher:
                     BUS_LAG.labels(topic, consumer).set(waiting)
             except Exception as exc:  # a bus that cannot say: the gauge keeps its last value
                 log.warning("metrics: bus lag unavailable", error=type(exc).__name__)
+        for queue in self.queues:
+            try:
+                waiting, oldest = await queue.backlog()
+            except Exception as exc:  # not opened yet, the server away: the gauges keep their values
+                log.warning("metrics: work queue backlog unavailable", stream=queue.stream,
+                            error=type(exc).__name__)  # fmt: skip
+                continue
+            WORK_QUEUE_PENDING.labels(queue.stream).set(waiting)
+            WORK_QUEUE_OLDEST_AGE.labels(queue.stream).set(oldest)
         await self.health.readiness()  # sets breakglass_ready{check}
 
     async def _count(self) -> None:

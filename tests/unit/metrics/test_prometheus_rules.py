@@ -42,7 +42,7 @@ def _named(text: str) -> set[str]:
 def test_promtool_accepts_the_rules() -> None:
     run = subprocess.run([_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "SUCCESS: 10 rules found" in run.stdout
+    assert "SUCCESS: 11 rules found" in run.stdout
 
 
 def test_each_alert_fires_on_its_trouble_and_not_on_a_healthy_process() -> None:
