@@ -21,7 +21,13 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NoStreamResponseError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoStreamResponseError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from breakglass.ha.lease import Held, LeaseError
@@ -79,13 +85,22 @@ class NatsLeaseBackend:
 
     async def acquire(self, name: str, holder: str, ttl: float) -> Held | None:
         bucket = await self._bucket(name, ttl)
-        try:
-            revision = await _settling(lambda: bucket.create(KEY, _value(holder, ttl)))
-        except KeyWrongLastSequenceError:
-            return None
-        except (OSError, TimeoutError, NatsError) as exc:
-            raise LeaseError(f"lease {name}: acquire failed: {type(exc).__name__}") from exc
-        return Held(int(revision), int(revision))
+        for attempt in range(3):
+            try:
+                revision = await _settling(lambda: bucket.create(KEY, _value(holder, ttl)))
+            except KeyWrongLastSequenceError:
+                return None
+            except KeyNotFoundError:
+                # nats-py's create: the key was there (wrong last sequence), then gone when it read
+                # it back to tell a delete marker from a live holding: the holding expired between
+                # the two. Free now: ask again (a live holder would answer "wrong last sequence").
+                if attempt == 2:
+                    return None
+                continue
+            except (OSError, TimeoutError, NatsError) as exc:
+                raise LeaseError(f"lease {name}: acquire failed: {type(exc).__name__}") from exc
+            return Held(int(revision), int(revision))
+        return None
 
     async def renew(self, name: str, holder: str, held: Held, ttl: float) -> Held | None:
         bucket = await self._bucket(name, ttl)
