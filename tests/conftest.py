@@ -6,14 +6,17 @@ skipped with that instruction, unless ``BREAKGLASS_REQUIRE_SERVICES=1`` makes a 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.solc import Build, compile_contracts
-from breakglass.testing import service_url
+from breakglass.testing import postgres_database, service_url
 
 # pytest-xdist gives its workers COLUMNS=80 and LINES=24. A rich Console created at import (the CLI
 # modules') would keep that width for good, so a CLI test's own COLUMNS would never reach it and its
@@ -56,3 +59,35 @@ def postgres_url() -> str:
     return service_url(
         "BREAKGLASS_TEST_POSTGRES_URL", "PostgreSQL", "postgresql://postgres@127.0.0.1:5432/test"
     )
+
+
+@pytest.fixture(params=["nats", pytest.param("postgres", marks=pytest.mark.postgres)])
+def lease_backends(request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]]:
+    """Makes lease backends (``breakglass.ha``) on one real server, a new one per call (each process,
+    each renewing thread, its own connection): NATS KV under a prefix of the test's own, or a
+    PostgreSQL database of the test's own; both dropped after the test."""
+    if request.param == "nats":
+        from breakglass.ha.nats import NatsLeaseBackend
+
+        url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
+        prefix = f"lease{uuid.uuid4().hex[:8]}"
+        yield lambda: NatsLeaseBackend(url, prefix=prefix)
+        asyncio.run(_drop_lease_buckets(url, prefix))
+        return
+    from breakglass.ha.postgres import PostgresLeaseBackend
+
+    with postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield lambda: PostgresLeaseBackend(url)
+
+
+async def _drop_lease_buckets(url: str, prefix: str) -> None:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        for info in await js.streams_info():
+            if info.config.name.startswith(f"KV_{prefix}"):
+                await js.delete_stream(info.config.name)
+    finally:
+        await client.close()

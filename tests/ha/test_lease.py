@@ -164,23 +164,7 @@ async def test_run_holds_the_lease_alone_and_hands_it_over_on_stop(
 
 
 # -- a busy event loop: renewal from a thread of its own, fencing by the holder's own clock ----------
-
-
-@pytest.fixture(params=["nats", pytest.param("postgres", marks=pytest.mark.postgres)])
-def factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], LeaseBackend]]:
-    """Makes backends on one real server, one per caller (each thread its own connection)."""
-    if request.param == "nats":
-        from breakglass.ha.nats import NatsLeaseBackend
-
-        url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
-        prefix = f"h19c{uuid.uuid4().hex[:8]}"
-        yield lambda: NatsLeaseBackend(url, prefix=prefix)
-        asyncio.run(_drop_buckets(url, prefix))
-    else:
-        from breakglass.ha.postgres import PostgresLeaseBackend
-
-        url = request.getfixturevalue("pg_url")
-        yield lambda: PostgresLeaseBackend(url)
+# (``lease_backends``, in tests/conftest.py: a new backend on one real server per call)
 
 
 class Sink:
@@ -250,16 +234,17 @@ def block_the_loop(seconds: float) -> None:
 
 
 async def test_a_busy_event_loop_keeps_its_lease_renewed_from_the_thread(
-    factory: Callable[[], LeaseBackend],
+    lease_backends: Callable[[], LeaseBackend],
 ) -> None:
     lease, sink, ttl = name(), Sink(), 2 * TTL  # renewals have 1.3 s to come back on a loaded machine
-    leader = Lease(lease, "leader", ttl, factory(), renewer=factory, stall_limit=4 * ttl)
+    leader = Lease(lease, "leader", ttl, lease_backends(), renewer=lease_backends, stall_limit=4 * ttl)
     stop = asyncio.Event()
     keeper = asyncio.create_task(leader.run(stop))
     sender = asyncio.create_task(send_while_leading("leader", leader, sink, stop))
     await until(leader.is_held)
     token = leader.token
-    with OtherProcess(Lease(lease, "standby", ttl, factory(), renewer=factory), sink) as standby:
+    standby_lease = Lease(lease, "standby", ttl, lease_backends(), renewer=lease_backends)
+    with OtherProcess(standby_lease, sink) as standby:
         await asyncio.sleep(ttl)  # the standby is trying to acquire
         block_the_loop(2.5 * ttl)  # renewals on this loop would have lost the lease twice over
         assert leader.is_held() and leader.token == token
@@ -273,16 +258,17 @@ async def test_a_busy_event_loop_keeps_its_lease_renewed_from_the_thread(
 
 
 async def test_a_loop_stalled_past_the_limit_loses_the_lease_and_its_holder_stops_by_its_own_clock(
-    factory: Callable[[], LeaseBackend],
+    lease_backends: Callable[[], LeaseBackend],
 ) -> None:
     lease, sink = name(), Sink()
-    leader = Lease(lease, "leader", TTL, factory(), renewer=factory, stall_limit=TTL)
+    leader = Lease(lease, "leader", TTL, lease_backends(), renewer=lease_backends, stall_limit=TTL)
     stop = asyncio.Event()
     keeper = asyncio.create_task(leader.run(stop))
     await until(leader.is_held)
     old = leader.token
     assert old is not None
-    with OtherProcess(Lease(lease, "standby", TTL, factory(), renewer=factory), sink) as standby:
+    standby_lease = Lease(lease, "standby", TTL, lease_backends(), renewer=lease_backends)
+    with OtherProcess(standby_lease, sink) as standby:
         assert sink.send_if_leading("leader", leader)
         block_the_loop(4 * TTL)  # past the stall limit + ttl: the standby takes over meanwhile
         # the first thing the old leader does after the stall: its fencing check refuses

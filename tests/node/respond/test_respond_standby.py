@@ -14,7 +14,7 @@ from respond_support import Harness, Venue, finding
 from test_respond_exactly_once import Crash
 
 from breakglass.bus import Topics
-from breakglass.ha import Lease, MemoryLeaseBackend
+from breakglass.ha import Lease, LeaseBackend, MemoryLeaseBackend
 from breakglass.respond import ActionStep, HttpRpc
 from breakglass.respond.relayer import NotLeader
 
@@ -122,3 +122,76 @@ async def test_a_late_claim_under_an_old_token_is_refused_by_the_store(
     failed = [e for e in events if e.step is ActionStep.FAILED]
     assert failed and all("fencing token" in e.detail["error"] for e in failed)
     assert venue.guardian_nonce() == 3  # only the new leader's three calls
+
+
+class StallsTheLoop(HttpRpc):
+    """The leader's node connection: at the first ``method`` call after ``arm``, its process's event
+    loop is held (synchronous work, no await) for ``seconds``, as a stage stuck on the loop would."""
+
+    method: str | None = None
+    seconds = 0.0
+
+    def arm(self, method: str, seconds: float) -> None:
+        self.method, self.seconds = method, seconds
+
+    async def call(self, method: str, *params: Any) -> Any:
+        if method == self.method:
+            self.method = None
+            end = time.monotonic() + self.seconds
+            while time.monotonic() < end:
+                sum(range(1000))
+        return await super().call(method, *params)
+
+
+@pytest.mark.parametrize("stall_at", ["eth_estimateGas", "eth_sendRawTransaction"])
+async def test_a_leader_whose_event_loop_stalls_past_its_lease_mid_incident_sends_nothing_twice(
+    venue: Venue,
+    harness_factory: Callable[..., Harness],
+    lease_backends: Callable[[], LeaseBackend],
+    stall_at: str,
+) -> None:
+    """Real NATS / PostgreSQL leases renewed from their threads. The leader's loop stalls past the
+    stall limit and the lease, as it simulates the first call (before it claims) or as it broadcasts
+    it (claimed and signed, the fencing checks passed): the standby's lease thread acquires meanwhile
+    (its process is not the stalled one: a large stall limit stands for that here). After the stall
+    the old leader refuses at its next fencing check; the standby sends what is owed; on chain every
+    call once."""
+    harness = harness_factory(venue)  # block the attacker, pause the market, pause the venue, notify
+    rpc = StallsTheLoop(venue.node.url)
+    leader = await harness.responder(start=False, rpc=rpc)
+    standby = await harness.responder(start=False)
+    name = f"respond-stall-{time.monotonic_ns()}"
+    leader.use_lease(Lease(name, "leader", TTL, lease_backends(), renewer=lease_backends, stall_limit=TTL))
+    standby.use_lease(Lease(name, "standby", TTL, lease_backends(), renewer=lease_backends, stall_limit=3600))
+    assert leader.lease is not None and standby.lease is not None
+    stop = asyncio.Event()
+    keepers = [asyncio.create_task(leader.lease.run(stop))]
+    standby.subscribe()
+    hearing = asyncio.create_task(standby._hear())
+    try:
+        await until(leader.lease.is_held)
+        keepers.append(asyncio.create_task(standby.lease.run(stop)))
+        await leader.take_over()
+        attack = finding()
+        await harness.bus.publish(Topics.FINDINGS, attack)
+        await until(lambda: len(standby._heard) == 1)
+        old_token = leader.lease.token
+        rpc.arm(stall_at, 4 * TTL)
+        events = await leader.handle(attack)  # stalls inside; then its fencing checks refuse
+        assert not leader.lease.is_held() and leader.lease.stalls >= 1
+        sent = [e for e in events if e.step is ActionStep.SUBMITTED]
+        assert len(sent) == (1 if stall_at == "eth_sendRawTransaction" else 0), events
+        assert standby.lease.token is not None and old_token is not None and standby.lease.token > old_token
+
+        report = await standby.take_over()
+        assert report["replayed"] == 1  # the finding it heard, unfinished in the ledger
+        for key in standby.relayer.pending():  # type: ignore[union-attr]
+            assert (await standby.relayer.wait(key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
+        assert venue.view("paused") and venue.view("marketPaused", 7)
+        assert venue.guardian_nonce() == 3  # three calls, three transactions: nothing twice, nothing lost
+        rows = await standby.ledger.rows(steps=(ActionStep.SIGNED,))
+        assert len(rows) == 3 and len({r.key for r in rows}) == 3
+    finally:
+        stop.set()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        hearing.cancel()
