@@ -108,14 +108,22 @@ class GuardedVenue:
 
 
 @contextlib.contextmanager
-def guarded_venue(build: Build, folder: Path, *, token: tuple[str, str]) -> Iterator[GuardedVenue]:
+def guarded_venue(
+    build: Build,
+    folder: Path,
+    *,
+    token: tuple[str, str],
+    chain_id: int = 31337,
+    guardian: LocalAccount | None = None,
+) -> Iterator[GuardedVenue]:
     """Start an interval-mining anvil (``BLOCK_TIME`` blocks), deploy the venue and the token (``token``:
     name, symbol) from ``build`` (``contracts/mocks``), and write ``folder/manifest.json``; the node
-    stops on exit."""
-    with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME)) as node:
+    stops on exit. ``chain_id`` (anvil's own by default) and ``guardian`` (default a new account) let
+    two chains share one guardian key; the same deployer and nonces give the same addresses on both."""
+    with Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=BLOCK_TIME, chain_id=chain_id)) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
         admin, holder, sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-        guardian = Account.create()
+        guardian = guardian or Account.create()
         node.rpc("anvil_setBalance", guardian.address, hex(10**21))
         deployer = Deployer(w3, build)
         venue = deployer.deploy("venue", "MockGuardedVenue", admin, guardian.address, 3600)

@@ -10,12 +10,14 @@ mid-incident on beta, as its pause is about to leave (signed and claimed, never 
 breach begins on alpha while it is dead: the standby takes both chains over and sends what is owed on
 each (beta's very transaction), with no guardian call sent twice on either chain.
 
-Helpers come from the HA harnesses: ``benchmarks/ha_detect.py`` (``serve`` processes, their JSON logs,
-the test's database and prefix) and ``benchmarks/ha_respond.py`` (the JSON-RPC proxy that kills a
-replica at its next guardian transaction)."""
+Helpers come from the HA harnesses: ``benchmarks/guarded_venue.py`` (each chain's anvil, venue, token
+and limit), ``benchmarks/ha_detect.py`` (``serve`` processes, their JSON logs, the test's database and
+prefix) and ``benchmarks/ha_respond.py`` (the JSON-RPC proxy that kills a replica at its next guardian
+transaction)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -26,14 +28,12 @@ import httpx
 import pytest
 from eth_account import Account
 from sqlalchemy import create_engine, text
-from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the checkout: benchmarks/ is not installed
+from benchmarks.guarded_venue import LIMIT, GuardedVenue, guarded_venue
 from benchmarks.ha_detect import ACTIVE, Replica, services, wait
 from benchmarks.ha_respond import SendProxy
 
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
-from breakglass.devnet.deploy import Deployer
 from breakglass.devnet.solc import compile_contracts
 from breakglass.store.migrate import upgrade
 from breakglass.testing import service_url
@@ -41,7 +41,6 @@ from breakglass.testing import service_url
 pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 CHAINS = {"alpha": 31337, "beta": 31338}
-LIMIT = 1_000_000
 
 
 def config_text(nats: str, prefix: str, venue: str, usd: str, holder: str, abis: Path) -> str:
@@ -80,19 +79,15 @@ def config_text(nats: str, prefix: str, venue: str, usd: str, holder: str, abis:
 
 
 class Chain:
-    """One anvil's venue, token and accounts, and the proxy every responder replica sends through."""
+    """One chain's guarded venue (``benchmarks/guarded_venue.py``), and the proxy every responder
+    replica sends through."""
 
-    def __init__(self, name: str, node: Anvil, build: Any, guardian: str) -> None:
-        self.name, self.chain_id = name, CHAINS[name]
-        self.w3 = w3 = Web3(Web3.HTTPProvider(node.url))
-        node.rpc("anvil_setBalance", guardian, hex(10**21))
-        self.admin, self.holder, self.sink = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
-        deployer = Deployer(w3, build)
-        self.venue = deployer.deploy("venue", "MockGuardedVenue", self.admin, guardian, 3600)
-        self.usd = deployer.deploy("usd", "MockERC20", "Chains USD", "cUSD", 6)
-        self.guardian = guardian
-        self.proxy = SendProxy(node.url).start()
-        self.first_block = w3.eth.block_number
+    def __init__(self, name: str, world: GuardedVenue) -> None:
+        self.name, self.chain_id, self.world = name, CHAINS[name], world
+        self.w3, self.admin, self.holder, self.sink = world.w3, world.admin, world.holder, world.sink
+        self.venue, self.usd, self.guardian = world.venue, world.token, world.guardian.address
+        self.proxy = SendProxy(world.node.url).start()
+        self.first_block = self.w3.eth.block_number
 
     def breach(self) -> int:
         """The exploit: the holder's balance crosses the limit. The block it begins in."""
@@ -137,14 +132,13 @@ def test_role_processes_on_two_chains_and_a_responder_killed_mid_incident_on_bet
     (tmp_path / "usd.json").write_text(json.dumps(build["MockERC20"].abi), encoding="utf-8")
     processes: list[Replica] = []
     chains: dict[str, Chain] = {}
-    with (
-        services(postgres, nats) as (store, prefix),
-        Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=0.5, chain_id=CHAINS["alpha"])) as alpha_node,
-        Anvil(AnvilOptions(mode=BlockMode.INTERVAL, block_time=0.5, chain_id=CHAINS["beta"])) as beta_node,
-    ):
+    with services(postgres, nats) as (store, prefix), contextlib.ExitStack() as stack:
         try:
-            for name, node in (("alpha", alpha_node), ("beta", beta_node)):
-                chains[name] = Chain(name, node, build, guardian.address)
+            for name, chain_id in CHAINS.items():
+                (tmp_path / name).mkdir()
+                options = {"token": ("Chains USD", "cUSD"), "chain_id": chain_id, "guardian": guardian}
+                world = stack.enter_context(guarded_venue(build, tmp_path / name, **options))
+                chains[name] = Chain(name, world)
             alpha, beta = chains["alpha"], chains["beta"]
             assert alpha.venue.address == beta.venue.address and alpha.usd.address == beta.usd.address
             config = tmp_path / "chains.yaml"
@@ -154,7 +148,7 @@ def test_role_processes_on_two_chains_and_a_responder_killed_mid_incident_on_bet
             )
             upgrade(store)
             env = {"GUARDIAN_KEY": "0x" + bytes(guardian.key).hex(), "STORE_URL": store}
-            direct = {**env, "ALPHA_RPC": alpha_node.url, "BETA_RPC": beta_node.url}
+            direct = {**env, "ALPHA_RPC": alpha.world.node.url, "BETA_RPC": beta.world.node.url}
 
             def responder(tag: str) -> Replica:  # its guardian transactions go through the chains' proxies
                 rpc = {"ALPHA_RPC": f"{alpha.proxy.url}/{tag}", "BETA_RPC": f"{beta.proxy.url}/{tag}"}
