@@ -205,6 +205,10 @@ class DetectionEngine:
         self.block_listeners: list[Callable[[Block], None]] = []
         """Told each block near the head once its findings are published; they must not block
         (attack-contract simulation queues it: ``simulate.attack``)."""
+        self.early_listeners: list[Callable[[Block], None]] = []
+        """Told each block near the head as it arrives, before it is evaluated; they must not block
+        (attack-contract simulation checks the contracts it touched that the protocol's own actors
+        are about to call: ``AttackSimulator.on_fetched``)."""
 
     def on_head(self, number: int) -> None:
         self.head = number
@@ -663,6 +667,9 @@ class DetectionEngine:
             self._pushed_found.popitem(last=False)
 
     async def on_block(self, block: Block) -> int:
+        if self.early_listeners and self._recent(block):
+            for listener in self.early_listeners:
+                listener(block)
         remote: dict[int, list[Finding]] | None = None
         if self._judged:
             judged = self._judged.pop(block.hash, None)

@@ -20,11 +20,19 @@ every block near the head the follower hands over (``on_block``, never awaited b
    responder like any other: one alert per contract and monitor (its fingerprint), one breach per
    contract (the playbooks act once on a contract, whichever monitors it breaks).
 
+The follow-up check, a fast lane beside the probes: a block is also handed over as soon as it is
+fetched, before the block path evaluates it (``on_fetched``), and each watched contract it touched
+that the protocol's own actors will act for (an order of its own the keeper will execute:
+``followups.py``) is checked at once with one simulation, those follow-ups alone on the latest state
+(``Prober.check_follow_ups``). It waits for no probe, no evaluation and no budget round: the contract
+armed in this block is proven before the keeper's next call, not after the probes queued before it
+(reentrant-aum in private mode: the keeper executes the armed order within a second of the arming).
+
 Blocks that queued up while a probe ran are examined together, each contract probed once (probes
 run on the latest state either way); a probe whose contract a newer block touches is given up for
-that block's. Budget: simulations per contract and per round, a timeout per contract, and a
-code-hash cache (a deployment whose identical code was probed quiet at its own creation is not probed
-again until it is touched). Blocks queue up to ``BACKLOG``; older ones are
+that block's (as soon as that block is fetched). Budget: simulations per contract and per round, a
+timeout per contract, and a code-hash cache (a deployment whose identical code was probed quiet at its
+own creation is not probed again until it is touched). Blocks queue up to ``BACKLOG``; older ones are
 dropped (counted) so a flood of deployments delays only this stage, never the block path.
 """
 
@@ -139,6 +147,9 @@ class AttackSimulator:
         self._probing: str | None = None
         """the contract being probed: a newer block touching it supersedes the probe"""
         self._superseded = asyncio.Event()
+        self._urgent: deque[Block] = deque()
+        """blocks fetched whose touched contracts have follow-ups to check (``on_fetched``)"""
+        self._urgent_wake = asyncio.Event()
         self._clock = clock
 
     # ---- the block path's side: never blocks it
@@ -156,9 +167,65 @@ class AttackSimulator:
         if self._probing is not None and self._probing in self._touched(block):
             self._superseded.set()  # its state changed: a probe of the older state is wasted time
 
+    def on_fetched(self, block: Block) -> None:
+        """A block near the head as it arrives, before the engine evaluates it
+        (``DetectionEngine.early_listeners``): the follow-ups its logs ask for are remembered, a probe
+        of a contract it touched is given up (its state changed), and the watched contracts it touched
+        that have follow-ups are queued for the follow-up check (``run``'s fast lane)."""
+        if not block.transactions or not self.watched:
+            return
+        touched = self._touched(block)
+        if not touched:
+            return
+        if self._probing is not None and self._probing in touched:
+            self._superseded.set()
+        if self.follow_ups:
+            self.follow_ups.remember(block, self.watched.__contains__)
+            if any(self.follow_ups.calls(a) for a in touched):
+                if len(self._urgent) >= BACKLOG:
+                    self._urgent.popleft()
+                self._urgent.append(block)
+                self._urgent_wake.set()
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Examine queued blocks until ``stop`` is set (or cancelled)."""
+        """Examine queued blocks (and check the fetched ones' follow-ups, beside) until ``stop`` is set
+        (or cancelled)."""
         stop = stop or asyncio.Event()
+        checks = asyncio.ensure_future(self._check_loop(stop))
+        try:
+            await self._examine_loop(stop)
+        finally:
+            checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checks
+
+    async def _check_loop(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if not self._urgent:
+                    self._urgent_wake.clear()
+                    waking = asyncio.ensure_future(self._urgent_wake.wait())
+                    await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    waking.cancel()
+                    continue
+                blocks = list(self._urgent)
+                self._urgent.clear()
+                try:
+                    await self.check_follow_ups(*blocks)
+                except ChainError as exc:
+                    self.stats.errors += 1
+                    log.warning(
+                        "follow-up check of blocks failed",
+                        blocks=[b.number for b in blocks],
+                        error=str(exc),
+                    )
+        finally:
+            stopping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopping
+
+    async def _examine_loop(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -235,15 +302,82 @@ class AttackSimulator:
                 ATTACK_SKIPPED.labels("contract").inc()
                 continue
             spent, mine = await self._probe_within(
-                w, reason, min(budget, self.settings.max_simulations_per_contract)
+                w, reason, min(budget, self.settings.max_simulations_per_contract), newest.number
             )
             budget -= spent
             found += mine
+        await self._publish(found)
+        return found
+
+    # ---- the fast lane: follow-ups alone, on the latest state
+
+    async def check_follow_ups(self, block: Block, *more: Block) -> list[Finding]:
+        """The follow-up check of the watched contracts ``block`` (and ``more``) touched: for each
+        with follow-ups (not proven, still watched), one simulation of those follow-ups alone on the
+        latest state, all at once; publish the findings. At most ``max_contracts_per_block``
+        contracts, best first; not counted in the probes' per-block budget (one simulation each)."""
+        if self.prober.unsupported or not self.follow_ups:
+            return []
+        newest = (block, *more)[-1]
+        targets: list[Watched] = []
+        for address in dict.fromkeys(a for b in (block, *more) for a in self._touched(b)):
+            w = self.watched.get(address)
+            if w is None or w.proven or newest.number - w.created_in > self.settings.watch_blocks:
+                continue
+            if self._reaches(w) and self.follow_ups.calls(address):
+                targets.append(w)
+        targets.sort(key=lambda w: -w.priority)
+        if len(targets) > self.settings.max_contracts_per_block:
+            skipped = len(targets) - self.settings.max_contracts_per_block
+            self.stats.skipped_budget += skipped
+            ATTACK_SKIPPED.labels("contract").inc(skipped)
+            targets = targets[: self.settings.max_contracts_per_block]
+        found: list[Finding] = []
+        for mine in await asyncio.gather(*(self._check_within(w) for w in targets)):
+            found += mine
+        await self._publish(found)
+        return found
+
+    async def _check_within(self, w: Watched) -> list[Finding]:
+        started = self._clock()
+        spent = [0]
+        outcome = "quiet"
+        found: list[Finding] = []
+        try:
+            found = await asyncio.wait_for(self.prober.check_follow_ups(w, spent), self.settings.timeout)
+        except TimeoutError:
+            outcome = "timeout"
+            self.stats.timeouts += 1
+        elapsed = (self._clock() - started) * 1000
+        self.stats.simulations += spent[0]
+        ATTACK_SIMULATIONS.inc(spent[0])
+        if found and w.proven:
+            found = []  # a probe proved it meanwhile: published once
+        ATTACK_PROBES.labels("proven" if found else outcome, "follow-up").inc()
+        if found:
+            self._mark_proven(w, found, "follow-up", spent[0], elapsed)
+            if self._probing == w.address:
+                self._superseded.set()  # nothing left to prove: the probe of it ends
+        return found
+
+    def _mark_proven(self, w: Watched, found: Sequence[Finding], reason: str, spent: int, ms: float) -> None:
+        w.proven = True
+        self.stats.proven += 1
+        log.warning(
+            "new contract proven to break the protocol's monitors",
+            contract=w.address,
+            deployer=w.origin,
+            monitors=sorted({f.monitor_id for f in found}),
+            reason=reason,
+            simulations=spent,
+            ms=round(ms, 1),
+        )
+
+    async def _publish(self, found: Sequence[Finding]) -> None:
         for finding in found:
             if self.bus is not None:
                 await self.bus.publish(Topics.FINDINGS, finding)
             FINDINGS.labels(finding.monitor_id, finding.severity.name.lower(), finding.stage.value).inc()
-        return found
 
     def _reaches(self, w: Watched) -> bool:
         reach = self.settings.reach
@@ -299,7 +433,9 @@ class AttackSimulator:
 
     # ---- one contract
 
-    async def _probe_within(self, w: Watched, reason: str, budget: int) -> tuple[int, list[Finding]]:
+    async def _probe_within(
+        self, w: Watched, reason: str, budget: int, newest: int
+    ) -> tuple[int, list[Finding]]:
         started = self._clock()
         w.probes += 1
         self.stats.probed += 1
@@ -307,6 +443,8 @@ class AttackSimulator:
         outcome = "quiet"
         self._probing = w.address
         self._superseded.clear()
+        if any(b.number > newest and w.address in self._touched(b) for b in self._blocks):
+            self._superseded.set()  # a block queued meanwhile touched it: probed on that one
         probe = asyncio.ensure_future(self.prober.probe(w, budget, spent))
         superseded = asyncio.ensure_future(self._superseded.wait())
         try:
@@ -322,7 +460,7 @@ class AttackSimulator:
                     await probe
         found: list[Finding] = []
         if probe in done:
-            found = probe.result()
+            found = [] if w.proven else probe.result()  # (proven meanwhile by its follow-up check)
         elif superseded in done:
             # the next round probes it again, on the block that touched it (within max_reprobes: a
             # contract touched in every block cannot keep this stage busy)
@@ -339,18 +477,8 @@ class AttackSimulator:
         ATTACK_PROBE_SECONDS.observe(elapsed / 1000)
         ATTACK_PROBES.labels("proven" if found else outcome, reason).inc()
         if found:
-            w.proven = True
-            self.stats.proven += 1
-            log.warning(
-                "new contract proven to break the protocol's monitors",
-                contract=w.address,
-                deployer=w.origin,
-                monitors=sorted({f.monitor_id for f in found}),
-                reason=reason,
-                simulations=spent[0],
-                ms=round(elapsed, 1),
-            )
-        elif reason == "created" and outcome == "quiet":
+            self._mark_proven(w, found, reason, spent[0], elapsed)
+        elif reason == "created" and outcome == "quiet" and not w.proven:
             self._quiet_codes.add(w.code_hash)
         return spent[0], found
 

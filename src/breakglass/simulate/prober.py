@@ -8,6 +8,10 @@ sequence is followed, in the same bundle, by the protocol's own actors' calls (`
 simulation's post-state goes to the pending-transaction judge (``judge.py``); the first that breaks a
 monitor at ``min_severity`` ends the probe, and its findings are re-made as proofs: stage
 ``setup-proven``, the calls and the monitor's values in ``evidence``, one breach per contract.
+
+``Prober.check_follow_ups(watched)`` is the one-simulation check of the fast lane (``attack.py``):
+none of the contract's own calls (a no-op stands first in the bundle), then its follow-ups, on the
+latest state: what the protocol's own actors are about to do for it, proven harmful before they do.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ MAX_DERIVED = 32
 deployer only (a call that works from anyone works from it; an attack contract is owner-only)."""
 MAX_PREPARED = 8
 """First calls of two-call sequences kept per contract."""
+NO_CALL = ProbeCall(FRESH_CALLER, FRESH_CALLER, b"")
+"""The no-op that stands for "none of the contract's own calls" in a follow-up check (a call to an
+account without code: it succeeds and changes nothing)."""
 
 
 @dataclass
@@ -165,6 +172,22 @@ class Prober:
                     prepared.append(call)
             if spent[0] >= budget or self.unsupported:
                 return []
+        return []
+
+    async def check_follow_ups(self, w: Watched, spent: list[int] | None = None) -> list[Finding]:
+        """One simulation: ``w``'s follow-ups alone (no call of its own) on the latest state, as its
+        probes' overrides fund it; the findings that prove harm (empty: none, or no follow-ups)."""
+        follow = self.follow_ups.calls(w.address) if self.follow_ups else []
+        if not follow:
+            return []
+        spent = spent if spent is not None else [0]
+        overrides: dict[str, dict[str, Any]] = {}
+        if self.funding is not None:
+            await self.funding.find()
+            overrides = self.funding.overrides(w.address)
+        for _seq, _calls, outcome in await self._simulate(w, [([NO_CALL], follow)], spent, overrides):
+            if isinstance(outcome, list):
+                return outcome
         return []
 
     async def _holdings(
@@ -293,7 +316,8 @@ class Prober:
         overrides: dict[str, Any],
         follow: Sequence[ProbeCall] = (),
     ) -> list[Finding]:
-        last = seq[-1]
+        # a follow-up check's transaction is its actors' last call (the no-op stands for none of its own)
+        last = follow[-1] if seq[-1] == NO_CALL and follow else seq[-1]
         tx = Tx(
             hash=Hash32("0x" + fingerprint_of("probe", [c.to_json() for c in seq]) * 2),
             sender=Address(last.sender),
@@ -322,7 +346,8 @@ class Prober:
         funded: dict[str, int],
         follow: Sequence[ProbeCall] = (),
     ) -> Finding:
-        contract = seq[-1].to.lower()
+        contract = w.address.lower()
+        own = [c for c in seq if c != NO_CALL]
         evidence: dict[str, Any] = {
             k: v for k, v in f.evidence.items() if k not in ("pending_fees", "sender", "to")
         }
@@ -334,14 +359,18 @@ class Prober:
             creator=w.creator,
             created_in=w.created_in,
             code_hash=w.code_hash,
-            calls=[c.to_json() for c in seq],
-            selector="0x" + seq[-1].selector.hex() if seq[-1].data else None,
+            calls=[c.to_json() for c in own],
+            selector="0x" + own[-1].selector.hex() if own and own[-1].data else None,
             proven_on_block=sim.number - 1,
             funded=funded,
             follow_ups=[c.to_json() for c in follow],
         )
         fingerprint = fingerprint_of("setup-proven", f.monitor_id, f.chain_id, contract, dict(f.labels))
-        calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in seq)
+        calls = " then ".join(("0x" + c.selector.hex()) if c.data else "a plain transfer" for c in own)
+        if not own:
+            calls = (
+                "no call of its own: " + ", ".join("0x" + c.selector.hex() for c in follow) + " by its actors"
+            )
         return replace(
             f,
             stage=FindingStage.SETUP_PROVEN,

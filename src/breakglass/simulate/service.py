@@ -235,5 +235,6 @@ def build_attack_simulation(
         funds=funds,
         follow_ups=FollowUps(follow_ups) if follow_ups else None,
     )
+    engine.early_listeners.append(simulator.on_fetched)
     engine.block_listeners.append(simulator.on_block)
     return AttackSimulationService(watcher, simulator)

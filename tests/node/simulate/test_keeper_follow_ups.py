@@ -118,3 +118,57 @@ async def test_an_honest_contracts_order_executed_by_the_keeper_stays_quiet(
     assert simulator.watched[bot.address.lower()].probes >= 2
     assert simulator.stats.simulations > 0 and simulator.stats.errors == 0
     assert execute(chain, increase) > 0
+
+
+async def test_the_arming_block_is_proven_by_one_follow_up_check_before_its_evaluation(
+    chain: Chain, probing: tuple[Watcher, AttackSimulator]
+) -> None:
+    """The fast lane: the block that arms the contract, handed over as it is fetched (``on_fetched``,
+    before the block path evaluates it), is checked with one simulation, the keeper's pending call
+    alone on the latest state: proven before the keeper's real call, without a probe of its own."""
+    watcher, simulator = probing
+    venue, attacker = chain.venue, chain.w3.eth.accounts[7]
+    market = venue.market(0)
+    args = (venue.usd.address, market.address, venue.vault.address, venue["flash_lender"].address)
+    attack, created = deploy(chain, attacker, "ReentrantAumAttack", *args)
+    blocks = [created, send(chain, venue.usd.functions.mint(attack.address, 700_000 * USD), attacker)]
+    number, increase = create_order(chain, attack, attacker, True, 10_000 * USD, 100_000 * USD)
+    blocks += [number, execute(chain, increase)]
+    number, decrease = create_order(chain, attack, attacker, False, 0, 0)
+    blocks.append(number)
+    assert await examine(watcher, simulator, blocks) == []
+
+    armed = send(chain, attack.functions.arm(40_000_000 * USD, 18_000_000 * USD, 400_000 * USD, 4), attacker)
+    [block] = await fetch_blocks(watcher.rpc, [armed])
+    simulator.on_fetched(block)
+    assert list(simulator._urgent) == [block]  # queued for the fast lane, not the probes
+    spent = simulator.stats.simulations
+    findings = await simulator.check_follow_ups(*simulator._urgent)
+
+    assert findings and {f.stage for f in findings} == {FindingStage.SETUP_PROVEN}, simulator.stats
+    assert simulator.stats.simulations == spent + 1
+    proof = findings[0].evidence
+    assert proof["contract"] == attack.address.lower() and proof["calls"] == []  # none of its own
+    assert decrease in [int(c["input"][10:], 16) for c in proof["follow_ups"]]
+    assert "no call of its own" in findings[0].title
+    assert simulator.watched[attack.address.lower()].proven  # the probes leave it alone now
+    assert await simulator.examine(block) == []
+
+
+async def test_a_follow_up_check_of_an_honest_contracts_order_stays_quiet(
+    chain: Chain, probing: tuple[Watcher, AttackSimulator]
+) -> None:
+    """The block that creates an honest contract's order is checked with the keeper's call too:
+    nothing breaks, nothing is found."""
+    watcher, simulator = probing
+    venue, user = chain.venue, chain.w3.eth.accounts[6]
+    market = venue.market(0)
+    args = (venue.usd.address, market.address, venue.vault.address, venue["flash_lender"].address)
+    bot, created = deploy(chain, user, "ReentrantAumAttack", *args)  # never armed
+    blocks = [created, send(chain, venue.usd.functions.mint(bot.address, 700_000 * USD), user)]
+    assert await examine(watcher, simulator, blocks) == []
+    number, _order = create_order(chain, bot, user, True, 10_000 * USD, 100_000 * USD)
+    [block] = await fetch_blocks(watcher.rpc, [number])
+    simulator.on_fetched(block)
+    assert await simulator.check_follow_ups(*simulator._urgent) == []
+    assert simulator.stats.simulations >= 1 and simulator.stats.errors == 0
