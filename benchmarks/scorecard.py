@@ -4,10 +4,12 @@ README.md (``breakglass.drills.readme.Tolerance``: a published 100.0% must stay 
 preserved drill within 5 percentage points, TTD/TTC within 3 blocks, ms only past max(5 s, 100%)).
 Writes ``benchmarks/results/scorecard.json``.
 
-    python -m benchmarks.scorecard [--check] [--write] [--mode private|public|both] [--readme README.md]
+    python -m benchmarks.scorecard [--check] [--write] [--mode private|public|both] [--runs N]
+                                   [--readme README.md]
 
 ``--check`` exits 1 (printing each difference) when a figure drifted; ``--write`` rewrites the README's
-tables instead (what ``breakglass drill scorecard --write README.md`` does).
+tables instead (what ``breakglass drill scorecard --write README.md`` does). ``--runs N`` plays each
+scenario N times and compares (or publishes) the median of each figure (``readme.median_rows``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--write", action="store_true", help="rewrite the README's scorecard tables")
     parser.add_argument("--mode", default="both", choices=["private", "public", "both"])
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--runs", type=int, default=1, help="plays per scenario (figures: their median)")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     configure_logging(level="critical")
     modes = list(readme.MODES) if args.mode == "both" else [args.mode]
     load, started = os.getloadavg()[0], time.monotonic()
@@ -49,17 +54,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush=True,
         )
 
-    played = run_drills(resolve("all"), [parse_mode(m) for m in modes], compile_contracts(), on_result=show)
-    rows = [r.to_json() for r in played]
+    played = run_drills(
+        resolve("all"), [parse_mode(m) for m in modes], compile_contracts(), on_result=show, runs=args.runs
+    )
+    plays = [r.to_json() for r in played]
+    rows = readme.median_rows(plays)
     seconds = time.monotonic() - started
     tolerance = readme.Tolerance()
     drifts = readme.compare(args.readme.read_text(encoding="utf-8"), rows, tolerance, modes)
     for drift in drifts:
         print(f"drift: {drift}")
     print(f"{len(drifts)} figure(s) drifted past the tolerances; {seconds:,.0f} s at load {load:.1f}")
+    command = "python -m benchmarks.scorecard" + (f" --runs {args.runs}" if args.runs > 1 else "")
     out: dict[str, Any] = {
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - seconds)),
-        "command": "python -m benchmarks.scorecard",
+        "command": command,
+        "runs": args.runs,
         "seconds": round(seconds, 1),
         "load_average": load,
         "average_preserved": readme.averages(rows),
@@ -67,15 +77,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tolerance": tolerance.to_json(),
         "drifts": [str(d) for d in drifts],
         "drills": rows,
+        **({"plays": plays} if args.runs > 1 else {}),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2), encoding="utf-8")
     print(f"wrote {RESULTS}")
     if args.write:
         text = args.readme.read_text(encoding="utf-8")
-        note = readme.measured_note(
-            "python -m benchmarks.scorecard --write", out["measured_at"], seconds, load
-        )
+        note = readme.measured_note(command + " --write", out["measured_at"], seconds, load)
         for mode in modes:
             text = readme.replace_section(text, mode, readme.render_section(mode, rows, note))
         args.readme.write_text(text, encoding="utf-8")

@@ -348,14 +348,17 @@ def run_drills(
     build: Build,
     options: DrillOptions | None = None,
     on_result: Callable[[DrillResult], None] | None = None,
+    runs: int = 1,
 ) -> list[DrillResult]:
     """Every scenario in every mode, defended, one fresh devnet each (mode by mode, as the scorecard
-    lists them); ``options`` gives everything but the mode. Blocking: call it outside an event loop."""
+    lists them), ``runs`` plays of each in a row; ``options`` gives everything but the mode.
+    Blocking: call it outside an event loop."""
     results = []
     for mode in modes:
         for scenario in scenarios:
             opts = dataclasses.replace(options or DrillOptions(), mode=mode)
-            results.append(asyncio.run(run_drill(scenario, build, opts)))
-            if on_result is not None:
-                on_result(results[-1])
+            for _ in range(runs):
+                results.append(asyncio.run(run_drill(scenario, build, opts)))
+                if on_result is not None:
+                    on_result(results[-1])
     return results

@@ -17,6 +17,7 @@ from breakglass.drills.readme import (
     averages,
     compare,
     markers,
+    median_rows,
     parse_section,
     published_section,
     render_section,
@@ -166,3 +167,71 @@ def test_the_command_rewrites_then_checks_a_readme_from_saved_results(tmp_path: 
     drifted = CliRunner().invoke(drill_app, args, terminal_width=200)
     assert drifted.exit_code == 1 and "spot-oracle-pump: preserved published 100.0%" in drifted.output
     assert json.loads(report.read_text(encoding="utf-8"))["drifts"]
+
+
+def test_a_scenario_played_once_keeps_its_row_as_it_was() -> None:
+    assert median_rows(ROWS) == ROWS
+    assert "median" not in render_section("private", median_rows(ROWS))
+
+
+def test_three_plays_of_a_scenario_publish_the_median_of_each_figure() -> None:
+    """A race decided by a few hundred ms: two plays of three preserve everything, one nothing. The
+    published figure is what it usually does (100%), the plays beside it."""
+    plays = [
+        row("reentrant-aum", loss_usd=0.0, preserved=1.0, ttc_ms=250.0, ttc_blocks=1, alerts=5),
+        row("reentrant-aum", loss_usd=1_000_400.0, preserved=0.0, ttc_ms=900.0, ttc_blocks=4, alerts=7),
+        row("reentrant-aum", loss_usd=0.0, preserved=1.0, ttc_ms=300.0, ttc_blocks=2, alerts=6),
+        row("spot-oracle-pump"),
+    ]
+    [aum, pump] = median_rows(plays)
+    assert aum["preserved"] == 1.0 and aum["loss_usd"] == 0.0
+    assert aum["ttc_ms"] == 300.0 and aum["ttc_blocks"] == 2
+    assert aum["runs"] == 3 and aum["preserved_runs"] == [1.0, 0.0, 1.0]
+    assert aum["alerts"] in (5, 6)  # a real play's counts (a median play's), not a blend
+    assert pump == plays[3]  # played once: unchanged
+    section = render_section("private", [aum, pump])
+    assert "| reentrant-aum | 1,000,400 | 0 | 100.0% |" in section
+    assert "median of 1 or 3 plays" in section and "reentrant-aum 100.0/0.0/100.0%" in section
+
+
+def test_an_even_number_of_plays_averages_the_middle_two_and_blocks_stay_counts() -> None:
+    plays = [
+        row("donation-insolvency", preserved=p, loss_usd=loss, ttd_blocks=b, ttd_ms=None)
+        for p, loss, b in ((0.8, 200.0, 3), (0.6, 400.0, 5), (0.9, 100.0, 2), (0.7, 300.0, 4))
+    ]
+    [median] = median_rows(plays)
+    assert median["preserved"] == 0.75 and median["loss_usd"] == 250.0
+    assert median["ttd_blocks"] == 3  # the lower median: a count some play measured
+    assert median["ttd_ms"] is None  # measured by none
+    assert median["runs"] == 4
+
+
+def test_plays_are_grouped_by_mode_and_fault_too() -> None:
+    plays = [row("spot-oracle-pump"), row("spot-oracle-pump", "public"), row("spot-oracle-pump")]
+    plays.append(row("spot-oracle-pump", fault="reorg", preserved=0.5))
+    medians = median_rows(plays)
+    assert [(r["mode"], r.get("fault"), r.get("runs", 1)) for r in medians] == [
+        ("private", None, 2),
+        ("public", None, 1),
+        ("private", "reorg", 1),
+    ]
+
+
+def test_the_command_publishes_medians_from_saved_plays(tmp_path: Path) -> None:
+    """``drill scorecard --runs N --json`` keeps every play; read back with --results, the medians are
+    made again from them."""
+    plays = [row("reentrant-aum", preserved=p, loss_usd=(1 - p) * 1_000_400.0) for p in (1.0, 0.0, 1.0)]
+    results, target = tmp_path / "scorecard.json", tmp_path / "README.md"
+    results.write_text(json.dumps({"drills": median_rows(plays), "plays": plays}), encoding="utf-8")
+    target.write_text(readme([]), encoding="utf-8")
+    args = ["scorecard", "--mode", "private", "--results", str(results), "--write", str(target)]
+    wrote = CliRunner().invoke(drill_app, args)
+    assert wrote.exit_code == 0, wrote.output
+    written = target.read_text(encoding="utf-8")
+    assert "| reentrant-aum | 1,000,400 | 0 | 100.0% |" in written
+    assert "median of 3 plays" in written
+
+
+def test_runs_must_be_at_least_one() -> None:
+    result = CliRunner().invoke(drill_app, ["scorecard", "--runs", "0"])
+    assert result.exit_code != 0
