@@ -176,7 +176,8 @@ MEMPOOL_SUBSCRIBED = Gauge(
 # ---- simulate/attack: new contracts probed before they act
 ATTACK_PROBES = Counter(
     "breakglass_attack_simulation_probes",
-    "Contracts probed: outcome=proven, quiet, timeout or superseded; reason=created or touched.",
+    "Contracts probed: outcome=proven, quiet, timeout or superseded; reason=created, touched or follow-up "
+    "(the one-simulation follow-up check).",
     ["outcome", "reason"],
 )
 ATTACK_SIMULATIONS = Counter(

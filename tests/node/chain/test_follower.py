@@ -203,6 +203,41 @@ async def test_a_block_is_checkpointed_only_once_its_findings_are_in_every_consu
     await rpc.close()
 
 
+async def test_following_a_new_head_is_handled_while_the_last_checkpoint_write_still_runs(
+    anvil: Anvil, checkpoints: CheckpointStore
+) -> None:
+    """``run`` (write_behind): a slow checkpoint write holds no head back; the rows handled meanwhile
+    are written after it, in order, and every block ends up checkpointed once."""
+    anvil.mine(2)
+    release = asyncio.Event()
+    writes: list[list[int]] = []
+    original = checkpoints.advance_many
+
+    async def slow(chain_id: int, rows: list[tuple[int, str, str, int]], **options: Any) -> None:
+        writes.append([n for n, _h, _p, _f in rows])
+        await release.wait()
+        await original(chain_id, rows, **options)
+
+    checkpoints.advance_many = slow  # type: ignore[method-assign]
+    recorder = Recorder()
+    rpc = RpcClient.from_urls([anvil.url])
+    follower = Follower(rpc, checkpoints, recorder, chain_id=31337, start_block=0, poll_interval=0.02)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follower.run(stop))
+    await wait_until(lambda: writes == [[0, 1, 2]], what="the first write, held")
+    anvil.mine(2)
+    await wait_until(lambda: recorder.numbers[-1:] == [4], what="the new heads, handled during the write")
+    assert writes == [[0, 1, 2]] and {n for n, _h, _p, _f in follower.backlog} >= {3, 4}
+    release.set()
+    await wait_until(lambda: not follower.backlog, what="the rows handled meanwhile, written after it")
+    assert writes[0] == [0, 1, 2] and sorted(n for w in writes[1:] for n in w) == [3, 4]
+    stop.set()
+    await running
+    assert [n for n, _h, _o in await checkpoints.processed(31337)] == list(range(5))
+    assert recorder.numbers == list(range(5))
+    await rpc.close()
+
+
 async def test_a_follower_whose_fencing_token_was_superseded_stops_without_moving_the_cursor(
     anvil: Anvil, checkpoints: CheckpointStore
 ) -> None:
