@@ -80,6 +80,14 @@ class AttackSimulationConfig(Strict):
         description="token contract name -> amount (its base units) each probed contract holds in the "
         "simulation, flash-loan style (written to the token's balance mapping by state override)",
     )
+    leverage: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=lambda: [8, 40],
+        min_length=1,
+        max_length=8,
+        description="multiples of a margin tried as a position size in the arguments derived from what "
+        "a probed contract holds (default 8 and 40: 80% of the common 10x and 50x caps, an opening "
+        "fee coming off the margin); set your protocol's own caps' 80%",
+    )
     follow_ups: list[FollowUpConfig] = Field(
         default_factory=list,
         description="the protocol's own actors' calls after each probe, in the same simulated bundle",

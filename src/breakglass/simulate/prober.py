@@ -150,7 +150,8 @@ class Prober:
             if k == derived_at and not (self.follow_ups and self.follow_ups.calls(w.address)):
                 # (none for a contract the protocol's own actors act for: its follow-ups judge it)
                 holdings = await self._holdings(w, [*self.protocol_order, *w.embedded], overrides)
-                rounds[k] = derived_sets(guesses, holdings)[:MAX_DERIVED]
+                derived = derived_sets(guesses, holdings, leverage=self.settings.leverage)
+                rounds[k] = derived[:MAX_DERIVED]
             calls: list[ProbeCall] = []
             if k == 0:
                 calls += [ProbeCall(c, w.address, b"", PROBE_VALUE) for c in callers]

@@ -105,8 +105,9 @@ def argument_sets(addresses: Sequence[str], amounts: Sequence[int] = ()) -> list
 
 
 LEVERAGE = (8, 40)
-"""Multiples of a margin tried as a position size: 80% of the common 10x and 50x caps (an opening fee
-comes off the margin, so the cap itself is refused)."""
+"""Multiples of a margin tried as a position size when none are configured (``attack_simulation.
+leverage`` has the same default): 80% of the common 10x and 50x caps (an opening fee comes off the
+margin, so the cap itself is refused)."""
 COUNTS = (16,)
 """Loop counts tried as a trailing argument (a loop that stops when nothing is left to take)."""
 

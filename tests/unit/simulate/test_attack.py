@@ -372,3 +372,36 @@ async def test_a_probe_is_given_up_when_a_newer_block_touches_its_contract_and_r
     spent = node.simulations
     assert await sim.examine(*sim._blocks) == [] and node.simulations > spent  # probed again, whole
     assert sim.stats.superseded == 1 and sim.watched[quiet].probes == 2
+
+
+async def test_the_leverage_multiples_tried_are_the_configured_ones() -> None:
+    """``attack_simulation.leverage``: ``ROUNDS`` needs a size at least 20x its margin. A protocol whose
+    caps are 10x (8 tried) proves nothing with it; one configured with 25 proves it with a 25x size."""
+    attack = "0x" + "a8" * 20
+    low = FakeNode([(attack, dispatcher(GETTER, ROUNDS, embed=TOKEN))], holding=1_000)
+    assert await attack_simulator(low, leverage=[8]).examine(block_with(tx(1))) == []
+    node = FakeNode([(attack, dispatcher(GETTER, ROUNDS, embed=TOKEN))], holding=1_000)
+    [finding] = await attack_simulator(node, leverage=[25]).examine(block_with(tx(1)))
+    [call] = finding.evidence["calls"]
+    assert int(call["input"][74:138], 16) == 12_500 and int(call["input"][138:202], 16) == 500
+
+
+def test_the_leverage_list_defaults_to_8_and_40_and_is_checked() -> None:
+    assert AttackSimulationConfig().leverage == [8, 40]
+    for bad in ([], [0], [8, "ten"], list(range(1, 20))):
+        with pytest.raises(ValueError, match="leverage"):
+            AttackSimulationConfig(leverage=bad)
+
+
+def test_a_bad_leverage_is_a_config_error_at_its_line_and_path(tmp_path: Any) -> None:
+    from breakglass.config import load_config
+    from breakglass.errors import ConfigError
+
+    path = tmp_path / "breakglass.yaml"
+    path.write_text("protocol: x\nattack_simulation:\n  leverage: [8, 0]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert (
+        "breakglass.yaml:3 attack_simulation.leverage[1]: Input should be greater than or equal to 1"
+        in str(info.value)
+    )
