@@ -206,9 +206,12 @@ class DetectionEngine:
         """Told each block near the head once its findings are published; they must not block
         (attack-contract simulation queues it: ``simulate.attack``)."""
         self.early_listeners: list[Callable[[Block], None]] = []
-        """Told each block near the head as it arrives, before it is evaluated; they must not block
+        """Told each block near the head once, as it arrives, before its state is read and it is
+        evaluated (a window's blocks in ``prepare``, a head alone in ``on_block``); they must not block
         (attack-contract simulation checks the contracts it touched that the protocol's own actors
         are about to call: ``AttackSimulator.on_fetched``)."""
+        self._told: OrderedDict[str, None] = OrderedDict()
+        """hashes of the blocks the early listeners were told of (the last few hundred)"""
 
     def on_head(self, number: int) -> None:
         self.head = number
@@ -281,6 +284,7 @@ class DetectionEngine:
         """Read the state of a whole window of blocks in one batch (the follower calls this right
         after fetching them, inside its prefetch pipeline, so backfills never wait on reads).
         Blocks that will take their parent's reads (``_carries``) are not read."""
+        self._tell_early(blocks)  # before the window's reads: a fetched block waits for no round trip
         blocks = [b for b in blocks if self._recent(b) and not self._carries(b)]
         if (not self.calls and not self.want_code and not self.balance_accounts) or not blocks:
             return
@@ -666,10 +670,20 @@ class DetectionEngine:
         while len(self._pushed_found) > self._keep:
             self._pushed_found.popitem(last=False)
 
-    async def on_block(self, block: Block) -> int:
-        if self.early_listeners and self._recent(block):
+    def _tell_early(self, blocks: Sequence[Block]) -> None:
+        if not self.early_listeners:
+            return
+        for block in blocks:
+            if block.hash in self._told or not self._recent(block):
+                continue
+            self._told[block.hash] = None
+            while len(self._told) > 512:
+                self._told.popitem(last=False)
             for listener in self.early_listeners:
                 listener(block)
+
+    async def on_block(self, block: Block) -> int:
+        self._tell_early((block,))
         remote: dict[int, list[Finding]] | None = None
         if self._judged:
             judged = self._judged.pop(block.hash, None)

@@ -172,3 +172,19 @@ async def test_a_node_refusing_state_overrides_is_read_as_before_and_said_once()
     assert len(readers) == 3  # three blocks in a row refused: the reader is not asked again
     assert engine.unproven_reads == 3
     assert [to for to, _tag in node.requests[-2:]] == [CONTRACTS["token"][0]] * 2  # plain reads since
+
+
+async def test_early_listeners_hear_each_block_once_before_its_window_is_read() -> None:
+    """``early_listeners`` (attack simulation's follow-up check): a fetched window's blocks are told
+    before their state reads go out, and ``on_block`` does not tell them again; a head handled
+    without ``prepare`` is told by ``on_block``, before it is evaluated."""
+    node = ReaderNode({1: 1000, 2: 1000, 3: 1000}, [own_state])
+    engine = engine_over(node)
+    heard: list[tuple[int, int]] = []
+    engine.early_listeners.append(lambda b: heard.append((b.number, len(node.requests))))
+    await engine.prepare([block(1, 1), block(2, 1)])
+    assert heard == [(1, 0), (2, 0)]  # told before any read was sent
+    for n in (1, 2):
+        await engine.on_block(block(n, 1))
+    await engine.on_block(block(3, 1))
+    assert heard == [(1, 0), (2, 0), (3, 2)]  # the head alone: told once, before its own read
