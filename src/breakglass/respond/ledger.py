@@ -62,7 +62,17 @@ from breakglass.respond.journal import Entry, LedgerJournal
 from breakglass.store.db import Base
 from breakglass.store.health import StoreHealth, StoreUnavailable, is_unavailable, short_error
 
-__all__ = ["FENCE", "OPEN_STEPS", "ClaimRow", "Ledger", "LedgerFenced", "LedgerRow", "make_hot_engine"]
+__all__ = [
+    "FENCE",
+    "LOCKED_POLL",
+    "OPEN_STEPS",
+    "ClaimRow",
+    "Ledger",
+    "LedgerFenced",
+    "LedgerRow",
+    "hot_write",
+    "make_hot_engine",
+]
 
 log = get_logger(__name__)
 T = TypeVar("T")
