@@ -15,6 +15,8 @@ import asyncio
 import random
 from pathlib import Path
 
+from detect_support import Probe, write_config  # type: ignore[import-not-found]
+
 from breakglass.chain.checkpoint import CheckpointStore
 from breakglass.chain.follower import Follower
 from breakglass.chain.rpc import RpcClient
@@ -24,7 +26,6 @@ from breakglass.devnet.solc import compile_contracts
 from breakglass.domain import Block, Finding
 from breakglass.store.db import Base, make_engine, make_sessionmaker
 from breakglass.testing import wait_until
-from conftest import Probe, write_config  # type: ignore[import-not-found]
 
 BLOCKS = 300
 LEVELS = (10, 150, 250, 400)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import structlog
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
-from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
 

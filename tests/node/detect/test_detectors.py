@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 from eth_utils.crypto import keccak
 
 from breakglass.detect import Retraction
 from breakglass.domain import Severity
-from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
 

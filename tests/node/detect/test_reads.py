@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 
 from breakglass.chain.rpc import RpcClient
 from breakglass.detect.reads import (
@@ -13,7 +14,6 @@ from breakglass.detect.reads import (
     parse_call,
 )
 from breakglass.devnet.deploy import Deployer
-from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 from sqlalchemy import select
 
 from breakglass.alerts.models import AlertRow
@@ -22,7 +23,6 @@ from breakglass.incidents.models import Incident
 from breakglass.roles.incidents import IncidentStage
 from breakglass.testing import eventually
 from breakglass.timeline import TimelineEvent, verify_chain
-from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
 

@@ -7,9 +7,9 @@ import textwrap
 from typing import Any
 
 import pytest
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 
 from breakglass.detect.flows import FlowDetector
-from conftest import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.node
 

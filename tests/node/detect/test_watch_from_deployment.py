@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from detect_support import RecordingBus, write_config  # type: ignore[import-not-found]
 from web3 import Web3
 
 from breakglass.chain.checkpoint import CheckpointStore
@@ -19,7 +20,6 @@ from breakglass.devnet.solc import Build
 from breakglass.devnet.venue import VenueOptions, deploy_venue
 from breakglass.domain import Finding
 from breakglass.store.db import Base, make_engine, make_sessionmaker
-from conftest import RecordingBus, write_config  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

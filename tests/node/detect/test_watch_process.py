@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from conftest import USD, Probe  # type: ignore[import-not-found]
+from detect_support import USD, Probe  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
