@@ -134,3 +134,28 @@ def test_a_raw_window_answer_decodes_into_its_blocks_in_order() -> None:
 def test_a_raw_window_answer_that_is_not_the_usual_one_is_declined(body: bytes) -> None:
     # the caller fetches the window the ordinary way, which retries or reports precisely
     assert decode_window([16], 7, body) is None
+
+
+def test_a_raw_window_decodes_exactly_as_the_ordinary_path_quiet_blocks_and_withdrawals_included() -> None:
+    quiet = raw_block(number="0x11", transactions=[], withdrawals=[{"index": "0x0"}, {"index": "0x1"}])
+    legacy = raw_block(number="0x12", baseFeePerGas=None)
+    answers = [raw_block(), raw_receipts(), quiet, [], legacy, raw_receipts()]
+    blocks = decode_window([16, 17, 18], 7, window_body(7, answers))
+    assert blocks == [
+        decode_block(raw_block(), raw_receipts()),  # type: ignore[arg-type]
+        decode_block(quiet, []),  # type: ignore[arg-type]
+        decode_block(legacy, raw_receipts()),  # type: ignore[arg-type]
+    ]
+    assert blocks[1].withdrawals == 2 and not blocks[1].quiet and blocks[2].base_fee is None
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"transactions": [H2]},  # hashes, not full transactions
+        {"timestamp": 100},  # not a hex quantity
+        {"parentHash": None},
+    ],
+)
+def test_a_raw_window_with_a_field_that_does_not_decode_is_declined(over: dict[str, Any]) -> None:
+    assert decode_window([16], 7, window_body(7, [raw_block(**over), raw_receipts()])) is None
