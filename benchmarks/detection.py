@@ -187,6 +187,12 @@ async def latency_breakglass(node: Anvil, w3: Web3, vault: Any, config: Path, fo
     follower, engine, rpc, (db, bus) = await make_stack(node, config, folder / "lat.db")
     follower.start_block = w3.eth.block_number + 1
     findings = bus.subscribe(Topics.FINDINGS, "bench")
+
+    async def drain() -> None:  # a consumer, as in serve: the follower checkpoints once it took them
+        async for _finding in findings:
+            pass
+
+    consumer = asyncio.create_task(drain())
     seen: list[float] = []
     original_head = follower._head
 
@@ -213,9 +219,9 @@ async def latency_breakglass(node: Anvil, w3: Web3, vault: Any, config: Path, fo
         assert processed == 1, (processed, engine.errors)
         latencies.append((done[-1] - seen[-1]) * 1000)
         count += len(done)
+    consumer.cancel()
     await rpc.close()
     await db.dispose()
-    del findings
     return {"latency_ms": summary(latencies), "findings": count}
 
 
