@@ -24,7 +24,7 @@ WEI = 10**18
 
 
 class BalanceDetector:
-    interest = Interest(state=True)
+    interest = Interest(state=True, other_logs=False)
 
     def __init__(self, cfg: BalanceMonitor) -> None:
         self.monitor_id = cfg.id

@@ -135,6 +135,10 @@ class Interest:
     state: bool = False
     """any block whose state the engine read wakes it (invariants: nothing else to look at, and a
     backfill reads no state deeper than the engine's horizon)"""
+    other_logs: bool = True
+    """``on_block`` may look at decoded logs (``ctx.logs``) other than those ``logs`` names (governance
+    reads every log of the protocol's contracts). When no detector does, the engine decodes only the
+    logs that wake one: a token's transfers that no monitor asks for are never decoded."""
 
 
 class Detector(Protocol):

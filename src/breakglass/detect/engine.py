@@ -135,6 +135,11 @@ class DetectionEngine:
             for key in interest.logs:
                 self._on_log.setdefault(key, []).append(i)
         self._quiet = list(self._always)
+        interests: list[Interest | None] = [getattr(d, "interest", None) for d in self.detectors]
+        self._log_keys: frozenset[tuple[str, str]] | None = (
+            None if any(i is None or i.other_logs for i in interests) else frozenset(self._on_log)
+        )
+        """the (address, topic0) of the only logs worth decoding; None: every configured contract's"""
         self.balance_accounts = sorted(
             {a.lower() for d in self.detectors for a in (getattr(d, "balances", None) or (lambda: ()))()}
         )
@@ -538,10 +543,15 @@ class DetectionEngine:
 
     def _decode_logs(self, block: Block) -> list[DecodedLog]:
         out: list[DecodedLog] = []
+        wanted = self._log_keys
         for tx in block.transactions:
             if tx.receipt is None or tx.receipt.status == 0:
                 continue
             for entry in tx.receipt.logs:
+                if wanted is not None and (
+                    not entry.topics or (entry.address.lower(), entry.topics[0]) not in wanted
+                ):
+                    continue  # no detector can look at it (``Interest.other_logs``)
                 decoded = self.abi.decode_log(entry)
                 if decoded is not None:
                     name = self.abi.names[entry.address.lower()]

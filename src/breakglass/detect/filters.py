@@ -66,7 +66,7 @@ class EventDetector:
         self.monitor_id = cfg.id
         self.address = address.lower()
         self.event = event
-        self.interest = Interest(logs=frozenset({(self.address, event.topic0)}))
+        self.interest = Interest(logs=frozenset({(self.address, event.topic0)}), other_logs=False)
         self.where = Expression(cfg.where, cfg.id, allowed=EVENT_VARS) if cfg.where else None
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or f"{cfg.contract}.{event.name}", cfg.labels
@@ -101,7 +101,7 @@ class CallDetector:
         self.monitor_id = cfg.id
         self.address = address.lower()
         self.function = function
-        self.interest = Interest(transactions=True)
+        self.interest = Interest(transactions=True, other_logs=False)
         self.include_reverted = cfg.include_reverted
         self.where = Expression(cfg.where, cfg.id, allowed=CALL_VARS) if cfg.where else None
         self.make = FindingMaker(
@@ -133,11 +133,11 @@ class TransactionDetector:
     stateless = True  # judged by the backfill worker process beyond the state horizon (offload.py)
 
     def __init__(self, cfg: TransactionMonitor, to: list[str]) -> None:
-        self.interest = Interest(transactions=True)
         self.monitor_id = cfg.id
         self.to = {a.lower() for a in to}
         self.where = Expression(cfg.where, cfg.id, allowed=TX_VARS)
         self.reads_logs = "logs" in self.where.variables
+        self.interest = Interest(transactions=True, other_logs=self.reads_logs)
         # An expression of the logs alone gives one answer for every transaction without protocol logs
         # (most of a block's): evaluated once, not per transaction.
         self._logs_only = self.reads_logs and self.where.variables <= {"logs", "contracts"}

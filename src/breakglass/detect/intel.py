@@ -49,7 +49,7 @@ def read_indicators(
 class IntelDetector:
     def __init__(self, cfg: IntelMonitor, base_dir: Path, feed_store: Path | None = None) -> None:
         self.monitor_id = cfg.id
-        self.interest = Interest(transactions=True)  # nothing to see in a block without one
+        self.interest = Interest(transactions=True, other_logs=False)  # nothing to see in a block without one
         self.addresses = {a.lower() for a in cfg.addresses}
         self.code_hashes = {h.lower() for h in cfg.code_hashes}
         self.selectors = {s.lower() for s in cfg.selectors}

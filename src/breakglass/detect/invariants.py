@@ -207,7 +207,9 @@ class InvariantDetector:
     """The block-path adapter: evaluates the set on the reads the engine did, makes findings."""
 
     monitor_id = "invariants"
-    interest = Interest(state=True)  # on_block finds nothing in a block whose state was not read
+    interest = Interest(
+        state=True, other_logs=False
+    )  # on_block finds nothing in a block whose state was not read
 
     def __init__(self, invariants: InvariantSet) -> None:
         self.set = invariants

@@ -71,7 +71,7 @@ class SetupDetector:
         """``protocol``: addresses of the protocol's contracts; ``mixers``: more source addresses;
         ``feed``: pulled intel whose funding sources are sources too."""
         self.monitor_id = cfg.id
-        self.interest = Interest(transactions=True)  # nothing to see in a block without one
+        self.interest = Interest(transactions=True, other_logs=False)  # nothing to see in a block without one
         self.cfg = cfg
         self.protocol = {a.lower() for a in protocol}
         self.sources = {a.lower() for a in (*cfg.mixers, *cfg.flagged, *mixers)}

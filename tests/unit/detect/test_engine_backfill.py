@@ -13,7 +13,7 @@ from test_engine import block  # type: ignore[import-not-found]
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.config.monitors import EventMonitor, InvariantMonitor
 from breakglass.detect.abi import EventAbi
-from breakglass.detect.base import BlockContext
+from breakglass.detect.base import BlockContext, Interest
 from breakglass.detect.engine import DetectionEngine
 from breakglass.detect.filters import EventDetector
 from breakglass.detect.invariants import InvariantDetector, InvariantSet
@@ -90,6 +90,33 @@ async def test_an_event_monitor_is_not_called_on_blocks_without_its_log() -> Non
     assert calls == [2, 4]  # only the blocks with a Transfer of the token
     assert every.seen == [1, 2, 3, 4]  # no declared interest: every block
     assert found == 2
+
+
+class LogCounter(Spy):
+    """Records how many decoded logs each block's context held."""
+
+    def on_block(self, ctx: BlockContext) -> list[Finding]:
+        self.seen.append(len(ctx.logs))
+        return []
+
+
+async def test_a_log_is_decoded_only_when_a_detector_can_look_at_it() -> None:
+    events = EventDetector(
+        EventMonitor(id="moves", kind="event", contract="token", event="Transfer"),
+        TOKEN,
+        EventAbi.of(TRANSFER),
+    )
+    blind = LogCounter(Interest(transactions=True, other_logs=False))
+    engine = DetectionEngine([invariant(), blind], chain_id=1, contracts=CONTRACTS, executor=CountingReads(1))
+    await engine.on_block(block(2, 100))
+    assert blind.seen == [0]  # the token's Transfer: no detector names it, none reads other logs
+    engine = DetectionEngine([events, blind], chain_id=1, contracts=CONTRACTS, executor=CountingReads(1))
+    assert await engine.on_block(block(2, 100)) == 1
+    assert blind.seen == [0, 1]  # an event monitor names it
+    reader = LogCounter(Interest(transactions=True))  # may read any log (governance, flows, plugins)
+    engine = DetectionEngine([reader], chain_id=1, contracts=CONTRACTS, executor=CountingReads(1))
+    await engine.on_block(block(2, 100))
+    assert reader.seen == [1]
 
 
 async def test_quiet_blocks_behind_the_head_take_their_parents_reads() -> None:
