@@ -1,16 +1,19 @@
 """An attack on the reference venue while its active detector is SIGKILLed (issue 19): two ``breakglass
 serve`` replicas with the shipped example configuration (PostgreSQL store, JetStream bus, NATS KV
-lease), a block a second, and the repeated-drain scenario played in real time. The active replica is
-killed right after the attacker's first set-up step (the mixer funding it: taint the standby has to
-read back from the saved detector state to flag the deployment that follows); the standby takes the
-chain's lease, resumes at the block after the shared checkpoint, detects the attack and contains it
+lease), a block every half second, and the repeated-drain scenario played in real time. The active
+replica is killed right after the attacker's first set-up step (the mixer funding it: taint the standby
+has to read back from the saved detector state to flag the deployment that follows); the standby takes
+the chain's lease, resumes at the block after the shared checkpoint, detects the attack and contains it
 (the guardian's calls mined, each once), with no block missed."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,29 @@ from breakglass.testing import service_url
 pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CHAIN_ID = 31337
+BLOCK_TIME = 0.5
+"""Each strike step waits for its receipt and one block more (30 flash loops): at anvil's own interval
+mining (whole seconds only) the strike alone took 60 s."""
+
+
+@contextlib.contextmanager
+def interval_blocks(node: Anvil, seconds: float) -> Iterator[None]:
+    """A block every ``seconds`` with or without transactions (anvil's ``evm_setIntervalMining`` takes
+    whole seconds), until the block ends."""
+    stop = threading.Event()
+
+    def mine() -> None:
+        while not stop.wait(seconds):
+            node.rpc("evm_mine")
+
+    node.rpc("evm_setAutomine", False)
+    miner = threading.Thread(target=mine, name="interval-blocks", daemon=True)
+    miner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        miner.join(10)
 
 
 def test_a_standby_taking_over_mid_attack_detects_and_contains_it(build: Build, tmp_path: Path) -> None:
@@ -46,6 +72,7 @@ def test_a_standby_taking_over_mid_attack_detects_and_contains_it(build: Build, 
     with (
         services(postgres, nats) as (store, prefix),
         Anvil(AnvilOptions(mode=BlockMode.AUTO, extra_args=DRILL_NODE_ARGS)) as node,
+        contextlib.ExitStack() as stack,
     ):
         w3 = Web3(Web3.HTTPProvider(node.url))
         deployer = Deployer(w3, build)
@@ -59,8 +86,7 @@ def test_a_standby_taking_over_mid_attack_detects_and_contains_it(build: Build, 
         config["bus"] = {"kind": "jetstream", "url": nats, "prefix": prefix}
         config["ha"] = {"lease": "nats", "ttl_seconds": 2}
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        node.rpc("evm_setAutomine", False)
-        node.rpc("evm_setIntervalMining", 1)  # the chain goes on making blocks, whoever follows it
+        stack.enter_context(interval_blocks(node, BLOCK_TIME))  # the chain goes on, whoever follows it
         replicas = [Replica(name, path, {PASSWORD_ENV: password}, tmp_path) for name in ("a", "b")]
         engine = create_engine(store.replace("postgresql://", "postgresql+psycopg://", 1))
         try:
