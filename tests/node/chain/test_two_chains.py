@@ -133,6 +133,9 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
     config = tmp_path / "two-chains.yaml"
     shutil.copy(EXAMPLE, config)
     store_url, lease = store
+    # check (offline) and test-monitor (publishes nothing) open no store: the same on either backend, so
+    # the SQLite run, the example as shipped, runs them (each a Python process start, seconds under load)
+    offline_commands = lease == "none"
     if lease != "none":  # each chain's follower and responder then lead under their own lease
         with config.open("a", encoding="utf-8") as out:
             out.write(f"\nha: {{lease: {lease}}}\n")
@@ -145,8 +148,9 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         "GUARDIAN_KEY": guardian_key,
         "STORE_URL": store_url,
     }
-    check = subprocess.run([BREAKGLASS, "check", str(config)], env=env, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    if offline_commands:
+        check = subprocess.run([BREAKGLASS, "check", str(config)], env=env, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
     made = subprocess.run(
         [BREAKGLASS, "tokens", "create", "--role", "viewer", "--name", "test", "-c", str(config)],
         env=env, capture_output=True, text=True, check=True,
@@ -179,14 +183,14 @@ def test_an_exploit_on_one_chain_pauses_that_chain_only(
         db = store_url
         wait_for(lambda: bool(query(db, "SELECT 1 FROM alerts")), "the alert", proc, log)
         assert query(db, "SELECT monitor_id, chain_id FROM alerts") == [("leverage-beta", 31338)]
-        # one chain of the file, tried on one block: the beta exploit's block, as beta's monitors see it
-        block = str(beta.w3.eth.block_number)
-        tried = subprocess.run(
-            [BREAKGLASS, "test-monitor", str(config), "--chain", "beta", "--block", block, "--json"],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        assert [(f["monitor"], f["chain"]) for f in map(json.loads, tried.stdout.splitlines())] == [
-            ("leverage-beta", 31338)]  # fmt: skip
+        if offline_commands:  # one chain of the file, tried on one block: the beta exploit's block
+            block = str(beta.w3.eth.block_number)
+            tried = subprocess.run(
+                [BREAKGLASS, "test-monitor", str(config), "--chain", "beta", "--block", block, "--json"],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            assert [(f["monitor"], f["chain"]) for f in map(json.loads, tried.stdout.splitlines())] == [
+                ("leverage-beta", 31338)]  # fmt: skip
         ledger = query(db, "SELECT DISTINCT playbook, chain_id FROM respond_ledger")
         assert ledger == [("pause-beta", 31338)]
 
