@@ -6,7 +6,9 @@ bad message must not stop the next ones). Anything else that goes wrong (the sub
 raising: a nats-py ``ConnectionClosedError``, an ``asyncio.TimeoutError`` when the event loop was
 busy, a JetStream API error, a bug) is logged at once with the topic and durable name, and the
 consumer subscribes again after a backoff (0.1 s doubling to 5 s), resuming where its group left off.
-The subscription ending normally (the bus closed) ends the consumer.
+The subscription ending normally (the bus closed) ends the consumer. So does a cancel, even one that
+the handler swallowed (a library's ``except``, Python 3.11's ``wait_for``): the consumer asks
+``Task.cancelling()`` after each message rather than wait for a next one nobody will publish.
 
 Its state is public for readiness and metrics: ``subscribed``, ``running`` (reading, not waiting to restart),
 ``restarts``, ``last_error`` and ``last_progress_at``. ``consumers_ready`` is the ``/readyz`` check
@@ -23,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from breakglass.bus.base import Bus
-from breakglass.bus.cancel import raise_if_cancelling
+from breakglass.bus.cancel import cancelling, raise_if_cancelling
 from breakglass.health import Check, CheckResult
 from breakglass.logs import get_logger
 from breakglass.metrics import BUS_CONSUMER_RESTARTS, BUS_CONSUMER_UP
@@ -108,6 +110,8 @@ class Consumer:
                             log.exception("bus.message_failed", topic=self.topic, durable=self.durable)
                         self.last_progress_at = time.monotonic()
                         delay = self.backoff
+                        if cancelling():  # the handler swallowed our cancel: end now, not never
+                            raise asyncio.CancelledError
                     return  # the bus closed: nothing more will come
                 except Exception as exc:
                     raise_if_cancelling(exc)  # a cancelled fetch that nats-py answered with its own error

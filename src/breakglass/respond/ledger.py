@@ -404,9 +404,12 @@ class Ledger:
         the database did not take it (locked, down) within ``store_timeout`` (with a journal)."""
         timeout = self._store_timeout if self._journal is not None else None
         try:
-            if self._hot is not None:
-                return await asyncio.wait_for(asyncio.to_thread(hot_write, self._hot, sync), timeout)
-            return await asyncio.wait_for(run_async(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel reaching wait_for in the loop
+            # iteration its write finished in is dropped (gh-86296), and the stopped stage runs on
+            async with asyncio.timeout(timeout):
+                if self._hot is not None:
+                    return await asyncio.to_thread(hot_write, self._hot, sync)
+                return await run_async()
         except TimeoutError as exc:
             self._health.failed(operation, exc)
             raise StoreUnavailable(f"ledger: {operation}: no answer within {timeout:g} s") from exc
