@@ -146,7 +146,8 @@ class EventHub:
             yield "retry: 2000\n: connected\n\n"
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                    async with asyncio.timeout(heartbeat):  # not wait_for: on 3.11 it can drop a cancel
+                        event = await queue.get()
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue

@@ -97,7 +97,8 @@ class MempoolWatcher:
             params = ["newPendingTransactions", True]
             request = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": params}
             await ws.send(json.dumps(request))
-            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            async with asyncio.timeout(10):  # not wait_for: on 3.11 it can drop the watch's cancel
+                answer = json.loads(await ws.recv())
             if "error" in answer:
                 raise OSError(f"eth_subscribe refused: {answer['error']}")
             self.subscribed.set()
