@@ -9,7 +9,6 @@ example carries its own two stand-in monitors), and ``mempool: {enabled: true}``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,13 +95,34 @@ class Defense:
     def serious(self, stage: FindingStage) -> list[Finding]:
         return [f for f in self.findings if f.stage is stage and f.severity >= Severity.HIGH]
 
-    async def close(self) -> None:
+    async def close(self, within: float = 30.0) -> None:
+        """Stop every stage and close the app. A stage that fails, or outlives its stop by ``within`` s (it is
+        then cancelled), fails the test, but only after the app is closed: its store connections and
+        RPC sessions must not be left for the garbage collector to report in whichever test runs next."""
         self.stop.set()
-        for task in self.tasks[1:]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 30)
-        await self.app.close()  # closes the bus: the collector ends
-        await self.tasks[0]
+        failures: list[BaseException] = []
+        try:
+            for task in self.tasks[1:]:
+                failure = await _ended(task, within)
+                if failure is not None:
+                    failures.append(failure)
+        finally:
+            await self.app.close()  # closes the bus: the collector ends
+            await self.tasks[0]
+        if failures:
+            raise failures[0]
+
+
+async def _ended(task: asyncio.Task[Any], within: float) -> BaseException | None:
+    """Wait for a stage's ``run`` to end after its stop; what it raised, or why it is late."""
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        return AssertionError(f"{task.get_coro()!r} did not end within {within:g} s of its stop")
+    if task.cancelled():
+        return None
+    return task.exception()
 
 
 def _hex(key: Any) -> str:
