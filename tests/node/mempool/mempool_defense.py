@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from web3 import Web3
 
 from breakglass.app import App, build_app
 from breakglass.bus import Topics
+from breakglass.bus.consumer import Consumer
 from breakglass.config import load_config
 from breakglass.devnet.anvil import Anvil, PublicBlocks
 from breakglass.devnet.deploy import Deployer
@@ -76,14 +77,12 @@ class Defense:
         mempool = app.components.mempool
         if isinstance(mempool, MempoolService):
             mempool.simulator.on_verdict = lambda v: defense.verdicts.__setitem__(v.tx_hash, v)
-        findings = app.bus.subscribe(Topics.FINDINGS, "test-observer")
-
-        async def collect() -> None:
-            async for finding in findings:
-                defense.findings.append(finding)
-
+        # supervised like a stage's: on JetStream at load 9 a bare subscription once ended early and
+        # silently, leaving the findings list empty while the responder, subscribed the same way, acted
+        observer = Consumer(app.bus, Topics.FINDINGS, "test-observer", _keep(defense.findings))
+        observer.subscribe()
         defense.tasks = [
-            asyncio.create_task(collect()),
+            asyncio.create_task(observer.run(), name="test observer"),
             asyncio.create_task(watcher.run(defense.stop)),
             asyncio.create_task(app.components.respond.run(defense.stop)),
         ]
@@ -107,10 +106,19 @@ class Defense:
                 if failure is not None:
                     failures.append(failure)
         finally:
-            await self.app.close()  # closes the bus: the collector ends
-            await self.tasks[0]
+            await self.app.close()  # closes the bus: the observer ends
+            observed = await _ended(self.tasks[0], 10)
+            if observed is not None:
+                failures.append(observed)
         if failures:
             raise failures[0]
+
+
+def _keep(findings: list[Finding]) -> Callable[[Any], Awaitable[None]]:
+    async def keep(finding: Any) -> None:
+        findings.append(finding)
+
+    return keep
 
 
 async def _ended(task: asyncio.Task[Any], within: float) -> BaseException | None:
