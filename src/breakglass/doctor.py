@@ -273,7 +273,8 @@ async def _reachable(name: str, kind: str, url: str) -> DoctorCheck:
     port = parts.port or (443 if secure else 80)
     host = parts.hostname or ""
     try:
-        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+        async with asyncio.timeout(5):
+            _reader, writer = await asyncio.open_connection(host, port)
         writer.close()
         await writer.wait_closed()
     except (OSError, TimeoutError) as exc:

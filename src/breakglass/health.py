@@ -82,7 +82,8 @@ class Health:
 
     async def _one(self, check: Check) -> CheckResult:
         try:
-            return await asyncio.wait_for(check(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await check()
         except TimeoutError:
             return CheckResult(False, f"no answer within {self.timeout:g} s")
         except Exception as exc:  # a check that breaks is a failed check, never a 500

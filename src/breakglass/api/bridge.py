@@ -250,7 +250,8 @@ class BridgeBus:
         self._replies[ident] = future
         try:
             await self._send({**fields, "op": op, "id": ident})
-            return await asyncio.wait_for(future, within or self._timeout)
+            async with asyncio.timeout(within or self._timeout):
+                return await future  # the timeout cancels the future
         finally:
             self._replies.pop(ident, None)
 

@@ -116,7 +116,8 @@ async def serve_supervised(
             failure = await supervisor
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=10)
+                async with asyncio.timeout(10):
+                    await task  # the timeout cancels the task
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await app.close()
@@ -173,7 +174,8 @@ async def _supervise(
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(exited), 10)
+                async with asyncio.timeout(10):
+                    await asyncio.shield(exited)  # the timeout cancels the shield, not the wait
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     child.kill()
@@ -200,7 +202,8 @@ async def _supervise(
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
 
 
 async def _child(fd: int, config: Path, host: str, port: int, forwarded: str | None) -> None:

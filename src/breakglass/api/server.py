@@ -103,7 +103,8 @@ async def serve(
         stopper.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=10)
+                async with asyncio.timeout(10):
+                    await task  # the timeout cancels the task
         await app.close()
     if stages_failed:
         raise stages_failed[0]  # the first: the others were most likely stopped by it

@@ -614,7 +614,8 @@ class Follower:
                 idle = self.subscribed and delay == self.poll_interval and not retrying
                 wait = self.watchdog_interval if idle else delay
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait(stop), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        await self._wait(stop)
         finally:
             self.write_behind = False
             if listener is not None:
@@ -623,7 +624,8 @@ class Follower:
                     await listener
             if self.backlog or self._writing is not None:
                 with contextlib.suppress(Exception):  # a last try; what stays unwritten is handled again
-                    await asyncio.wait_for(self.settle(), timeout=10)
+                    async with asyncio.timeout(10):
+                        await self.settle()
                 if self.backlog:
                     log.error(
                         "checkpoints not written at stop; their blocks are handled again at the next start",

@@ -168,7 +168,8 @@ class Defense:
             runners.append(wired.attack_simulation)
         defense.tasks += [asyncio.create_task(r.run(defense.stop)) for r in runners]
         if mempool is not None:
-            await asyncio.wait_for(mempool.mempool.subscribed.wait(), 30)
+            async with asyncio.timeout(30):
+                await mempool.mempool.subscribed.wait()
         return defense
 
     async def _collect(self, topic: str, stream: Any, sink: list[Any]) -> None:
@@ -199,7 +200,8 @@ class Defense:
         self.stop.set()
         for task in self.tasks[4:]:
             try:
-                await asyncio.wait_for(task, 30)
+                async with asyncio.timeout(30):
+                    await task  # the timeout cancels the task
             except (asyncio.CancelledError, TimeoutError):
                 pass
             except BreakglassError as exc:  # a stage that died mid-drill is a result, not a crash
@@ -207,4 +209,5 @@ class Defense:
         await self.app.close()  # closes the bus: the collectors end
         for task in self.tasks[:4]:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 5)
+                async with asyncio.timeout(5):
+                    await task

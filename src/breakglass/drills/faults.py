@@ -101,7 +101,8 @@ class _Proxy(Fault):
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 10)
+                async with asyncio.timeout(10):
+                    await self._task
         if self._client is not None:
             await self._client.aclose()
 

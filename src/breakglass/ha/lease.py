@@ -180,7 +180,8 @@ class Lease:
             return await self._renew(backend)
         asked_at = self._clock()
         try:
-            held = await asyncio.wait_for(backend.acquire(self.name, self.holder_id, self.ttl), self.ttl)
+            async with asyncio.timeout(self.ttl):
+                held = await backend.acquire(self.name, self.holder_id, self.ttl)
         except TimeoutError as exc:
             raise LeaseError(f"lease {self.name}: no answer from the backend within {self.ttl:g} s") from exc
         if held is None:
@@ -199,10 +200,12 @@ class Lease:
             self._lose("expired before renewal")
             return False
         asked_at = self._clock()
+        within = self.remaining()
         try:
-            held = await asyncio.wait_for(
-                backend.renew(self.name, self.holder_id, current, self.ttl), self.remaining()
-            )
+            if within <= 0:  # expired since is_held(): send nothing (timeout(0) would start the request)
+                raise TimeoutError
+            async with asyncio.timeout(within):
+                held = await backend.renew(self.name, self.holder_id, current, self.ttl)
         except TimeoutError as exc:
             if not self.is_held():
                 self._lose("the backend did not answer before expiry")
@@ -226,13 +229,15 @@ class Lease:
         if held is not None:
             self._notify()
             with contextlib.suppress(BreakglassError, TimeoutError):
-                await asyncio.wait_for(backend.release(self.name, self.holder_id, held), self.ttl)
+                async with asyncio.timeout(self.ttl):
+                    await backend.release(self.name, self.holder_id, held)
             log.info("ha.lease_released", lease=self.name, holder=self.holder_id, token=held.token)
 
     async def wait_changed(self, within: float | None = None) -> None:
         """Until the lease is acquired, lost or released (or ``within`` seconds passed)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), within)
+            async with asyncio.timeout(within):
+                await self._changed.wait()
         self._changed.clear()
 
     async def run(self, stop: asyncio.Event, *, retry: float | None = None) -> None:
@@ -246,7 +251,8 @@ class Lease:
 
                 async def pause(seconds: float) -> None:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), seconds)
+                        async with asyncio.timeout(seconds):
+                            await stop.wait()
 
                 await self._keep(self.backend, stop.is_set, pause, retry)
             else:
@@ -265,7 +271,8 @@ class Lease:
             while not stop.is_set() and thread.is_alive():
                 self._beat = self._clock()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.ttl / 10)
+                    async with asyncio.timeout(self.ttl / 10):
+                        await stop.wait()
         finally:
             halt.set()  # the thread releases the lease and closes its connection
             wake = self._wake
@@ -286,7 +293,8 @@ class Lease:
 
             async def pause(seconds: float) -> None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopped.wait(), seconds)
+                    async with asyncio.timeout(seconds):
+                        await stopped.wait()
 
             try:
                 await self._keep(backend, stopped.is_set, pause, retry, beat=True)

@@ -45,4 +45,5 @@ class IntelPuller:
         while not stop.is_set():
             await self.pull()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()

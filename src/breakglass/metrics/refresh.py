@@ -98,7 +98,8 @@ class MetricsRefresher:
         while not stop.is_set():
             await self.refresh()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()
 
     async def close(self) -> None:
         """One last round, so that the gauges end on the final state (the app closes the store after)."""

@@ -529,7 +529,8 @@ class Responder:
                 except Exception:  # same: receipts and bumps must keep going
                     log.exception("respond.poll_crashed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await stop.wait()
 
         tasks = [asyncio.create_task(self.consumer.run(), name="consumer respond/findings"),
                  asyncio.create_task(tick())]  # fmt: skip

@@ -344,7 +344,8 @@ class AttackSimulator:
         outcome = "quiet"
         found: list[Finding] = []
         try:
-            found = await asyncio.wait_for(self.prober.check_follow_ups(w, spent), self.settings.timeout)
+            async with asyncio.timeout(self.settings.timeout):
+                found = await self.prober.check_follow_ups(w, spent)
         except TimeoutError:
             outcome = "timeout"
             self.stats.timeouts += 1
@@ -507,9 +508,8 @@ async def probe_address(
     simulator.watched[w.address] = w
     budget = simulator.settings.max_simulations_per_contract
     # no block path to keep up with here: a person waits, the node may be slow
-    return await asyncio.wait_for(
-        simulator.prober.probe(w, budget), simulator.settings.timeout * ON_DEMAND_SLACK
-    )
+    async with asyncio.timeout(simulator.settings.timeout * ON_DEMAND_SLACK):
+        return await simulator.prober.probe(w, budget)
 
 
 def tainted_by(detectors: Iterable[Any]) -> Callable[[str], bool]:

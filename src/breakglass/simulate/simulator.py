@@ -264,6 +264,7 @@ class PendingSimulator:
                     log.warning("head poll failed", error=str(exc))
             wait = self.head_poll_interval if quiet >= self.head_watchdog else self.head_watchdog - quiet
             try:
-                await asyncio.wait_for(stop.wait(), max(wait, self.head_poll_interval))
+                async with asyncio.timeout(max(wait, self.head_poll_interval)):
+                    await stop.wait()
             except TimeoutError:
                 continue
