@@ -11,16 +11,21 @@ event monitors:
 2. backfill throughput of the follower + engine (fetch, decode, reads, detect, checkpoint) as a
    fraction of the node's raw block+receipts fetch rate (same client and batching, no work), on two
    ranges: 150 busy blocks (50 transactions each: token transfers, one in ten a vault deposit), and
-   2,000 near-empty ones (a deposit then six empty blocks, what a devnet makes);
+   14,000 near-empty ones (a deposit then six empty blocks, what a devnet makes);
 3. resident memory while following 10,000 blocks, sampled every 1,000.
 Ratios are medians over rounds of (raw fetch, full backfill, the same with the backfill worker
 process, events-only backfill, the same with the worker) run back to back; each round also checks
 that the worker's run published the same findings in the same order as the one-process run, and
 records the load average (the machine may be shared). On near-empty blocks the node serves a block in
 ~35 us and one Python process is the bottleneck; the worker (``detect/offload.py``) decodes and runs
-the stateless monitors on the windows beyond the state horizon while this process fetches. A step's
-fixed costs (reading the checkpoint, the head, filling the pipeline, the last checkpoint write:
-~10-15 ms) also weigh on so short a range (~0.1 s of raw fetch).
+the stateless monitors on the windows beyond the state horizon while this process fetches.
+
+The near-empty range was 2,000 blocks until issue 19's third pass: ~0.1-0.35 s of raw fetch, so a
+step's fixed costs (reading the checkpoint, the head, filling the pipeline, the last checkpoint write:
+~10-15 ms) and scheduling noise on a shared machine made single rounds range 36-102%. It is now 14,000
+blocks (2,000 deposits, each followed by six empty blocks), so a round measures the steady state; the
+raw fetch and every backfill of a round read the same range, rounds run back to back, ratios are
+medians of ``BACKFILL_ROUNDS`` (>= 5) per-round ratios, and each round prints the 1-minute load.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ RESULTS = Path(__file__).parent / "results" / "detection.json"
 USD = 10**6
 SCALE = float(os.environ.get("BREAKGLASS_BENCH_SCALE", "1"))  # < 1 for a quick look, not for figures
 LATENCY_BLOCKS = int(200 * SCALE)
-BACKFILL_BLOCKS = int(2_000 * SCALE)
+BACKFILL_BLOCKS = int(14_000 * SCALE)  # near-empty: long enough that a step's fixed costs do not weigh
 BUSY_BLOCKS = int(150 * SCALE)
 BUSY_TXS = 50
 BACKFILL_ROUNDS = 5
