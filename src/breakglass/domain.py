@@ -188,6 +188,21 @@ def _plain_labels(items: tuple[tuple[Any, Any], ...]) -> str | None:
     return "{" + ",".join(_quote(k) + ":" + _quote(v) for k, v in sorted(items)) + "}"
 
 
+def _plain_parts(*parts: Any) -> str | None:
+    """Plain parts as ``fingerprint_of`` writes them between its brackets; None if one is not plain."""
+    written: list[str] = []
+    for part in parts:
+        text = _plain_json(part)
+        if text is None:
+            return None
+        written.append(text)
+    return ",".join(written)
+
+
+def _sha256_32(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
 def fingerprint_of(*parts: Any) -> str:
     """A stable short hash of the given parts; equal inputs give equal fingerprints across runs.
 
@@ -249,19 +264,26 @@ class Finding:
             object.__setattr__(self, name, value)
 
     def __post_init__(self) -> None:
+        if self.breach and self.fingerprint:
+            return
+        subject = self.tx_hash or self.block_number
+        labels = self.labels if type(self.labels) is dict else dict(self.labels)
+        # a backfill builds thousands of findings: the parts both hashes share are written once,
+        # as ``fingerprint_of`` writes them, rather than once per hash
+        head = _plain_parts(self.monitor_id, self.chain_id, subject)
+        tail = _plain_json(labels)
         if not self.breach:
-            breach = fingerprint_of(
-                "breach", self.monitor_id, self.chain_id, self.tx_hash or self.block_number, dict(self.labels)
-            )
+            if head is not None and tail is not None:
+                breach = _sha256_32(f'["breach",{head},{tail}]')
+            else:
+                breach = fingerprint_of("breach", self.monitor_id, self.chain_id, subject, labels)
             object.__setattr__(self, "breach", breach)
         if not self.fingerprint:
-            fp = fingerprint_of(
-                self.monitor_id,
-                self.chain_id,
-                self.tx_hash or self.block_number,
-                self.log_index,
-                dict(self.labels),
-            )
+            index = _plain_json(self.log_index)
+            if head is not None and tail is not None and index is not None:
+                fp = _sha256_32(f"[{head},{index},{tail}]")
+            else:
+                fp = fingerprint_of(self.monitor_id, self.chain_id, subject, self.log_index, labels)
             object.__setattr__(self, "fingerprint", fp)
 
 
