@@ -16,7 +16,7 @@ import pytest
 
 from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode
 from breakglass.devnet.solc import Build, compile_contracts
-from breakglass.testing import postgres_database, service_url
+from breakglass.testing import drop_lease_buckets, postgres_database, service_url
 
 # pytest-xdist gives its workers COLUMNS=80 and LINES=24. A rich Console created at import (the CLI
 # modules') would keep that width for good, so a CLI test's own COLUMNS would never reach it and its
@@ -72,22 +72,9 @@ def lease_backends(request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]
         url = service_url("BREAKGLASS_TEST_NATS_URL", "JetStream", "nats://127.0.0.1:4222")
         prefix = f"lease{uuid.uuid4().hex[:8]}"
         yield lambda: NatsLeaseBackend(url, prefix=prefix)
-        asyncio.run(_drop_lease_buckets(url, prefix))
+        asyncio.run(drop_lease_buckets(url, prefix))
         return
     from breakglass.ha.postgres import PostgresLeaseBackend
 
     with postgres_database(request.getfixturevalue("postgres_url")) as url:
         yield lambda: PostgresLeaseBackend(url)
-
-
-async def _drop_lease_buckets(url: str, prefix: str) -> None:
-    import nats
-
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        for info in await js.streams_info():
-            if info.config.name.startswith(f"KV_{prefix}"):
-                await js.delete_stream(info.config.name)
-    finally:
-        await client.close()

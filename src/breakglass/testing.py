@@ -31,6 +31,7 @@ __all__ = [
     "RecordingChannel",
     "RecordingHandler",
     "SqliteLock",
+    "drop_lease_buckets",
     "empty_store",
     "eventually",
     "make_finding",
@@ -331,6 +332,21 @@ class RecordingChannel:
 
     async def close(self) -> None:
         self.closed = True
+
+
+async def drop_lease_buckets(url: str, prefix: str) -> None:
+    """Delete the NATS KV buckets (their ``KV_`` streams) a test's lease backends made under ``prefix``."""
+    import nats  # the nats extra: only tests of the NATS lease call this
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        for info in await js.streams_info():
+            name = info.config.name
+            if name is not None and name.startswith(f"KV_{prefix}"):
+                await js.delete_stream(name)
+    finally:
+        await client.close()
 
 
 def service_url(env: str, what: str, example: str) -> str:

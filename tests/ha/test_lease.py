@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from breakglass.ha import Lease, LeaseBackend, MemoryLeaseBackend
-from breakglass.testing import postgres_database, service_url
+from breakglass.testing import drop_lease_buckets, postgres_database, service_url
 
 TTL = 1.0
 
@@ -52,20 +52,7 @@ async def backends(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LeaseB
         for backend in made:
             await backend.close()
         if request.param == "nats":
-            await _drop_buckets(url, prefix)
-
-
-async def _drop_buckets(url: str, prefix: str) -> None:
-    import nats
-
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        for info in await js.streams_info():
-            if info.config.name.startswith(f"KV_{prefix}"):
-                await js.delete_stream(info.config.name)
-    finally:
-        await client.close()
+            await drop_lease_buckets(url, prefix)
 
 
 def name() -> str:

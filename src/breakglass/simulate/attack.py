@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,63 +191,43 @@ class AttackSimulator:
         """Examine queued blocks (and check the fetched ones' follow-ups, beside) until ``stop`` is set
         (or cancelled)."""
         stop = stop or asyncio.Event()
-        checks = asyncio.ensure_future(self._check_loop(stop))
+        checks = asyncio.ensure_future(
+            self._drain(stop, self._urgent, self._urgent_wake, self.check_follow_ups, "follow-up check")
+        )
         try:
-            await self._examine_loop(stop)
+            await self._drain(stop, self._blocks, self._wake, self.examine, "attack simulation")
         finally:
             checks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checks
 
-    async def _check_loop(self, stop: asyncio.Event) -> None:
+    async def _drain(
+        self,
+        stop: asyncio.Event,
+        queue: deque[Block],
+        wake: asyncio.Event,
+        handle: Callable[..., Awaitable[object]],
+        what: str,
+    ) -> None:
+        """Hand every block waiting in ``queue`` to ``handle`` at once, then wait for more (``wake``):
+        probes run on the latest state, so a contract touched in several of them is probed once, and
+        the newest state is reached sooner. A node error is counted and logged; the loop goes on."""
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                if not self._urgent:
-                    self._urgent_wake.clear()
-                    waking = asyncio.ensure_future(self._urgent_wake.wait())
+                if not queue:
+                    wake.clear()
+                    waking = asyncio.ensure_future(wake.wait())
                     await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     waking.cancel()
                     continue
-                blocks = list(self._urgent)
-                self._urgent.clear()
+                blocks = list(queue)
+                queue.clear()
                 try:
-                    await self.check_follow_ups(*blocks)
+                    await handle(*blocks)
                 except ChainError as exc:
                     self.stats.errors += 1
-                    log.warning(
-                        "follow-up check of blocks failed",
-                        blocks=[b.number for b in blocks],
-                        error=str(exc),
-                    )
-        finally:
-            stopping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopping
-
-    async def _examine_loop(self, stop: asyncio.Event) -> None:
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            while not stop.is_set():
-                if not self._blocks:
-                    self._wake.clear()
-                    waking = asyncio.ensure_future(self._wake.wait())
-                    await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                    waking.cancel()
-                    continue
-                # every block waiting, at once: probes run on the latest state, so a contract touched
-                # in several of them is probed once, and the newest state is reached sooner
-                blocks = list(self._blocks)
-                self._blocks.clear()
-                try:
-                    await self.examine(*blocks)
-                except ChainError as exc:
-                    self.stats.errors += 1
-                    log.warning(
-                        "attack simulation of blocks failed",
-                        blocks=[b.number for b in blocks],
-                        error=str(exc),
-                    )
+                    log.warning(f"{what} of blocks failed", blocks=[b.number for b in blocks], error=str(exc))
         finally:
             stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
