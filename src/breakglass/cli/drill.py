@@ -115,7 +115,7 @@ def run(
         if benign_blocks and s.quiet_reason:
             _console().print(f"  played without honest traffic: {s.quiet_reason}")
         for error in r.errors:
-            _console().print(f"[red]a defense stage stopped during the drill:[/red] {error}")
+            _console().print(f"[red]a defense stage failed:[/red] {error}")
     _console().print(rich_table(results))
     if json_path:
         json_path.write_text(json.dumps([r.to_json() for r in results], indent=2), encoding="utf-8")
@@ -397,7 +397,7 @@ def _play_scorecard(modes: list[str], verbose: bool, runs: int = 1) -> list[dict
             f"preserved {100 * r.preserved:.1f}%"
         )
         for error in r.errors:
-            _console().print(f"[red]a defense stage stopped during the drill:[/red] {error}")
+            _console().print(f"[red]a defense stage failed:[/red] {error}")
 
     with _console().status("playing every scenario, defended"):
         played = run_drills(

@@ -166,7 +166,7 @@ class Defense:
             runners.append(mempool)
         if wired.attack_simulation is not None:  # new contracts probed before they act (issue 16)
             runners.append(wired.attack_simulation)
-        defense.tasks += [asyncio.create_task(r.run(defense.stop)) for r in runners]
+        defense.tasks += [asyncio.create_task(r.run(defense.stop), name=type(r).__name__) for r in runners]
         if mempool is not None:
             async with asyncio.timeout(30):
                 await mempool.mempool.subscribed.wait()
@@ -202,8 +202,10 @@ class Defense:
             try:
                 async with asyncio.timeout(30):
                     await task  # the timeout cancels the task
-            except (asyncio.CancelledError, TimeoutError):
+            except asyncio.CancelledError:
                 pass
+            except TimeoutError:  # a stage that does not stop on request would hang `serve`'s SIGTERM
+                self.errors.append(f"{task.get_name()} did not end within 30 s of its stop (cancelled)")
             except BreakglassError as exc:  # a stage that died mid-drill is a result, not a crash
                 self.errors.append(f"{type(exc).__name__}: {exc}")
         await self.app.close()  # closes the bus: the collectors end
