@@ -28,12 +28,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from breakglass.errors import ResponseError, StoreError
 from breakglass.messages.actions import ActionEvent, ActionStep
 from breakglass.respond.calls import ContractCall, describe_call
-from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.rpc import Rpc
 from breakglass.store.db import Base
 
 if TYPE_CHECKING:  # safe-eth-py (and py-evm under it) is imported when a Safe is used: start-up time
     from safe_eth.safe.safe_tx import SafeTx
+
+    # The API process builds a SafeService without a relayer; the relayer imports the signer stack.
+    from breakglass.respond.relayer import GuardianRelayer
 
 __all__ = ["SAFE_VERSION", "SafeProposalRow", "SafeService", "SafeSignatureRow", "safe_abi"]
 
