@@ -1,8 +1,32 @@
-"""The local chain world: anvil processes, solc-js builds, deployments and their manifests."""
+"""The local chain world: anvil processes, solc-js builds, deployments and their manifests.
 
-from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode, PublicBlocks
-from breakglass.devnet.manifest import ContractRecord, Manifest
-from breakglass.devnet.solc import Artifact, Build, compile_contracts
+The names below load on first use (PEP 562): the CLI imports ``devnet.anvil`` for ``BlockMode`` to
+declare its options, and ``manifest`` would otherwise load the whole configuration package (pydantic
+models) at every ``breakglass`` start, ``--help`` included.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode, PublicBlocks
+    from breakglass.devnet.manifest import ContractRecord, Manifest
+    from breakglass.devnet.solc import Artifact, Build, compile_contracts
+
+# Each exported name -> the module that defines it.
+_SOURCES = {
+    "Anvil": "breakglass.devnet.anvil",
+    "AnvilOptions": "breakglass.devnet.anvil",
+    "Artifact": "breakglass.devnet.solc",
+    "BlockMode": "breakglass.devnet.anvil",
+    "Build": "breakglass.devnet.solc",
+    "ContractRecord": "breakglass.devnet.manifest",
+    "Manifest": "breakglass.devnet.manifest",
+    "PublicBlocks": "breakglass.devnet.anvil",
+    "compile_contracts": "breakglass.devnet.solc",
+}
 
 __all__ = [
     "Anvil",
@@ -15,3 +39,12 @@ __all__ = [
     "PublicBlocks",
     "compile_contracts",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from breakglass.config import LoadedConfig
 from breakglass.errors import ConfigError, ConfigIssue
+
+if TYPE_CHECKING:  # `serve` imports this module to declare --role; --help need not load the config models
+    from breakglass.config import LoadedConfig
 
 __all__ = ["EVERY_ROLE", "Role", "check_roles", "roles_of"]
 
