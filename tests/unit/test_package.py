@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import subprocess
+import sys
 from types import ModuleType
 
 import pytest
@@ -40,3 +43,24 @@ def test_every_name_in_all_exists(name: str) -> None:
 def test_version_is_exported() -> None:
     assert breakglass.__all__ == ["__version__"]
     assert breakglass.__version__.count(".") == 2
+
+
+def loaded_after(imports: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    """The modules under ``prefixes`` that a fresh interpreter has loaded after importing ``imports``."""
+    probe = f"import json, sys\nfor m in {imports!r}: __import__(m)\n" + (
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+def test_the_api_process_does_not_import_the_signer_stack() -> None:
+    # The API child holds no guardian key; eth_account (and py_ecc under it) cost ~0.5 s per start.
+    modules = ["breakglass.api.process", "breakglass.api.application", "breakglass.app", "breakglass.config"]
+    assert loaded_after(modules, ("eth_account", "py_ecc", "breakglass.respond.signer")) == []
+
+
+def test_the_cli_starts_without_the_configuration_models() -> None:
+    # `breakglass --help` and every command's start pay for what cli.main imports; commands load more.
+    assert loaded_after(["breakglass.cli.main"], ("breakglass.config", "eth_account", "fastapi")) == []
