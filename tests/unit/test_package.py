@@ -56,8 +56,14 @@ def loaded_after(imports: list[str], prefixes: tuple[str, ...]) -> list[str]:
 
 
 def test_the_api_process_does_not_import_the_signer_stack() -> None:
-    # The API child holds no guardian key; eth_account (and py_ecc under it) cost ~0.5 s per start.
-    modules = ["breakglass.api.process", "breakglass.api.application", "breakglass.app", "breakglass.config"]
+    # The API child holds no guardian key (build_responder(guardian=False)); eth_account and py_ecc
+    # under it cost ~0.5 s per start.
+    modules = [
+        "breakglass.api.process",
+        "breakglass.api.application",
+        "breakglass.app",
+        "breakglass.respond.build",
+    ]
     assert loaded_after(modules, ("eth_account", "py_ecc", "breakglass.respond.signer")) == []
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,8 +27,10 @@ from breakglass.respond.relayer import GuardianRelayer
 from breakglass.respond.responder import Responder
 from breakglass.respond.rpc import Rpc, connect
 from breakglass.respond.safe import SafeService
-from breakglass.respond.signer import Signer, load_guardian
 from breakglass.store.db import Store, make_engine, make_sessionmaker
+
+if TYPE_CHECKING:  # eth_account (py_ecc under it) loads with a key: the API's child holds none
+    from breakglass.respond.signer import Signer
 
 __all__ = ["STORE_TIMEOUT", "build_responder"]
 
@@ -109,6 +112,8 @@ def build_responder(
     responder.rpc = rpc
     key = settings.responder.guardian if guardian else None
     if signer is None and key is not None:
+        from breakglass.respond.signer import load_guardian
+
         signer = load_guardian(key, config.path.parent, redactor, environ)
     if signer is not None:
         fees = FeePolicy(settings.responder.fees, policy.max_fee_wei)

@@ -31,7 +31,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from breakglass.errors import PolicyViolation, ResponseError, RpcError
 from breakglass.logs import get_logger, redact_url
@@ -44,7 +44,9 @@ from breakglass.respond.ledger import Ledger, Signed
 from breakglass.respond.policy import Policy
 from breakglass.respond.reorgs import DEFAULT_REORG_DEPTH, Landed, ReorgWatch
 from breakglass.respond.rpc import Rpc, SendVerdict, send_verdict
-from breakglass.respond.signer import Signer
+
+if TYPE_CHECKING:  # the signer module imports eth_account; the API's child builds a relayer-less responder
+    from breakglass.respond.signer import Signer
 
 __all__ = ["GuardianRelayer", "NotLeader", "PlannedTx"]
 
