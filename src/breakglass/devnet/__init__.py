@@ -7,8 +7,9 @@ models) at every ``breakglass`` start, ``--help`` included.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from breakglass.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from breakglass.devnet.anvil import Anvil, AnvilOptions, BlockMode, PublicBlocks
@@ -40,11 +41,4 @@ __all__ = [
     "compile_contracts",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, _SOURCES, globals())

@@ -7,8 +7,9 @@ process, which holds no guardian key) must not pull in the signer stack (eth_acc
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from breakglass.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from breakglass.messages.actions import ActionEvent, ActionStep
@@ -87,11 +88,4 @@ __all__ = [
     "send_verdict",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, _SOURCES, globals())
