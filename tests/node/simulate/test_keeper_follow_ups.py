@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from simulate_support import Chain, deploy, probe, send, venue_chain
 from web3 import Web3
+from web3.contract import Contract
 from web3.logs import DISCARD
 
 from breakglass.chain.follower import fetch_blocks
@@ -65,13 +66,11 @@ def execute(chain: Chain, order_id: int) -> int:
     return send(chain, chain.venue.market(0).functions.executeOrder(order_id), role_key("keeper").address)
 
 
-async def test_a_contract_armed_to_reenter_the_keeper_is_proven_by_the_keepers_follow_up(
-    chain: Chain, probing: tuple[Watcher, AttackSimulator]
-) -> None:
-    """reentrant-aum's set-up: the contract's order, then ``arm``. No call of the contract's own
-    harms (outside the keeper's window leverage is off); the keeper executing its order does."""
-    watcher, simulator = probing
-    venue, attacker = chain.venue, chain.w3.eth.accounts[8]
+def order_both_ways(chain: Chain, attacker: str) -> tuple[Contract, list[int], int]:
+    """reentrant-aum's set-up before ``arm``: the attack contract deployed and funded, its increase
+    order created and executed by the keeper, its decrease order created. The contract, the blocks
+    of those transactions and the decrease order's id."""
+    venue = chain.venue
     market = venue.market(0)
     args = (venue.usd.address, market.address, venue.vault.address, venue["flash_lender"].address)
     attack, created = deploy(chain, attacker, "ReentrantAumAttack", *args)
@@ -80,6 +79,17 @@ async def test_a_contract_armed_to_reenter_the_keeper_is_proven_by_the_keepers_f
     blocks += [number, execute(chain, increase)]
     number, decrease = create_order(chain, attack, attacker, False, 0, 0)
     blocks.append(number)
+    return attack, blocks, decrease
+
+
+async def test_a_contract_armed_to_reenter_the_keeper_is_proven_by_the_keepers_follow_up(
+    chain: Chain, probing: tuple[Watcher, AttackSimulator]
+) -> None:
+    """reentrant-aum's set-up: the contract's order, then ``arm``. No call of the contract's own
+    harms (outside the keeper's window leverage is off); the keeper executing its order does."""
+    watcher, simulator = probing
+    venue, attacker = chain.venue, chain.w3.eth.accounts[8]
+    attack, blocks, decrease = order_both_ways(chain, attacker)
     assert all(b > 0 for b in blocks)
     assert await examine(watcher, simulator, blocks) == []  # not armed: the keeper's call is harmless
 
@@ -127,15 +137,8 @@ async def test_the_arming_block_is_proven_by_one_follow_up_check_before_its_eval
     before the block path evaluates it), is checked with one simulation, the keeper's pending call
     alone on the latest state: proven before the keeper's real call, without a probe of its own."""
     watcher, simulator = probing
-    venue, attacker = chain.venue, chain.w3.eth.accounts[7]
-    market = venue.market(0)
-    args = (venue.usd.address, market.address, venue.vault.address, venue["flash_lender"].address)
-    attack, created = deploy(chain, attacker, "ReentrantAumAttack", *args)
-    blocks = [created, send(chain, venue.usd.functions.mint(attack.address, 700_000 * USD), attacker)]
-    number, increase = create_order(chain, attack, attacker, True, 10_000 * USD, 100_000 * USD)
-    blocks += [number, execute(chain, increase)]
-    number, decrease = create_order(chain, attack, attacker, False, 0, 0)
-    blocks.append(number)
+    attacker = chain.w3.eth.accounts[7]
+    attack, blocks, decrease = order_both_ways(chain, attacker)
     assert await examine(watcher, simulator, blocks) == []
 
     armed = send(chain, attack.functions.arm(40_000_000 * USD, 18_000_000 * USD, 400_000 * USD, 4), attacker)
