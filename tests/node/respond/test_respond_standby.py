@@ -15,7 +15,7 @@ from test_respond_exactly_once import Crash
 
 from breakglass.bus import Topics
 from breakglass.ha import Lease, LeaseBackend, MemoryLeaseBackend
-from breakglass.respond import ActionStep, HttpRpc
+from breakglass.respond import ActionStep, HttpRpc, Responder
 from breakglass.respond.relayer import NotLeader
 
 pytestmark = pytest.mark.node
@@ -50,6 +50,19 @@ async def acquired(lease: Lease, within: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def finished_once(standby: Responder, venue: Venue) -> None:
+    """What the standby owes after taking over, confirmed: the market and the venue paused by three
+    calls (block, pause market, pause venue) sent as three transactions, each signed once."""
+    relayer = standby.relayer
+    assert relayer is not None
+    for key in relayer.pending():
+        assert (await relayer.wait(key)).step is ActionStep.CONFIRMED
+    assert venue.view("paused") and venue.view("marketPaused", 7)
+    assert venue.guardian_nonce() == 3  # three calls, three transactions: nothing twice, nothing lost
+    rows = await standby.ledger.rows(steps=(ActionStep.SIGNED,))
+    assert len(rows) == 3 and len({r.key for r in rows}) == 3
+
+
 async def test_the_standby_finishes_an_incident_the_killed_leader_left_half_done(
     venue: Venue, harness_factory: Callable[..., Harness]
 ) -> None:
@@ -78,12 +91,7 @@ async def test_the_standby_finishes_an_incident_the_killed_leader_left_half_done
         await acquired(standby.lease)
         report = await standby.take_over()
         assert report["in_flight"] == 1 and report["replayed"] == 1  # the signed pause; the venue pause
-        for key in standby.relayer.pending():  # type: ignore[union-attr]
-            assert (await standby.relayer.wait(key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
-        assert venue.view("paused") and venue.view("marketPaused", 7)
-        assert venue.guardian_nonce() == 3  # three calls, three transactions: nothing twice, nothing lost
-        rows = await standby.ledger.rows(steps=(ActionStep.SIGNED,))
-        assert len(rows) == 3 and len({r.key for r in rows}) == 3
+        await finished_once(standby, venue)
 
         # the old leader, still running somewhere, finds itself fenced: it sends nothing
         assert not leader.lease.is_held()
@@ -185,12 +193,7 @@ async def test_a_leader_whose_event_loop_stalls_past_its_lease_mid_incident_send
 
         report = await standby.take_over()
         assert report["replayed"] == 1  # the finding it heard, unfinished in the ledger
-        for key in standby.relayer.pending():  # type: ignore[union-attr]
-            assert (await standby.relayer.wait(key)).step is ActionStep.CONFIRMED  # type: ignore[union-attr]
-        assert venue.view("paused") and venue.view("marketPaused", 7)
-        assert venue.guardian_nonce() == 3  # three calls, three transactions: nothing twice, nothing lost
-        rows = await standby.ledger.rows(steps=(ActionStep.SIGNED,))
-        assert len(rows) == 3 and len({r.key for r in rows}) == 3
+        await finished_once(standby, venue)
     finally:
         stop.set()
         await asyncio.gather(*keepers, return_exceptions=True)
