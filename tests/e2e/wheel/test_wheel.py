@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ CACHE = ROOT / ".breakglass" / "cache" / "wheel"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 SOURCES = ("src", "examples", "contracts", "deploy")
-FILES = ("pyproject.toml", "setup.py", "package-lock.json", "README.md")
+FILES = ("pyproject.toml", "setup.py", "package-lock.json", "README.md", "LICENSE")
 
 
 def _digest() -> str:
@@ -70,6 +71,16 @@ def wheel() -> Path:
     except OSError:  # another process built the same digest meanwhile
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(folder.glob("breakglass-*.whl"))[0]
+
+
+def test_the_wheel_carries_the_license_its_metadata_names(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        licenses = [n for n in names if re.search(r"\.dist-info/licenses/LICENSE$", n)]
+        assert licenses, names
+        assert "Apache License" in archive.read(licenses[0]).decode()
+    assert "License-Expression: Apache-2.0" in metadata
 
 
 @pytest.fixture(scope="module")
