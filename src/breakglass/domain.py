@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
+import msgspec
+
 __all__ = [
     "Address",
     "Block",
@@ -72,8 +74,14 @@ class FindingStage(enum.StrEnum):
     SETUP_PROVEN = "setup-proven"
 
 
-@dataclass(frozen=True, slots=True)
-class Log:
+# The chain data types are frozen msgspec structs rather than frozen dataclasses: a backfill builds
+# one per block, transaction, receipt and log, and a frozen dataclass's __init__ (an
+# object.__setattr__ call per field) cost ~10x a struct's (docs/detection.md, "Backfill CPU per
+# block"). They compare, hash, pickle and repr as the dataclasses did; msgspec.structs.replace is
+# their dataclasses.replace. gc=False: immutable, they can hold no reference cycle.
+
+
+class Log(msgspec.Struct, frozen=True, gc=False):
     address: Address
     topics: tuple[Hash32, ...]
     data: bytes
@@ -85,8 +93,7 @@ class Log:
     removed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(msgspec.Struct, frozen=True, gc=False):
     tx_hash: Hash32
     status: int
     gas_used: int
@@ -95,8 +102,7 @@ class Receipt:
     logs: tuple[Log, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Tx:
+class Tx(msgspec.Struct, frozen=True, gc=False):
     hash: Hash32
     sender: Address
     to: Address | None
@@ -115,8 +121,7 @@ class Tx:
         return self.input[:4]
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(msgspec.Struct, frozen=True, gc=False):
     number: int
     hash: Hash32
     parent_hash: Hash32

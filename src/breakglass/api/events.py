@@ -20,6 +20,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
+
 from breakglass.bus import Bus, Topics
 from breakglass.logs import Redactor, get_logger
 
@@ -32,9 +34,11 @@ _GONE = None  # queued to a client that must stop (lagging, or the hub closed)
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON data for any domain object the bus carries: dataclasses, enums, bytes, mappings."""
+    """Plain JSON data for any domain object the bus carries: dataclasses, structs, enums, bytes, mappings."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):  # the chain data of ``breakglass.domain``
+        return {name: jsonable(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, enum.Enum):
         return value.value if not isinstance(value, int) else str(value)
     if isinstance(value, bytes):

@@ -2,8 +2,9 @@
 
 Only registered types travel (``register``), so a message from the bus can never instantiate an
 arbitrary class; each stage registers its own message types where it defines them. Field types are
-read from the dataclass annotations: bytes travel as 0x-hex, enums
-as their values, tuples as lists; ``Mapping[str, Any]`` fields carry plain JSON.
+read from the dataclass (or, for the chain data of ``breakglass.domain``, msgspec struct) annotations:
+bytes travel as 0x-hex, enums as their values, tuples as lists; ``Mapping[str, Any]`` fields carry
+plain JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from breakglass import domain
 
 __all__ = ["CodecError", "decode", "encode", "register"]
@@ -29,8 +32,8 @@ class CodecError(ValueError):
 
 
 def register(cls: type[Any]) -> type[Any]:
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls.__name__} is not a dataclass")
+    if not (dataclasses.is_dataclass(cls) or issubclass(cls, msgspec.Struct)):
+        raise TypeError(f"{cls.__name__} is not a dataclass or a msgspec struct")
     _TYPES[cls.__name__] = cls
     return cls
 
@@ -42,6 +45,8 @@ for _cls in (domain.Finding, domain.PendingTx, domain.Tx, domain.Block, domain.L
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, enum.Enum):
@@ -83,19 +88,24 @@ def _build(tp: Any, value: Any) -> Any:
             return bytes.fromhex(str(value).removeprefix("0x"))
         if issubclass(tp, enum.Enum):
             return tp(value)
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(tp) or issubclass(tp, msgspec.Struct):
             hints, fields = _shape(tp)
             # a field the sender did not know (an older version) takes its default
-            present = [f for f in fields if f.name in value or not _has_default(f)]
-            return tp(**{f.name: _build(hints[f.name], value[f.name]) for f in present})
+            present = [name for name, optional in fields if name in value or not optional]
+            return tp(**{name: _build(hints[name], value[name]) for name in present})
     return value
 
 
 @functools.cache
-def _shape(cls: type[Any]) -> tuple[dict[str, Any], tuple[dataclasses.Field[Any], ...]]:
-    """A dataclass's resolved field types (in its own module) and fields: resolving them is most of
-    a decode's cost (0.5 ms for a ``PendingWork``), and they never change."""
-    return typing.get_type_hints(cls), dataclasses.fields(cls)
+def _shape(cls: type[Any]) -> tuple[dict[str, Any], tuple[tuple[str, bool], ...]]:
+    """A dataclass's (or struct's) resolved field types (in its own module) and (name, has a
+    default) of each field: resolving them is most of a decode's cost (0.5 ms for a
+    ``PendingWork``), and they never change."""
+    if issubclass(cls, msgspec.Struct):
+        fields = tuple((f.name, not f.required) for f in msgspec.structs.fields(cls))
+    else:
+        fields = tuple((f.name, _has_default(f)) for f in dataclasses.fields(cls))
+    return typing.get_type_hints(cls), fields
 
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:

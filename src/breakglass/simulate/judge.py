@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import msgspec
+
 from breakglass.detect.abi import AbiIndex
 from breakglass.detect.base import BlockContext, DecodedLog, Detector, FindingMaker
 from breakglass.detect.filters import CallDetector, EventDetector, TransactionDetector
@@ -115,7 +117,7 @@ class Judge:
             contract_address=None,
             logs=sim.tx.logs,
         )
-        mined = replace(tx, index=0, receipt=receipt)
+        mined = msgspec.structs.replace(tx, index=0, receipt=receipt)
         block = Block(
             number=sim.number,
             hash=Hash32(sim.hash.lower()),

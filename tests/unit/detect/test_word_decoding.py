@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
@@ -87,4 +86,4 @@ def test_an_event_decodes_the_same_on_both_paths() -> None:
     general = EventAbi.of(fast_entry)
     object.__setattr__(general, "_fast_data", None)
     assert general.decode(log) == fast.decode(log)
-    assert fast.decode(dataclasses.replace(log, data=log.data[:40])) is None  # too short: not this event
+    assert fast.decode(msgspec.structs.replace(log, data=log.data[:40])) is None  # too short: not this event
