@@ -15,7 +15,7 @@ from breakglass.config.monitors import SeverityName
 from breakglass.detect.abi import EventAbi
 from breakglass.detect.expr import to_cel
 from breakglass.detect.reads import ReadCall
-from breakglass.domain import Block, Finding, Log, Severity, Tx
+from breakglass.domain import Block, Finding, FindingHasher, Log, Severity, Tx
 
 __all__ = ["BlockContext", "DecodedLog", "Detector", "FindingMaker", "Interest", "jsonable", "tx_vars"]
 
@@ -159,6 +159,8 @@ class FindingMaker:
         self.severity = Severity.parse(severity)
         self.title = title
         self.labels = dict(labels)
+        self._hasher: FindingHasher | None = None
+        """this monitor's findings on the last chain seen that add no labels (nearly all of them)"""
 
     def __call__(
         self,
@@ -172,6 +174,22 @@ class FindingMaker:
         severity: Severity | None = None,
         breach: str = "",
     ) -> Finding:
+        if not labels:
+            hasher = self._hasher
+            if hasher is None or hasher.chain_id != ctx.chain_id or hasher.labels != self.labels:
+                hasher = self._hasher = FindingHasher(self.monitor_id, ctx.chain_id, self.labels)
+            block = ctx.block
+            return hasher.build(
+                severity if severity is not None else self.severity,
+                block.number,
+                block.hash,
+                title or self.title,
+                tx.hash if tx else (log.tx_hash if log else None),
+                log.log_index if log else None,
+                dict(evidence or {}),
+                ctx.observed_at_ms,
+                breach,
+            )
         return Finding(
             monitor_id=self.monitor_id,
             severity=severity if severity is not None else self.severity,
@@ -181,7 +199,7 @@ class FindingMaker:
             title=title or self.title,
             tx_hash=tx.hash if tx else (log.tx_hash if log else None),
             log_index=log.log_index if log else None,
-            labels={**self.labels, **(labels or {})},
+            labels={**self.labels, **labels},
             evidence=dict(evidence or {}),
             observed_at_ms=ctx.observed_at_ms,
             breach=breach,
