@@ -110,13 +110,17 @@ class BlockContext:
         if tx is not None:
             out["tx"] = self.tx(tx)
         if args is not None:
-            # several monitors of one event read the same decoded args: convert them once per block
-            cached = self._args_cache.get(id(args))
-            if cached is None or cached[0] is not args:
-                cached = self._args_cache[id(args)] = (args, to_cel(args))
-            out["args"] = cached[1]
+            out["args"] = self.cel_args(args)
         out.update(extra)
         return out
+
+    def cel_args(self, args: Mapping[str, Any]) -> Any:
+        """Decoded arguments as expressions see them (``to_cel``): several monitors of one event
+        read the same ones, converted once per block."""
+        cached = self._args_cache.get(id(args))
+        if cached is None or cached[0] is not args:
+            cached = self._args_cache[id(args)] = (args, to_cel(args))
+        return cached[1]
 
 
 @dataclass(frozen=True, slots=True)

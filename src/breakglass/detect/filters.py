@@ -68,6 +68,9 @@ class EventDetector:
         self.event = event
         self.interest = Interest(logs=frozenset({(self.address, event.topic0)}), other_logs=False)
         self.where = Expression(cfg.where, cfg.id, allowed=EVENT_VARS) if cfg.where else None
+        self._args_only = self.where is not None and self.where.variables <= {"args"}
+        """the expression reads the event's arguments alone (``args.amount > 0``): only those are
+        handed to it, not the block's, transaction's and log's variables it would never look at"""
         self.make = FindingMaker(
             cfg.id, cfg.severity, cfg.title or f"{cfg.contract}.{event.name}", cfg.labels
         )
@@ -78,16 +81,17 @@ class EventDetector:
 
     def on_block(self, ctx: BlockContext) -> list[Finding]:
         out: list[Finding] = []
+        topic0, address, where = self.event.topic0, self.address, self.where
         for item in ctx.logs:
-            if item.event.topic0 != self.event.topic0 or item.log.address.lower() != self.address:
+            if item.event.topic0 != topic0 or item.log.address.lower() != address:
                 continue
-            if self.where is not None:
-                log_vars = {
-                    "address": self.address,
-                    "index": item.log.log_index,
-                    "contract": self.contract,
-                }
-                if not self.where.holds(ctx.variables(item.tx, item.args, log=log_vars)):
+            if where is not None:
+                if self._args_only:
+                    variables = {"args": ctx.cel_args(item.args)}
+                else:
+                    log_vars = {"address": address, "index": item.log.log_index, "contract": self.contract}
+                    variables = ctx.variables(item.tx, item.args, log=log_vars)
+                if not where.holds(variables):
                     continue
             evidence = {"event": self.event.name, "contract": self.contract, "args": ctx.plain(item.args)}
             out.append(self.make(ctx, tx=item.tx, log=item.log, evidence=evidence))
