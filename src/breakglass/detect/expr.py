@@ -21,9 +21,11 @@ structs and tuples are lists; the named outputs of a call are also reachable by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from breakglass.detect.lexer import tokenize
 from breakglass.detect.syntax import EvalError, Program, compile_expression
 from breakglass.errors import DetectionError
 
@@ -45,6 +47,34 @@ def to_cel(value: Any) -> Any:
     return str(value)
 
 
+_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _argument_test(source: str) -> tuple[str, Callable[[int, int], bool], int] | None:
+    """(argument, comparison, literal) of an expression that compares one event or call argument
+    with an integer literal and does nothing else (``args.amount > 0``); None for any other."""
+    try:
+        tokens = tokenize(source)
+    except ValueError:
+        return None
+    shape = [(t.kind, t.text) for t in tokens]
+    if len(tokens) != 6 or shape[0] != ("ident", "args") or shape[1] != ("op", ".") or shape[5][0] != "end":
+        return None
+    name, comparison, literal = tokens[2], tokens[3], tokens[4]
+    if name.kind != "ident" or comparison.kind != "op" or comparison.text not in _COMPARISONS:
+        return None
+    if literal.kind != "number" or type(literal.value) is not int:
+        return None
+    return name.text, _COMPARISONS[comparison.text], literal.value
+
+
 class Expression:
     """One compiled expression of one monitor; ``evaluate`` returns its value, ``holds`` its verdict."""
 
@@ -61,6 +91,20 @@ class Expression:
             if unknown:
                 known = ", ".join(sorted(allowed))
                 raise DetectionError(monitor_id, f"unknown name(s) {unknown} in {source!r} (known: {known})")
+        self._test = _argument_test(source)
+
+    def decide(self, arguments: Mapping[str, Any]) -> bool | None:
+        """The verdict from the decoded (not yet converted) arguments alone, when the expression
+        compares one argument with an integer literal and that argument is an integer: what ``holds``
+        gives, without building its variables (an event monitor's usual filter, evaluated on every
+        matching log of a backfill). None otherwise: evaluate it as usual."""
+        test = self._test
+        if test is None:
+            return None
+        value = arguments.get(test[0])
+        if type(value) is not int:  # missing, a bool, anything else: the general path says what it is
+            return None
+        return test[1](value, test[2])
 
     def __reduce__(self) -> tuple[Any, ...]:
         # compiled into closures: recompiled from the source on the other side (the backfill worker)

@@ -86,12 +86,15 @@ class EventDetector:
             if item.event.topic0 != topic0 or item.log.address.lower() != address:
                 continue
             if where is not None:
-                if self._args_only:
-                    variables = {"args": ctx.cel_args(item.args)}
-                else:
-                    log_vars = {"address": address, "index": item.log.log_index, "contract": self.contract}
-                    variables = ctx.variables(item.tx, item.args, log=log_vars)
-                if not where.holds(variables):
+                verdict = where.decide(item.args)  # args.amount > 0: decided on the decoded value
+                if verdict is None:
+                    if self._args_only:
+                        variables = {"args": ctx.cel_args(item.args)}
+                    else:
+                        log = {"address": address, "index": item.log.log_index, "contract": self.contract}
+                        variables = ctx.variables(item.tx, item.args, log=log)
+                    verdict = where.holds(variables)
+                if not verdict:
                     continue
             evidence = {"event": self.event.name, "contract": self.contract, "args": ctx.plain(item.args)}
             out.append(self.make(ctx, tx=item.tx, log=item.log, evidence=evidence))
