@@ -397,9 +397,10 @@ class FindingHasher:
                 breach=breach,
             )
         tail = self._tail
-        fingerprint = _sha256_32(f"{self._fp_head}{subject},{index}{tail}")
+        sha256 = hashlib.sha256  # as ``_sha256_32``, inline: two calls fewer per finding
+        fingerprint = sha256(f"{self._fp_head}{subject},{index}{tail}".encode()).hexdigest()[:32]
         if not breach:
-            breach = _sha256_32(f"{self._breach_head}{subject}{tail}")
+            breach = sha256(f"{self._breach_head}{subject}{tail}".encode()).hexdigest()[:32]
         return _build_finding(
             self.monitor_id,
             severity,
