@@ -1,11 +1,11 @@
 """Async JSON-RPC: batched requests over HTTP to several endpoints with failover, backoff and timeouts.
 
-A thin layer over aiohttp rather than web3.py's provider stack: the follower's hot path is "one HTTP
-request carrying a batch", and the benchmark (``benchmarks/detection.py``) compares it against a plain
-web3.py loop doing the same work. aiohttp (C HTTP parser) rather than httpx: a batch of 25 blocks with
-receipts cost ~1.6 ms of CPU through httpx and ~0.5 ms through aiohttp (measured on anvil), and a
-backfill is CPU-bound in this process. Raw answers leave this module as plain JSON; ``chain.decode`` turns
-them into domain types.
+A thin layer over HTTP POSTs (``chain.http``) rather than web3.py's provider stack: the follower's hot
+path is "one HTTP request carrying a batch", and the benchmark (``benchmarks/detection.py``) compares it
+against a plain web3.py loop doing the same work. Not httpx nor aiohttp: a batch of 25 blocks with
+receipts cost ~1.6 ms of CPU through httpx, ~0.7 ms through aiohttp and ~0.35 ms through ``chain.http``
+(measured on anvil), and a backfill is CPU-bound in this process. Raw answers leave this module as
+plain JSON; ``chain.decode`` turns them into domain types.
 
 Transient failures (connection errors, timeouts, HTTP 5xx/429, JSON-RPC rate-limit codes) and an
 endpoint refusing us (HTTP 401/403 and kin, an answer that is not JSON-RPC) move on to the next
@@ -23,9 +23,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import aiohttp
 import msgspec
 
+from breakglass.chain.http import HttpPool
 from breakglass.errors import RpcError
 from breakglass.logs import get_logger, redact_url
 from breakglass.metrics import (
@@ -69,28 +69,13 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """JSON-RPC over HTTP(S) with a keep-alive connection pool."""
+    """JSON-RPC over HTTP(S) with keep-alive connections (``chain.http``)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        self._url = url
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = HttpPool(url, timeout=timeout, limit=32)
         self.name = redact_url(url)
         self.label = endpoint_label(url)
         """What metrics may say of this endpoint: scheme, host and port."""
-
-    def _client(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # a session belongs to its event loop; a client reused under a new loop opens a new one
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=32),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers={"content-type": "application/json"},
-            )
-            self._loop = loop
-        return self._session
 
     async def send(self, payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
         status, content = await self._post(payload)
@@ -114,20 +99,15 @@ class HttpTransport:
     async def _post(self, payload: list[dict[str, Any]]) -> tuple[int, bytes]:
         body = payload[0] if len(payload) == 1 else payload
         try:
-            async with self._client().post(self._url, data=_dumps(body)) as response:
-                status = response.status
-                content = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, content = await self._pool.post(_dumps(body))
+        except (OSError, TimeoutError) as exc:  # HttpError is an OSError
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         if status == 429 or status >= 500 or status in _ENDPOINT_REFUSED:
             raise TransportError(f"HTTP {status}")
         return status, content
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            if self._loop is asyncio.get_running_loop():
-                await session.close()
+        await self._pool.close()
 
 
 _ENCODER = msgspec.json.Encoder()
