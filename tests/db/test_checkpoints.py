@@ -1,13 +1,14 @@
-"""The follower's checkpoint store on SQLite and PostgreSQL: rows written with the driver's own
-executemany (each backend's paramstyle), read back, rewound (marked, not deleted) and pruned; fenced
-by the detect lease's token."""
+"""The follower's checkpoint store on SQLite and PostgreSQL: rows written (the driver's own executemany
+on PostgreSQL, one statement from a JSON array on SQLite), read back, rewound (marked, not deleted)
+and pruned; fenced by the detect lease's token."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.chain.checkpoint import Checkpoint, CheckpointFenced, CheckpointStore
+from breakglass.chain.checkpoint import BlockRow, Checkpoint, CheckpointFenced, CheckpointStore
 
 
 def rows(first: int, last: int, tag: str = "a") -> list[tuple[int, str, str, int]]:
@@ -74,3 +75,25 @@ async def test_an_unfenced_writer_is_not_checked(sessions: async_sessionmaker[As
     await store.claim(11, 5)
     await store.advance_many(11, rows(0, 3))  # one follower per chain and no lease: as before
     assert (await store.last(11) or Checkpoint(0, "")).number == 3
+
+
+async def test_a_replayed_batch_skips_the_rows_already_written_and_keeps_each_rows_values(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    await store.advance_many(12, rows(0, 4))
+    retracted = rows(6, 6)[0][1]  # a reorg retracted it before it could be written
+    await store.advance_many(12, rows(3, 7), orphaned={retracted}, replay=True)
+    processed = await store.processed(12, include_orphaned=True)
+    assert [(n, h, o) for n, h, o in processed] == [(n, h, h == retracted) for n, h, _p, _f in rows(0, 7)]
+    async with sessions() as session:
+        stored = await session.execute(
+            select(BlockRow.number, BlockRow.parent_hash, BlockRow.findings)
+            .where(BlockRow.chain_id == 12)
+            .order_by(BlockRow.number)
+        )
+        assert [tuple(r) for r in stored] == [(n, p, f) for n, _h, p, f in rows(0, 7)]
+    assert await store.last(12) == Checkpoint(7, rows(7, 7)[0][1])
+    assert await store.hash_at(12, 6) is None and await store.hash_at(12, 5) == rows(5, 5)[0][1]
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await store.advance_many(12, rows(7, 8))  # without replay a row written twice is an error

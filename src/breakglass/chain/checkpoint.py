@@ -26,6 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import msgspec
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,15 +78,17 @@ class DetectorStateRow(Base):
 
 
 _TABLE = cast(Table, BlockRow.__table__)
-_INSERT_QMARK = (  # SQLite's paramstyle
-    "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_FORMAT = (  # psycopg's
+_INSERT_FORMAT = (  # psycopg's paramstyle
     "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
 )
+_JSON = msgspec.json.Encoder()
 _SKIP_EXISTING = " ON CONFLICT DO NOTHING"  # SQLite 3.24+ and PostgreSQL alike
+_INSERT_JSON = (  # SQLite: every row in one statement, from one JSON array of [number, hash, parent, ...]
+    "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
+    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+    "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) WHERE true"
+)  # ("WHERE true": an INSERT ... SELECT ... ON CONFLICT needs a WHERE for SQLite's parser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +180,23 @@ class CheckpointStore:
                 await _check_fence(session, chain_id, fence)
             if states:
                 await _save_states(session, chain_id, states)
-            # the driver's own executemany: SQLAlchemy's per-parameter processing cost ~9 us a row
-            # (18 ms for a 2,000-block backfill), the driver's ~1 us
             conn = await session.connection()
-            insert = _INSERT_QMARK if conn.dialect.paramstyle == "qmark" else _INSERT_FORMAT
-            await conn.exec_driver_sql(
-                insert + _SKIP_EXISTING if replay else insert,
-                [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows],
-            )
+            if conn.dialect.name == "sqlite":
+                # one statement for the whole batch: the driver's executemany takes the GIL back for
+                # every row, ~11-14 us a row of the store's thread's CPU while a backfill keeps the event
+                # loop busy, this ~1 (docs/detection.md, "Backfill CPU per block")
+                values = [(n, h, p, f, h in orphaned) for n, h, p, f in rows]
+                await conn.exec_driver_sql(
+                    _INSERT_JSON + _SKIP_EXISTING if replay else _INSERT_JSON,
+                    (chain_id, _JSON.encode(values).decode()),
+                )
+            else:
+                # the driver's own executemany (psycopg pipelines it): SQLAlchemy's per-parameter
+                # processing cost ~9 us a row (18 ms for a 2,000-block backfill), the driver's ~1 us
+                await conn.exec_driver_sql(
+                    _INSERT_FORMAT + _SKIP_EXISTING if replay else _INSERT_FORMAT,
+                    [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows],
+                )
             newest = rows[-1][0]
             if self._keep and newest // 256 != (rows[0][0] - 1) // 256:
                 await session.execute(
