@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 from pathlib import Path
@@ -113,6 +114,8 @@ async def _watch(loaded: LoadedConfig, start: int | None, until: int | None, as_
     watcher.follower.start_block = start
     watcher.follower.progress = not as_json
     await upgrade_async(loaded.settings.store.url)
+    gc.collect()  # start-up's objects out of the collector's sight, as in ``serve`` (see there)
+    gc.freeze()
     await app.start()
     findings = app.bus.subscribe(Topics.FINDINGS, "cli-watch")
     stop = asyncio.Event()
