@@ -183,7 +183,12 @@ def page(browser: Any) -> Iterator[Any]:
 
 def _unexpected(text: str) -> bool:
     # Answers the tests provoke on purpose (a refused login, a 403/422 fetch) are logged by chromium as
-    # "Failed to load resource"; anything else (a CSP violation, a script error) is a defect.
+    # "Failed to load resource"; a panel refresh still in flight when a button's request replaces it
+    # (hx-sync="#incident-panel:replace") is aborted by design, which htmx logs as htmx:sendAbort with
+    # its htmx:afterRequest; anything else (a CSP violation, a script error, htmx:sendError, a
+    # timeout) is a defect.
+    if text.startswith(("htmx:sendAbort", "htmx:afterRequest")):
+        return False
     return not text.startswith("Failed to load resource")
 
 
