@@ -169,10 +169,11 @@ class CheckpointStore:
     ) -> None:
         """Record consecutive blocks (number, hash, parent hash, findings) in one transaction, with
         the detectors' ``states`` after them (by detector); prunes canonical rows older than ``keep``
-        blocks now and then. Rows whose hash is in ``orphaned`` are recorded as orphaned (a reorg
-        retracted them before they could be written). ``replay`` skips rows already recorded (a retry
-        after an attempt whose commit may have reached the database). ``fence``: the writer's
-        fencing token (``CheckpointFenced`` if a newer one claimed the cursor)."""
+        blocks now and then (when the batch crosses a multiple of 256), and then does not write the
+        batch's own rows that the prune would delete. Rows whose hash is in ``orphaned`` are recorded
+        as orphaned (a reorg retracted them before they could be written). ``replay`` skips rows
+        already recorded (a retry after an attempt whose commit may have reached the database).
+        ``fence``: the writer's fencing token (``CheckpointFenced`` if a newer one claimed the cursor)."""
         if not rows:
             return
         async with self._sessions() as session, session.begin():
@@ -180,8 +181,18 @@ class CheckpointStore:
                 await _check_fence(session, chain_id, fence)
             if states:
                 await _save_states(session, chain_id, states)
+            newest = rows[-1][0]
+            prune = bool(self._keep) and newest // 256 != (rows[0][0] - 1) // 256
+            cutoff = newest - self._keep if prune else 0
+            if prune:
+                # rows the prune below deletes again in this transaction (canonical, older than
+                # ``keep`` blocks: most of a long backfill's batch of thousands) are not written at
+                # all: the table ends the same, without their insert, their delete and their JSON
+                rows = [r for r in rows if r[0] >= cutoff or r[1] in orphaned]
             conn = await session.connection()
-            if conn.dialect.name == "sqlite":
+            if not rows:
+                pass  # a negative ``keep``: every canonical row is pruned
+            elif conn.dialect.name == "sqlite":
                 # one statement for the whole batch: the driver's executemany takes the GIL back for
                 # every row, ~11-14 us a row of the store's thread's CPU while a backfill keeps the event
                 # loop busy, this ~1 (docs/detection.md, "Backfill CPU per block")
@@ -197,12 +208,11 @@ class CheckpointStore:
                     _INSERT_FORMAT + _SKIP_EXISTING if replay else _INSERT_FORMAT,
                     [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows],
                 )
-            newest = rows[-1][0]
-            if self._keep and newest // 256 != (rows[0][0] - 1) // 256:
+            if prune:
                 await session.execute(
                     delete(BlockRow).where(
                         BlockRow.chain_id == chain_id,
-                        BlockRow.number < newest - self._keep,
+                        BlockRow.number < cutoff,
                         BlockRow.orphaned.is_(False),
                     )
                 )
