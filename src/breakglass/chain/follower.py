@@ -312,24 +312,29 @@ class Follower:
             list(range(s, min(s + self.batch_blocks, last + 1)))
             for s in range(first, last + 1, self.batch_blocks)
         ]
-        pending: list[asyncio.Task[list[Block]]] = []
+        tasks: dict[int, asyncio.Task[list[Block]]] = {}
+        pending = tasks.values()
         rows: list[tuple[int, str, str, int]] = []
         self._flushed_at = time.monotonic()  # the interval counts from the start of the range
         try:
             if bar is not None:
                 bar.start()
+            for i in self._read_ahead(windows):
+                tasks[i] = asyncio.create_task(self._fetch(windows[i]))
             for i, _ in enumerate(windows):
                 # keep `prefetch` windows in flight so the node is never idle while we process
-                while len(pending) < self.prefetch and i + len(pending) < len(windows):
-                    window = windows[i + len(pending)]
+                for j in range(i, min(i + self.prefetch, len(windows))):
+                    if j in tasks:
+                        continue
+                    window = windows[j]
                     if len(windows) == 1 and len(window) == 1 and last_hash:  # the new head alone
-                        pending.append(asyncio.create_task(self._fetch_head(window[0], last_hash)))
+                        tasks[j] = asyncio.create_task(self._fetch_head(window[0], last_hash))
                     else:
-                        pending.append(asyncio.create_task(self._fetch(window)))
+                        tasks[j] = asyncio.create_task(self._fetch(window))
                 # let new fetches send their requests before this window is handled: awaiting a
                 # task that is already done does not yield, and the node would wait for us idle
                 await asyncio.sleep(0)
-                blocks = await pending.pop(0)
+                blocks = await tasks.pop(i)
                 for block in blocks:
                     if self._last is not None and block.parent_hash != self._last.hash:
                         await self._flush(rows, wait=True)
@@ -367,6 +372,18 @@ class Follower:
         )
         bar.add_task("backfill", total=total, chain=self.chain_id)
         return bar
+
+    def _read_ahead(self, windows: list[list[int]]) -> list[int]:
+        """The windows of a backfill to fetch at its start: those within the handler's
+        ``state_horizon`` of the head, whose ``prepare`` reads state (historical ``eth_call``: what a
+        node serves slowest, one at a time on anvil). Fetched and read in order as the other windows
+        come, they would be waited for at the very end, with nothing left to overlap them; fetched
+        first, their reads run while the older windows are handled. Not when the whole range fits
+        the prefetch anyway."""
+        horizon = getattr(self.handler, "state_horizon", None)
+        if not isinstance(horizon, int) or self.head is None or len(windows) <= self.prefetch:
+            return []
+        return [i for i, w in enumerate(windows) if i >= self.prefetch and self.head - w[-1] <= horizon]
 
     async def _fetch(self, numbers: list[int]) -> list[Block]:
         fetch_window = getattr(self.handler, "fetch_window", None)
