@@ -114,7 +114,10 @@ def block(n: int, branch: int) -> tuple[int, str, str, int]:
 
 
 class Reference:
-    """The table as the store wrote it before: every row inserted, then old canonical rows pruned."""
+    """The table as the store wrote it before: every row inserted, then old canonical rows pruned;
+    a row recorded as orphaned takes the values it is written again with (its block canonical again,
+    or retracted again) unless, canonical again, the same transaction's prune would delete it: then
+    it is not written and stays orphaned."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
@@ -123,13 +126,17 @@ class Reference:
     def advance(
         self, batch: list[tuple[int, str, str, int]], orphaned: set[str], *, replay: bool = False
     ) -> None:
-        for n, h, p, f in batch:
-            if (n, h) in self.table:
-                assert replay, "a test history writes a row twice only in a replay"
-                continue
-            self.table[n, h] = (p, f, h in orphaned)
         newest = batch[-1][0]
-        if self.keep and newest // 256 != (batch[0][0] - 1) // 256:
+        prune = self.keep and newest // 256 != (batch[0][0] - 1) // 256
+        for n, h, p, f in batch:
+            o = h in orphaned
+            if (n, h) in self.table:
+                was = self.table[n, h][2]
+                assert replay or was, "a test history writes a canonical row twice only in a replay"
+                if not (was or o) or (prune and not o and n < newest - self.keep):
+                    continue
+            self.table[n, h] = (p, f, o)
+        if prune:
             for (n, h), (_p, _f, o) in list(self.table.items()):
                 if not o and n < newest - self.keep:
                     del self.table[n, h]
@@ -223,7 +230,8 @@ async def test_generated_histories_end_as_inserting_everything_then_pruning(
             ancestor = max(following - 1 - back, 0)
             await store.rewind(chain, ancestor)
             reference.rewind(ancestor)
-            branch, following = branch + 1, ancestor + 1
+            # an odd ``back``: back to the branch before (a flip-flop: its rows come again, same hashes)
+            branch, following = branch - 1 if back % 2 and branch else branch + 1, ancestor + 1
         else:
             first = max(following - back, 0)
             batch = [block(n, branch) for n in range(first, following + new)]
@@ -232,3 +240,68 @@ async def test_generated_histories_end_as_inserting_everything_then_pruning(
             reference.advance(batch, orphaned, replay=first < following)
             following += new
         assert await table(sessions, chain) == reference.rows()
+
+
+# A flip-flop reorg: the chain goes to branch B and back to branch A, the same blocks, same hashes.
+# A's rows, orphaned by the first reorg, are written again: recorded canonical again, with the values
+# they were handled with last, each block once.
+
+
+async def test_rows_orphaned_by_a_reorg_are_canonical_again_when_the_chain_goes_back_to_their_branch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    a, b = [block(n, 0) for n in range(10)], [block(n, 1) for n in range(7, 10)]
+    await store.advance_many(13, a)
+    await store.rewind(13, 6)  # A's 7..9 orphaned
+    await store.advance_many(13, b)
+    await store.rewind(13, 6)  # B's orphaned: back to A
+    again = [(n, h, p, f + 10) for n, h, p, f in [*a[7:], block(10, 0)]]  # handled again, other findings
+    await store.advance_many(13, again)
+    expected = [(n, h, p, f, False) for n, h, p, f in [*a[:7], *again]]
+    expected += [(n, h, p, f, True) for n, h, p, f in b]
+    assert await table(sessions, 13) == sorted(expected)
+    assert await store.last(13) == Checkpoint(10, block(10, 0)[1])
+    assert await store.hash_at(13, 8) == a[8][1]
+    # and once more to B, whose rows come back the same way, also in a replay
+    await store.rewind(13, 6)
+    await store.advance_many(13, [*b, block(10, 1)], replay=True)
+    assert [(n, h) for n, h, _o in await store.processed(13)] == [
+        *((n, h) for n, h, _p, _f in a[:7]),
+        *((n, h) for n, h, _p, _f in b),
+        (10, block(10, 1)[1]),
+    ]
+    assert len(await store.processed(13, include_orphaned=True)) == 10 + 4 + 1
+
+
+async def test_a_row_retracted_again_in_its_batch_stays_orphaned_and_is_not_a_duplicate(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    a = [block(n, 0) for n in range(5)]
+    await store.advance_many(14, a)
+    await store.rewind(14, 2)
+    # A's 3..4 handled again and retracted again before they were written, then B
+    await store.advance_many(14, [*a[3:], block(3, 1)], orphaned={a[3][1], a[4][1]})
+    assert set(await store.processed(14, include_orphaned=True)) == {
+        *((n, h, False) for n, h, _p, _f in a[:3]),
+        (3, a[3][1], True),
+        (4, a[4][1], True),
+        (3, block(3, 1)[1], False),
+    }
+
+
+async def test_a_replay_marks_a_row_its_unseen_commit_wrote_and_a_reorg_retracted_since(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = CheckpointStore(sessions, keep=0)
+    batch = [block(n, 0) for n in range(5)]
+    await store.advance_many(15, batch)  # committed, but the writer saw the connection drop
+    retracted = {batch[3][1], batch[4][1]}  # a reorg in the unwritten rows since, then B
+    await store.advance_many(15, [*batch, block(3, 1)], orphaned=retracted, replay=True)
+    assert [(n, h) for n, h, _o in await store.processed(15)] == [
+        *((n, h) for n, h, _p, _f in batch[:3]),
+        (3, block(3, 1)[1]),
+    ]  # one canonical row a height: ``hash_at`` and ``last`` are well defined
+    assert await store.hash_at(15, 3) == block(3, 1)[1]
+    assert await store.hash_at(15, 4) is None

@@ -78,16 +78,25 @@ class DetectorStateRow(Base):
 
 
 _TABLE = cast(Table, BlockRow.__table__)
+_RECORDED = (  # SQLite 3.24+ and PostgreSQL alike; what a row already recorded becomes:
+    # - orphaned: the batch's values. Its block is canonical again (the chain went back to its branch,
+    #   same hash: a flip-flop between two competing branches) or was retracted again;
+    # - canonical, orphaned in the batch: orphaned (an attempt that committed unseen wrote it, a reorg
+    #   retracted it since: only in a replay);
+    # - canonical, canonical in the batch: left as it is (a replay skips it; otherwise an error)
+    " ON CONFLICT (chain_id, number, hash) DO UPDATE SET parent_hash = excluded.parent_hash,"
+    " findings = excluded.findings, orphaned = excluded.orphaned"
+    " WHERE chain_blocks.orphaned OR excluded.orphaned"
+)
 _INSERT_FORMAT = (  # psycopg's paramstyle
     "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
+    "VALUES (%s, %s, %s, %s, %s, %s)" + _RECORDED
 )
 _JSON = msgspec.json.Encoder()
-_SKIP_EXISTING = " ON CONFLICT DO NOTHING"  # SQLite 3.24+ and PostgreSQL alike
 _INSERT_JSON = (  # SQLite: every row in one statement, from one JSON array of [number, hash, parent, ...]
-    "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "
+    "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, findings, orphaned) "  # noqa: S608 - constants
     "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-    "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) WHERE true"
+    "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) WHERE true" + _RECORDED
 )  # ("WHERE true": an INSERT ... SELECT ... ON CONFLICT needs a WHERE for SQLite's parser)
 
 
@@ -171,8 +180,11 @@ class CheckpointStore:
         the detectors' ``states`` after them (by detector); prunes canonical rows older than ``keep``
         blocks now and then (when the batch crosses a multiple of 256), and then does not write the
         batch's own rows that the prune would delete. Rows whose hash is in ``orphaned`` are recorded
-        as orphaned (a reorg retracted them before they could be written). ``replay`` skips rows
-        already recorded (a retry after an attempt whose commit may have reached the database).
+        as orphaned (a reorg retracted them before they could be written). A row recorded as orphaned
+        takes the batch's values: a block retracted by a reorg is canonical again when the chain goes
+        back to its branch (same hash). ``replay`` skips rows already recorded as canonical (a retry
+        after an attempt whose commit may have reached the database), and marks those the batch says
+        are orphaned; without it, a canonical row written twice is an error (``StoreError``).
         ``fence``: the writer's fencing token (``CheckpointFenced`` if a newer one claimed the cursor)."""
         if not rows:
             return
@@ -191,22 +203,25 @@ class CheckpointStore:
                 rows = [r for r in rows if r[0] >= cutoff or r[1] in orphaned]
             conn = await session.connection()
             if not rows:
-                pass  # a negative ``keep``: every canonical row is pruned
+                written = 0  # a negative ``keep``: every canonical row is pruned
             elif conn.dialect.name == "sqlite":
                 # one statement for the whole batch: the driver's executemany takes the GIL back for
                 # every row, ~11-14 us a row of the store's thread's CPU while a backfill keeps the event
                 # loop busy, this ~1 (docs/detection.md, "Backfill CPU per block")
                 values = [(n, h, p, f, h in orphaned) for n, h, p, f in rows]
-                await conn.exec_driver_sql(
-                    _INSERT_JSON + _SKIP_EXISTING if replay else _INSERT_JSON,
-                    (chain_id, _JSON.encode(values).decode()),
-                )
+                result = await conn.exec_driver_sql(_INSERT_JSON, (chain_id, _JSON.encode(values).decode()))
+                written = result.rowcount
             else:
                 # the driver's own executemany (psycopg pipelines it): SQLAlchemy's per-parameter
                 # processing cost ~9 us a row (18 ms for a 2,000-block backfill), the driver's ~1 us
-                await conn.exec_driver_sql(
-                    _INSERT_FORMAT + _SKIP_EXISTING if replay else _INSERT_FORMAT,
-                    [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows],
+                result = await conn.exec_driver_sql(
+                    _INSERT_FORMAT, [(chain_id, n, h, p, f, h in orphaned) for n, h, p, f in rows]
+                )
+                written = result.rowcount
+            if written != len(rows) and not replay:  # rows inserted or updated
+                raise StoreError(
+                    f"chain {chain_id}: {len(rows) - written} duplicate canonical block row(s) "
+                    f"in {rows[0][0]}..{rows[-1][0]}: written twice"
                 )
             if prune:
                 await session.execute(

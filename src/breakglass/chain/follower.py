@@ -131,6 +131,13 @@ async def fetch_blocks(
     return [decode_block(raw, rec) for raw, rec in zip(raws, receipts, strict=True)]
 
 
+def _newest(rows: list[tuple[int, str, str, int]]) -> list[tuple[int, str, str, int]]:
+    """``rows`` with each block once, where it was handled last (a block canonical again after a
+    flip-flop reorg was handled twice), in the order they were handled last."""
+    last = {h: i for i, (_n, h, _p, _f) in enumerate(rows)}
+    return [row for i, row in enumerate(rows) if last[row[1]] == i]
+
+
 class Follower:
     """Follows one chain into one handler. Construct freely; ``run()`` does the I/O."""
 
@@ -191,6 +198,9 @@ class Follower:
         """Handled blocks whose checkpoint rows the store has not taken yet (oldest first)."""
         self._orphaned: set[str] = set()
         """Hashes of backlog rows a reorg retracted before they were written."""
+        self._again: set[str] = set()
+        """Hashes of blocks handled again (canonical again after a flip-flop reorg, same hash) while
+        their retracted rows were still in the backlog: written once, as handled last."""
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self._inserting = False
@@ -435,6 +445,10 @@ class Follower:
         re-delivered, never skipped. While the store is unavailable nothing waits for it: the rows
         stay in the backlog and a write is tried again after a backoff (0.1 s doubling to 5 s)."""
         if rows:
+            if self._orphaned:  # blocks retracted, now canonical again (the chain went back to their branch)
+                again = self._orphaned.intersection(h for _n, h, _p, _f in rows)
+                self._orphaned -= again
+                self._again |= again
             self.backlog.extend(rows)
             self.blocks_processed += len(rows)
             FOLLOWER_BLOCKS.labels(str(self.chain_id)).inc(len(rows))
@@ -494,6 +508,8 @@ class Follower:
         (the handler's optional ``settled()``, marked now); an unavailable store leaves the rows for
         the next attempt."""
         batch = self.backlog[: len(self.backlog)]
+        rows = _newest(batch) if self._again else batch
+        orphaned = frozenset(self._orphaned)  # as of this batch (a block handled again leaves it)
         settled = getattr(self.handler, "settled", None)
         mark = settled() if settled is not None else None  # taken now: this batch's findings
         if mark is not None:
@@ -507,8 +523,8 @@ class Follower:
             extra: dict[str, Any] = {"states": states} if states else {}
             await self.checkpoints.advance_many(
                 self.chain_id,
-                batch,
-                orphaned=self._orphaned,
+                rows,
+                orphaned=orphaned,
                 replay=self._retry_delay > 0,
                 fence=self.fence,
                 **extra,
@@ -525,6 +541,8 @@ class Follower:
             self._inserting = False
         del self.backlog[: len(batch)]
         self._orphaned.difference_update(h for _n, h, _p, _f in batch)
+        if self._again:
+            self._again.difference_update(h for _n, h, _p, _f in batch)
         self._retry_delay = self._retry_at = 0.0
         self.health.succeeded("checkpoint.write", started=started)
 
@@ -561,7 +579,7 @@ class Follower:
         if in_memory:  # every orphaned block is still in the backlog: no store needed
             orphaned = [
                 Checkpoint(n, h)
-                for n, h, _p, _f in reversed(self.backlog)
+                for n, h, _p, _f in _newest(self.backlog)[::-1]
                 if n > number and h not in self._orphaned
             ]
         else:
