@@ -15,7 +15,7 @@ from breakglass.alerts.silence import SilenceService
 from breakglass.bus import InProcessBus, Topics
 from breakglass.config.alerting import AlertingConfig
 from breakglass.domain import Severity
-from breakglass.incidents.models import Incident
+from breakglass.incidents.models import Incident, IncidentFinding
 from breakglass.incidents.service import IncidentService
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, eventually, make_finding
@@ -206,3 +206,30 @@ async def test_a_silence_needs_valid_matchers_a_reason_and_a_future_end(
                                       ends_at=ends_at)  # fmt: skip
     async with sessions() as session:
         assert await silences.list(session) == []
+
+
+async def test_a_flip_flop_reorg_sets_each_retracted_alert_aside_under_its_own_name(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The chain goes A -> B -> A -> B between two branches, both raising F on their block 8. The
+    # retracted alert of A's block is set aside twice; the second rename used to take the first's
+    # name (``F~<hA12>``, unique): an IntegrityError in the alert stage.
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    on_a, on_b = "0x" + "aa" * 32, "0x" + "bb" * 32
+    for i, block_hash in enumerate((on_a, on_b, on_a, on_b)):
+        if i:  # the reorg orphans the block the previous branch raised F on
+            assert await service.retract(type("Orphaned", (), {"hash": (on_b, on_a)[i % 2]})()) == 1
+        clock.advance(1)
+        assert len(await service.process([make_finding("drain", block=8, block_hash=block_hash)])) == 1
+    alerts = await _alerts(sessions)
+    fp = make_finding("drain", block=8).fingerprint
+    assert [(a.fingerprint, a.block_hash, a.status) for a in alerts] == [
+        (f"{fp}~{'aa' * 6}", on_a, "retracted"),
+        (f"{fp}~{'bb' * 6}", on_b, "retracted"),
+        (f"{fp}~{'aa' * 6}~{alerts[2].id}", on_a, "retracted"),
+        (fp, on_b, "active"),
+    ]
+    async with sessions() as session:
+        links = set((await session.scalars(select(IncidentFinding.fingerprint))).all())
+    assert links == {a.fingerprint for a in alerts}  # each alert's incident link renamed with it

@@ -64,9 +64,17 @@ def _new_branch(row: AlertRow, block_hash: str | None) -> bool:
 
 
 async def _set_aside(ctx: AlertContext, row: AlertRow) -> None:
-    """Rename a retracted alert and its incident link so that its fingerprint is free again."""
+    """Rename a retracted alert and its incident link so that its fingerprint is free again.
+
+    The name is ``<fingerprint>~<orphaned block hash>``, or ``...~<row id>`` when an earlier alert of
+    that same block already has it: in a flip-flop reorg (A -> B -> A -> B) a block's alert can be
+    retracted, raised again and retracted again, and the name is unique."""
     old = row.fingerprint
-    row.fingerprint = f"{old}~{(row.block_hash or '')[2:14] or row.id}"
+    name = f"{old}~{(row.block_hash or '')[2:14] or row.id}"
+    taken = await ctx.session.scalar(select(AlertRow.id).where(AlertRow.fingerprint == name).limit(1))
+    if taken is not None:
+        name = f"{name}~{row.id}"  # the row's own id: no other row is ever renamed to it
+    row.fingerprint = name
     await ctx.session.execute(
         update(IncidentFinding).where(IncidentFinding.fingerprint == old).values(fingerprint=row.fingerprint)
     )
