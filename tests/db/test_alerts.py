@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from breakglass.alerts.service import AlertService
 from breakglass.alerts.silence import SilenceService
 from breakglass.bus import InProcessBus, Topics
 from breakglass.config.alerting import AlertingConfig
-from breakglass.domain import Severity
+from breakglass.domain import Finding, Severity
 from breakglass.incidents.models import Incident, IncidentFinding
 from breakglass.incidents.service import IncidentService
+from breakglass.messages.findings import Retraction
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, eventually, make_finding
 from breakglass.timeline import TimelineKind, list_events
@@ -233,3 +235,58 @@ async def test_a_flip_flop_reorg_sets_each_retracted_alert_aside_under_its_own_n
     async with sessions() as session:
         links = set((await session.scalars(select(IncidentFinding.fingerprint))).all())
     assert links == {a.fingerprint for a in alerts}  # each alert's incident link renamed with it
+
+
+def _seen(at_ms: float, block_hash: str) -> Finding:
+    """F of block 8 as the engine observed it at ``at_ms`` (its clock) on the block ``block_hash``."""
+    return dataclasses.replace(make_finding("drain", block=8, block_hash=block_hash), observed_at_ms=at_ms)
+
+
+async def test_a_finding_of_a_block_canonical_again_after_its_retraction_is_a_live_alert_again(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # A raises F on block 8, the reorg to B retracts it, B does not raise F, the chain goes back to A
+    # and the engine handles A's block 8 again (same hash): F again, observed after the retraction.
+    # It used to count as a repeat of the retracted alert: a breach on a canonical block never alerted.
+    clock = FakeClock()
+    service = _service(sessions, clock)
+    on_a = "0x" + "aa" * 32
+    assert len(await service.process([_seen(1_000, on_a)])) == 1
+    assert await service.retract(Retraction(31337, 8, on_a, (_seen(0, on_a).fingerprint,), at_ms=2_000)) == 1
+    # the bus is at least once: the first raise delivered again is a repeat, the alert stays retracted
+    assert await service.process([_seen(1_000, on_a)]) == []
+    (alert,) = await _alerts(sessions)
+    assert (alert.status, alert.count) == ("retracted", 2)
+    clock.advance(5)
+    again = await service.process([_seen(3_000, on_a)])
+    assert len(again) == 1 and again[0].incident is not None  # through the whole pipeline
+    fp = _seen(0, on_a).fingerprint
+    alerts = await _alerts(sessions)
+    assert [(a.fingerprint, a.block_hash, a.status, a.count) for a in alerts] == [
+        (f"{fp}~{'aa' * 6}", on_a, "retracted", 2),  # the record of the retraction, kept
+        (fp, on_a, "active", 1),
+    ]
+    async with sessions() as session:
+        events = await list_events(session, incident_id=alerts[1].incident_id)
+    findings = [e.data for e in events if e.kind is TimelineKind.FINDING]
+    assert [("retracted" in d, d["fingerprint"]) for d in findings] == [(False, fp), (True, fp), (False, fp)]
+    # the retraction delivered again (at least once) is older than the raise: the alert stays live
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=2_000)) == 0
+
+
+async def test_a_retraction_made_before_its_block_was_raised_again_retracts_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Findings and retractions come on two topics, in order within each only: A's block raised
+    # again (observed at 3000, the chain back on A) can be handled before the retraction the engine
+    # made at 2000, when the reorg to B orphaned it. That retraction is stale: the alert stays live.
+    service = _service(sessions, FakeClock())
+    on_a = "0x" + "aa" * 32
+    assert len(await service.process([_seen(1_000, on_a)])) == 1
+    assert await service.process([_seen(3_000, on_a)]) == []  # a repeat of the live alert
+    assert await service.retract(Retraction(31337, 8, on_a, (_seen(0, on_a).fingerprint,), at_ms=2_000)) == 0
+    assert [(a.status, a.count) for a in await _alerts(sessions)] == [("active", 2)]
+    # a later reorg orphaning A's block again retracts it
+    assert await service.retract(Retraction(31337, 8, on_a, (), at_ms=4_000)) == 1
+    (alert,) = await _alerts(sessions)
+    assert (alert.status, alert.retraction_at_ms) == ("retracted", 4_000)

@@ -49,6 +49,11 @@ class AlertRow(Base):
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer, default=1)
     retracted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    observed_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """The newest ``Finding.observed_at_ms`` of its raises (the detection engine's clock); None: unknown."""
+    retraction_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """``Retraction.at_ms`` of the retraction that retracted it (the engine's clock); None: unknown.
+    A finding of the same block observed after it means the block is canonical again."""
 
     def change(self) -> AlertChange:
         return AlertChange(self.fingerprint, self.status, self.count, self.incident_id)

@@ -95,8 +95,14 @@ class AlertService:
                 or_(AlertRow.fingerprint.in_(fingerprints), AlertRow.block_hash.in_(blocks)),
             )
             rows = list((await session.scalars(query)).all())
+            made = int(getattr(message, "at_ms", 0) or 0) or None  # Retraction.at_ms, the engine's clock
+            if made is not None:
+                # raised from a handling of its block after this retraction was made (it came on the
+                # findings topic first): the block is canonical again, this retraction is stale
+                rows = [r for r in rows if r.observed_at_ms is None or r.observed_at_ms <= made]
             for row in rows:
                 row.status, row.retracted_at = AlertStatus.RETRACTED.value, now
+                row.retraction_at_ms = made
                 enqueue(session, Topics.ALERTS, row.change())
                 if row.incident_id is not None:
                     await append_event(

@@ -665,7 +665,9 @@ class DetectionEngine:
             gone = tuple(f.fingerprint for f in findings if f.fingerprint in published)
             published.difference_update(gone)
             if gone and self.bus is not None:
-                retraction = Retraction(self.chain_id, entry.block_number, entry.block_hash, gone)
+                retraction = Retraction(
+                    self.chain_id, entry.block_number, entry.block_hash, gone, at_ms=time.time() * 1000
+                )
                 await self.bus.publish(Topics.RETRACTIONS, retraction)
             return
         for finding in findings:
@@ -786,7 +788,9 @@ class DetectionEngine:
         for checkpoint in orphaned:
             raised = self._raised.pop(checkpoint.hash, None)
             fingerprints = tuple(raised[1]) if raised else ()
-            retraction = Retraction(self.chain_id, checkpoint.number, checkpoint.hash, fingerprints)
+            retraction = Retraction(
+                self.chain_id, checkpoint.number, checkpoint.hash, fingerprints, at_ms=time.time() * 1000
+            )
             log.warning(
                 "retracting findings of orphaned block", block=checkpoint.number, findings=len(fingerprints)
             )

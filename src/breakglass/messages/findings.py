@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here, as in ``messages.incidents``: th
 field types in its own namespace.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from breakglass.bus.codec import register
 
@@ -21,3 +21,7 @@ class Retraction:
     block_hash: str
     fingerprints: tuple[str, ...]
     reason: str = "reorg"
+    at_ms: float = field(default=0.0, compare=False)
+    """When the engine made it, on the clock of findings' ``observed_at_ms`` (0: unknown, an older
+    sender). A finding of the same block observed later comes from a handling of that block after
+    the retraction: the block is canonical again (a flip-flop reorg; ``alerts/dedup.py``)."""

@@ -89,3 +89,6 @@ async def test_orphaned_blocks_are_retracted_with_their_findings_fingerprints() 
         Retraction(1, 8, block(8, None).hash, ()),
         Retraction(1, 7, block(7, 5).hash, (finding.fingerprint,)),
     ]
+    # made after the block was evaluated, on the clock of its findings' observed_at_ms: a finding
+    # observed later is of the block handled again, canonical again (alerts/dedup.py)
+    assert all(r.at_ms >= finding.observed_at_ms > 0 for r in retractions)
