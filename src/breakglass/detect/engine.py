@@ -787,6 +787,9 @@ class DetectionEngine:
         them; after a restart the block hash alone identifies them (every finding carries it)."""
         for checkpoint in orphaned:
             raised = self._raised.pop(checkpoint.hash, None)
+            # retracted with the block: should the chain come back to it (a flip-flop), the block
+            # path raises them again rather than skip them as already published from the push
+            self._pushed_found.pop(checkpoint.hash, None)
             fingerprints = tuple(raised[1]) if raised else ()
             retraction = Retraction(
                 self.chain_id, checkpoint.number, checkpoint.hash, fingerprints, at_ms=time.time() * 1000

@@ -8,6 +8,7 @@ from typing import Any
 from test_abi_and_reads import CONTRACTS, TOKEN, TRANSFER, transfer_log  # type: ignore[import-not-found]
 from test_engine import Balances, Bus, block  # type: ignore[import-not-found]
 
+from breakglass.chain.checkpoint import Checkpoint
 from breakglass.config.monitors import EventMonitor
 from breakglass.detect.abi import EventAbi
 from breakglass.detect.engine import DetectionEngine
@@ -78,3 +79,18 @@ async def test_a_log_below_the_monitors_threshold_or_malformed_raises_nothing() 
     await engine.on_pushed_log({"address": TOKEN, "topics": "not a list"})
     assert findings(bus) == []
     assert engine.errors == 1  # the malformed one, counted and logged
+
+
+async def test_a_block_canonical_again_after_a_reorg_raises_again_what_its_pushed_log_raised() -> None:
+    # A flip-flop: the pushed log of block 2 raised F, a reorg orphaned block 2 (the node's removal
+    # of the log never came: a subscription that reconnected), and the chain went back to it. The
+    # block path skipped F as already published from the push: the breach was never raised again.
+    bus = Bus()
+    engine = engine_with(bus)
+    await engine.on_pushed_log(pushed(2, 100))
+    assert await engine.on_block(block(2, 100)) == 2
+    await engine.on_reorg([Checkpoint(2, block(2, 100).hash)])
+    assert await engine.on_block(block(2, 100)) == 2
+    assert findings(bus) == [("by-args", 2), ("by-sender", 2), ("by-args", 2), ("by-sender", 2)]
+    await engine.on_pushed_log(pushed(2, 100, removed=True))  # the removal, late: F was not pushed since
+    assert len([m for _t, m in bus.published if isinstance(m, Retraction)]) == 1
