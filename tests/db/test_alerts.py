@@ -14,8 +14,10 @@ from breakglass.alerts.pipeline import build_pipeline
 from breakglass.alerts.service import AlertService
 from breakglass.alerts.silence import SilenceService
 from breakglass.bus import InProcessBus, Topics
+from breakglass.chain.checkpoint import Checkpoint
 from breakglass.config.alerting import AlertingConfig
-from breakglass.domain import Finding, Severity
+from breakglass.detect.engine import DetectionEngine
+from breakglass.domain import Block, Finding, Hash32, Severity
 from breakglass.incidents.models import Incident, IncidentFinding
 from breakglass.incidents.service import IncidentService
 from breakglass.messages.findings import Retraction
@@ -290,3 +292,54 @@ async def test_a_retraction_made_before_its_block_was_raised_again_retracts_noth
     assert await service.retract(Retraction(31337, 8, on_a, (), at_ms=4_000)) == 1
     (alert,) = await _alerts(sessions)
     assert (alert.status, alert.retraction_at_ms) == ("retracted", 4_000)
+
+
+class _DrainOn:
+    """Raises F on block 8 of the branch ``on`` only (the engine's real clock stamps it)."""
+
+    monitor_id = "drain"
+
+    def __init__(self, on: str) -> None:
+        self.on = on
+
+    def reads(self) -> list[Any]:
+        return []
+
+    def on_block(self, ctx: Any) -> list[Finding]:
+        if ctx.block.number != 8 or ctx.block.hash != self.on:
+            return []
+        found = make_finding("drain", block=8, block_hash=ctx.block.hash)
+        return [dataclasses.replace(found, observed_at_ms=ctx.observed_at_ms)]
+
+
+async def test_the_engine_and_the_alert_stage_alert_again_when_the_chain_goes_back_to_a_branch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # End to end over the in-process bus with the engine's own clock: A -> B -> A, only A raises F.
+    on_a, on_b = "0x" + "aa" * 32, "0x" + "bb" * 32
+    bus = InProcessBus()
+    service = _service(sessions, FakeClock(), bus)
+    engine = DetectionEngine([_DrainOn(on_a)], chain_id=31337, contracts={}, executor=None, bus=bus)  # type: ignore[arg-type]
+    service.start()
+
+    def block_8(block_hash: str) -> Block:
+        return Block(8, Hash32(block_hash), Hash32("0x" + "07" * 32), 96, 1, ())
+
+    async def statuses(*expected: tuple[str, str]) -> None:
+        async def seen() -> bool:
+            return [(a.block_hash, a.status) for a in await _alerts(sessions)] == list(expected)
+
+        await eventually(seen, what=f"alerts {expected}")
+
+    try:
+        assert await engine.on_block(block_8(on_a)) == 1
+        await statuses((on_a, "active"))
+        await engine.on_reorg([Checkpoint(8, on_a)])
+        await statuses((on_a, "retracted"))
+        assert await engine.on_block(block_8(on_b)) == 0
+        await engine.on_reorg([Checkpoint(8, on_b)])
+        assert await engine.on_block(block_8(on_a)) == 1  # A's block 8 canonical again
+        await statuses((on_a, "retracted"), (on_a, "active"))
+    finally:
+        await service.close()
+        await bus.close()

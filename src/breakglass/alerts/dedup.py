@@ -42,7 +42,7 @@ class DedupStage:
         fresh: list[Candidate] = []
         for candidate in alerts:
             f = candidate.finding
-            observed = int(f.observed_at_ms) or None
+            observed = f.observed_at_ms or None
             query = select(AlertRow).where(AlertRow.fingerprint == f.fingerprint)
             row = (await ctx.session.scalars(query)).first()
             if row is not None and (_new_branch(row, f.block_hash) or _canonical_again(row, f)):
@@ -84,7 +84,7 @@ def _canonical_again(row: AlertRow, f: Finding) -> bool:
         and f.block_hash is not None
         and f.block_hash == row.block_hash
         and row.retraction_at_ms is not None
-        and int(f.observed_at_ms) > row.retraction_at_ms
+        and f.observed_at_ms > row.retraction_at_ms
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from breakglass.messages.alerts import AlertChange
@@ -49,9 +49,10 @@ class AlertRow(Base):
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer, default=1)
     retracted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    observed_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    """The newest ``Finding.observed_at_ms`` of its raises (the detection engine's clock); None: unknown."""
-    retraction_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    observed_at_ms: Mapped[float | None] = mapped_column(Double, default=None)
+    """The newest ``Finding.observed_at_ms`` of its raises (the detection engine's clock, kept exact:
+    compared, never rounded); None: unknown."""
+    retraction_at_ms: Mapped[float | None] = mapped_column(Double, default=None)
     """``Retraction.at_ms`` of the retraction that retracted it (the engine's clock); None: unknown.
     A finding of the same block observed after it means the block is canonical again."""
 

@@ -95,7 +95,7 @@ class AlertService:
                 or_(AlertRow.fingerprint.in_(fingerprints), AlertRow.block_hash.in_(blocks)),
             )
             rows = list((await session.scalars(query)).all())
-            made = int(getattr(message, "at_ms", 0) or 0) or None  # Retraction.at_ms, the engine's clock
+            made = float(getattr(message, "at_ms", 0) or 0) or None  # Retraction.at_ms, the engine's clock
             if made is not None:
                 # raised from a handling of its block after this retraction was made (it came on the
                 # findings topic first): the block is canonical again, this retraction is stale

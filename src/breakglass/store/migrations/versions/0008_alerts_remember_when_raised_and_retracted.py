@@ -21,8 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("alerts") as batch:
-        batch.add_column(sa.Column("observed_at_ms", sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column("retraction_at_ms", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("observed_at_ms", sa.Double(), nullable=True))
+        batch.add_column(sa.Column("retraction_at_ms", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
