@@ -322,8 +322,7 @@ class Follower:
             list(range(s, min(s + self.batch_blocks, last + 1)))
             for s in range(first, last + 1, self.batch_blocks)
         ]
-        tasks: dict[int, asyncio.Task[list[Block]]] = {}
-        pending = tasks.values()
+        tasks: dict[int, asyncio.Task[list[Block]]] = {}  # by window index: fetched, not yet handled
         rows: list[tuple[int, str, str, int]] = []
         self._flushed_at = time.monotonic()  # the interval counts from the start of the range
         try:
@@ -361,9 +360,9 @@ class Follower:
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=len(blocks))
         finally:
-            for task in pending:
+            for task in tasks.values():
                 task.cancel()
-            for task in pending:
+            for task in tasks.values():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if bar is not None:
