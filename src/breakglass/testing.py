@@ -98,7 +98,13 @@ class SqliteLock:
     """Another holder of a SQLite database's write lock (``BEGIN EXCLUSIVE``), as a backup tool or an
     open ``sqlite3`` shell: other connections' writes fail with 'database is locked' after their busy
     timeout, reads go on (WAL). In this process by default, or in a child process with
-    ``process=True``. ``with SqliteLock(path): ...``, or ``acquire()`` and ``release()``."""
+    ``process=True``. ``with SqliteLock(path): ...``, or ``acquire()`` and ``release()``.
+
+    In a coroutine use ``async with SqliteLock(path)``: it takes the lock from a thread, so the event
+    loop runs on meanwhile. A plain ``with`` blocks the loop until the lock is taken, and when one of
+    this loop's own connections is inside a write transaction (an aiosqlite session between two
+    statements), that transaction cannot finish while the loop is blocked: the lock waits its whole
+    busy timeout and fails with 'database is locked' (seen in CI under load)."""
 
     _CHILD = (
         "import sqlite3, sys\n"
@@ -125,7 +131,9 @@ class SqliteLock:
             if self._child.stdout.readline().strip() != "locked":
                 raise RuntimeError(f"the lock holder could not lock {self.path}")
         else:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            )  # taken in a thread by ``async with``, released in another
             self._conn.execute("BEGIN EXCLUSIVE")
         return self
 
@@ -147,6 +155,12 @@ class SqliteLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+    async def __aenter__(self) -> SqliteLock:
+        return await asyncio.to_thread(self.acquire)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await asyncio.to_thread(self.release)
 
 
 class FakeTransport:

@@ -60,7 +60,7 @@ async def test_findings_and_actions_during_a_lock_are_all_written_once_and_the_o
                 return await count(AlertRow) == 1
 
             await eventually(first_stored, what="the first alert")
-            with SqliteLock(db):
+            async with SqliteLock(db):
                 for finding in findings[1:]:
                     await bus.publish(Topics.FINDINGS, finding)
                 await bus.publish(Topics.ACTIONS, ActionEvent(

@@ -115,7 +115,7 @@ async def test_a_flip_flop_reorg_within_unwritten_rows_records_branch_a_canonica
     recorder = Counting()
     follower = Follower(on_a, checkpoints, recorder, chain_id=31337, start_block=0)
     try:
-        with SqliteLock(db):  # nothing can be written: both reorgs are handled in the backlog
+        async with SqliteLock(db):  # nothing can be written: both reorgs are handled in the backlog
             await follower.step()
             follower.rpc = on_b
             await follower.step()

@@ -59,7 +59,7 @@ async def test_a_locked_store_neither_stops_the_follower_nor_loses_a_checkpoint(
     task = asyncio.create_task(follower.run(stop))
     anvil.mine(5)
     await wait_until(lambda: recorder.numbers[-1:] == [5] and not follower.backlog)
-    with SqliteLock(setup.db):
+    async with SqliteLock(setup.db):
         anvil.mine(10)
         await wait_until(lambda: recorder.numbers[-1:] == [15], what="blocks handled while locked")
         await wait_until(lambda: not health.available, what="the outage noticed")
@@ -93,7 +93,7 @@ async def test_started_while_the_store_is_locked_it_follows_and_writes_once_rele
     follower, recorder = setup.follower, setup.recorder
     anvil.mine(3)
     stop = asyncio.Event()
-    with SqliteLock(setup.db, process=True):  # another process holds the lock before the start
+    async with SqliteLock(setup.db, process=True):  # another process holds the lock before the start
         task = asyncio.create_task(follower.run(stop))
         anvil.mine(5)
         await wait_until(lambda: recorder.numbers[-1:] == [8], what="blocks handled while locked")

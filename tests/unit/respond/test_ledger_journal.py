@@ -60,7 +60,7 @@ async def test_claims_and_steps_during_a_lock_are_journaled_then_replayed_exactl
     assert await ledger.claim(
         event("before", at=1.0), "guardian", (event("before", ActionStep.SIGNED, 1.5), signed(6))
     )
-    with SqliteLock(db.path):
+    async with SqliteLock(db.path):
         first = event("k", at=2.0)
         assert await ledger.claim(first, "guardian", (event("k", ActionStep.SIGNED, 3.0), signed(7)))
         assert not health.available and ledger.journaling and db.journal.exists()
@@ -96,7 +96,7 @@ async def test_claims_and_steps_during_a_lock_are_journaled_then_replayed_exactl
 
 
 async def test_a_restart_during_the_outage_knows_the_journaled_claims_and_sends_nothing_twice(db: Db) -> None:
-    with SqliteLock(db.path):
+    async with SqliteLock(db.path):
         crashed = db.ledger()
         await crashed.load()
         assert await crashed.claim(
@@ -117,7 +117,7 @@ async def test_a_restart_during_the_outage_knows_the_journaled_claims_and_sends_
 
 
 async def test_a_replay_interrupted_before_the_journal_was_emptied_writes_nothing_twice(db: Db) -> None:
-    with SqliteLock(db.path):
+    async with SqliteLock(db.path):
         ledger = db.ledger()
         await ledger.load()
         await ledger.claim(event("k", at=1.0), "guardian", (event("k", ActionStep.SIGNED, 2.0), signed(3)))
