@@ -34,11 +34,24 @@ raw fetch plus the very state-read batches the engine sent in a first untimed ba
 range (recorded from the engine's RPC client, not rebuilt here; no decoding, no detection), separates
 that node work from this process's overhead: ``ratio_vs_node_work`` beside ``ratio`` (the issue's
 figure, which stays against blocks + receipts only), and the state reads' wall time per round.
+
+Two layouts (issue 19, seventh pass). Every backfill range is measured twice: **shared**, anvil and
+this process on all the machine's cores, as before; and **own cores**, anvil's threads pinned to one
+core and this process's (and its worker's) to another (``sched_setaffinity``), the layout of
+production, where the node runs on its own machine and breakglass has a core to itself. On two
+cores, shared, the raw fetch alone keeps both busy (anvil takes ~1.5 of them), so any CPU this
+process spends slows the node it is compared with; own cores, each side has what it has in
+production and the ratio says whether this process keeps up with the node. The node keeps the
+states of its last 256 blocks in memory (``--prune-history 256``), as a full node keeps its last 128
+(what the engine's 128-block state horizon is for); anvil's default keeps a few and writes older
+states to disk, and a historical ``eth_call`` then costs it 5.5-7.5 ms of CPU against 0.5 at the
+head (``docs/detection.md``, *The seventh pass*).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import os
@@ -46,7 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +197,44 @@ def summary(values: list[float]) -> dict[str, float]:
         "max": round(max(values), 2),
         "n": len(values),
     }
+
+
+NODE = AnvilOptions(extra_args=("--prune-history", "256"))
+"""The benchmark's node: anvil, the states of its last 256 blocks kept in memory (module docstring)."""
+
+
+def own_cores_available() -> bool:
+    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return [pid]
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` on ``cpus`` (threads started later inherit their starter's set)."""
+    for tid in _threads(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
+
+
+@contextlib.contextmanager
+def own_cores(node: Anvil) -> Iterator[None]:
+    """The production layout on one machine: anvil on one core, this process (and the backfill
+    worker it starts meanwhile) on another; all cores again afterwards."""
+    cpus = sorted(os.sched_getaffinity(0))
+    assert len(cpus) >= 2 and node.pid is not None
+    node_core, our_core = {cpus[0]}, {cpus[1]}
+    _pin(node.pid, node_core)
+    _pin(os.getpid(), our_core)
+    try:
+        yield
+    finally:
+        _pin(os.getpid(), set(cpus))
+        _pin(node.pid, set(cpus))
 
 
 async def make_stack(
@@ -371,10 +422,12 @@ class _RecordingRpc:
         return await self._rpc.batch(calls, strict=strict)
 
 
-async def record_state_reads(node: Anvil, config: Path, folder: Path, first: int, last: int) -> StateReads:
+async def record_state_reads(
+    node: Anvil, config: Path, folder: Path, first: int, last: int, name: str
+) -> StateReads:
     """A backfill of ``first..last`` (one process, not timed) whose engine's RPC batches are recorded:
     the very state reads a backfill of that range sends, for the node-work baseline to replay."""
-    follower, engine, rpc, (db, _bus) = await make_stack(node, config, folder / "record.db")
+    follower, engine, rpc, (db, _bus) = await make_stack(node, config, folder / f"{name}-record.db")
     seen: StateReads = {}
     executor = engine.executor
     assert isinstance(executor, RpcBatchExecutor)
@@ -501,7 +554,15 @@ async def reads(node: Anvil, config_path: Path) -> dict[str, Any]:
 
 
 async def backfill_rounds(
-    node: Anvil, config: Path, events_only: Path, folder: Path, first: int, last: int, name: str
+    node: Anvil,
+    config: Path,
+    events_only: Path,
+    folder: Path,
+    first: int,
+    last: int,
+    name: str,
+    *,
+    pinned: bool = False,
 ) -> dict[str, Any]:
     """Rounds of raw fetch, node work (raw fetch + the engine's state reads), full backfill,
     events-only backfill of ``first..last``, back to back: each backfill is compared with the raw
@@ -511,8 +572,19 @@ async def backfill_rounds(
     overhead: the raw fetch asks for blocks and receipts only, but the invariants read the state of
     the blocks within the state horizon (historical ``eth_call``, which anvil runs one at a time).
     Those reads are recorded from the engine in a first, untimed backfill (``record_state_reads``),
-    so the baseline sends the very same calls, batches and blocks, and decodes nothing."""
-    state_reads = await record_state_reads(node, config, folder, first, last)
+    so the baseline sends the very same calls, batches and blocks, and decodes nothing.
+
+    ``pinned``: every round in the own-cores layout (``own_cores``), the recording too."""
+    layout = own_cores(node) if pinned else contextlib.nullcontext()
+    name = f"{name}-own-cores" if pinned else name
+    with layout:
+        return await _backfill_rounds(node, config, events_only, folder, first, last, name)
+
+
+async def _backfill_rounds(
+    node: Anvil, config: Path, events_only: Path, folder: Path, first: int, last: int, name: str
+) -> dict[str, Any]:
+    state_reads = await record_state_reads(node, config, folder, first, last, name)
     read_batches = [b for batches in state_reads.values() for b in batches]
     recorded = {
         "batches": len(read_batches),
@@ -607,7 +679,7 @@ async def backfill_rounds(
 
 
 async def run() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, Anvil(AnvilOptions()) as node:
+    with tempfile.TemporaryDirectory() as tmp, Anvil(NODE) as node:
         folder = Path(tmp)
         w3, token, vault, config = setup(node, folder)
         read_times = await reads(node, config)
@@ -624,11 +696,14 @@ async def run() -> dict[str, Any]:
         # busy blocks first (a backfill runs to the head, so each range is measured while at the head)
         first = w3.eth.block_number + 1
         busy_traffic(node, w3, token, vault, BUSY_BLOCKS)
-        busy = await backfill_rounds(node, config, events_only, folder, first, w3.eth.block_number, "busy")
+        last = w3.eth.block_number
+        busy = await backfill_rounds(node, config, events_only, folder, first, last, "busy")
+        busy_own = await _own_cores_rounds(node, config, events_only, folder, first, last, "busy")
         first = w3.eth.block_number + 1
         quiet_traffic(node, w3, vault, BACKFILL_BLOCKS)  # a block with traffic, six quiet ones
         last = w3.eth.block_number
         quiet = await backfill_rounds(node, config, events_only, folder, first, last, "quiet")
+        quiet_own = await _own_cores_rounds(node, config, events_only, folder, first, last, "quiet")
         skip_memory = os.environ.get("BREAKGLASS_BENCH_SKIP_MEMORY") == "1"  # for a quick backfill look
         memory, mem_blocks = (
             ([float("nan")], 0) if skip_memory else await follow_memory(node, config, folder, last + 1)
@@ -644,8 +719,11 @@ async def run() -> dict[str, Any]:
         "latency_web3py_baseline_ms": base["latency_ms"],
         "findings_in_latency_run": ours["findings"],
         "reads_ms": read_times,
+        "node": NODE.extra_args,
         "backfill_quiet": quiet,
+        "backfill_quiet_own_cores": quiet_own,
         "backfill_busy": {**busy, "transactions_per_block": BUSY_TXS},
+        "backfill_busy_own_cores": busy_own,
         "memory_blocks": mem_blocks,
         "memory_rss_mb_per_1000_blocks": [round(m, 1) for m in memory],
         "memory_growth_mb": round(memory[-1] - memory[0], 1),
@@ -655,7 +733,7 @@ async def run() -> dict[str, Any]:
 async def run_quiet_only() -> dict[str, Any]:
     """The near-empty backfill alone (``BREAKGLASS_BENCH_QUIET_ONLY=1``): the backfill worker's
     figures in a few minutes on a loaded machine, where the whole benchmark takes long."""
-    with tempfile.TemporaryDirectory() as tmp, Anvil(AnvilOptions()) as node:
+    with tempfile.TemporaryDirectory() as tmp, Anvil(NODE) as node:
         folder = Path(tmp)
         w3, _token, vault, config = setup(node, folder)
         events_only = folder / "events.yaml"
@@ -665,11 +743,24 @@ async def run_quiet_only() -> dict[str, Any]:
         )
         first = w3.eth.block_number + 1
         quiet_traffic(node, w3, vault, BACKFILL_BLOCKS)  # a block with traffic, six quiet ones
+        last = w3.eth.block_number
         return {
-            "backfill_quiet": await backfill_rounds(
-                node, config, events_only, folder, first, w3.eth.block_number, "quiet"
-            )
+            "node": NODE.extra_args,
+            "backfill_quiet": await backfill_rounds(node, config, events_only, folder, first, last, "quiet"),
+            "backfill_quiet_own_cores": await _own_cores_rounds(
+                node, config, events_only, folder, first, last, "quiet"
+            ),
         }
+
+
+async def _own_cores_rounds(
+    node: Anvil, config: Path, events_only: Path, folder: Path, first: int, last: int, name: str
+) -> dict[str, Any] | None:
+    """The same rounds in the own-cores layout; None on a machine with a single core."""
+    if not own_cores_available():
+        print(f"backfill {name}: one core only, no own-cores layout", flush=True)
+        return None
+    return await backfill_rounds(node, config, events_only, folder, first, last, name, pinned=True)
 
 
 def main() -> dict[str, Any]:
@@ -678,14 +769,17 @@ def main() -> dict[str, Any]:
         path = RESULTS.with_name("detection-quiet.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(quiet, indent=2), encoding="utf-8")
-        b = quiet["backfill_quiet"]
-        print(json.dumps({k: v for k, v in b.items() if k != "rounds"}, indent=1))
-        print(
-            f"near-empty backfill, one process: {b['ratio']:.0%} of the raw fetch (blocks + receipts; "
-            f"the issue's figure), {b['ratio_vs_node_work']:.0%} of node work (the raw fetch + the "
-            f"engine's state reads); with the worker {b['worker_ratio']:.0%} / "
-            f"{b['worker_ratio_vs_node_work']:.0%}"
-        )
+        for layout, key in (("shared cores", "backfill_quiet"), ("own cores", "backfill_quiet_own_cores")):
+            b = quiet[key]
+            if b is None:
+                continue
+            print(json.dumps({k: v for k, v in b.items() if k != "rounds"}, indent=1))
+            print(
+                f"near-empty backfill, {layout}, one process: {b['ratio']:.0%} of the raw fetch "
+                f"({b['raw_fetch_blocks_per_s']} blocks/s; blocks + receipts, the issue's figure), "
+                f"{b['ratio_vs_node_work']:.0%} of node work (the raw fetch + the engine's state "
+                f"reads); with the worker {b['worker_ratio']:.0%} / {b['worker_ratio_vs_node_work']:.0%}"
+            )
         print(f"wrote {path}")
         return quiet
     results = asyncio.run(run())
@@ -695,11 +789,15 @@ def main() -> dict[str, Any]:
     print(f"latency block seen -> findings (20 invariants + 20 event monitors, {ours['n']} blocks):")
     print(f"  breakglass      p50 {ours['p50']:7.2f} ms   p99 {ours['p99']:7.2f} ms   (goal p99 <= 50 ms)")
     print(f"  web3.py loop    p50 {base['p50']:7.2f} ms   p99 {base['p99']:7.2f} ms   (baseline, same run)")
-    for name, what in (
-        ("busy", f"{BUSY_TXS} transactions a block"),
-        ("quiet", "a deposit then six empty blocks"),
+    for key, what in (
+        ("busy", f"{BUSY_TXS} transactions a block, shared cores"),
+        ("busy_own_cores", f"{BUSY_TXS} transactions a block, own cores"),
+        ("quiet", "a deposit then six empty blocks, shared cores"),
+        ("quiet_own_cores", "a deposit then six empty blocks, own cores"),
     ):
-        b = results[f"backfill_{name}"]
+        b = results[f"backfill_{key}"]
+        if b is None:
+            continue
         print(
             f"backfill {b['blocks']} blocks, {what} (median of {BACKFILL_ROUNDS} rounds, load "
             f"{b['load_average_1min']}): raw fetch {b['raw_fetch_blocks_per_s']} blocks/s\n"
