@@ -1,6 +1,7 @@
 """Alert and silence tables. An alert is a deduplicated finding: one row per fingerprint.
 
 Alerts are never deleted: a reorg or a detector retracting a finding marks its alert ``retracted``.
+What a retraction names is also kept for a while (``Tombstone``): its finding may come after it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from breakglass.messages.alerts import AlertChange
 from breakglass.store.db import Base
 
-__all__ = ["AlertRow", "AlertStatus", "Silence"]
+__all__ = ["AlertRow", "AlertStatus", "Silence", "Tombstone", "TombstoneKind"]
 
 
 class AlertStatus(enum.StrEnum):
@@ -58,6 +59,27 @@ class AlertRow(Base):
 
     def change(self) -> AlertChange:
         return AlertChange(self.fingerprint, self.status, self.count, self.incident_id)
+
+
+class TombstoneKind(enum.StrEnum):
+    BLOCK = "block"
+    FINGERPRINT = "fingerprint"
+
+
+class Tombstone(Base):
+    """A block hash or a fingerprint a retraction named, kept for a while: findings and retractions
+    come on two topics, and a finding handled after the retraction that retracts it is stored
+    retracted (``alerts/tombstones.py``). Pruned by ``recorded_at``; one row per key."""
+
+    __tablename__ = "alert_tombstones"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(66), primary_key=True)
+    at_ms: Mapped[float | None] = mapped_column(Double, default=None)
+    """The newest ``Retraction.at_ms`` that named it (the engine's clock); None: unknown (an older
+    sender), which retracts a finding of any time, as ``AlertService.retract`` does, and stays None."""
+    recorded_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    """When the alert stage last recorded it (its own clock): what pruning goes by."""
 
 
 class Silence(Base):
