@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from breakglass.alerts.models import AlertRow
+from breakglass.alerts.models import AlertRow, Tombstone
 from breakglass.alerts.pipeline import build_pipeline
 from breakglass.alerts.service import AlertService
 from breakglass.alerts.silence import SilenceService
+from breakglass.alerts.tombstones import HORIZON_MS
 from breakglass.bus import InProcessBus, Topics
 from breakglass.chain.checkpoint import Checkpoint
 from breakglass.config.alerting import AlertingConfig
@@ -21,6 +22,7 @@ from breakglass.domain import Block, Finding, Hash32, Severity
 from breakglass.incidents.models import Incident, IncidentFinding
 from breakglass.incidents.service import IncidentService
 from breakglass.messages.findings import Retraction
+from breakglass.store.db import make_engine, make_sessionmaker
 from breakglass.store.outbox import transaction
 from breakglass.testing import FakeClock, eventually, make_finding
 from breakglass.timeline import TimelineKind, list_events
@@ -217,15 +219,18 @@ async def test_a_flip_flop_reorg_sets_each_retracted_alert_aside_under_its_own_n
 ) -> None:
     # The chain goes A -> B -> A -> B between two branches, both raising F on their block 8. The
     # retracted alert of A's block is set aside twice; the second rename used to take the first's
-    # name (``F~<hA12>``, unique): an IntegrityError in the alert stage.
+    # name (``F~<hA12>``, unique): an IntegrityError in the alert stage. Times as the engine stamps
+    # them: each raise observed after the retraction of its block's previous turn (a retraction of
+    # unknown time would retract a later raise of its block too, as it does a stored one).
     clock = FakeClock()
     service = _service(sessions, clock)
     on_a, on_b = "0x" + "aa" * 32, "0x" + "bb" * 32
     for i, block_hash in enumerate((on_a, on_b, on_a, on_b)):
         if i:  # the reorg orphans the block the previous branch raised F on
-            assert await service.retract(type("Orphaned", (), {"hash": (on_b, on_a)[i % 2]})()) == 1
+            orphaned = Retraction(31337, 8, (on_b, on_a)[i % 2], (), at_ms=2_000 * i)
+            assert await service.retract(orphaned) == 1
         clock.advance(1)
-        assert len(await service.process([make_finding("drain", block=8, block_hash=block_hash)])) == 1
+        assert len(await service.process([_seen(2_000 * i + 1_000, block_hash)])) == 1
     alerts = await _alerts(sessions)
     fp = make_finding("drain", block=8).fingerprint
     assert [(a.fingerprint, a.block_hash, a.status) for a in alerts] == [
@@ -343,3 +348,126 @@ async def test_the_engine_and_the_alert_stage_alert_again_when_the_chain_goes_ba
     finally:
         await service.close()
         await bus.close()
+
+
+# A retraction handled before the finding it retracts (two topics, ordered only within each): what
+# it named is recorded (``alerts/tombstones.py``) and the finding is stored retracted, not paged.
+
+
+async def test_a_finding_handled_after_its_retraction_is_stored_retracted_and_pages_nobody(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # A raises F on block 8 (observed at 1000), the reorg to B retracts A's block 8 (at 2000), and the
+    # retraction is handled first. It used to retract nothing, and F became a live alert and an
+    # incident (a page) for a block no longer on the chain.
+    clock = FakeClock()
+    bus = InProcessBus()
+    alerts, incidents = bus.subscribe(Topics.ALERTS, "test"), bus.subscribe(Topics.INCIDENTS, "test")
+    service = _service(sessions, clock, bus)
+    on_a = "0x" + "aa" * 32
+    fp = _seen(0, on_a).fingerprint
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=2_000)) == 0
+    clock.advance(5)
+    assert await service.process([_seen(1_000, on_a)]) == []  # reached no incident
+    (alert,) = await _alerts(sessions)  # stored all the same: nothing lost, an operator sees it
+    assert (alert.fingerprint, alert.status, alert.count) == (fp, "retracted", 1)
+    assert (alert.retracted_at, alert.retraction_at_ms, alert.observed_at_ms) == (clock.now, 2_000, 1_000)
+    assert (alert.incident_id, alert.receivers, alert.muted_by) == (None, [], None)  # not routed
+    assert await _incidents(sessions) == []
+    lag = await bus.lag()
+    assert (lag[(Topics.ALERTS, "test")], lag[(Topics.INCIDENTS, "test")]) == (1, 0)  # nobody notified
+    change = await anext(alerts)
+    assert (change.fingerprint, change.status, change.incident_id) == (fp, "retracted", None)
+    # the bus is at least once: the finding delivered again is a repeat, still retracted
+    assert await service.process([_seen(1_000, on_a)]) == []
+    assert [(a.status, a.count) for a in await _alerts(sessions)] == [("retracted", 2)]
+    await incidents.aclose()  # type: ignore[attr-defined]
+    await alerts.aclose()  # type: ignore[attr-defined]
+    await bus.close()
+
+
+async def test_a_finding_observed_after_a_retraction_handled_first_is_live(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The flip-flop with the retraction handled first: A's block 8 retracted at 2000 (the reorg to B),
+    # then, on the findings topic, F as raised before (observed at 1000) and F raised again when the
+    # chain came back to A (observed at 3000), and another monitor's finding of that block at 3000.
+    service = _service(sessions, FakeClock())
+    on_a = "0x" + "aa" * 32
+    fp = _seen(0, on_a).fingerprint
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=2_000)) == 0
+    assert await service.process([_seen(1_000, on_a)]) == []  # the orphaned raise: retracted
+    again = await service.process([_seen(3_000, on_a)])
+    assert len(again) == 1 and again[0].incident is not None  # canonical again: live, in an incident
+    other = dataclasses.replace(make_finding("oracle", block=8, block_hash=on_a), observed_at_ms=3_000)
+    assert len(await service.process([other])) == 1
+    alerts = await _alerts(sessions)
+    assert [(a.fingerprint, a.status) for a in alerts] == [
+        (f"{fp}~{'aa' * 6}", "retracted"),  # set aside, as any retracted alert raised again
+        (fp, "active"),
+        (other.fingerprint, "active"),
+    ]
+    # the retraction delivered again is older than the raises: they stay live
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=2_000)) == 0
+    assert [a.status for a in await _alerts(sessions)] == ["retracted", "active", "active"]
+
+
+async def test_a_retraction_naming_fingerprints_only_retracts_its_findings_still_to_come(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    service = _service(sessions, FakeClock())
+    on_a, on_b = "0x" + "aa" * 32, "0x" + "bb" * 32
+    fp = _seen(0, on_a).fingerprint
+    withdrawn = make_finding("withdrawn", block=9, block_hash=on_b)
+    assert await service.retract(Retraction(31337, 8, "", (fp,), at_ms=2_000)) == 0  # no block named
+    assert await service.retract(withdrawn.fingerprint) == 0  # a detector withdrew it: time unknown
+    assert await service.process([_seen(1_000, on_a)]) == []
+    other = dataclasses.replace(make_finding("oracle", block=8, block_hash=on_a), observed_at_ms=1_000)
+    assert len(await service.process([other])) == 1  # its block is not retracted, only F
+    assert await service.process([dataclasses.replace(withdrawn, observed_at_ms=5_000)]) == []
+    # F raised on the new branch's block 8 after the retraction was made: live
+    assert len(await service.process([_seen(3_000, on_b)])) == 1
+    alerts = await _alerts(sessions)
+    assert [(a.monitor_id, a.block_hash, a.status, a.retraction_at_ms) for a in alerts] == [
+        ("drain", on_a, "retracted", 2_000),
+        ("oracle", on_a, "active", None),
+        ("withdrawn", on_b, "retracted", None),
+        ("drain", on_b, "active", None),
+    ]
+
+
+async def test_what_a_retraction_named_survives_a_restart_and_is_pruned_after_a_day(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = FakeClock()
+    on_a, on_b = "0x" + "aa" * 32, "0x" + "bb" * 32
+    fp = _seen(0, on_a).fingerprint
+    service = _service(sessions, clock)
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=2_000)) == 0
+    assert await service.retract(Retraction(31337, 8, on_a, (fp,), at_ms=1_500)) == 0  # older: kept 2000
+    assert await service.retract(type("Orphaned", (), {"hash": on_b})()) == 0  # time unknown
+    assert await service.retract(Retraction(31337, 9, on_b, (), at_ms=9_000)) == 0  # unknown stays
+    clock.advance(60)
+    engine = make_engine(migrated_url)  # the alert stage restarted: a new store on the same database
+    try:
+        restarted = _service(make_sessionmaker(engine), clock)
+        assert await restarted.process([_seen(1_900, on_a)]) == []
+        on_b_late = dataclasses.replace(
+            make_finding("oracle", block=9, block_hash=on_b), observed_at_ms=50_000
+        )
+        assert await restarted.process([on_b_late]) == []
+        assert [(a.status, a.retraction_at_ms) for a in await _alerts(sessions)] == [
+            ("retracted", 2_000),
+            ("retracted", None),
+        ]
+        async with sessions() as session:
+            tombstones = (await session.scalars(select(Tombstone).order_by(Tombstone.key))).all()
+        assert [(t.kind, t.key, t.at_ms) for t in tombstones] == [
+            ("block", on_a, 2_000), ("block", on_b, None), ("fingerprint", fp, 2_000)
+        ]  # fmt: skip
+        clock.advance(HORIZON_MS / 1000)  # a day after the last: pruned when the next is recorded
+        assert await restarted.retract(Retraction(31337, 10, "0x" + "cc" * 32, (), at_ms=99_000)) == 0
+        async with sessions() as session:
+            assert list((await session.scalars(select(Tombstone.key))).all()) == ["0x" + "cc" * 32]
+    finally:
+        await engine.dispose()

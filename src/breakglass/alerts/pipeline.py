@@ -1,4 +1,4 @@
-"""The alert pipeline, assembled in one visible place: dedup -> mute -> route -> group.
+"""The alert pipeline, assembled in one visible place: dedup -> tombstone -> mute -> route -> group.
 
 Read ``build_pipeline`` to know what happens to a finding; each stage is one small module.
 """
@@ -12,6 +12,7 @@ from breakglass.alerts.mute import MultiMuter, MuteStage
 from breakglass.alerts.route import Router, RouteStage
 from breakglass.alerts.silence import Silencer
 from breakglass.alerts.stage import MultiStage
+from breakglass.alerts.tombstones import TombstoneStage
 from breakglass.config.alerting import AlertingConfig
 from breakglass.domain import Severity
 from breakglass.incidents.service import IncidentService
@@ -24,6 +25,7 @@ def build_pipeline(config: AlertingConfig, incidents: IncidentService) -> MultiS
     return MultiStage(
         [
             DedupStage(),  # a fingerprint seen before: count it, stop
+            TombstoneStage(),  # retracted before it came (its retraction handled first): mark, stop
             MuteStage(MultiMuter([Silencer(), inhibitor])),  # silenced or inhibited: mark, stop
             RouteStage(Router.of(config)),  # which channels hear about it
             GroupStage(  # into the open incident of its group, or a new one

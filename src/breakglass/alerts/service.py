@@ -5,7 +5,9 @@ Retractions (a reorg removed the block, or a detector withdrew a finding) never 
 marked ``retracted`` and its incident's timeline says so. A retraction names a finding (a
 ``Finding`` or its fingerprint) or a block (anything with ``block_hash`` or a checkpoint's ``hash``).
 While the store is unavailable a message is retried with backoff, in order, until it is written
-(``store/health.py``): nothing is dropped.
+(``store/health.py``): nothing is dropped. The two topics are not ordered with each other: what a
+retraction names is recorded (``alerts/tombstones.py``), and a finding it retracts that comes after it
+is stored retracted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from breakglass.alerts.models import AlertRow, AlertStatus
 from breakglass.alerts.stage import AlertContext, Candidate, MultiStage
+from breakglass.alerts.tombstones import record
 from breakglass.bus import Bus, Topics
 from breakglass.bus.consumer import Consumer
 from breakglass.clock import Clock
@@ -82,7 +85,8 @@ class AlertService:
         return await in_transaction(self.sessions, self.bus, work)
 
     async def retract(self, message: Any) -> int:
-        """Mark the alerts a retraction names as retracted. Returns how many changed."""
+        """Mark the alerts a retraction names as retracted, and record what it names for findings still
+        to come (``alerts/tombstones.py``). Returns how many alerts changed."""
         fingerprints, blocks = retraction_keys(message)
         if not fingerprints and not blocks:
             log.warning("alerts.retraction_unknown", message=type(message).__name__)
@@ -96,6 +100,7 @@ class AlertService:
             )
             rows = list((await session.scalars(query)).all())
             made = float(getattr(message, "at_ms", 0) or 0) or None  # Retraction.at_ms, the engine's clock
+            await record(session, fingerprints=fingerprints, blocks=blocks, at_ms=made, now_ms=now)
             if made is not None:
                 # raised from a handling of its block after this retraction was made (it came on the
                 # findings topic first): the block is canonical again, this retraction is stale
