@@ -471,3 +471,23 @@ async def test_what_a_retraction_named_survives_a_restart_and_is_pruned_after_a_
             assert list((await session.scalars(select(Tombstone.key))).all()) == ["0x" + "cc" * 32]
     finally:
         await engine.dispose()
+
+
+async def test_the_running_stage_retracts_a_finding_whose_retraction_it_consumed_first(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    bus = InProcessBus()
+    incidents = bus.subscribe(Topics.INCIDENTS, "test")
+    service = _service(sessions, FakeClock(), bus)
+    service.start()
+    on_a = "0x" + "aa" * 32
+    try:
+        await bus.publish(Topics.RETRACTIONS, Retraction(31337, 8, on_a, (), at_ms=2_000))
+        await bus.settled(Topics.RETRACTIONS)
+        await bus.publish(Topics.FINDINGS, _seen(1_000, on_a))
+        await bus.settled(Topics.FINDINGS)
+    finally:
+        await service.close()
+        await bus.close()
+    assert [(a.block_hash, a.status) for a in await _alerts(sessions)] == [(on_a, "retracted")]
+    assert await _incidents(sessions) == [] and [m async for m in incidents] == []
