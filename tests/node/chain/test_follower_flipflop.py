@@ -78,6 +78,18 @@ async def findings(engine_store: CheckpointStore) -> dict[tuple[int, str], int]:
         return {(n, h): f for n, h, f in rows}
 
 
+async def to_b_and_back(follower: Follower, anvil: Anvil, on_a: RpcClient, on_b: RpcClient) -> None:
+    """The flip-flop: A's blocks, the reorg to B and its blocks, A longer again and the reorg back
+    (the comments say what the store holds when nothing locks it)."""
+    await follower.step()  # A's 0..10 written
+    follower.rpc = on_b
+    await follower.step()  # reorg: A's 8..10 marked orphaned in the store
+    await follower.step()  # B's 8..11 written
+    anvil.mine(2)  # A is longer again: 12
+    follower.rpc = on_a
+    await follower.step()  # reorg back: B's rows orphaned
+
+
 async def test_a_flip_flop_reorg_over_written_rows_records_branch_a_canonical_again(
     anvil: Anvil, anvil_factory: Callable[..., Anvil], store: tuple[Path, CheckpointStore]
 ) -> None:
@@ -87,13 +99,7 @@ async def test_a_flip_flop_reorg_over_written_rows_records_branch_a_canonical_ag
     recorder = Counting()
     follower = Follower(on_a, checkpoints, recorder, chain_id=31337, start_block=0)
     try:
-        await follower.step()  # A's 0..10 written
-        follower.rpc = on_b
-        await follower.step()  # reorg: A's 8..10 marked orphaned in the store
-        await follower.step()  # B's 8..11 written
-        anvil.mine(2)  # A is longer again: 12
-        follower.rpc = on_a
-        await follower.step()  # reorg back: B's rows orphaned
+        await to_b_and_back(follower, anvil, on_a, on_b)
         await follower.step()  # A's 8..12 again: the rows of 8..10 exist, orphaned
         assert follower.reorgs == 2 and not follower.backlog
         a, b = hashes(anvil, 12), hashes(other, 11)
@@ -116,13 +122,7 @@ async def test_a_flip_flop_reorg_within_unwritten_rows_records_branch_a_canonica
     follower = Follower(on_a, checkpoints, recorder, chain_id=31337, start_block=0)
     try:
         async with SqliteLock(db):  # nothing can be written: both reorgs are handled in the backlog
-            await follower.step()
-            follower.rpc = on_b
-            await follower.step()
-            await follower.step()
-            anvil.mine(2)
-            follower.rpc = on_a
-            await follower.step()
+            await to_b_and_back(follower, anvil, on_a, on_b)
             await follower.step()
             assert follower.reorgs == 2
             # the last write attempt ends (locked) before the release: one write of the whole backlog
